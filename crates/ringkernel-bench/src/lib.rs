@@ -1,0 +1,339 @@
+//! Queue benchmarks shared by the criterion bench (`benches/queue.rs`) and the report binary
+//! (`queue_report`), so that both measure exactly the same code.
+//!
+//! Every scenario moves 64-byte messages between two threads:
+//!
+//! * **throughput** — one thread pushes `n` messages, the other pops them; time until the last pop;
+//! * **ping-pong** — a request ring and a reply ring; the echo thread returns each message; the
+//!   caller times each round trip.
+//!
+//! The same scenarios run over RingKernel's SPSC ring (per item and in chunks), rtrb, and
+//! crossbeam's `ArrayQueue`, in the same process, so that ratios compare like with like.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringkernel_core::layout::RingGeometry;
+use ringkernel_core::queue::spsc;
+
+/// Bytes per message.
+pub const MESSAGE_BYTES: usize = 64;
+/// Ring capacity used by every queue.
+pub const CAPACITY: usize = 1024;
+/// Messages per chunk for the chunked variant.
+pub const CHUNK: u32 = 64;
+
+/// A queue implementation under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// `ringkernel_core::queue::spsc`, one `try_push`/`try_pop` per message.
+    RingKernel,
+    /// `ringkernel_core::queue::spsc`, `write_chunk_up_to`/`read_chunk` of up to 64 messages.
+    RingKernelChunked,
+    /// `rtrb::RingBuffer<[u8; 64]>`, `push`/`pop` per message.
+    Rtrb,
+    /// `crossbeam_queue::ArrayQueue<[u8; 64]>`, `push`/`pop` per message.
+    CrossbeamArrayQueue,
+}
+
+impl Queue {
+    /// Every queue, baseline last.
+    pub const ALL: [Queue; 4] = [Queue::RingKernel, Queue::RingKernelChunked, Queue::Rtrb, Queue::CrossbeamArrayQueue];
+
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::RingKernel => "ringkernel_spsc",
+            Queue::RingKernelChunked => "ringkernel_spsc_chunked",
+            Queue::Rtrb => "rtrb",
+            Queue::CrossbeamArrayQueue => "crossbeam_array_queue",
+        }
+    }
+}
+
+fn message(i: u64) -> [u8; MESSAGE_BYTES] {
+    let mut m = [0u8; MESSAGE_BYTES];
+    m[..8].copy_from_slice(&i.to_le_bytes());
+    m
+}
+
+fn sequence(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+}
+
+fn geometry() -> RingGeometry {
+    RingGeometry::new(CAPACITY as u32, MESSAGE_BYTES as u32).expect("valid geometry")
+}
+
+/// Moves `n` messages from one thread to another; returns the elapsed time. Panics if any message
+/// is lost, duplicated or reordered.
+pub fn throughput(queue: Queue, n: u64) -> Duration {
+    match queue {
+        Queue::RingKernel => {
+            let (mut tx, mut rx) = spsc::channel(geometry());
+            run_pair(
+                move || {
+                    for i in 0..n {
+                        let m = message(i);
+                        while tx.try_push(|slot| slot.copy_from_slice(&m)).is_err() {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut expected = 0;
+                    while expected < n {
+                        if let Some(seq) = rx.try_pop(sequence) {
+                            assert_eq!(seq, expected);
+                            expected += 1;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        }
+        Queue::RingKernelChunked => {
+            let (mut tx, mut rx) = spsc::channel(geometry());
+            run_pair(
+                move || {
+                    let mut i = 0;
+                    while i < n {
+                        let mut chunk = tx.write_chunk_up_to(CHUNK.min((n - i) as u32));
+                        let len = chunk.len();
+                        for k in 0..len {
+                            chunk.slot_mut(k).copy_from_slice(&message(i + u64::from(k)));
+                        }
+                        chunk.commit_all();
+                        i += u64::from(len);
+                        if len == 0 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut expected = 0;
+                    while expected < n {
+                        let chunk = rx.read_chunk(CHUNK);
+                        let len = chunk.len();
+                        for k in 0..len {
+                            assert_eq!(sequence(chunk.slot(k)), expected);
+                            expected += 1;
+                        }
+                        chunk.release_all();
+                        if len == 0 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        }
+        Queue::Rtrb => {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; MESSAGE_BYTES]>::new(CAPACITY);
+            run_pair(
+                move || {
+                    for i in 0..n {
+                        let mut m = message(i);
+                        while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
+                            m = back;
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut expected = 0;
+                    while expected < n {
+                        if let Ok(m) = rx.pop() {
+                            assert_eq!(sequence(&m), expected);
+                            expected += 1;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        }
+        Queue::CrossbeamArrayQueue => {
+            let queue = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
+            let rx = Arc::clone(&queue);
+            run_pair(
+                move || {
+                    for i in 0..n {
+                        let mut m = message(i);
+                        while let Err(back) = queue.push(m) {
+                            m = back;
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut expected = 0;
+                    while expected < n {
+                        if let Some(m) = rx.pop() {
+                            assert_eq!(sequence(&m), expected);
+                            expected += 1;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        }
+    }
+}
+
+/// Runs `producer` on a new thread and `consumer` on this one; times from start to the consumer's
+/// end.
+fn run_pair(producer: impl FnOnce() + Send + 'static, consumer: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    let handle = std::thread::spawn(producer);
+    consumer();
+    let elapsed = start.elapsed();
+    handle.join().expect("producer panicked");
+    elapsed
+}
+
+/// Two-thread ping-pong: `rounds` round trips, each timed. Returns the per-round-trip times in ns.
+/// Panics if a reply does not match its request.
+pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
+    match queue {
+        Queue::RingKernel | Queue::RingKernelChunked => {
+            // A ping-pong carries one message at a time, so chunks change nothing: both names run
+            // the per-item path.
+            let (mut req_tx, mut req_rx) = spsc::channel(geometry());
+            let (mut rep_tx, mut rep_rx) = spsc::channel(geometry());
+            let echo = std::thread::spawn(move || {
+                for _ in 0..rounds {
+                    let m = loop {
+                        if let Some(m) = req_rx.try_pop(|slot| <[u8; MESSAGE_BYTES]>::try_from(slot).expect("64 B")) {
+                            break m;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    while rep_tx.try_push(|slot| slot.copy_from_slice(&m)).is_err() {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            let mut times = Vec::with_capacity(rounds);
+            for i in 0..rounds as u64 {
+                let m = message(i);
+                let start = Instant::now();
+                req_tx.try_push(|slot| slot.copy_from_slice(&m)).expect("one in flight");
+                let seq = loop {
+                    if let Some(seq) = rep_rx.try_pop(sequence) {
+                        break seq;
+                    }
+                    std::hint::spin_loop();
+                };
+                times.push(start.elapsed().as_nanos() as u64);
+                assert_eq!(seq, i);
+            }
+            echo.join().expect("echo panicked");
+            times
+        }
+        Queue::Rtrb => {
+            let (mut req_tx, mut req_rx) = rtrb::RingBuffer::<[u8; MESSAGE_BYTES]>::new(CAPACITY);
+            let (mut rep_tx, mut rep_rx) = rtrb::RingBuffer::<[u8; MESSAGE_BYTES]>::new(CAPACITY);
+            let echo = std::thread::spawn(move || {
+                for _ in 0..rounds {
+                    let m = loop {
+                        if let Ok(m) = req_rx.pop() {
+                            break m;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    rep_tx.push(m).expect("one in flight");
+                }
+            });
+            let mut times = Vec::with_capacity(rounds);
+            for i in 0..rounds as u64 {
+                let m = message(i);
+                let start = Instant::now();
+                req_tx.push(m).expect("one in flight");
+                let m = loop {
+                    if let Ok(m) = rep_rx.pop() {
+                        break m;
+                    }
+                    std::hint::spin_loop();
+                };
+                times.push(start.elapsed().as_nanos() as u64);
+                assert_eq!(sequence(&m), i);
+            }
+            echo.join().expect("echo panicked");
+            times
+        }
+        Queue::CrossbeamArrayQueue => {
+            let req = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
+            let rep = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
+            let (req2, rep2) = (Arc::clone(&req), Arc::clone(&rep));
+            let echo = std::thread::spawn(move || {
+                for _ in 0..rounds {
+                    let m = loop {
+                        if let Some(m) = req2.pop() {
+                            break m;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    rep2.push(m).expect("one in flight");
+                }
+            });
+            let mut times = Vec::with_capacity(rounds);
+            for i in 0..rounds as u64 {
+                let m = message(i);
+                let start = Instant::now();
+                req.push(m).expect("one in flight");
+                let m = loop {
+                    if let Some(m) = rep.pop() {
+                        break m;
+                    }
+                    std::hint::spin_loop();
+                };
+                times.push(start.elapsed().as_nanos() as u64);
+                assert_eq!(sequence(&m), i);
+            }
+            echo.join().expect("echo panicked");
+            times
+        }
+    }
+}
+
+/// The `q`-quantile (0..=1) of `values` (sorted in place), nearest rank.
+pub fn quantile(values: &mut [u64], q: f64) -> u64 {
+    assert!(!values.is_empty(), "quantile of nothing");
+    values.sort_unstable();
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    black_box(values[rank - 1])
+}
+
+/// Median of floats (sorted in place).
+pub fn median(values: &mut [f64]) -> f64 {
+    assert!(!values.is_empty(), "median of nothing");
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_queue_moves_every_message_in_order() {
+        for queue in Queue::ALL {
+            throughput(queue, 10_000);
+            assert_eq!(ping_pong(queue, 200).len(), 200);
+        }
+    }
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&mut v, 0.5), 50);
+        assert_eq!(quantile(&mut v, 0.99), 99);
+        assert_eq!(quantile(&mut v, 1.0), 100);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

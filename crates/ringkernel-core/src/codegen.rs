@@ -1,0 +1,265 @@
+//! Writes the C (CUDA), MSL and WGSL declarations of the protocol from the Rust definitions in
+//! [`crate::layout`], so that no kernel template declares a shared struct by hand.
+//!
+//! Kernel templates include [`generate`]'s text. The same text is checked in under
+//! `crates/ringkernel-core/generated/` (for readers and as snapshots; the `codegen` test fails when
+//! it is stale, and `UPDATE_SNAPSHOTS=1 cargo test -p ringkernel-core --test codegen` rewrites it).
+//!
+//! ```
+//! use ringkernel_core::codegen::{generate, Language};
+//!
+//! let wgsl = generate(Language::Wgsl);
+//! assert!(wgsl.contains("struct ControlBlock {"));
+//! assert!(wgsl.contains("const RK_CONTROL_BLOCK_SIZE: u32 = 128u;"));
+//! ```
+
+use std::fmt::Write;
+
+use crate::error::codes;
+use crate::layout::{
+    ALL_STRUCTS, FieldDesc, FieldKind, K2K_MAX_ROUTES, MAX_QUEUE_CAPACITY, MESSAGE_HEADER_BYTES, MESSAGE_MAGIC,
+    PROTOCOL_VERSION, SLOT_ALIGN_BYTES, StructDesc, direction, flags,
+};
+use crate::message::{HOST_KERNEL_ID, Priority};
+
+/// A target language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Language {
+    /// CUDA C++ (NVRTC); also valid host C++.
+    Cuda,
+    /// Metal Shading Language.
+    Msl,
+    /// WebGPU Shading Language.
+    Wgsl,
+}
+
+impl Language {
+    /// Every language.
+    pub const ALL: [Language; 3] = [Language::Cuda, Language::Msl, Language::Wgsl];
+
+    /// File name of the checked-in copy under `generated/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Language::Cuda => "ringkernel_layout.cuh",
+            Language::Msl => "ringkernel_layout.metal",
+            Language::Wgsl => "ringkernel_layout.wgsl",
+        }
+    }
+}
+
+/// `ControlBlock` → `CONTROL_BLOCK`, `K2KInboxHeader` → `K2K_INBOX_HEADER`.
+pub fn screaming_snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() {
+            let prev = chars[i - 1];
+            let next_is_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase() || (next_is_lower && (prev.is_ascii_uppercase() || prev.is_ascii_digit())) {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Every named constant of the protocol, in output order.
+fn constants() -> Vec<(String, u32, &'static str)> {
+    let mut out: Vec<(String, u32, &'static str)> = vec![
+        ("RK_MESSAGE_MAGIC".into(), MESSAGE_MAGIC, "First word of every MessageHeader (\"RKMH\")."),
+        ("RK_PROTOCOL_VERSION".into(), PROTOCOL_VERSION, "Protocol version in every MessageHeader."),
+        (
+            "RK_MESSAGE_HEADER_BYTES".into(),
+            MESSAGE_HEADER_BYTES as u32,
+            "Bytes of a MessageHeader; the payload follows.",
+        ),
+        ("RK_SLOT_ALIGN_BYTES".into(), SLOT_ALIGN_BYTES as u32, "Slot payload capacities are multiples of this."),
+        ("RK_MAX_QUEUE_CAPACITY".into(), MAX_QUEUE_CAPACITY, "Largest ring or inbox capacity (power of two)."),
+        ("RK_K2K_MAX_ROUTES".into(), K2K_MAX_ROUTES as u32, "Routes per K2KRoutingTable (3D Moore neighbourhood)."),
+        (
+            "RK_K2K_INBOX_SEQUENCES_OFFSET".into(),
+            64,
+            "Offset of the per-slot sequence words in an inbox; slots follow at round_up(64 + 4 * capacity, 64).",
+        ),
+        ("RK_HOST_KERNEL_ID".into(), HOST_KERNEL_ID, "source_kernel / dest_kernel value meaning the host."),
+    ];
+    for (name, value) in flags::NAMED {
+        out.push((format!("RK_FLAG_{name}"), *value, "MessageHeader.flags bit."));
+    }
+    out.push(("RK_FLAGS_ALL".into(), flags::ALL, "Every defined flag bit; others make a header invalid."));
+    for (name, value) in Priority::NAMED {
+        out.push((format!("RK_PRIORITY_{name}"), *value, "MessageHeader.priority value."));
+    }
+    out.push(("RK_PRIORITY_MAX".into(), Priority::MAX, "Largest valid priority."));
+    for (name, value) in codes::ALL {
+        out.push((format!("RK_ERROR_{name}"), *value, "ControlBlock.last_error code."));
+    }
+    for (name, value) in direction::NAMED {
+        out.push((format!("RK_DIR_{name}"), *value, "Tile side (halo direction)."));
+    }
+    for desc in ALL_STRUCTS {
+        let prefix = format!("RK_{}", screaming_snake(desc.name));
+        out.push((format!("{prefix}_SIZE"), desc.size as u32, "Size in bytes."));
+        for field in desc.fields.iter().filter(|f| !f.name.starts_with('_')) {
+            out.push((
+                format!("{prefix}_{}_OFFSET", field.name.to_ascii_uppercase()),
+                field.offset as u32,
+                "Byte offset.",
+            ));
+        }
+    }
+    out
+}
+
+fn doc_lines(doc: &str) -> impl Iterator<Item = &str> {
+    doc.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+fn field_decl(language: Language, field: &FieldDesc) -> String {
+    fn scalar(language: Language, kind: &FieldKind) -> String {
+        match (language, kind) {
+            (Language::Cuda, FieldKind::U32 | FieldKind::AtomicU32) => "unsigned int".into(),
+            (Language::Msl, FieldKind::U32) => "uint".into(),
+            (Language::Msl, FieldKind::AtomicU32) => "metal::atomic_uint".into(),
+            (Language::Wgsl, FieldKind::U32) => "u32".into(),
+            (Language::Wgsl, FieldKind::AtomicU32) => "atomic<u32>".into(),
+            (Language::Wgsl, FieldKind::Array { element, len }) => {
+                format!("array<{}, {len}>", scalar(language, element))
+            }
+            (_, FieldKind::Struct { name, .. }) => (*name).into(),
+            (_, FieldKind::Array { element, .. }) => scalar(language, element),
+        }
+    }
+    let name = field.name;
+    match (language, &field.kind) {
+        (Language::Wgsl, kind) => format!("{name}: {},", scalar(language, kind)),
+        (_, FieldKind::Array { element, len }) => format!("{} {name}[{len}];", scalar(language, element)),
+        (_, kind) => {
+            let atomic = if language == Language::Cuda && *kind == FieldKind::AtomicU32 { " /* atomic */" } else { "" };
+            format!("{} {name};{atomic}", scalar(language, kind))
+        }
+    }
+}
+
+fn write_struct(out: &mut String, language: Language, desc: &StructDesc) {
+    for line in doc_lines(desc.doc) {
+        let _ = writeln!(out, "// {line}");
+    }
+    match language {
+        Language::Cuda => {
+            let _ = writeln!(out, "struct alignas({}) {} {{", desc.align, desc.name);
+        }
+        Language::Msl | Language::Wgsl => {
+            let _ = writeln!(out, "struct {} {{", desc.name);
+        }
+    }
+    for field in desc.fields {
+        for line in doc_lines(field.doc) {
+            let _ = writeln!(out, "    // {line}");
+        }
+        let _ = writeln!(out, "    {}  // offset {}", field_decl(language, field), field.offset);
+    }
+    match language {
+        Language::Cuda => {
+            let _ = writeln!(out, "}};");
+            let _ =
+                writeln!(out, "static_assert(sizeof({0}) == {1}, \"{0} must be {1} bytes\");", desc.name, desc.size);
+            let _ = writeln!(
+                out,
+                "static_assert(alignof({0}) == {1}, \"{0} must be aligned to {1}\");",
+                desc.name, desc.align
+            );
+            for field in desc.fields {
+                let _ = writeln!(
+                    out,
+                    "static_assert(RK_OFFSETOF({0}, {1}) == {2}, \"{0}::{1} must be at offset {2}\");",
+                    desc.name, field.name, field.offset
+                );
+            }
+        }
+        Language::Msl => {
+            let _ = writeln!(out, "}};");
+            let _ =
+                writeln!(out, "static_assert(sizeof({0}) == {1}, \"{0} must be {1} bytes\");", desc.name, desc.size);
+        }
+        Language::Wgsl => {
+            let _ = writeln!(out, "}}");
+        }
+    }
+    out.push('\n');
+}
+
+/// The declarations of every protocol constant and struct in `language`.
+pub fn generate(language: Language) -> String {
+    let mut out = String::new();
+    out.push_str("// RingKernel protocol layout. Generated by ringkernel-core from src/layout.rs: do not edit.\n");
+    out.push_str("// Regenerate with: UPDATE_SNAPSHOTS=1 cargo test -p ringkernel-core --test codegen\n");
+    out.push_str("// Every atomic is 32-bit; 64-bit values are [low, high] word pairs with one writer.\n\n");
+    match language {
+        Language::Cuda => {
+            out.push_str("#ifndef RINGKERNEL_LAYOUT_CUH\n#define RINGKERNEL_LAYOUT_CUH\n\n");
+            out.push_str("// Fields marked atomic are accessed only with atomic operations or volatile + fences.\n");
+            out.push_str("#define RK_OFFSETOF(type, field) __builtin_offsetof(type, field)\n\n");
+        }
+        Language::Msl => {
+            out.push_str("#ifndef RINGKERNEL_LAYOUT_METAL\n#define RINGKERNEL_LAYOUT_METAL\n\n");
+            out.push_str("// Include after <metal_stdlib>. Use only memory_order_relaxed atomics plus fences.\n\n");
+        }
+        Language::Wgsl => {}
+    }
+    for (name, value, doc) in constants() {
+        let _ = match language {
+            Language::Cuda | Language::Msl => writeln!(out, "#define {name} {value:#x}u  // {doc}"),
+            Language::Wgsl => writeln!(out, "const {name}: u32 = {value}u;  // {doc}"),
+        };
+    }
+    out.push('\n');
+    for desc in ALL_STRUCTS {
+        write_struct(&mut out, language, desc);
+    }
+    if language != Language::Wgsl {
+        out.push_str("#endif\n");
+    }
+    out
+}
+
+// Pure string processing with no unsafe code: too slow to be worth interpreting under miri.
+#[cfg(all(test, not(loom), not(miri)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_convert_to_screaming_snake_case() {
+        assert_eq!(screaming_snake("ControlBlock"), "CONTROL_BLOCK");
+        assert_eq!(screaming_snake("K2KInboxHeader"), "K2K_INBOX_HEADER");
+        assert_eq!(screaming_snake("K2KRouteEntry"), "K2K_ROUTE_ENTRY");
+        assert_eq!(screaming_snake("HaloMessageHeader"), "HALO_MESSAGE_HEADER");
+    }
+
+    #[test]
+    fn constant_names_are_unique() {
+        let mut names: Vec<String> = constants().into_iter().map(|(n, _, _)| n).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+    }
+
+    #[test]
+    fn every_field_is_declared_in_every_language() {
+        for language in Language::ALL {
+            let text = generate(language);
+            for desc in ALL_STRUCTS {
+                for field in desc.fields {
+                    assert!(
+                        text.contains(&format!(" {}", field.name)),
+                        "{language:?} lacks {}::{}",
+                        desc.name,
+                        field.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Errors of every RingKernel crate.
+//!
+//! One enum, [`RingKernelError`], is returned by the runtime API. Each variant carries the offending
+//! values so that the message tells the user what happened and what to do next. Decoding problems of
+//! a single message have their own enum, [`MessageError`], wrapped by
+//! [`RingKernelError::InvalidMessage`].
+
+use std::time::Duration;
+
+use crate::runtime::KernelState;
+
+/// Result alias used across RingKernel.
+pub type Result<T, E = RingKernelError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in RingKernel.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RingKernelError {
+    /// The requested backend cannot run here; the text says why (no driver, wrong OS, feature off).
+    #[error("backend unavailable: {0}")]
+    BackendUnavailable(String),
+
+    /// A bounded queue had no free slot; nothing was written. Retry later or use a send with a
+    /// timeout.
+    #[error("queue full: {queue} holds {capacity} slots and all are in use")]
+    QueueFull {
+        /// Which queue pushed back (for example `"input ring"` or `"k2k inbox"`).
+        queue: &'static str,
+        /// Its capacity in slots.
+        capacity: u32,
+    },
+
+    /// A message slot failed validation.
+    #[error("invalid message: {0}")]
+    InvalidMessage(#[from] MessageError),
+
+    /// An operation did not complete in time.
+    #[error("timed out after {waited:?} waiting for {operation}")]
+    Timeout {
+        /// What was being waited for.
+        operation: &'static str,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+
+    /// No kernel is registered under the requested name.
+    #[error("kernel `{requested}` is not registered; registered kernels: [{}]", registered.join(", "))]
+    KernelNotFound {
+        /// The name that was asked for.
+        requested: String,
+        /// The names that exist.
+        registered: Vec<String>,
+    },
+
+    /// The operation is not allowed in the kernel's current state.
+    #[error("cannot {operation} kernel `{kernel}` while it is {state:?}")]
+    InvalidState {
+        /// The kernel concerned.
+        kernel: String,
+        /// What was attempted (`"activate"`, `"send"`, …).
+        operation: &'static str,
+        /// The state it was in.
+        state: KernelState,
+    },
+
+    /// A configuration value is out of range.
+    #[error("invalid configuration: `{field}` {reason}")]
+    InvalidConfig {
+        /// The option or field at fault.
+        field: &'static str,
+        /// Why it was rejected, including the value.
+        reason: String,
+    },
+
+    /// A kernel failed (handler panic, device fault, watchdog); it no longer processes messages.
+    #[error("kernel `{kernel}` faulted: {reason}")]
+    KernelFault {
+        /// The kernel concerned.
+        kernel: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A remote timestamp is further ahead of the local wall clock than the configured maximum.
+    #[error(
+        "clock skew: remote physical time {remote_ns} ns is {} ns ahead of local {local_ns} ns (max offset {max_offset_ns} ns)",
+        remote_ns.saturating_sub(*local_ns)
+    )]
+    ClockSkew {
+        /// Physical time of the received timestamp.
+        remote_ns: u64,
+        /// Local wall-clock reading.
+        local_ns: u64,
+        /// The configured maximum offset.
+        max_offset_ns: u64,
+    },
+}
+
+/// Why a message slot was rejected by [`crate::message::decode_slot`].
+///
+/// Each variant maps to a stable numeric code ([`MessageError::code`]) that device code writes to
+/// `ControlBlock::last_error`, so host and device report the same problem with the same number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The slot cannot even hold a header.
+    #[error("slot of {len} bytes is shorter than the {header_bytes}-byte message header")]
+    SlotTooSmall {
+        /// Bytes available.
+        len: usize,
+        /// Bytes a header needs.
+        header_bytes: usize,
+    },
+    /// The magic number does not match; the slot is not a RingKernel message (or is corrupt).
+    #[error("bad magic 0x{found:08x} (expected 0x{expected:08x})")]
+    BadMagic {
+        /// What was read.
+        found: u32,
+        /// What a valid header holds.
+        expected: u32,
+    },
+    /// The header was written by an incompatible protocol version.
+    #[error("unsupported protocol version {found} (this build speaks {supported})")]
+    UnsupportedVersion {
+        /// Version in the header.
+        found: u32,
+        /// Version this build understands.
+        supported: u32,
+    },
+    /// Flag bits that this version does not define are set.
+    #[error("unknown flag bits 0x{unknown:08x} set in flags 0x{flags:08x}")]
+    UnknownFlags {
+        /// The whole flags word.
+        flags: u32,
+        /// The undefined bits.
+        unknown: u32,
+    },
+    /// The priority is outside the one priority scale.
+    #[error("priority {value} is out of range (0..={max})")]
+    InvalidPriority {
+        /// Value read.
+        value: u32,
+        /// Largest valid value.
+        max: u32,
+    },
+    /// The header claims more payload than the slot can carry.
+    #[error("payload of {payload_bytes} bytes does not fit the slot's {capacity_bytes}-byte payload area")]
+    PayloadTooLarge {
+        /// Claimed payload size.
+        payload_bytes: u32,
+        /// Payload capacity of the slot.
+        capacity_bytes: usize,
+    },
+    /// The CRC32C of the payload does not match the header.
+    #[error("payload checksum mismatch: header says 0x{expected:08x}, payload hashes to 0x{computed:08x}")]
+    ChecksumMismatch {
+        /// Checksum stored in the header.
+        expected: u32,
+        /// Checksum of the payload as received.
+        computed: u32,
+    },
+    /// The message's deadline passed before it was handled.
+    #[error("deadline {deadline_ns} ns passed {} ns before handling (now {now_ns} ns)", now_ns.saturating_sub(*deadline_ns))]
+    DeadlineExpired {
+        /// Deadline (physical ns since the Unix epoch).
+        deadline_ns: u64,
+        /// The time at which it was checked.
+        now_ns: u64,
+    },
+}
+
+/// Numeric error codes shared with device code (`ControlBlock::last_error`).
+///
+/// The generated C, MSL and WGSL declare the same values as `RK_ERROR_*` constants.
+pub mod codes {
+    /// No error.
+    pub const NONE: u32 = 0;
+    /// [`super::MessageError::SlotTooSmall`].
+    pub const SLOT_TOO_SMALL: u32 = 1;
+    /// [`super::MessageError::BadMagic`].
+    pub const BAD_MAGIC: u32 = 2;
+    /// [`super::MessageError::UnsupportedVersion`].
+    pub const UNSUPPORTED_VERSION: u32 = 3;
+    /// [`super::MessageError::UnknownFlags`].
+    pub const UNKNOWN_FLAGS: u32 = 4;
+    /// [`super::MessageError::InvalidPriority`].
+    pub const INVALID_PRIORITY: u32 = 5;
+    /// [`super::MessageError::PayloadTooLarge`].
+    pub const PAYLOAD_TOO_LARGE: u32 = 6;
+    /// [`super::MessageError::ChecksumMismatch`].
+    pub const CHECKSUM_MISMATCH: u32 = 7;
+    /// [`super::MessageError::DeadlineExpired`].
+    pub const DEADLINE_EXPIRED: u32 = 8;
+    /// The device could not write a reply because the output ring was full.
+    pub const OUTPUT_FULL: u32 = 9;
+    /// A device-side K2K send found the destination inbox full.
+    pub const K2K_INBOX_FULL: u32 = 10;
+    /// The user handler reported a failure.
+    pub const HANDLER_FAULT: u32 = 11;
+
+    /// Every code with its name, in numeric order (used by the layout generator).
+    pub const ALL: &[(&str, u32)] = &[
+        ("NONE", NONE),
+        ("SLOT_TOO_SMALL", SLOT_TOO_SMALL),
+        ("BAD_MAGIC", BAD_MAGIC),
+        ("UNSUPPORTED_VERSION", UNSUPPORTED_VERSION),
+        ("UNKNOWN_FLAGS", UNKNOWN_FLAGS),
+        ("INVALID_PRIORITY", INVALID_PRIORITY),
+        ("PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE),
+        ("CHECKSUM_MISMATCH", CHECKSUM_MISMATCH),
+        ("DEADLINE_EXPIRED", DEADLINE_EXPIRED),
+        ("OUTPUT_FULL", OUTPUT_FULL),
+        ("K2K_INBOX_FULL", K2K_INBOX_FULL),
+        ("HANDLER_FAULT", HANDLER_FAULT),
+    ];
+
+    /// The name of a code, or `None` for a value no version defines.
+    pub fn name(code: u32) -> Option<&'static str> {
+        ALL.iter().find(|(_, c)| *c == code).map(|(n, _)| *n)
+    }
+}
+
+impl MessageError {
+    /// The stable numeric code of this error (see [`codes`]).
+    pub fn code(&self) -> u32 {
+        match self {
+            Self::SlotTooSmall { .. } => codes::SLOT_TOO_SMALL,
+            Self::BadMagic { .. } => codes::BAD_MAGIC,
+            Self::UnsupportedVersion { .. } => codes::UNSUPPORTED_VERSION,
+            Self::UnknownFlags { .. } => codes::UNKNOWN_FLAGS,
+            Self::InvalidPriority { .. } => codes::INVALID_PRIORITY,
+            Self::PayloadTooLarge { .. } => codes::PAYLOAD_TOO_LARGE,
+            Self::ChecksumMismatch { .. } => codes::CHECKSUM_MISMATCH,
+            Self::DeadlineExpired { .. } => codes::DEADLINE_EXPIRED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_not_found_lists_registered_names() {
+        let err = RingKernelError::KernelNotFound {
+            requested: "ecko".into(),
+            registered: vec!["echo".into(), "counter".into()],
+        };
+        assert_eq!(err.to_string(), "kernel `ecko` is not registered; registered kernels: [echo, counter]");
+    }
+
+    #[test]
+    fn codes_are_unique_and_named() {
+        for (i, (name, code)) in codes::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "codes are dense and ordered");
+            assert_eq!(codes::name(*code), Some(*name));
+        }
+        assert_eq!(codes::name(999), None);
+    }
+
+    #[test]
+    fn message_errors_convert_and_keep_values() {
+        let err: RingKernelError = MessageError::BadMagic { found: 0xdead_beef, expected: 1 }.into();
+        assert!(err.to_string().contains("0xdeadbeef"), "{err}");
+    }
+
+    #[test]
+    fn clock_skew_reports_the_distance() {
+        let err = RingKernelError::ClockSkew { remote_ns: 1_500, local_ns: 1_000, max_offset_ns: 100 };
+        assert!(err.to_string().contains("500 ns ahead"), "{err}");
+    }
+}

@@ -1,0 +1,545 @@
+//! Single-producer single-consumer ring of fixed-size slots.
+//!
+//! The protocol, shared with device code:
+//!
+//! * `tail` is written only by the producer, `head` only by the consumer; both are free-running
+//!   `u32` counters in a [`ControlBlock`](crate::layout::ControlBlock); `tail - head` (wrapping) is
+//!   the number of published slots, never more than the capacity;
+//! * the producer writes slot `tail & mask`, then stores `tail + 1` with release ordering; the
+//!   consumer loads `tail` with acquire ordering, reads slot `head & mask`, then stores `head + 1`
+//!   with release ordering, which hands the slot back;
+//! * each side caches the other's index and rereads it only when the cached value says the ring is
+//!   full (producer) or empty (consumer), which keeps cross-core (or cross-PCIe) traffic low.
+//!
+//! [`Producer`] and [`Consumer`] are not `Clone`: "single" is a property of the types.
+//!
+//! ```
+//! use ringkernel_core::layout::RingGeometry;
+//! use ringkernel_core::queue::spsc;
+//!
+//! let (mut producer, mut consumer) = spsc::channel(RingGeometry::new(4, 64)?);
+//! producer.push_bytes(b"ping")?;
+//! let got = consumer.try_pop(|slot| slot[..4].to_vec());
+//! assert_eq!(got.as_deref(), Some(&b"ping"[..]));
+//! # Ok::<(), ringkernel_core::error::RingKernelError>(())
+//! ```
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::QueueFull;
+use crate::control::{ControlConfig, RingSide, SharedControl, geometry_mismatch};
+use crate::error::{MessageError, Result, RingKernelError};
+use crate::layout::RingGeometry;
+use crate::region::{HeapRegion, Owner, Region};
+use crate::sync::{AccessTracker, AtomicU32, Ordering};
+
+/// What both ends of a ring share.
+struct RingShared {
+    control: SharedControl,
+    side: RingSide,
+    slots: NonNull<u8>,
+    _slots_owner: Owner,
+    geometry: RingGeometry,
+    trackers: Box<[AccessTracker]>,
+}
+
+// SAFETY: the slot memory is only touched under the SPSC protocol (one producer, one consumer,
+// hand-over through release/acquire on the indices); the control block is atomics.
+unsafe impl Send for RingShared {}
+// SAFETY: as above.
+unsafe impl Sync for RingShared {}
+
+impl RingShared {
+    fn indices(&self) -> (&AtomicU32, &AtomicU32) {
+        self.control.index_pair(self.side)
+    }
+
+    fn mask(&self) -> u32 {
+        self.geometry.capacity() - 1
+    }
+
+    /// Pointer to the slot that counter value `index` maps to.
+    fn slot_ptr(&self, index: u32) -> *mut u8 {
+        let slot = (index & self.mask()) as usize;
+        // SAFETY: `slot < capacity`, and the slot array holds `capacity * slot_bytes` bytes
+        // (checked when the ring was attached).
+        unsafe { self.slots.as_ptr().add(slot * self.geometry.slot_bytes() as usize) }
+    }
+
+    fn tracker(&self, index: u32) -> &AccessTracker {
+        &self.trackers[(index & self.mask()) as usize]
+    }
+}
+
+/// A ring attached to memory, not yet split into its ends.
+pub struct Ring {
+    shared: Arc<RingShared>,
+}
+
+impl Ring {
+    /// Attaches to the ring whose indices are `side` of `control` and whose slots start at
+    /// `slots_offset` in `slots`. The geometry is the one recorded in the control block.
+    ///
+    /// # Errors
+    /// [`RingKernelError::InvalidConfig`] if the recorded geometry is invalid, or the slots do not
+    /// fit in the region, or the offset is not a multiple of 16.
+    ///
+    /// # Safety
+    /// While the ring and its ends live: the slot bytes are accessed only through this protocol;
+    /// no other `Ring` is attached to the same indices; and outside this process (a device) at most
+    /// the peer of the end(s) taken from this ring runs.
+    pub unsafe fn attach(
+        control: SharedControl,
+        side: RingSide,
+        slots: Arc<dyn Region>,
+        slots_offset: usize,
+    ) -> Result<Self> {
+        let geometry = control.geometry(side)?;
+        let start = crate::region::subrange(
+            &*slots,
+            slots_offset,
+            geometry.bytes(),
+            crate::layout::SLOT_ALIGN_BYTES,
+            "slots offset",
+        )?;
+        let trackers = (0..geometry.capacity()).map(|_| AccessTracker::new()).collect();
+        Ok(Self {
+            shared: Arc::new(RingShared { control, side, slots: start, _slots_owner: slots, geometry, trackers }),
+        })
+    }
+
+    /// Both ends, for a ring whose producer and consumer both live in this process.
+    pub fn split(self) -> (Producer, Consumer) {
+        (Producer::new(self.shared.clone()), Consumer::new(self.shared))
+    }
+
+    /// The producing end only (the consumer is device code).
+    pub fn into_producer(self) -> Producer {
+        Producer::new(self.shared)
+    }
+
+    /// The consuming end only (the producer is device code).
+    pub fn into_consumer(self) -> Consumer {
+        Consumer::new(self.shared)
+    }
+}
+
+/// A fresh ring in heap memory with its own control block (the input side), split into its ends.
+pub fn channel(geometry: RingGeometry) -> (Producer, Consumer) {
+    let control = SharedControl::new(ControlConfig { input: geometry, output: geometry, kernel_id: 0, node_id: 0 });
+    // The geometry was validated, so the allocation size is positive and in range.
+    let slots: Arc<dyn Region> = Arc::new(
+        HeapRegion::zeroed(geometry.bytes(), 64).expect("validated ring geometry has a valid allocation size"),
+    );
+    // SAFETY: fresh memory and a fresh control block, used by nothing else; both ends are
+    // returned together.
+    let ring = unsafe { Ring::attach(control, RingSide::Input, slots, 0) }.expect("fresh memory fits its own geometry");
+    ring.split()
+}
+
+/// Checks that a control block's recorded geometry is the one a caller laid slots out for.
+pub fn check_geometry(control: &SharedControl, side: RingSide, expected: RingGeometry) -> Result<()> {
+    let recorded = control.geometry(side)?;
+    if recorded == expected { Ok(()) } else { Err(geometry_mismatch(side, recorded, expected)) }
+}
+
+/// The producing end. Not `Clone`.
+pub struct Producer {
+    shared: Arc<RingShared>,
+    /// Our own tail (we are its only writer).
+    tail: u32,
+    /// Last head we read; the real one is never behind it.
+    cached_head: u32,
+}
+
+impl Producer {
+    fn new(shared: Arc<RingShared>) -> Self {
+        let (head, tail) = shared.indices();
+        let tail = tail.load(Ordering::Relaxed);
+        let cached_head = head.load(Ordering::Acquire);
+        Self { shared, tail, cached_head }
+    }
+
+    /// Capacity in slots.
+    pub fn capacity(&self) -> u32 {
+        self.shared.geometry.capacity()
+    }
+
+    /// Bytes per slot.
+    pub fn slot_bytes(&self) -> usize {
+        self.shared.geometry.slot_bytes() as usize
+    }
+
+    /// The control block holding this ring's indices.
+    pub fn control(&self) -> &SharedControl {
+        &self.shared.control
+    }
+
+    /// Free slots right now (rereads the consumer's index).
+    pub fn free_slots(&mut self) -> u32 {
+        self.cached_head = self.shared.indices().0.load(Ordering::Acquire);
+        self.capacity() - self.tail.wrapping_sub(self.cached_head)
+    }
+
+    /// Free slots, rereading the consumer's index only if fewer than `wanted` look free.
+    fn reserve(&mut self, wanted: u32) -> u32 {
+        let free = self.capacity() - self.tail.wrapping_sub(self.cached_head);
+        if free >= wanted { free } else { self.free_slots() }
+    }
+
+    /// Fills the next slot with `write` and publishes it.
+    ///
+    /// # Errors
+    /// [`QueueFull`] if no slot is free; `write` is then not called.
+    #[inline]
+    pub fn try_push<R>(&mut self, write: impl FnOnce(&mut [u8]) -> R) -> Result<R, QueueFull> {
+        if self.reserve(1) == 0 {
+            return Err(QueueFull { capacity: self.capacity() });
+        }
+        let shared = &*self.shared;
+        let ptr = shared.slot_ptr(self.tail);
+        let result = shared.tracker(self.tail).write(|| {
+            // SAFETY: the slot is free (tail - head < capacity), so the consumer will not read it
+            // until we publish; we are the only producer; the slot is `slot_bytes` long.
+            let slot = unsafe { std::slice::from_raw_parts_mut(ptr, shared.geometry.slot_bytes() as usize) };
+            write(slot)
+        });
+        self.tail = self.tail.wrapping_add(1);
+        shared.indices().1.store(self.tail, Ordering::Release);
+        Ok(result)
+    }
+
+    /// Copies `bytes` into the start of the next slot and publishes it.
+    ///
+    /// # Errors
+    /// [`RingKernelError::QueueFull`] if no slot is free;
+    /// [`RingKernelError::InvalidMessage`] if `bytes` is longer than a slot.
+    pub fn push_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() > self.slot_bytes() {
+            return Err(MessageError::PayloadTooLarge {
+                payload_bytes: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                capacity_bytes: self.slot_bytes(),
+            }
+            .into());
+        }
+        self.try_push(|slot| slot[..bytes.len()].copy_from_slice(bytes)).map_err(|full| full.into_error("ring"))
+    }
+
+    /// Reserves exactly `count` free slots to fill and publish together.
+    ///
+    /// # Errors
+    /// [`QueueFull`] if fewer than `count` slots are free.
+    pub fn write_chunk(&mut self, count: u32) -> Result<WriteChunk<'_>, QueueFull> {
+        if self.reserve(count) < count {
+            return Err(QueueFull { capacity: self.capacity() });
+        }
+        Ok(WriteChunk { producer: self, len: count })
+    }
+
+    /// Reserves as many free slots as there are, up to `max` (possibly none).
+    pub fn write_chunk_up_to(&mut self, max: u32) -> WriteChunk<'_> {
+        let len = self.reserve(max).min(max);
+        WriteChunk { producer: self, len }
+    }
+}
+
+/// Reserved, unpublished slots of a [`Producer`]. Dropping it publishes nothing.
+pub struct WriteChunk<'a> {
+    producer: &'a mut Producer,
+    len: u32,
+}
+
+impl WriteChunk<'_> {
+    /// Number of reserved slots.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether no slot was reserved.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th reserved slot.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn slot_mut(&mut self, i: u32) -> &mut [u8] {
+        assert!(i < self.len, "slot {i} of a {}-slot chunk", self.len);
+        let shared = &*self.producer.shared;
+        let index = self.producer.tail.wrapping_add(i);
+        shared.tracker(index).write(|| ());
+        // SAFETY: reserved and unpublished, so only we access it; `&mut self` prevents two live
+        // borrows of the same slot.
+        unsafe { std::slice::from_raw_parts_mut(shared.slot_ptr(index), shared.geometry.slot_bytes() as usize) }
+    }
+
+    /// Publishes the first `count` slots (clamped to `len()`).
+    pub fn commit(self, count: u32) {
+        let count = count.min(self.len);
+        let producer = self.producer;
+        producer.tail = producer.tail.wrapping_add(count);
+        producer.shared.indices().1.store(producer.tail, Ordering::Release);
+    }
+
+    /// Publishes every reserved slot.
+    pub fn commit_all(self) {
+        let len = self.len;
+        self.commit(len);
+    }
+}
+
+/// The consuming end. Not `Clone`.
+pub struct Consumer {
+    shared: Arc<RingShared>,
+    /// Our own head (we are its only writer).
+    head: u32,
+    /// Last tail we read; the real one is never behind it.
+    cached_tail: u32,
+}
+
+impl Consumer {
+    fn new(shared: Arc<RingShared>) -> Self {
+        let (head, tail) = shared.indices();
+        let head = head.load(Ordering::Relaxed);
+        let cached_tail = tail.load(Ordering::Acquire);
+        Self { shared, head, cached_tail }
+    }
+
+    /// Capacity in slots.
+    pub fn capacity(&self) -> u32 {
+        self.shared.geometry.capacity()
+    }
+
+    /// Bytes per slot.
+    pub fn slot_bytes(&self) -> usize {
+        self.shared.geometry.slot_bytes() as usize
+    }
+
+    /// The control block holding this ring's indices.
+    pub fn control(&self) -> &SharedControl {
+        &self.shared.control
+    }
+
+    /// Published slots right now (rereads the producer's index).
+    pub fn available(&mut self) -> u32 {
+        self.cached_tail = self.shared.indices().1.load(Ordering::Acquire);
+        self.cached_tail.wrapping_sub(self.head)
+    }
+
+    fn ready(&mut self, wanted: u32) -> u32 {
+        let ready = self.cached_tail.wrapping_sub(self.head);
+        if ready >= wanted { ready } else { self.available() }
+    }
+
+    /// Reads the oldest slot with `read` and hands it back to the producer. `None` if empty.
+    #[inline]
+    pub fn try_pop<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        if self.ready(1) == 0 {
+            return None;
+        }
+        let shared = &*self.shared;
+        let ptr = shared.slot_ptr(self.head);
+        let result = shared.tracker(self.head).read(|| {
+            // SAFETY: the slot is published (head < tail, seen with acquire), the producer will not
+            // touch it until we advance head, and it is `slot_bytes` long.
+            let slot = unsafe { std::slice::from_raw_parts(ptr, shared.geometry.slot_bytes() as usize) };
+            read(slot)
+        });
+        self.head = self.head.wrapping_add(1);
+        shared.indices().0.store(self.head, Ordering::Release);
+        Some(result)
+    }
+
+    /// Borrows up to `max` published slots to read together.
+    pub fn read_chunk(&mut self, max: u32) -> ReadChunk<'_> {
+        let len = self.ready(max).min(max);
+        ReadChunk { consumer: self, len }
+    }
+}
+
+/// Published slots lent by a [`Consumer`]. Dropping it releases nothing.
+pub struct ReadChunk<'a> {
+    consumer: &'a mut Consumer,
+    len: u32,
+}
+
+impl ReadChunk<'_> {
+    /// Number of slots lent.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether no slot was available.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th slot, oldest first.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn slot(&self, i: u32) -> &[u8] {
+        assert!(i < self.len, "slot {i} of a {}-slot chunk", self.len);
+        let shared = &*self.consumer.shared;
+        let index = self.consumer.head.wrapping_add(i);
+        shared.tracker(index).read(|| ());
+        // SAFETY: published and not yet released, so the producer does not write it.
+        unsafe { std::slice::from_raw_parts(shared.slot_ptr(index), shared.geometry.slot_bytes() as usize) }
+    }
+
+    /// Hands the first `count` slots (clamped to `len()`) back to the producer.
+    pub fn release(self, count: u32) {
+        let count = count.min(self.len);
+        let consumer = self.consumer;
+        consumer.head = consumer.head.wrapping_add(count);
+        consumer.shared.indices().0.store(consumer.head, Ordering::Release);
+    }
+
+    /// Hands every lent slot back.
+    pub fn release_all(self) {
+        let len = self.len;
+        self.release(len);
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").field("geometry", &self.shared.geometry).field("tail", &self.tail).finish()
+    }
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("geometry", &self.shared.geometry).field("head", &self.head).finish()
+    }
+}
+
+impl From<QueueFull> for RingKernelError {
+    fn from(full: QueueFull) -> Self {
+        full.into_error("ring")
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn geometry(capacity: u32) -> RingGeometry {
+        RingGeometry::new(capacity, 64).unwrap()
+    }
+
+    #[test]
+    fn fifo_order_and_full_pushback() {
+        let (mut tx, mut rx) = channel(geometry(4));
+        for i in 0..4u8 {
+            tx.try_push(|slot| slot[0] = i).unwrap();
+        }
+        assert_eq!(tx.try_push(|_| unreachable!("not called when full")), Err(QueueFull { capacity: 4 }));
+        assert!(matches!(tx.push_bytes(b"x"), Err(RingKernelError::QueueFull { capacity: 4, .. })));
+        for i in 0..4u8 {
+            assert_eq!(rx.try_pop(|slot| slot[0]), Some(i));
+        }
+        assert_eq!(rx.try_pop(|slot| slot[0]), None);
+    }
+
+    #[test]
+    fn oversized_push_is_rejected_with_sizes() {
+        let (mut tx, _rx) = channel(geometry(2));
+        let err = tx.push_bytes(&[0u8; 65]).unwrap_err().to_string();
+        assert!(err.contains("65") && err.contains("64"), "{err}");
+    }
+
+    #[test]
+    fn indices_wrap_around_u32() {
+        let (tx, rx) = channel(geometry(2));
+        let (head, tail) = tx.shared.indices();
+        head.store(u32::MAX - 1, Ordering::Relaxed);
+        tail.store(u32::MAX - 1, Ordering::Relaxed);
+        let (mut tx, mut rx) = (Producer::new(tx.shared.clone()), Consumer::new(rx.shared.clone()));
+        for round in 0..10u32 {
+            tx.try_push(|s| s[..4].copy_from_slice(&round.to_le_bytes())).unwrap();
+            tx.try_push(|s| s[..4].copy_from_slice(&(round + 100).to_le_bytes())).unwrap();
+            assert!(tx.try_push(|_| ()).is_err());
+            assert_eq!(rx.try_pop(|s| u32::from_le_bytes(s[..4].try_into().unwrap())), Some(round));
+            assert_eq!(rx.try_pop(|s| u32::from_le_bytes(s[..4].try_into().unwrap())), Some(round + 100));
+        }
+    }
+
+    #[test]
+    fn chunks_publish_only_what_is_committed() {
+        let (mut tx, mut rx) = channel(geometry(8));
+        let mut chunk = tx.write_chunk(5).unwrap();
+        for i in 0..5 {
+            chunk.slot_mut(i)[0] = i as u8;
+        }
+        chunk.commit(3);
+        assert_eq!(rx.available(), 3);
+        // Dropped without commit: nothing published.
+        let _ = tx.write_chunk(2).unwrap();
+        assert_eq!(rx.available(), 3);
+        assert!(tx.write_chunk(6).is_err());
+        assert_eq!(tx.write_chunk_up_to(100).len(), 5);
+        let chunk = rx.read_chunk(10);
+        assert_eq!(chunk.len(), 3);
+        assert_eq!((chunk.slot(0)[0], chunk.slot(2)[0]), (0, 2));
+        chunk.release(2);
+        assert_eq!(rx.try_pop(|s| s[0]), Some(2));
+        assert!(rx.read_chunk(4).is_empty());
+    }
+
+    #[test]
+    fn attach_checks_bounds_and_reports_geometry_mismatch() {
+        let geometry = geometry(4);
+        let control = SharedControl::new(ControlConfig { input: geometry, output: geometry, kernel_id: 0, node_id: 0 });
+        let small: Arc<dyn Region> = Arc::new(HeapRegion::zeroed(64 * 3, 64).unwrap());
+        // SAFETY: fresh memory; fails before any access.
+        let err = unsafe { Ring::attach(control.clone(), RingSide::Input, small, 0) }.err().unwrap();
+        assert!(err.to_string().contains("overrun"), "{err}");
+        let err = check_geometry(&control, RingSide::Output, RingGeometry::new(8, 64).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("Output ring"), "{err}");
+        check_geometry(&control, RingSide::Input, geometry).unwrap();
+    }
+
+    #[test]
+    fn two_threads_move_every_message_in_order() {
+        let count: u32 = if cfg!(miri) { 200 } else { 200_000 };
+        let (mut tx, mut rx) = channel(geometry(16));
+        let producer = std::thread::spawn(move || {
+            let mut i = 0u32;
+            while i < count {
+                // Alternate single pushes and chunks.
+                if i.is_multiple_of(3) {
+                    let mut chunk = tx.write_chunk_up_to(4.min(count - i));
+                    let n = chunk.len();
+                    for k in 0..n {
+                        chunk.slot_mut(k)[..4].copy_from_slice(&(i + k).to_le_bytes());
+                    }
+                    chunk.commit_all();
+                    i += n;
+                } else if tx.try_push(|s| s[..4].copy_from_slice(&i.to_le_bytes())).is_ok() {
+                    i += 1;
+                }
+                if i.is_multiple_of(64) {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut expected = 0u32;
+        while expected < count {
+            let chunk = rx.read_chunk(3);
+            let n = chunk.len();
+            for k in 0..n {
+                assert_eq!(u32::from_le_bytes(chunk.slot(k)[..4].try_into().unwrap()), expected);
+                expected += 1;
+            }
+            chunk.release_all();
+            if n == 0 {
+                std::thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.available(), 0);
+    }
+}
