@@ -62,6 +62,12 @@ fn sequence(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
 }
 
+/// Copies a slot into an owned message (what a `pop` returning `[u8; 64]` does).
+#[inline]
+fn copy_out(slot: &[u8]) -> [u8; MESSAGE_BYTES] {
+    black_box(<[u8; MESSAGE_BYTES]>::try_from(slot).expect("64-byte slot"))
+}
+
 fn geometry() -> RingGeometry {
     RingGeometry::new(CAPACITY as u32, MESSAGE_BYTES as u32).expect("valid geometry")
 }
@@ -84,8 +90,9 @@ pub fn throughput(queue: Queue, n: u64) -> Duration {
                 move || {
                     let mut expected = 0;
                     while expected < n {
-                        if let Some(seq) = rx.try_pop(sequence) {
-                            assert_eq!(seq, expected);
+                        // Copy the whole message out, as rtrb's and crossbeam's `pop` do.
+                        if let Some(m) = rx.try_pop(copy_out) {
+                            assert_eq!(sequence(&m), expected);
                             expected += 1;
                         } else {
                             std::hint::spin_loop();
@@ -118,7 +125,7 @@ pub fn throughput(queue: Queue, n: u64) -> Duration {
                         let chunk = rx.read_chunk(CHUNK);
                         let len = chunk.len();
                         for k in 0..len {
-                            assert_eq!(sequence(chunk.slot(k)), expected);
+                            assert_eq!(sequence(&copy_out(chunk.slot(k))), expected);
                             expected += 1;
                         }
                         chunk.release_all();
@@ -206,7 +213,7 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
             let echo = std::thread::spawn(move || {
                 for _ in 0..rounds {
                     let m = loop {
-                        if let Some(m) = req_rx.try_pop(|slot| <[u8; MESSAGE_BYTES]>::try_from(slot).expect("64 B")) {
+                        if let Some(m) = req_rx.try_pop(copy_out) {
                             break m;
                         }
                         std::hint::spin_loop();
@@ -222,8 +229,8 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
                 let start = Instant::now();
                 req_tx.try_push(|slot| slot.copy_from_slice(&m)).expect("one in flight");
                 let seq = loop {
-                    if let Some(seq) = rep_rx.try_pop(sequence) {
-                        break seq;
+                    if let Some(m) = rep_rx.try_pop(copy_out) {
+                        break sequence(&m);
                     }
                     std::hint::spin_loop();
                 };
