@@ -27,7 +27,7 @@ fn bench_throughput(c: &mut Criterion) {
 fn bench_ping_pong(c: &mut Criterion) {
     let mut group = c.benchmark_group("spsc_ping_pong_64B");
     group.throughput(Throughput::Elements(1));
-    for queue in [Queue::RingKernel, Queue::Rtrb, Queue::CrossbeamArrayQueue] {
+    for queue in [Queue::RingKernel, Queue::Rtrb, Queue::RtrbAligned, Queue::CrossbeamArrayQueue] {
         group.bench_function(queue.name(), |b| {
             b.iter_custom(|iters| {
                 let total: u64 = ping_pong(queue, iters as usize).iter().sum();

@@ -33,13 +33,22 @@ pub enum Queue {
     RingKernelChunked,
     /// `rtrb::RingBuffer<[u8; 64]>`, `push`/`pop` per message.
     Rtrb,
+    /// `rtrb::RingBuffer<Aligned64>`: the same bytes in a 64-byte-aligned type, so that no
+    /// message straddles two cache lines (as RingKernel's slots never do).
+    RtrbAligned,
     /// `crossbeam_queue::ArrayQueue<[u8; 64]>`, `push`/`pop` per message.
     CrossbeamArrayQueue,
 }
 
+/// A 64-byte message aligned to a cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub struct Aligned64(pub [u8; MESSAGE_BYTES]);
+
 impl Queue {
     /// Every queue, baseline last.
-    pub const ALL: [Queue; 4] = [Queue::RingKernel, Queue::RingKernelChunked, Queue::Rtrb, Queue::CrossbeamArrayQueue];
+    pub const ALL: [Queue; 5] =
+        [Queue::RingKernel, Queue::RingKernelChunked, Queue::Rtrb, Queue::RtrbAligned, Queue::CrossbeamArrayQueue];
 
     /// Short name.
     pub fn name(self) -> &'static str {
@@ -47,6 +56,7 @@ impl Queue {
             Queue::RingKernel => "ringkernel_spsc",
             Queue::RingKernelChunked => "ringkernel_spsc_chunked",
             Queue::Rtrb => "rtrb",
+            Queue::RtrbAligned => "rtrb_aligned64",
             Queue::CrossbeamArrayQueue => "crossbeam_array_queue",
         }
     }
@@ -161,6 +171,31 @@ pub fn throughput(queue: Queue, n: u64) -> Duration {
                 },
             )
         }
+        Queue::RtrbAligned => {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<Aligned64>::new(CAPACITY);
+            run_pair(
+                move || {
+                    for i in 0..n {
+                        let mut m = Aligned64(message(i));
+                        while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
+                            m = back;
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+                move || {
+                    let mut expected = 0;
+                    while expected < n {
+                        if let Ok(m) = rx.pop() {
+                            assert_eq!(sequence(&m.0), expected);
+                            expected += 1;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                },
+            )
+        }
         Queue::CrossbeamArrayQueue => {
             let queue = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
             let rx = Arc::clone(&queue);
@@ -240,37 +275,8 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
             echo.join().expect("echo panicked");
             times
         }
-        Queue::Rtrb => {
-            let (mut req_tx, mut req_rx) = rtrb::RingBuffer::<[u8; MESSAGE_BYTES]>::new(CAPACITY);
-            let (mut rep_tx, mut rep_rx) = rtrb::RingBuffer::<[u8; MESSAGE_BYTES]>::new(CAPACITY);
-            let echo = std::thread::spawn(move || {
-                for _ in 0..rounds {
-                    let m = loop {
-                        if let Ok(m) = req_rx.pop() {
-                            break m;
-                        }
-                        std::hint::spin_loop();
-                    };
-                    rep_tx.push(m).expect("one in flight");
-                }
-            });
-            let mut times = Vec::with_capacity(rounds);
-            for i in 0..rounds as u64 {
-                let m = message(i);
-                let start = Instant::now();
-                req_tx.push(m).expect("one in flight");
-                let m = loop {
-                    if let Ok(m) = rep_rx.pop() {
-                        break m;
-                    }
-                    std::hint::spin_loop();
-                };
-                times.push(start.elapsed().as_nanos() as u64);
-                assert_eq!(sequence(&m), i);
-            }
-            echo.join().expect("echo panicked");
-            times
-        }
+        Queue::Rtrb => rtrb_ping_pong(rounds, |m| m, |m| m),
+        Queue::RtrbAligned => rtrb_ping_pong(rounds, Aligned64, |m| m.0),
         Queue::CrossbeamArrayQueue => {
             let req = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
             let rep = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
@@ -304,6 +310,47 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
             times
         }
     }
+}
+
+/// Ping-pong over two rtrb rings of `T`, converting messages in and out.
+fn rtrb_ping_pong<T: Copy + Send + 'static>(
+    rounds: usize,
+    wrap: fn([u8; MESSAGE_BYTES]) -> T,
+    unwrap: fn(T) -> [u8; MESSAGE_BYTES],
+) -> Vec<u64> {
+    let (mut req_tx, mut req_rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
+    let (mut rep_tx, mut rep_rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
+    let echo = std::thread::spawn(move || {
+        for _ in 0..rounds {
+            let m = loop {
+                if let Ok(m) = req_rx.pop() {
+                    break m;
+                }
+                std::hint::spin_loop();
+            };
+            if rep_tx.push(m).is_err() {
+                panic!("reply ring full with one message in flight");
+            }
+        }
+    });
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds as u64 {
+        let m = wrap(message(i));
+        let start = Instant::now();
+        if req_tx.push(m).is_err() {
+            panic!("request ring full with one message in flight");
+        }
+        let m = loop {
+            if let Ok(m) = rep_rx.pop() {
+                break m;
+            }
+            std::hint::spin_loop();
+        };
+        times.push(start.elapsed().as_nanos() as u64);
+        assert_eq!(sequence(&unwrap(m)), i);
+    }
+    echo.join().expect("echo panicked");
+    times
 }
 
 /// The `q`-quantile (0..=1) of `values` (sorted in place), nearest rank.

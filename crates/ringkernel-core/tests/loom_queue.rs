@@ -42,6 +42,35 @@ fn spsc_delivers_in_order_across_wraparound() {
     });
 }
 
+/// The consumer publishes `head` only every 2 messages (here: the whole ring) or when it finds the
+/// ring empty. Pushing 4 values through 2 slots, the producer never overwrites an unread slot and
+/// every value arrives in order.
+#[test]
+fn spsc_batched_head_publication_never_deadlocks_or_overwrites() {
+    loom::model(|| {
+        let (mut tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
+        rx.set_release_batch(2);
+        let producer = thread::spawn(move || {
+            for value in 1..=4u32 {
+                while tx.try_push(|slot| slot[..4].copy_from_slice(&value.to_le_bytes())).is_err() {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut expected = 1;
+        while expected <= 4 {
+            match rx.try_pop(word) {
+                Some(value) => {
+                    assert_eq!(value, expected);
+                    expected += 1;
+                }
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+    });
+}
+
 /// Chunked writes and reads follow the same protocol: a chunk's slots become visible together.
 #[test]
 fn spsc_chunks_publish_atomically() {

@@ -71,6 +71,14 @@ fn main() {
         eprintln!("repeat {}/{} done", repeat + 1, args.repeats);
     }
     let rtrb = Queue::ALL.iter().position(|q| *q == Queue::Rtrb).expect("rtrb is a baseline");
+    let spread: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| {
+            let min = s.throughput_mmsg_s.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = s.throughput_mmsg_s.iter().copied().fold(0.0, f64::max);
+            (min, max)
+        })
+        .collect();
     let summary: Vec<(Queue, f64, f64, f64)> = Queue::ALL
         .iter()
         .zip(samples.iter_mut())
@@ -82,14 +90,15 @@ fn main() {
         args.repeats
     );
     println!(
-        "{:<26} {:>10} {:>9} {:>10} {:>9} {:>10} {:>9}",
-        "queue", "Mmsg/s", "x rtrb", "RTT p50", "x rtrb", "RTT p99", "x rtrb"
+        "{:<26} {:>10} {:>13} {:>9} {:>10} {:>9} {:>10} {:>9}",
+        "queue", "Mmsg/s", "(min-max)", "x rtrb", "RTT p50", "x rtrb", "RTT p99", "x rtrb"
     );
-    for (q, tp, p50, p99) in &summary {
+    for ((q, tp, p50, p99), (min, max)) in summary.iter().zip(&spread) {
         println!(
-            "{:<26} {:>10.1} {:>9.2} {:>8.0}ns {:>9.2} {:>8.0}ns {:>9.2}",
+            "{:<26} {:>10.1} {:>13} {:>9.2} {:>8.0}ns {:>9.2} {:>8.0}ns {:>9.2}",
             q.name(),
             tp,
+            format!("({min:.0}-{max:.0})"),
             tp / base_tp,
             p50,
             p50 / base_p50,
@@ -100,10 +109,13 @@ fn main() {
     if let Some(path) = args.json {
         let results: Vec<_> = summary
             .iter()
-            .map(|(q, tp, p50, p99)| {
+            .zip(&spread)
+            .map(|((q, tp, p50, p99), (min, max))| {
                 json!({
                     "queue": q.name(),
                     "throughput_mmsg_per_s_median": tp,
+                    "throughput_mmsg_per_s_min": min,
+                    "throughput_mmsg_per_s_max": max,
                     "throughput_ratio_to_rtrb": tp / base_tp,
                     "round_trip_p50_ns_median": p50,
                     "round_trip_p50_ratio_to_rtrb": p50 / base_p50,
