@@ -197,7 +197,7 @@ static_assert(RK_OFFSETOF(ControlBlock, _device_reserved) == 112, "ControlBlock:
 
 // Header of every message slot: 256 bytes, followed by the payload area.
 // 64-bit values are stored as `[low, high]` word pairs. Build one with
-// [`crate::message::HeaderBuilder`]; read one with [`crate::message::decode_slot`], which
+// HeaderBuilder; read one with decode_slot, which
 // validates it.
 struct alignas(4) MessageHeader {
     // Always `RK_MESSAGE_MAGIC`.
@@ -255,7 +255,7 @@ static_assert(RK_OFFSETOF(MessageHeader, _padding) == 88, "MessageHeader::_paddi
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.
 // It is followed by `capacity` per-slot sequence words (padded to 64 bytes) and then by
-// `capacity` slots of `slot_bytes` each; [`K2KInboxLayout`] computes those offsets and the inbox
+// `capacity` slots of `slot_bytes` each; K2KInboxLayout computes those offsets and the inbox
 // stride. Producers reserve a slot by advancing `tail`, write it, then publish it through the
 // slot's sequence word; the one consumer advances `head`. Full is reported, never overwritten.
 struct alignas(4) K2KInboxHeader {
@@ -283,7 +283,7 @@ static_assert(RK_OFFSETOF(K2KInboxHeader, last_source) == 16, "K2KInboxHeader::l
 static_assert(RK_OFFSETOF(K2KInboxHeader, head) == 20, "K2KInboxHeader::head must be at offset 20");
 static_assert(RK_OFFSETOF(K2KInboxHeader, _reserved) == 24, "K2KInboxHeader::_reserved must be at offset 24");
 
-// One route of a [`K2KRoutingTable`]: 32 bytes.
+// One route of a K2KRoutingTable: 32 bytes.
 struct alignas(4) K2KRouteEntry {
     // Destination tile (threadgroup, block or actor) id.
     unsigned int dest_threadgroup;  // offset 0

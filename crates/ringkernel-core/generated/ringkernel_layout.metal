@@ -171,7 +171,7 @@ static_assert(sizeof(ControlBlock) == 128, "ControlBlock must be 128 bytes");
 
 // Header of every message slot: 256 bytes, followed by the payload area.
 // 64-bit values are stored as `[low, high]` word pairs. Build one with
-// [`crate::message::HeaderBuilder`]; read one with [`crate::message::decode_slot`], which
+// HeaderBuilder; read one with decode_slot, which
 // validates it.
 struct MessageHeader {
     // Always `RK_MESSAGE_MAGIC`.
@@ -211,7 +211,7 @@ static_assert(sizeof(MessageHeader) == 256, "MessageHeader must be 256 bytes");
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.
 // It is followed by `capacity` per-slot sequence words (padded to 64 bytes) and then by
-// `capacity` slots of `slot_bytes` each; [`K2KInboxLayout`] computes those offsets and the inbox
+// `capacity` slots of `slot_bytes` each; K2KInboxLayout computes those offsets and the inbox
 // stride. Producers reserve a slot by advancing `tail`, write it, then publish it through the
 // slot's sequence word; the one consumer advances `head`. Full is reported, never overwritten.
 struct K2KInboxHeader {
@@ -231,7 +231,7 @@ struct K2KInboxHeader {
 };
 static_assert(sizeof(K2KInboxHeader) == 64, "K2KInboxHeader must be 64 bytes");
 
-// One route of a [`K2KRoutingTable`]: 32 bytes.
+// One route of a K2KRoutingTable: 32 bytes.
 struct K2KRouteEntry {
     // Destination tile (threadgroup, block or actor) id.
     uint dest_threadgroup;  // offset 0

@@ -165,7 +165,7 @@ struct ControlBlock {
 
 // Header of every message slot: 256 bytes, followed by the payload area.
 // 64-bit values are stored as `[low, high]` word pairs. Build one with
-// [`crate::message::HeaderBuilder`]; read one with [`crate::message::decode_slot`], which
+// HeaderBuilder; read one with decode_slot, which
 // validates it.
 struct MessageHeader {
     // Always `RK_MESSAGE_MAGIC`.
@@ -204,7 +204,7 @@ struct MessageHeader {
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.
 // It is followed by `capacity` per-slot sequence words (padded to 64 bytes) and then by
-// `capacity` slots of `slot_bytes` each; [`K2KInboxLayout`] computes those offsets and the inbox
+// `capacity` slots of `slot_bytes` each; K2KInboxLayout computes those offsets and the inbox
 // stride. Producers reserve a slot by advancing `tail`, write it, then publish it through the
 // slot's sequence word; the one consumer advances `head`. Full is reported, never overwritten.
 struct K2KInboxHeader {
@@ -223,7 +223,7 @@ struct K2KInboxHeader {
     _reserved: array<u32, 10>,  // offset 24
 }
 
-// One route of a [`K2KRoutingTable`]: 32 bytes.
+// One route of a K2KRoutingTable: 32 bytes.
 struct K2KRouteEntry {
     // Destination tile (threadgroup, block or actor) id.
     dest_threadgroup: u32,  // offset 0

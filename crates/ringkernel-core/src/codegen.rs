@@ -112,8 +112,36 @@ fn constants() -> Vec<(String, u32, &'static str)> {
     out
 }
 
-fn doc_lines(doc: &str) -> impl Iterator<Item = &str> {
-    doc.lines().map(str::trim).filter(|l| !l.is_empty())
+/// Doc comment lines without rustdoc link syntax: "[`crate::message::HeaderBuilder`]" becomes
+/// "HeaderBuilder".
+fn doc_lines(doc: &str) -> impl Iterator<Item = String> + '_ {
+    doc.lines().map(str::trim).filter(|l| !l.is_empty()).map(|line| {
+        let mut out = String::with_capacity(line.len());
+        let mut rest = line;
+        while let Some(start) = rest.find("[`") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            match after.find("`]") {
+                Some(end) => {
+                    let path = &after[..end];
+                    out.push_str(path.rsplit("::").next().unwrap_or(path));
+                    rest = &after[end + 2..];
+                    // Drop an explicit link target: "(crate::…)".
+                    if rest.starts_with('(')
+                        && let Some(close) = rest.find(')')
+                    {
+                        rest = &rest[close + 1..];
+                    }
+                }
+                None => {
+                    out.push_str("[`");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    })
 }
 
 fn field_decl(language: Language, field: &FieldDesc) -> String {
@@ -235,6 +263,15 @@ mod tests {
         assert_eq!(screaming_snake("K2KInboxHeader"), "K2K_INBOX_HEADER");
         assert_eq!(screaming_snake("K2KRouteEntry"), "K2K_ROUTE_ENTRY");
         assert_eq!(screaming_snake("HaloMessageHeader"), "HALO_MESSAGE_HEADER");
+    }
+
+    #[test]
+    fn doc_links_become_plain_names() {
+        let lines: Vec<String> = doc_lines(
+            "Build with [`crate::message::HeaderBuilder`]; see [`K2KInboxLayout`](crate::layout::K2KInboxLayout).\n",
+        )
+        .collect();
+        assert_eq!(lines, ["Build with HeaderBuilder; see K2KInboxLayout."]);
     }
 
     #[test]
