@@ -6,7 +6,14 @@
 #define RINGKERNEL_LAYOUT_CUH
 
 // Fields marked atomic are accessed only with atomic operations or volatile + fences.
+// NVRTC has no offsetof: under NVRTC only sizes and alignments are asserted; host compilers
+// (and nvcc's host pass) also assert every field offset.
+#if defined(__CUDACC_RTC__)
+#define RK_CHECK_OFFSETS 0
+#else
+#define RK_CHECK_OFFSETS 1
 #define RK_OFFSETOF(type, field) __builtin_offsetof(type, field)
+#endif
 
 #define RK_MESSAGE_MAGIC 0x484d4b52u  // First word of every MessageHeader ("RKMH").
 #define RK_PROTOCOL_VERSION 0x1u  // Protocol version in every MessageHeader.
@@ -170,6 +177,7 @@ struct alignas(64) ControlBlock {
 };
 static_assert(sizeof(ControlBlock) == 128, "ControlBlock must be 128 bytes");
 static_assert(alignof(ControlBlock) == 64, "ControlBlock must be aligned to 64");
+#if RK_CHECK_OFFSETS
 static_assert(RK_OFFSETOF(ControlBlock, is_active) == 0, "ControlBlock::is_active must be at offset 0");
 static_assert(RK_OFFSETOF(ControlBlock, should_terminate) == 4, "ControlBlock::should_terminate must be at offset 4");
 static_assert(RK_OFFSETOF(ControlBlock, input_tail) == 8, "ControlBlock::input_tail must be at offset 8");
@@ -194,6 +202,7 @@ static_assert(RK_OFFSETOF(ControlBlock, hlc_physical_lo) == 100, "ControlBlock::
 static_assert(RK_OFFSETOF(ControlBlock, hlc_physical_hi) == 104, "ControlBlock::hlc_physical_hi must be at offset 104");
 static_assert(RK_OFFSETOF(ControlBlock, hlc_logical) == 108, "ControlBlock::hlc_logical must be at offset 108");
 static_assert(RK_OFFSETOF(ControlBlock, _device_reserved) == 112, "ControlBlock::_device_reserved must be at offset 112");
+#endif
 
 // Header of every message slot: 256 bytes, followed by the payload area.
 // 64-bit values are stored as `[low, high]` word pairs. Build one with
@@ -235,6 +244,7 @@ struct alignas(4) MessageHeader {
 };
 static_assert(sizeof(MessageHeader) == 256, "MessageHeader must be 256 bytes");
 static_assert(alignof(MessageHeader) == 4, "MessageHeader must be aligned to 4");
+#if RK_CHECK_OFFSETS
 static_assert(RK_OFFSETOF(MessageHeader, magic) == 0, "MessageHeader::magic must be at offset 0");
 static_assert(RK_OFFSETOF(MessageHeader, version) == 4, "MessageHeader::version must be at offset 4");
 static_assert(RK_OFFSETOF(MessageHeader, flags) == 8, "MessageHeader::flags must be at offset 8");
@@ -252,6 +262,7 @@ static_assert(RK_OFFSETOF(MessageHeader, timestamp_logical) == 72, "MessageHeade
 static_assert(RK_OFFSETOF(MessageHeader, timestamp_node) == 76, "MessageHeader::timestamp_node must be at offset 76");
 static_assert(RK_OFFSETOF(MessageHeader, deadline_ns) == 80, "MessageHeader::deadline_ns must be at offset 80");
 static_assert(RK_OFFSETOF(MessageHeader, _padding) == 88, "MessageHeader::_padding must be at offset 88");
+#endif
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.
 // It is followed by `capacity` per-slot sequence words (padded to 64 bytes) and then by
@@ -275,6 +286,7 @@ struct alignas(4) K2KInboxHeader {
 };
 static_assert(sizeof(K2KInboxHeader) == 64, "K2KInboxHeader must be 64 bytes");
 static_assert(alignof(K2KInboxHeader) == 4, "K2KInboxHeader must be aligned to 4");
+#if RK_CHECK_OFFSETS
 static_assert(RK_OFFSETOF(K2KInboxHeader, capacity) == 0, "K2KInboxHeader::capacity must be at offset 0");
 static_assert(RK_OFFSETOF(K2KInboxHeader, slot_bytes) == 4, "K2KInboxHeader::slot_bytes must be at offset 4");
 static_assert(RK_OFFSETOF(K2KInboxHeader, tail) == 8, "K2KInboxHeader::tail must be at offset 8");
@@ -282,6 +294,7 @@ static_assert(RK_OFFSETOF(K2KInboxHeader, full_rejections) == 12, "K2KInboxHeade
 static_assert(RK_OFFSETOF(K2KInboxHeader, last_source) == 16, "K2KInboxHeader::last_source must be at offset 16");
 static_assert(RK_OFFSETOF(K2KInboxHeader, head) == 20, "K2KInboxHeader::head must be at offset 20");
 static_assert(RK_OFFSETOF(K2KInboxHeader, _reserved) == 24, "K2KInboxHeader::_reserved must be at offset 24");
+#endif
 
 // One route of a K2KRoutingTable: 32 bytes.
 struct alignas(4) K2KRouteEntry {
@@ -303,6 +316,7 @@ struct alignas(4) K2KRouteEntry {
 };
 static_assert(sizeof(K2KRouteEntry) == 32, "K2KRouteEntry must be 32 bytes");
 static_assert(alignof(K2KRouteEntry) == 4, "K2KRouteEntry must be aligned to 4");
+#if RK_CHECK_OFFSETS
 static_assert(RK_OFFSETOF(K2KRouteEntry, dest_threadgroup) == 0, "K2KRouteEntry::dest_threadgroup must be at offset 0");
 static_assert(RK_OFFSETOF(K2KRouteEntry, inbox_offset) == 4, "K2KRouteEntry::inbox_offset must be at offset 4");
 static_assert(RK_OFFSETOF(K2KRouteEntry, is_active) == 8, "K2KRouteEntry::is_active must be at offset 8");
@@ -311,6 +325,7 @@ static_assert(RK_OFFSETOF(K2KRouteEntry, bandwidth_hint) == 16, "K2KRouteEntry::
 static_assert(RK_OFFSETOF(K2KRouteEntry, priority) == 20, "K2KRouteEntry::priority must be at offset 20");
 static_assert(RK_OFFSETOF(K2KRouteEntry, direction) == 24, "K2KRouteEntry::direction must be at offset 24");
 static_assert(RK_OFFSETOF(K2KRouteEntry, _reserved) == 28, "K2KRouteEntry::_reserved must be at offset 28");
+#endif
 
 // A tile's routing table: its id, the grid, the inbox stride and up to 26 routes.
 struct alignas(4) K2KRoutingTable {
@@ -332,6 +347,7 @@ struct alignas(4) K2KRoutingTable {
 };
 static_assert(sizeof(K2KRoutingTable) == 864, "K2KRoutingTable must be 864 bytes");
 static_assert(alignof(K2KRoutingTable) == 4, "K2KRoutingTable must be aligned to 4");
+#if RK_CHECK_OFFSETS
 static_assert(RK_OFFSETOF(K2KRoutingTable, self_id) == 0, "K2KRoutingTable::self_id must be at offset 0");
 static_assert(RK_OFFSETOF(K2KRoutingTable, route_count) == 4, "K2KRoutingTable::route_count must be at offset 4");
 static_assert(RK_OFFSETOF(K2KRoutingTable, grid_dim_x) == 8, "K2KRoutingTable::grid_dim_x must be at offset 8");
@@ -340,6 +356,7 @@ static_assert(RK_OFFSETOF(K2KRoutingTable, grid_dim_z) == 16, "K2KRoutingTable::
 static_assert(RK_OFFSETOF(K2KRoutingTable, inbox_stride) == 20, "K2KRoutingTable::inbox_stride must be at offset 20");
 static_assert(RK_OFFSETOF(K2KRoutingTable, _reserved) == 24, "K2KRoutingTable::_reserved must be at offset 24");
 static_assert(RK_OFFSETOF(K2KRoutingTable, routes) == 32, "K2KRoutingTable::routes must be at offset 32");
+#endif
 
 // Header of one halo (ghost-cell) message: 32 bytes, followed by the face data.
 struct alignas(4) HaloMessageHeader {
@@ -362,6 +379,7 @@ struct alignas(4) HaloMessageHeader {
 };
 static_assert(sizeof(HaloMessageHeader) == 32, "HaloMessageHeader must be 32 bytes");
 static_assert(alignof(HaloMessageHeader) == 4, "HaloMessageHeader must be aligned to 4");
+#if RK_CHECK_OFFSETS
 static_assert(RK_OFFSETOF(HaloMessageHeader, source) == 0, "HaloMessageHeader::source must be at offset 0");
 static_assert(RK_OFFSETOF(HaloMessageHeader, direction) == 4, "HaloMessageHeader::direction must be at offset 4");
 static_assert(RK_OFFSETOF(HaloMessageHeader, width) == 8, "HaloMessageHeader::width must be at offset 8");
@@ -370,5 +388,6 @@ static_assert(RK_OFFSETOF(HaloMessageHeader, depth) == 16, "HaloMessageHeader::d
 static_assert(RK_OFFSETOF(HaloMessageHeader, element_size) == 20, "HaloMessageHeader::element_size must be at offset 20");
 static_assert(RK_OFFSETOF(HaloMessageHeader, sequence) == 24, "HaloMessageHeader::sequence must be at offset 24");
 static_assert(RK_OFFSETOF(HaloMessageHeader, flags) == 28, "HaloMessageHeader::flags must be at offset 28");
+#endif
 
 #endif

@@ -198,6 +198,7 @@ fn write_struct(out: &mut String, language: Language, desc: &StructDesc) {
                 "static_assert(alignof({0}) == {1}, \"{0} must be aligned to {1}\");",
                 desc.name, desc.align
             );
+            out.push_str("#if RK_CHECK_OFFSETS\n");
             for field in desc.fields {
                 let _ = writeln!(
                     out,
@@ -205,6 +206,7 @@ fn write_struct(out: &mut String, language: Language, desc: &StructDesc) {
                     desc.name, field.name, field.offset
                 );
             }
+            out.push_str("#endif\n");
         }
         Language::Msl => {
             let _ = writeln!(out, "}};");
@@ -228,7 +230,14 @@ pub fn generate(language: Language) -> String {
         Language::Cuda => {
             out.push_str("#ifndef RINGKERNEL_LAYOUT_CUH\n#define RINGKERNEL_LAYOUT_CUH\n\n");
             out.push_str("// Fields marked atomic are accessed only with atomic operations or volatile + fences.\n");
-            out.push_str("#define RK_OFFSETOF(type, field) __builtin_offsetof(type, field)\n\n");
+            out.push_str(
+                "// NVRTC has no offsetof: under NVRTC only sizes and alignments are asserted; host compilers\n",
+            );
+            out.push_str("// (and nvcc's host pass) also assert every field offset.\n");
+            out.push_str(
+                "#if defined(__CUDACC_RTC__)\n#define RK_CHECK_OFFSETS 0\n#else\n#define RK_CHECK_OFFSETS 1\n",
+            );
+            out.push_str("#define RK_OFFSETOF(type, field) __builtin_offsetof(type, field)\n#endif\n\n");
         }
         Language::Msl => {
             out.push_str("#ifndef RINGKERNEL_LAYOUT_METAL\n#define RINGKERNEL_LAYOUT_METAL\n\n");
