@@ -533,6 +533,40 @@ mod tests {
         assert_ne!(CorrelationId::generate(), CorrelationId::NONE);
     }
 
+    /// Ids drawn in two processes differ: the test re-runs itself as a child process, which prints
+    /// the ids it draws.
+    #[test]
+    #[cfg_attr(miri, ignore = "miri cannot spawn processes")]
+    fn message_ids_are_unique_across_processes() {
+        const CHILD: &str = "RINGKERNEL_PRINT_MESSAGE_IDS";
+        const NAME: &str = "message::tests::message_ids_are_unique_across_processes";
+        if std::env::var_os(CHILD).is_some() {
+            for _ in 0..3 {
+                println!("ID:{}", MessageId::generate());
+            }
+            return;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let child: Vec<u128> = stdout
+            .lines()
+            // The harness may print its own text on the same line before ours.
+            .filter_map(|l| l.find("ID:").map(|at| &l[at + 3..]))
+            .map(|hex| u128::from_str_radix(hex.get(..32).unwrap_or(hex), 16).unwrap())
+            .collect();
+        assert_eq!(child.len(), 3, "child printed: {stdout}");
+        let ours: Vec<u128> = (0..3).map(|_| MessageId::generate().0).collect();
+        assert_ne!(child[0] >> 64, ours[0] >> 64, "both processes drew the same nonce");
+        for id in &child {
+            assert!(!ours.contains(id));
+        }
+    }
+
     #[test]
     fn reply_mirrors_the_request() {
         let request = HeaderBuilder::new(1)
