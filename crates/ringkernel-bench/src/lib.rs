@@ -146,56 +146,8 @@ pub fn throughput(queue: Queue, n: u64) -> Duration {
                 },
             )
         }
-        Queue::Rtrb => {
-            let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; MESSAGE_BYTES]>::new(CAPACITY);
-            run_pair(
-                move || {
-                    for i in 0..n {
-                        let mut m = message(i);
-                        while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
-                            m = back;
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move || {
-                    let mut expected = 0;
-                    while expected < n {
-                        if let Ok(m) = rx.pop() {
-                            assert_eq!(sequence(&m), expected);
-                            expected += 1;
-                        } else {
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-            )
-        }
-        Queue::RtrbAligned => {
-            let (mut tx, mut rx) = rtrb::RingBuffer::<Aligned64>::new(CAPACITY);
-            run_pair(
-                move || {
-                    for i in 0..n {
-                        let mut m = Aligned64(message(i));
-                        while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
-                            m = back;
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-                move || {
-                    let mut expected = 0;
-                    while expected < n {
-                        if let Ok(m) = rx.pop() {
-                            assert_eq!(sequence(&m.0), expected);
-                            expected += 1;
-                        } else {
-                            std::hint::spin_loop();
-                        }
-                    }
-                },
-            )
-        }
+        Queue::Rtrb => rtrb_throughput::<[u8; MESSAGE_BYTES]>(n),
+        Queue::RtrbAligned => rtrb_throughput::<Aligned64>(n),
         Queue::CrossbeamArrayQueue => {
             let queue = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
             let rx = Arc::clone(&queue);
@@ -275,8 +227,8 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
             echo.join().expect("echo panicked");
             times
         }
-        Queue::Rtrb => rtrb_ping_pong(rounds, |m| m, |m| m),
-        Queue::RtrbAligned => rtrb_ping_pong(rounds, Aligned64, |m| m.0),
+        Queue::Rtrb => rtrb_ping_pong::<[u8; MESSAGE_BYTES]>(rounds),
+        Queue::RtrbAligned => rtrb_ping_pong::<Aligned64>(rounds),
         Queue::CrossbeamArrayQueue => {
             let req = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
             let rep = Arc::new(crossbeam_queue::ArrayQueue::<[u8; MESSAGE_BYTES]>::new(CAPACITY));
@@ -312,12 +264,59 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
     }
 }
 
-/// Ping-pong over two rtrb rings of `T`, converting messages in and out.
-fn rtrb_ping_pong<T: Copy + Send + 'static>(
-    rounds: usize,
-    wrap: fn([u8; MESSAGE_BYTES]) -> T,
-    unwrap: fn(T) -> [u8; MESSAGE_BYTES],
-) -> Vec<u64> {
+/// A 64-byte message type that rtrb carries by value.
+trait Message64: Copy + Send + 'static {
+    fn wrap(bytes: [u8; MESSAGE_BYTES]) -> Self;
+    fn bytes(&self) -> &[u8; MESSAGE_BYTES];
+}
+
+impl Message64 for [u8; MESSAGE_BYTES] {
+    fn wrap(bytes: [u8; MESSAGE_BYTES]) -> Self {
+        bytes
+    }
+    fn bytes(&self) -> &[u8; MESSAGE_BYTES] {
+        self
+    }
+}
+
+impl Message64 for Aligned64 {
+    fn wrap(bytes: [u8; MESSAGE_BYTES]) -> Self {
+        Aligned64(bytes)
+    }
+    fn bytes(&self) -> &[u8; MESSAGE_BYTES] {
+        &self.0
+    }
+}
+
+/// Throughput over one rtrb ring of `T`.
+fn rtrb_throughput<T: Message64>(n: u64) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
+    run_pair(
+        move || {
+            for i in 0..n {
+                let mut m = T::wrap(message(i));
+                while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
+                    m = back;
+                    std::hint::spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut expected = 0;
+            while expected < n {
+                if let Ok(m) = rx.pop() {
+                    assert_eq!(sequence(m.bytes()), expected);
+                    expected += 1;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+    )
+}
+
+/// Ping-pong over two rtrb rings of `T`.
+fn rtrb_ping_pong<T: Message64>(rounds: usize) -> Vec<u64> {
     let (mut req_tx, mut req_rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
     let (mut rep_tx, mut rep_rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
     let echo = std::thread::spawn(move || {
@@ -335,7 +334,7 @@ fn rtrb_ping_pong<T: Copy + Send + 'static>(
     });
     let mut times = Vec::with_capacity(rounds);
     for i in 0..rounds as u64 {
-        let m = wrap(message(i));
+        let m = T::wrap(message(i));
         let start = Instant::now();
         if req_tx.push(m).is_err() {
             panic!("request ring full with one message in flight");
@@ -347,7 +346,7 @@ fn rtrb_ping_pong<T: Copy + Send + 'static>(
             std::hint::spin_loop();
         };
         times.push(start.elapsed().as_nanos() as u64);
-        assert_eq!(sequence(&unwrap(m)), i);
+        assert_eq!(sequence(m.bytes()), i);
     }
     echo.join().expect("echo panicked");
     times

@@ -1,9 +1,9 @@
-//! loom model checks of the queue protocols: every interleaving (up to the preemption bound) of
-//! the real `spsc` and `mpsc` code, with slot accesses tracked so that a producer and a consumer
-//! touching one slot without a happens-before edge fails the check.
+//! loom model checks of the queue protocols: every interleaving of the real `spsc` and `mpsc`
+//! code, with slot accesses tracked so that a producer and a consumer touching one slot without a
+//! happens-before edge fails the check.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p ringkernel-core --release --test loom_queue`
-//! (`LOOM_MAX_PREEMPTIONS=3` is the bound used in CI).
+//! (CI sets no preemption bound, so the search is exhaustive; about 90 s on 2 cores).
 #![cfg(loom)]
 
 use loom::thread;
@@ -14,31 +14,37 @@ fn word(slot: &[u8]) -> u32 {
     u32::from_le_bytes(slot[..4].try_into().unwrap())
 }
 
+/// Pushes `1..=count` on a new thread, retrying while the ring is full, and receives them here,
+/// checking the order; then checks that nothing more arrives.
+fn push_and_receive_in_order(mut tx: spsc::Producer, mut rx: spsc::Consumer, count: u32) {
+    let producer = thread::spawn(move || {
+        for value in 1..=count {
+            while tx.try_push(|slot| slot[..4].copy_from_slice(&value.to_le_bytes())).is_err() {
+                thread::yield_now();
+            }
+        }
+    });
+    let mut expected = 1;
+    while expected <= count {
+        match rx.try_pop(word) {
+            Some(value) => {
+                assert_eq!(value, expected);
+                expected += 1;
+            }
+            None => thread::yield_now(),
+        }
+    }
+    producer.join().unwrap();
+    assert_eq!(rx.try_pop(word), None);
+}
+
 /// One producer pushes three values through a two-slot ring (so it must wrap and meet "full");
 /// the consumer receives all three, in order.
 #[test]
 fn spsc_delivers_in_order_across_wraparound() {
     loom::model(|| {
-        let (mut tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
-        let producer = thread::spawn(move || {
-            for value in 1..=3u32 {
-                while tx.try_push(|slot| slot[..4].copy_from_slice(&value.to_le_bytes())).is_err() {
-                    thread::yield_now();
-                }
-            }
-        });
-        let mut expected = 1;
-        while expected <= 3 {
-            match rx.try_pop(word) {
-                Some(value) => {
-                    assert_eq!(value, expected);
-                    expected += 1;
-                }
-                None => thread::yield_now(),
-            }
-        }
-        producer.join().unwrap();
-        assert_eq!(rx.try_pop(word), None);
+        let (tx, rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
+        push_and_receive_in_order(tx, rx, 3);
     });
 }
 
@@ -48,26 +54,9 @@ fn spsc_delivers_in_order_across_wraparound() {
 #[test]
 fn spsc_batched_head_publication_never_deadlocks_or_overwrites() {
     loom::model(|| {
-        let (mut tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
+        let (tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
         rx.set_release_batch(2);
-        let producer = thread::spawn(move || {
-            for value in 1..=4u32 {
-                while tx.try_push(|slot| slot[..4].copy_from_slice(&value.to_le_bytes())).is_err() {
-                    thread::yield_now();
-                }
-            }
-        });
-        let mut expected = 1;
-        while expected <= 4 {
-            match rx.try_pop(word) {
-                Some(value) => {
-                    assert_eq!(value, expected);
-                    expected += 1;
-                }
-                None => thread::yield_now(),
-            }
-        }
-        producer.join().unwrap();
+        push_and_receive_in_order(tx, rx, 4);
     });
 }
 
