@@ -37,6 +37,10 @@
 #define RK_ERROR_OUTPUT_FULL 0x9u  // ControlBlock.last_error code.
 #define RK_ERROR_K2K_INBOX_FULL 0xau  // ControlBlock.last_error code.
 #define RK_ERROR_HANDLER_FAULT 0xbu  // ControlBlock.last_error code.
+#define RK_ERROR_CLOCK_SKEW 0xcu  // ControlBlock.last_error code.
+#define RK_ERROR_HANDLER_ERROR 0xdu  // ControlBlock.last_error code.
+#define RK_ERROR_WRONG_MESSAGE_TYPE 0xeu  // ControlBlock.last_error code.
+#define RK_ERROR_PAYLOAD_SIZE_MISMATCH 0xfu  // ControlBlock.last_error code.
 #define RK_DIR_NORTH 0x0u  // Tile side (halo direction).
 #define RK_DIR_SOUTH 0x1u  // Tile side (halo direction).
 #define RK_DIR_WEST 0x2u  // Tile side (halo direction).

@@ -81,6 +81,15 @@ pub enum RingKernelError {
         reason: String,
     },
 
+    /// The kernel's handler returned an error for this message; the kernel keeps running.
+    #[error("kernel `{kernel}` handler failed: {reason}")]
+    HandlerError {
+        /// The kernel concerned.
+        kernel: String,
+        /// What the handler reported.
+        reason: String,
+    },
+
     /// A remote timestamp is further ahead of the local wall clock than the configured maximum.
     #[error(
         "clock skew: remote physical time {remote_ns} ns is {} ns ahead of local {local_ns} ns (max offset {max_offset_ns} ns)",
@@ -167,6 +176,22 @@ pub enum MessageError {
         /// The time at which it was checked.
         now_ns: u64,
     },
+    /// A typed decode expected another message type.
+    #[error("message type 0x{found:08x} is not the expected 0x{expected:08x}")]
+    WrongMessageType {
+        /// The type the decoder was asked for.
+        expected: u32,
+        /// The type in the header.
+        found: u32,
+    },
+    /// A typed decode found a payload of the wrong size.
+    #[error("payload of {found} bytes does not match the {expected}-byte message type")]
+    PayloadSizeMismatch {
+        /// Bytes the type occupies.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
 }
 
 /// Numeric error codes shared with device code (`ControlBlock::last_error`).
@@ -195,8 +220,16 @@ pub mod codes {
     pub const OUTPUT_FULL: u32 = 9;
     /// A device-side K2K send found the destination inbox full.
     pub const K2K_INBOX_FULL: u32 = 10;
-    /// The user handler reported a failure.
+    /// The user handler panicked or the device faulted; the kernel stopped.
     pub const HANDLER_FAULT: u32 = 11;
+    /// A received timestamp was further ahead than the clock's maximum offset.
+    pub const CLOCK_SKEW: u32 = 12;
+    /// The user handler returned an error for one message; the kernel keeps running.
+    pub const HANDLER_ERROR: u32 = 13;
+    /// [`super::MessageError::WrongMessageType`].
+    pub const WRONG_MESSAGE_TYPE: u32 = 14;
+    /// [`super::MessageError::PayloadSizeMismatch`].
+    pub const PAYLOAD_SIZE_MISMATCH: u32 = 15;
 
     /// Every code with its name, in numeric order (used by the layout generator).
     pub const ALL: &[(&str, u32)] = &[
@@ -212,6 +245,10 @@ pub mod codes {
         ("OUTPUT_FULL", OUTPUT_FULL),
         ("K2K_INBOX_FULL", K2K_INBOX_FULL),
         ("HANDLER_FAULT", HANDLER_FAULT),
+        ("CLOCK_SKEW", CLOCK_SKEW),
+        ("HANDLER_ERROR", HANDLER_ERROR),
+        ("WRONG_MESSAGE_TYPE", WRONG_MESSAGE_TYPE),
+        ("PAYLOAD_SIZE_MISMATCH", PAYLOAD_SIZE_MISMATCH),
     ];
 
     /// The name of a code, or `None` for a value no version defines.
@@ -232,6 +269,8 @@ impl MessageError {
             Self::PayloadTooLarge { .. } => codes::PAYLOAD_TOO_LARGE,
             Self::ChecksumMismatch { .. } => codes::CHECKSUM_MISMATCH,
             Self::DeadlineExpired { .. } => codes::DEADLINE_EXPIRED,
+            Self::WrongMessageType { .. } => codes::WRONG_MESSAGE_TYPE,
+            Self::PayloadSizeMismatch { .. } => codes::PAYLOAD_SIZE_MISMATCH,
         }
     }
 }

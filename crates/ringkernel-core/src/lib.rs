@@ -8,6 +8,7 @@
 //! * [`hlc`] — hybrid logical clocks;
 //! * [`region`], [`control`], [`queue`] — shared memory, control blocks, and the lock-free SPSC
 //!   rings and MPSC K2K inboxes built on them;
+//! * [`kernel`] — kernel specs by name, the CPU handler context, and the built-in kernels;
 //! * [`error`] and [`runtime`] — the errors and the runtime API that backends implement.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -16,6 +17,7 @@ pub mod codegen;
 pub mod control;
 pub mod error;
 pub mod hlc;
+pub mod kernel;
 #[macro_use]
 pub mod layout;
 pub mod message;

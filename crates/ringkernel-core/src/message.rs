@@ -20,7 +20,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::MessageError;
+use crate::error::{MessageError, RingKernelError, codes};
 use crate::hlc::HlcTimestamp;
 use crate::layout::{MESSAGE_HEADER_BYTES, MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION, flags};
 
@@ -199,6 +199,11 @@ impl MessageHeader {
         self.flags & flags::REPLY != 0
     }
 
+    /// Whether this message reports an error (its payload is an [`ErrorReport`]).
+    pub fn is_error(&self) -> bool {
+        self.flags & flags::ERROR != 0
+    }
+
     /// A reply header to this message: same correlation id, source and destination swapped, a
     /// new message id, the `REPLY` flag set. Timestamp, payload size and checksum are set by the
     /// sender.
@@ -308,20 +313,38 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 /// has [`flags::CHECKSUM`]. Bytes of the slot past the payload are left as they were.
 ///
 /// # Errors
-/// [`MessageError::SlotTooSmall`] or [`MessageError::PayloadTooLarge`]; the slot is then untouched.
+/// [`MessageError::SlotTooSmall`], or any error of [`check_header`]; the slot is then untouched.
 pub fn encode_slot(slot: &mut [u8], header: &MessageHeader, payload: &[u8]) -> Result<(), MessageError> {
-    let capacity_bytes = payload_capacity(slot.len())?;
-    if payload.len() > capacity_bytes {
-        return Err(MessageError::PayloadTooLarge {
-            payload_bytes: u32::try_from(payload.len()).unwrap_or(u32::MAX),
-            capacity_bytes,
-        });
-    }
+    check_header(header, payload.len(), payload_capacity(slot.len())?)?;
     let mut header = *header;
     header.payload_bytes = payload.len() as u32;
     header.checksum = if header.flags & flags::CHECKSUM != 0 { crc32c(payload) } else { 0 };
     slot[..MESSAGE_HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
     slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
+    Ok(())
+}
+
+/// Checks what a reader validates in a header before its payload: magic, version, flags,
+/// priority, and that `payload_bytes` fits a slot's `capacity_bytes`. Senders call it before
+/// committing a slot so that bad input is refused where it comes from.
+pub fn check_header(header: &MessageHeader, payload_bytes: usize, capacity_bytes: usize) -> Result<(), MessageError> {
+    if header.magic != MESSAGE_MAGIC {
+        return Err(MessageError::BadMagic { found: header.magic, expected: MESSAGE_MAGIC });
+    }
+    if header.version != PROTOCOL_VERSION {
+        return Err(MessageError::UnsupportedVersion { found: header.version, supported: PROTOCOL_VERSION });
+    }
+    let unknown = header.flags & !flags::ALL;
+    if unknown != 0 {
+        return Err(MessageError::UnknownFlags { flags: header.flags, unknown });
+    }
+    Priority::try_from(header.priority)?;
+    if payload_bytes > capacity_bytes {
+        return Err(MessageError::PayloadTooLarge {
+            payload_bytes: u32::try_from(payload_bytes).unwrap_or(u32::MAX),
+            capacity_bytes,
+        });
+    }
     Ok(())
 }
 
@@ -345,21 +368,8 @@ pub struct DecodedSlot<'a> {
 pub fn decode_slot(slot: &[u8]) -> Result<DecodedSlot<'_>, MessageError> {
     let capacity_bytes = payload_capacity(slot.len())?;
     let header: MessageHeader = bytemuck::pod_read_unaligned(&slot[..MESSAGE_HEADER_BYTES]);
-    if header.magic != MESSAGE_MAGIC {
-        return Err(MessageError::BadMagic { found: header.magic, expected: MESSAGE_MAGIC });
-    }
-    if header.version != PROTOCOL_VERSION {
-        return Err(MessageError::UnsupportedVersion { found: header.version, supported: PROTOCOL_VERSION });
-    }
-    let unknown = header.flags & !flags::ALL;
-    if unknown != 0 {
-        return Err(MessageError::UnknownFlags { flags: header.flags, unknown });
-    }
-    Priority::try_from(header.priority)?;
     let payload_bytes = header.payload_bytes as usize;
-    if payload_bytes > capacity_bytes {
-        return Err(MessageError::PayloadTooLarge { payload_bytes: header.payload_bytes, capacity_bytes });
-    }
+    check_header(&header, payload_bytes, capacity_bytes)?;
     let payload = &slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload_bytes];
     if header.flags & flags::CHECKSUM != 0 {
         let computed = crc32c(payload);
@@ -412,6 +422,159 @@ impl Envelope {
         let decoded = decode_slot(slot)?;
         Ok(Self { header: decoded.header, payload: decoded.payload.to_vec() })
     }
+}
+
+impl Envelope {
+    /// The error this envelope reports, if its `ERROR` flag is set.
+    pub fn error_report(&self) -> Option<ErrorReport> {
+        self.header.is_error().then(|| ErrorReport::decode(&self.payload))
+    }
+
+    /// The envelope itself, or the error it reports as a [`RingKernelError`] naming `kernel`.
+    pub fn into_result(self, kernel: &str) -> Result<Self, RingKernelError> {
+        match self.error_report() {
+            Some(report) => Err(report.into_error(kernel)),
+            None => Ok(self),
+        }
+    }
+
+    /// An envelope of the typed message `message`.
+    pub fn from_message<M: RingMessage>(message: &M) -> Self {
+        Self::new(M::MESSAGE_TYPE, bytemuck::bytes_of(message))
+    }
+
+    /// The payload as the typed message `M`, after checking type and size.
+    pub fn to_message<M: RingMessage>(&self) -> Result<M, MessageError> {
+        M::from_parts(self.header.message_type, &self.payload)
+    }
+}
+
+/// Why a kernel did not handle a message, sent back in place of a reply (the `ERROR` flag set,
+/// the same correlation id, type [`ErrorReport::MESSAGE_TYPE`]).
+///
+/// Payload layout (little-endian): `code: u32`, 4 zero bytes, `values: [u64; 2]`, then the reason
+/// as UTF-8. Device code writes the same words; `code` is one of [`crate::error::codes`], and the
+/// values are the code's numbers (for a deadline: the deadline and the time it was checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReport {
+    /// What went wrong, one of [`crate::error::codes`].
+    pub code: u32,
+    /// Numbers that go with the code.
+    pub values: [u64; 2],
+    /// Human-readable detail.
+    pub reason: String,
+}
+
+impl ErrorReport {
+    /// The message type of error reports.
+    pub const MESSAGE_TYPE: u32 = 0xFFFF_FFFE;
+    /// Bytes before the reason text.
+    pub const FIXED_BYTES: usize = 24;
+
+    /// The report of a message that was not handled because of `error`.
+    pub fn from_message_error(error: &MessageError) -> Self {
+        let values = match *error {
+            MessageError::DeadlineExpired { deadline_ns, now_ns } => [deadline_ns, now_ns],
+            _ => [0, 0],
+        };
+        Self { code: error.code(), values, reason: error.to_string() }
+    }
+
+    /// The payload bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(Self::FIXED_BYTES + self.reason.len());
+        bytes.extend_from_slice(&self.code.to_le_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+        for value in self.values {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        bytes.extend_from_slice(self.reason.as_bytes());
+        bytes
+    }
+
+    /// Reads a report; a payload too short to be one reads as a handler error quoting its bytes.
+    pub fn decode(payload: &[u8]) -> Self {
+        if payload.len() < Self::FIXED_BYTES {
+            return Self {
+                code: codes::HANDLER_ERROR,
+                values: [0, 0],
+                reason: format!("malformed error report of {} bytes", payload.len()),
+            };
+        }
+        let word = |i: usize| u64::from_le_bytes(payload[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
+        Self {
+            code: u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")),
+            values: [word(0), word(1)],
+            reason: String::from_utf8_lossy(&payload[Self::FIXED_BYTES..]).into_owned(),
+        }
+    }
+
+    /// The report as the error a caller of `kernel` receives.
+    pub fn into_error(self, kernel: &str) -> RingKernelError {
+        match self.code {
+            codes::DEADLINE_EXPIRED => {
+                MessageError::DeadlineExpired { deadline_ns: self.values[0], now_ns: self.values[1] }.into()
+            }
+            codes::CLOCK_SKEW => {
+                RingKernelError::ClockSkew { remote_ns: self.values[0], local_ns: self.values[1], max_offset_ns: 0 }
+            }
+            codes::HANDLER_FAULT => RingKernelError::KernelFault { kernel: kernel.to_string(), reason: self.reason },
+            code => RingKernelError::HandlerError {
+                kernel: kernel.to_string(),
+                reason: match codes::name(code) {
+                    Some(name) if code != codes::HANDLER_ERROR => format!("{} ({name})", self.reason),
+                    _ => self.reason,
+                },
+            },
+        }
+    }
+}
+
+/// A typed message: a plain-old-data payload with a stable message type id.
+///
+/// Derive it with `#[derive(RingMessage)]` from `ringkernel-derive` (re-exported by the
+/// `ringkernel` facade), or implement it by hand:
+///
+/// ```
+/// use ringkernel_core::message::{Envelope, RingMessage};
+///
+/// #[repr(C)]
+/// #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+/// struct Add { value: u64 }
+/// impl RingMessage for Add { const MESSAGE_TYPE: u32 = 0xC001; }
+///
+/// let envelope = Envelope::from_message(&Add { value: 5 });
+/// assert_eq!(envelope.to_message::<Add>()?, Add { value: 5 });
+/// # Ok::<(), ringkernel_core::error::MessageError>(())
+/// ```
+pub trait RingMessage: bytemuck::Pod {
+    /// The stable type id carried in `MessageHeader::message_type`.
+    const MESSAGE_TYPE: u32;
+
+    /// Reads the message from a header's type and a payload, checking both.
+    fn from_parts(message_type: u32, payload: &[u8]) -> Result<Self, MessageError> {
+        if message_type != Self::MESSAGE_TYPE {
+            return Err(MessageError::WrongMessageType { expected: Self::MESSAGE_TYPE, found: message_type });
+        }
+        if payload.len() != size_of::<Self>() {
+            return Err(MessageError::PayloadSizeMismatch { expected: size_of::<Self>(), found: payload.len() });
+        }
+        Ok(bytemuck::pod_read_unaligned(payload))
+    }
+}
+
+/// A stable 32-bit message type id from a type name (FNV-1a), as `#[derive(RingMessage)]` uses
+/// when no id is given. Ids below `0x1000` and the [`ErrorReport`] type are never produced.
+pub const fn message_type_id(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u32;
+        hash = hash.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    if hash < 0x1000 || hash == ErrorReport::MESSAGE_TYPE { hash | 0x8000_0000 } else { hash }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -625,5 +788,51 @@ mod tests {
             let is_checksum_mismatch = matches!(decode_slot(&slot), Err(MessageError::ChecksumMismatch { .. }));
             prop_assert!(is_checksum_mismatch);
         }
+    }
+
+    #[test]
+    fn error_reports_round_trip_into_typed_errors() {
+        let expired = MessageError::DeadlineExpired { deadline_ns: 10, now_ns: 25 };
+        let report = ErrorReport::from_message_error(&expired);
+        let mut header = HeaderBuilder::new(ErrorReport::MESSAGE_TYPE).flags(flags::ERROR | flags::REPLY).build();
+        header.correlation_id = CorrelationId(5).to_words();
+        let envelope = Envelope::with_header(header, report.encode());
+        assert_eq!(envelope.error_report(), Some(report));
+        match envelope.into_result("k") {
+            Err(RingKernelError::InvalidMessage(e)) => assert_eq!(e, expired),
+            other => panic!("{other:?}"),
+        }
+        let handler = ErrorReport { code: codes::HANDLER_ERROR, values: [0, 0], reason: "odd input".into() };
+        let err = handler.clone().into_error("k").to_string();
+        assert_eq!(err, "kernel `k` handler failed: odd input");
+        assert_eq!(ErrorReport::decode(&handler.encode()), handler);
+        assert_eq!(ErrorReport::decode(b"short").code, codes::HANDLER_ERROR);
+        assert!(Envelope::new(1, vec![]).into_result("k").is_ok());
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Pair {
+        a: u32,
+        b: u32,
+    }
+    impl RingMessage for Pair {
+        const MESSAGE_TYPE: u32 = message_type_id("Pair");
+    }
+
+    #[test]
+    fn typed_messages_check_type_and_size() {
+        let envelope = Envelope::from_message(&Pair { a: 1, b: 2 });
+        assert_eq!(envelope.to_message::<Pair>().unwrap(), Pair { a: 1, b: 2 });
+        let wrong_type = Envelope::new(7, envelope.payload.clone());
+        assert!(matches!(wrong_type.to_message::<Pair>(), Err(MessageError::WrongMessageType { found: 7, .. })));
+        let short = Envelope::new(Pair::MESSAGE_TYPE, vec![0; 3]);
+        assert_eq!(
+            short.to_message::<Pair>(),
+            Err(MessageError::PayloadSizeMismatch { expected: 8, found: 3 })
+        );
+        assert_eq!(message_type_id("Pair"), message_type_id("Pair"));
+        assert_ne!(message_type_id("Pair"), message_type_id("Pear"));
+        assert!(message_type_id("") >= 0x1000);
     }
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::error::{Result, RingKernelError};
 use crate::layout::{MAX_QUEUE_CAPACITY, RingGeometry};
-use crate::message::Envelope;
+use crate::message::{Envelope, RingMessage};
 
 /// A compute backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -83,6 +83,12 @@ impl KernelId {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The registered kernel this id launches: the part before
+    /// [`crate::kernel::INSTANCE_SEPARATOR`] (`"counter#2"` launches `counter`).
+    pub fn spec_name(&self) -> &str {
+        self.0.split(crate::kernel::INSTANCE_SEPARATOR).next().unwrap_or_default()
     }
 }
 
@@ -293,6 +299,11 @@ pub trait KernelControl: Send + Sync {
     async fn terminate(&self) -> Result<()>;
     /// Queues a message; [`RingKernelError::QueueFull`] if there is no room.
     async fn send(&self, envelope: Envelope) -> Result<()>;
+    /// Queues a message, waiting at most `timeout` for room.
+    async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()>;
+    /// Queues one slot's bytes exactly as given (header and payload, no stamping or checks), as a
+    /// producer in another language would write them. The kernel validates them like any slot.
+    async fn send_raw(&self, slot: &[u8]) -> Result<()>;
     /// Waits for the next message from the kernel.
     async fn receive(&self) -> Result<Envelope>;
     /// Waits at most `timeout` for the next message.
@@ -301,6 +312,9 @@ pub trait KernelControl: Send + Sync {
     async fn call(&self, envelope: Envelope, timeout: Duration) -> Result<Envelope>;
     /// The kernel's metrics.
     fn metrics(&self) -> KernelMetrics;
+    /// Messages that were accepted but never handed to the handler because the kernel failed;
+    /// each is returned once.
+    fn take_unprocessed(&self) -> Vec<Envelope>;
 }
 
 /// A launched kernel. Cheap to clone; every clone controls the same kernel.
@@ -340,9 +354,24 @@ impl KernelHandle {
         self.inner.terminate().await
     }
 
-    /// Queues a message.
+    /// Queues a message; [`RingKernelError::QueueFull`] if there is no room.
     pub async fn send(&self, envelope: Envelope) -> Result<()> {
         self.inner.send(envelope).await
+    }
+
+    /// Queues a message, waiting at most `timeout` for room.
+    pub async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
+        self.inner.send_timeout(envelope, timeout).await
+    }
+
+    /// Queues one slot's bytes exactly as given; the kernel validates them like any slot.
+    pub async fn send_raw(&self, slot: &[u8]) -> Result<()> {
+        self.inner.send_raw(slot).await
+    }
+
+    /// Queues a typed message.
+    pub async fn send_message<M: RingMessage>(&self, message: &M) -> Result<()> {
+        self.inner.send(Envelope::from_message(message)).await
     }
 
     /// Waits for the next message from the kernel.
@@ -360,9 +389,20 @@ impl KernelHandle {
         self.inner.call(envelope, timeout).await
     }
 
+    /// Sends a typed message and waits at most `timeout` for the typed reply `R`.
+    pub async fn call_message<M: RingMessage, R: RingMessage>(&self, message: &M, timeout: Duration) -> Result<R> {
+        let reply = self.inner.call(Envelope::from_message(message), timeout).await?;
+        Ok(reply.to_message::<R>()?)
+    }
+
     /// The kernel's metrics.
     pub fn metrics(&self) -> KernelMetrics {
         self.inner.metrics()
+    }
+
+    /// Messages accepted but never handled because the kernel failed; each is returned once.
+    pub fn take_unprocessed(&self) -> Vec<Envelope> {
+        self.inner.take_unprocessed()
     }
 }
 
@@ -469,6 +509,15 @@ mod tests {
             }
             async fn send(&self, _envelope: Envelope) -> Result<()> {
                 Err(RingKernelError::QueueFull { queue: "input ring", capacity: 1 })
+            }
+            async fn send_timeout(&self, _envelope: Envelope, timeout: Duration) -> Result<()> {
+                Err(RingKernelError::Timeout { operation: "room in the input ring", waited: timeout })
+            }
+            async fn send_raw(&self, _slot: &[u8]) -> Result<()> {
+                Ok(())
+            }
+            fn take_unprocessed(&self) -> Vec<Envelope> {
+                vec![]
             }
             async fn receive(&self) -> Result<Envelope> {
                 Ok(Envelope::new(1, b"r".to_vec()))

@@ -1,0 +1,436 @@
+//! The checks. Each takes a fresh runtime built from [`crate::registry`] and panics with a message
+//! naming what differed from the reference behaviour.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringkernel_core::error::{MessageError, RingKernelError};
+use ringkernel_core::hlc::{PhysicalClock, SystemClock};
+use ringkernel_core::kernel::builtin::{COUNTER, COUNTER_ADD, COUNTER_TOTAL, ECHO};
+use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader};
+use ringkernel_core::message::{CorrelationId, Envelope, HeaderBuilder, encode_slot};
+use ringkernel_core::runtime::{KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime};
+
+use crate::kernels::{FALLIBLE, PANICKER, PIPELINE_RECORD, PipelineRecord, Probe, STAGE1, STAGE2};
+
+/// Generous: CI machines are slow and shared, and a conformance failure must not be a timing flake.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+type Runtime = Arc<dyn RingKernelRuntime>;
+
+fn active() -> LaunchOptions {
+    LaunchOptions::default().with_auto_activate(true)
+}
+
+async fn launch(runtime: &Runtime, id: &str, options: LaunchOptions) -> KernelHandle {
+    runtime.launch(id, options).await.unwrap_or_else(|e| panic!("launching `{id}` failed: {e}"))
+}
+
+fn add(values: &[u64]) -> Envelope {
+    Envelope::new(COUNTER_ADD, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+fn total(reply: &Envelope) -> u64 {
+    assert_eq!(reply.header.message_type, COUNTER_TOTAL, "counter replies with COUNTER_TOTAL");
+    u64::from_le_bytes(reply.payload.as_slice().try_into().expect("counter total is 8 bytes"))
+}
+
+/// A deterministic pseudo-random sequence (xorshift64*), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+/// Polls `condition` until it holds or [`TIMEOUT`] passes.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Launch → Active ⇄ Deactivated → Terminating → Terminated; illegal steps are typed errors;
+/// a deactivated kernel keeps its queue and state.
+pub async fn lifecycle(runtime: Runtime) {
+    let counter = launch(&runtime, COUNTER, LaunchOptions::default()).await;
+    assert_eq!(counter.state(), KernelState::Launched);
+    counter.send(add(&[1])).await.expect("a launched kernel accepts messages");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(counter.metrics().messages_processed, 0, "a launched kernel does not process before activate");
+    counter.activate().await.unwrap();
+    assert_eq!(counter.state(), KernelState::Active);
+    assert_eq!(total(&counter.receive_timeout(TIMEOUT).await.unwrap()), 1);
+    assert!(matches!(
+        counter.activate().await,
+        Err(RingKernelError::InvalidState { state: KernelState::Active, .. })
+    ));
+
+    counter.deactivate().await.unwrap();
+    assert_eq!(counter.state(), KernelState::Deactivated);
+    counter.send(add(&[10])).await.expect("a deactivated kernel keeps accepting into its queue");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(counter.metrics().messages_processed, 1, "a deactivated kernel does not process");
+    assert_eq!(counter.metrics().messages_in_flight, 1);
+    counter.activate().await.unwrap();
+    assert_eq!(total(&counter.receive_timeout(TIMEOUT).await.unwrap()), 11, "state survives deactivation");
+
+    counter.terminate().await.unwrap();
+    assert_eq!(counter.state(), KernelState::Terminated);
+    counter.terminate().await.expect("terminating twice is harmless");
+    for result in [counter.activate().await, counter.send(add(&[1])).await] {
+        assert!(
+            matches!(result, Err(RingKernelError::InvalidState { state: KernelState::Terminated, .. })),
+            "{result:?}"
+        );
+    }
+    assert!(matches!(
+        counter.receive_timeout(Duration::from_millis(10)).await,
+        Err(RingKernelError::InvalidState { .. })
+    ));
+    let metrics = counter.metrics();
+    assert_eq!((metrics.messages_sent, metrics.messages_processed, metrics.messages_in_flight), (2, 2, 0));
+}
+
+/// Launching an unknown name lists the registered names.
+pub async fn unknown_kernel_lists_registered_names(runtime: Runtime) {
+    let error = runtime.launch("ecko", active()).await.expect_err("unknown kernels do not launch");
+    match &error {
+        RingKernelError::KernelNotFound { requested, registered } => {
+            assert_eq!(requested, "ecko");
+            assert!(registered.iter().any(|n| n == ECHO) && registered.iter().any(|n| n == COUNTER), "{error}");
+        }
+        other => panic!("expected KernelNotFound, got {other:?}"),
+    }
+    let bad = runtime.launch(ECHO, LaunchOptions::default().with_queue_capacity(1000)).await;
+    assert!(matches!(bad, Err(RingKernelError::InvalidConfig { field: "input_capacity", .. })), "{bad:?}");
+}
+
+/// One live kernel per id; `name#instance` launches another instance of `name`.
+pub async fn duplicate_launch_is_refused_and_instances_are_allowed(runtime: Runtime) {
+    let first = launch(&runtime, ECHO, active()).await;
+    let again = runtime.launch(ECHO, active()).await;
+    assert!(matches!(again, Err(RingKernelError::InvalidConfig { field: "kernel_id", .. })), "{again:?}");
+    let second = launch(&runtime, "echo#2", active()).await;
+    for (handle, text) in [(&first, "one"), (&second, "two")] {
+        let reply = handle.call(Envelope::new(3, text.as_bytes()), TIMEOUT).await.unwrap();
+        assert_eq!(reply.payload, text.as_bytes());
+    }
+    first.terminate().await.unwrap();
+    let relaunched = launch(&runtime, ECHO, active()).await;
+    assert_eq!(relaunched.call(Envelope::new(1, *b"x"), TIMEOUT).await.unwrap().payload, b"x");
+}
+
+/// Echo returns exactly what it got; counter keeps the exact running total, on random inputs.
+pub async fn echo_and_counter_on_random_messages(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, active().with_slot_payload_bytes(512)).await;
+    let counter = launch(&runtime, COUNTER, active()).await;
+    let mut rng = Rng(0x5eed_0001);
+    let mut expected_total = 0u64;
+    for i in 0..500 {
+        let length = rng.below(513) as usize;
+        let payload: Vec<u8> = (0..length).map(|_| rng.next() as u8).collect();
+        let message_type = rng.next() as u32 & 0x7fff_ffff;
+        let checksum = rng.below(2) == 0;
+        let header = HeaderBuilder::new(message_type).checksum(checksum).build();
+        let reply = echo.call(Envelope::with_header(header, payload.clone()), TIMEOUT).await.unwrap();
+        assert_eq!(reply.payload, payload, "echo payload, message {i}");
+        assert_eq!(reply.header.message_type, message_type, "echo type, message {i}");
+        assert!(reply.header.is_reply());
+
+        let values: Vec<u64> = (0..rng.below(9)).map(|_| rng.next()).collect();
+        expected_total = values.iter().fold(expected_total, |a, v| a.wrapping_add(*v));
+        assert_eq!(total(&counter.call(add(&values), TIMEOUT).await.unwrap()), expected_total, "message {i}");
+    }
+    let too_big = echo.send(Envelope::new(1, vec![0u8; 513])).await;
+    assert!(
+        matches!(too_big, Err(RingKernelError::InvalidMessage(MessageError::PayloadTooLarge { .. }))),
+        "{too_big:?}"
+    );
+}
+
+/// Messages from one sender are handled and answered in the order sent, with several senders at once.
+pub async fn per_sender_order_is_kept(runtime: Runtime) {
+    const SENDERS: u32 = 4;
+    const PER_SENDER: u32 = 2_000;
+    let echo = launch(&runtime, ECHO, active().with_queue_capacity(64)).await;
+    let mut tasks = Vec::new();
+    for sender in 0..SENDERS {
+        let echo = echo.clone();
+        tasks.push(tokio::spawn(async move {
+            for sequence in 0..PER_SENDER {
+                let probe = Probe { sender, sequence, value: 0 };
+                echo.send_timeout(Envelope::from_message(&probe), TIMEOUT).await.unwrap();
+            }
+        }));
+    }
+    let mut next = vec![0u32; SENDERS as usize];
+    for _ in 0..SENDERS * PER_SENDER {
+        let reply = echo.receive_timeout(TIMEOUT).await.unwrap();
+        let probe: Probe = reply.to_message().unwrap();
+        assert_eq!(probe.sequence, next[probe.sender as usize], "sender {} out of order", probe.sender);
+        next[probe.sender as usize] += 1;
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(next.iter().all(|n| *n == PER_SENDER));
+}
+
+/// Concurrent calls each get the reply with their own correlation id.
+pub async fn concurrent_calls_get_their_own_replies(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, active().with_queue_capacity(16)).await;
+    let mut tasks = Vec::new();
+    for task in 0..8u32 {
+        let echo = echo.clone();
+        tasks.push(tokio::spawn(async move {
+            for sequence in 0..300u32 {
+                let probe = Probe { sender: task, sequence, value: u64::from(task) << 32 | u64::from(sequence) };
+                let reply = loop {
+                    match echo.call(Envelope::from_message(&probe), TIMEOUT).await {
+                        Err(RingKernelError::QueueFull { .. }) => tokio::task::yield_now().await,
+                        other => break other.unwrap(),
+                    }
+                };
+                assert_eq!(reply.to_message::<Probe>().unwrap(), probe, "call got another call's reply");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let metrics = echo.metrics();
+    assert_eq!(metrics.messages_processed, 2_400);
+    assert!(metrics.latency_p50_us.is_some() && metrics.latency_p99_us >= metrics.latency_p50_us);
+    assert!(
+        matches!(echo.receive_timeout(Duration::from_millis(10)).await, Err(RingKernelError::Timeout { .. })),
+        "no reply is left over"
+    );
+}
+
+/// Typed calls: the reply type is checked.
+pub async fn typed_messages_round_trip(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, active()).await;
+    let probe = Probe { sender: 1, sequence: 2, value: 3 };
+    let back: Probe = echo.call_message(&probe, TIMEOUT).await.unwrap();
+    assert_eq!(back, probe);
+    let wrong = echo.call_message::<Probe, PipelineRecord>(&probe, TIMEOUT).await;
+    assert!(
+        matches!(wrong, Err(RingKernelError::InvalidMessage(MessageError::WrongMessageType { .. }))),
+        "{wrong:?}"
+    );
+}
+
+/// Host → stage1 → (K2K) → stage2 → host: every hop's timestamp is later than the one before.
+pub async fn k2k_pipeline_preserves_causality(runtime: Runtime) {
+    let stage2 = launch(&runtime, STAGE2, active()).await;
+    let stage1 = launch(&runtime, STAGE1, active()).await;
+    for value in 0..200u64 {
+        let correlation = CorrelationId::generate();
+        let header = HeaderBuilder::new(PIPELINE_RECORD).correlation_id(correlation).build();
+        let record = PipelineRecord { value, ..Default::default() };
+        stage1.send(Envelope::with_header(header, bytemuck::bytes_of(&record).to_vec())).await.unwrap();
+        let out = stage2.receive_timeout(TIMEOUT).await.unwrap();
+        assert_eq!(out.header.correlation_id(), correlation, "K2K keeps the correlation id");
+        let record: PipelineRecord = bytemuck::pod_read_unaligned(&out.payload);
+        assert_eq!(record.value, value * 2 + 1);
+        let chain = [
+            record.host_sent,
+            record.stage1_received,
+            record.stage1_sent,
+            record.stage2_received,
+            out.header.timestamp(),
+        ];
+        assert!(chain.windows(2).all(|w| w[0] < w[1]), "HLC order broken across hops: {chain:?}");
+    }
+    // A K2K send to a kernel that is not running is an error for the sender, not a silent drop.
+    stage2.terminate().await.unwrap();
+    let header = HeaderBuilder::new(PIPELINE_RECORD).build();
+    let record = PipelineRecord::default();
+    let result = stage1.call(Envelope::with_header(header, bytemuck::bytes_of(&record).to_vec()), TIMEOUT).await;
+    match result {
+        Err(RingKernelError::HandlerError { reason, .. }) => assert!(reason.contains(STAGE2), "{reason}"),
+        other => panic!("expected a handler error naming {STAGE2}, got {other:?}"),
+    }
+}
+
+/// A full input queue refuses with `QueueFull` (nothing written); `send_timeout` waits for room
+/// or times out; nothing accepted is dropped.
+pub async fn full_queue_pushes_back(runtime: Runtime) {
+    let counter = launch(&runtime, COUNTER, LaunchOptions::default().with_queue_capacity(4)).await;
+    for _ in 0..4 {
+        counter.send(add(&[1])).await.unwrap();
+    }
+    let full = counter.send(add(&[100])).await;
+    assert!(matches!(full, Err(RingKernelError::QueueFull { capacity: 4, .. })), "{full:?}");
+    let waited = counter.send_timeout(add(&[100]), Duration::from_millis(30)).await;
+    assert!(matches!(waited, Err(RingKernelError::Timeout { .. })), "{waited:?}");
+    assert_eq!(counter.metrics().messages_rejected, 2);
+
+    let sender = {
+        let counter = counter.clone();
+        tokio::spawn(async move { counter.send_timeout(add(&[1]), TIMEOUT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    counter.activate().await.unwrap();
+    sender.await.unwrap().expect("send_timeout gets room once the kernel runs");
+    let mut last = 0;
+    for _ in 0..5 {
+        last = total(&counter.receive_timeout(TIMEOUT).await.unwrap());
+    }
+    assert_eq!(last, 5, "the refused messages were not applied and the accepted ones all were");
+}
+
+/// An expired message is not handled; the caller gets `DeadlineExpired`.
+pub async fn deadline_expiry_is_reported_not_handled(runtime: Runtime) {
+    let counter = launch(&runtime, COUNTER, active()).await;
+    let past = SystemClock.now_ns() - 1_000_000;
+    let header = HeaderBuilder::new(COUNTER_ADD).deadline_ns(past).build();
+    let result = counter.call(Envelope::with_header(header, 7u64.to_le_bytes()), TIMEOUT).await;
+    assert!(
+        matches!(result, Err(RingKernelError::InvalidMessage(MessageError::DeadlineExpired { deadline_ns, .. })) if deadline_ns == past),
+        "{result:?}"
+    );
+    let future = SystemClock.now_ns() + 60_000_000_000;
+    let header = HeaderBuilder::new(COUNTER_ADD).deadline_ns(future).build();
+    let reply = counter.call(Envelope::with_header(header, 5u64.to_le_bytes()), TIMEOUT).await.unwrap();
+    assert_eq!(total(&reply), 5, "the expired message was not applied");
+    let metrics = counter.metrics();
+    assert_eq!((metrics.messages_processed, metrics.messages_rejected), (1, 1));
+}
+
+/// Corrupt slots are skipped and counted; the kernel keeps working.
+pub async fn bad_slot_data_is_counted_and_skipped(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, active()).await;
+    let slot_bytes = MESSAGE_HEADER_BYTES + 64;
+    let mut good = vec![0u8; slot_bytes];
+    encode_slot(&mut good, &HeaderBuilder::new(1).checksum(true).build(), b"payload").unwrap();
+    let mut bad_magic = good.clone();
+    bad_magic[0] ^= 0xff;
+    let mut bad_checksum = good.clone();
+    bad_checksum[MESSAGE_HEADER_BYTES] ^= 1;
+    let mut bad_length = good.clone();
+    let length_at = std::mem::offset_of!(MessageHeader, payload_bytes);
+    bad_length[length_at..length_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    for slot in [&bad_magic, &bad_checksum, &bad_length, &vec![0xa5; 300]] {
+        echo.send_raw(slot).await.unwrap();
+    }
+    let reply = echo.call(Envelope::new(2, *b"still alive"), TIMEOUT).await.unwrap();
+    assert_eq!(reply.payload, b"still alive");
+    eventually("the corrupt slots are counted", || echo.metrics().messages_rejected == 4).await;
+    let metrics = echo.metrics();
+    assert_eq!((metrics.messages_processed, metrics.errors), (1, 4), "{metrics:?}");
+    assert!(echo.send_raw(&vec![0; 100_000]).await.is_err(), "a slot longer than the ring's slots is refused");
+}
+
+/// A handler error reaches the caller; the kernel keeps running.
+pub async fn handler_error_is_returned_and_kernel_continues(runtime: Runtime) {
+    let kernel = launch(&runtime, FALLIBLE, active()).await;
+    let result = kernel.call(Envelope::new(1, *b"bad"), TIMEOUT).await;
+    match result {
+        Err(RingKernelError::HandlerError { kernel, reason }) => {
+            assert_eq!(kernel, FALLIBLE);
+            assert!(reason.contains("refused"), "{reason}");
+        }
+        other => panic!("expected HandlerError, got {other:?}"),
+    }
+    assert_eq!(kernel.call(Envelope::new(1, *b"ok"), TIMEOUT).await.unwrap().payload, b"ok");
+    assert_eq!(kernel.state(), KernelState::Active);
+    assert_eq!(kernel.metrics().errors, 1);
+}
+
+/// A panicking handler fails only its own kernel; its callers get errors, not hangs; what it had
+/// accepted but not handled is returned.
+pub async fn handler_panic_is_isolated(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, active()).await;
+    let panicker = launch(&runtime, PANICKER, LaunchOptions::default()).await;
+    // Queue the poison and messages behind it while the kernel is not yet running.
+    let poisoned = {
+        let panicker = panicker.clone();
+        tokio::spawn(async move { panicker.call(Envelope::new(1, *b"panic"), TIMEOUT).await })
+    };
+    eventually("the poison is queued", || panicker.metrics().messages_sent == 1).await;
+    let mut waiting = Vec::new();
+    for i in 0..3u8 {
+        let panicker = panicker.clone();
+        waiting.push(tokio::spawn(async move { panicker.call(Envelope::new(1, vec![i]), TIMEOUT).await }));
+    }
+    eventually("the followers are queued", || panicker.metrics().messages_sent == 4).await;
+    panicker.activate().await.unwrap();
+
+    match poisoned.await.unwrap() {
+        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("asked to panic"), "{reason}"),
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+    for call in waiting {
+        let result = call.await.unwrap();
+        assert!(matches!(result, Err(RingKernelError::KernelFault { .. })), "pending call: {result:?}");
+    }
+    assert_eq!(panicker.state(), KernelState::Failed);
+    // The followers were queued concurrently, so in any order.
+    let mut returned: Vec<Vec<u8>> = panicker.take_unprocessed().into_iter().map(|e| e.payload).collect();
+    returned.sort();
+    assert_eq!(returned, [vec![0], vec![1], vec![2]], "every accepted, unhandled message is returned");
+    assert!(panicker.take_unprocessed().is_empty(), "returned once");
+    assert!(matches!(panicker.send(Envelope::new(1, *b"x")).await, Err(RingKernelError::KernelFault { .. })));
+    let metrics = panicker.metrics();
+    assert_eq!((metrics.messages_sent, metrics.messages_processed, metrics.messages_in_flight), (4, 1, 0));
+
+    assert_eq!(echo.call(Envelope::new(1, *b"fine"), TIMEOUT).await.unwrap().payload, b"fine");
+    panicker.terminate().await.expect("terminating a failed kernel releases it");
+}
+
+/// Terminate handles every accepted message, even with the kernel deactivated or busy, and every
+/// reply can still be received afterwards.
+pub async fn terminate_with_messages_in_flight_loses_nothing(runtime: Runtime) {
+    for start_active in [false, true] {
+        let id = if start_active { "counter#busy" } else { "counter#idle" };
+        let counter = launch(&runtime, id, LaunchOptions::default().with_queue_capacity(256).with_auto_activate(start_active)).await;
+        let mut accepted = 0u64;
+        for value in 1..=200u64 {
+            counter.send(add(&[value])).await.unwrap();
+            accepted += 1;
+        }
+        counter.terminate().await.unwrap();
+        assert_eq!(counter.state(), KernelState::Terminated);
+        let metrics = counter.metrics();
+        assert_eq!(metrics.messages_sent, accepted);
+        assert_eq!(metrics.messages_processed, accepted, "{id}: every accepted message was handled");
+        assert_eq!(metrics.messages_in_flight, 0);
+        let mut totals = Vec::new();
+        while let Ok(reply) = counter.receive_timeout(Duration::from_millis(50)).await {
+            totals.push(total(&reply));
+        }
+        assert_eq!(totals.len() as u64, accepted, "{id}: every reply is receivable after terminate");
+        assert_eq!(totals.last(), Some(&(200 * 201 / 2)));
+    }
+}
+
+/// The runtime lists its kernels, finds them by id and totals their metrics.
+pub async fn runtime_lists_and_totals(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, active()).await;
+    let counter = launch(&runtime, COUNTER, active()).await;
+    echo.call(Envelope::new(1, *b"a"), TIMEOUT).await.unwrap();
+    counter.call(add(&[2]), TIMEOUT).await.unwrap();
+    let mut listed = runtime.list_kernels();
+    listed.sort();
+    assert_eq!(listed, [KernelId::from(COUNTER), KernelId::from(ECHO)]);
+    assert_eq!(runtime.get_kernel(&KernelId::from(ECHO)).unwrap().id(), echo.id());
+    assert!(runtime.get_kernel(&KernelId::from("nope")).is_none());
+    let totals = runtime.metrics();
+    assert_eq!((totals.kernels_launched, totals.kernels_active), (2, 2));
+    assert_eq!((totals.messages_sent, totals.messages_processed), (2, 2));
+    let by_id: HashMap<_, _> = [(echo.id().clone(), echo.metrics().messages_sent)].into();
+    assert_eq!(by_id[echo.id()], 1);
+}

@@ -1,0 +1,94 @@
+//! The kernels the suite launches, by name. Backends other than `cpu` give the same names the same
+//! behaviour in their own languages.
+
+use ringkernel_core::hlc::HlcTimestamp;
+use ringkernel_core::kernel::{HandlerError, KernelRegistry, KernelSpec};
+use ringkernel_core::message::{RingMessage, message_type_id};
+use ringkernel_core::runtime::KernelId;
+
+/// Echoes, but panics on the payload `b"panic"`.
+pub const PANICKER: &str = "panicker";
+/// Echoes, but returns a handler error on the payload `b"bad"`.
+pub const FALLIBLE: &str = "fallible";
+/// First stage of the K2K pipeline: records its timestamps and forwards to [`STAGE2`].
+pub const STAGE1: &str = "stage1";
+/// Second stage: records its timestamps and emits the record to the host.
+pub const STAGE2: &str = "stage2";
+/// Message type of pipeline records.
+pub const PIPELINE_RECORD: u32 = message_type_id("ringkernel_conformance::PipelineRecord");
+
+impl RingMessage for PipelineRecord {
+    const MESSAGE_TYPE: u32 = PIPELINE_RECORD;
+}
+
+/// A typed request the suite sends to `echo`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Probe {
+    /// Which sender.
+    pub sender: u32,
+    /// Sequence number within the sender.
+    pub sequence: u32,
+    /// Arbitrary data.
+    pub value: u64,
+}
+
+impl RingMessage for Probe {
+    const MESSAGE_TYPE: u32 = message_type_id("ringkernel_conformance::Probe");
+}
+
+/// What the pipeline records at each hop: timestamps as sent and as received.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PipelineRecord {
+    /// The host's send timestamp, as stage 1 saw it in the header.
+    pub host_sent: HlcTimestamp,
+    /// Stage 1's clock after receiving.
+    pub stage1_received: HlcTimestamp,
+    /// Stage 1's send timestamp, as stage 2 saw it in the header.
+    pub stage1_sent: HlcTimestamp,
+    /// Stage 2's clock after receiving.
+    pub stage2_received: HlcTimestamp,
+    /// The value carried through, doubled by stage 1 and incremented by stage 2.
+    pub value: u64,
+    /// Padding to a multiple of 16 bytes.
+    pub reserved: u64,
+}
+
+fn echo_unless(trigger: &'static [u8], fault: fn()) -> impl Fn(&mut ringkernel_core::kernel::HandlerContext<'_>) -> Result<(), HandlerError> {
+    move |ctx| {
+        if ctx.payload() == trigger {
+            fault();
+            return Err(HandlerError(format!("refused payload {:?}", String::from_utf8_lossy(trigger))));
+        }
+        let (message_type, payload) = (ctx.message_type(), ctx.payload());
+        Ok(ctx.reply(message_type, payload)?)
+    }
+}
+
+/// The built-in kernels plus the suite's own.
+pub fn registry() -> KernelRegistry {
+    let mut registry = KernelRegistry::with_builtins();
+    let specs = [
+        KernelSpec::new(PANICKER).cpu(echo_unless(b"panic", || panic!("asked to panic"))),
+        KernelSpec::new(FALLIBLE).cpu(echo_unless(b"bad", || {})),
+        KernelSpec::new(STAGE1).cpu(|ctx| {
+            let mut record: PipelineRecord = ctx.payload_as()?;
+            record.host_sent = ctx.header().timestamp();
+            record.stage1_received = ctx.received_at();
+            record.value *= 2;
+            Ok(ctx.send_to(&KernelId::from(STAGE2), PIPELINE_RECORD, bytemuck::bytes_of(&record))?)
+        }),
+        KernelSpec::new(STAGE2).cpu(|ctx| {
+            let mut record: PipelineRecord = ctx.payload_as()?;
+            record.stage1_sent = ctx.header().timestamp();
+            record.stage2_received = ctx.received_at();
+            record.value += 1;
+            Ok(ctx.emit(PIPELINE_RECORD, bytemuck::bytes_of(&record))?)
+        }),
+    ];
+    for spec in specs {
+        registry.register(spec).expect("suite kernel names are distinct");
+    }
+    registry
+}

@@ -1,0 +1,57 @@
+//! # ringkernel-conformance
+//!
+//! One suite, run by every backend against the same kernels and inputs, so that every backend
+//! behaves like the CPU reference. A backend's test file names an async constructor and gets one
+//! test per check:
+//!
+//! ```ignore
+//! async fn make(registry: KernelRegistry) -> ringkernel_core::Result<Arc<dyn RingKernelRuntime>> {
+//!     Ok(Arc::new(CpuRuntime::new(registry)))
+//! }
+//! ringkernel_conformance::conformance_tests!(make);
+//! ```
+//!
+//! Each check launches kernels from [`registry`] (the built-ins plus the test kernels in
+//! [`kernels`]), drives them through the public runtime API only, and panics with a message that
+//! names what differed.
+
+pub mod checks;
+pub mod kernels;
+
+pub use kernels::registry;
+
+/// One `#[tokio::test]` per conformance check, each on a fresh runtime from `$make`, an async fn
+/// taking a [`ringkernel_core::kernel::KernelRegistry`] and returning
+/// `Result<Arc<dyn RingKernelRuntime>>`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@each $make;
+            lifecycle,
+            unknown_kernel_lists_registered_names,
+            duplicate_launch_is_refused_and_instances_are_allowed,
+            echo_and_counter_on_random_messages,
+            per_sender_order_is_kept,
+            concurrent_calls_get_their_own_replies,
+            typed_messages_round_trip,
+            k2k_pipeline_preserves_causality,
+            full_queue_pushes_back,
+            deadline_expiry_is_reported_not_handled,
+            bad_slot_data_is_counted_and_skipped,
+            handler_error_is_returned_and_kernel_continues,
+            handler_panic_is_isolated,
+            terminate_with_messages_in_flight_loses_nothing,
+            runtime_lists_and_totals,
+        );
+    };
+    (@each $make:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let runtime = $make($crate::registry()).await.expect("the runtime under test starts");
+                $crate::checks::$check(runtime.clone()).await;
+                runtime.shutdown().await.expect("shutdown succeeds");
+            }
+        )*
+    };
+}

@@ -1,0 +1,524 @@
+//! Kernels by name: what a backend needs to launch one, and the context a CPU handler runs in.
+//!
+//! A [`KernelSpec`] names a kernel and carries its initial state and one handler per backend: a
+//! Rust closure for `cpu`, CUDA C for `cuda`, WGSL for `wgpu` and `metal`. Specs are collected in a
+//! [`KernelRegistry`]; a runtime launches them by name. The [`builtin`] kernels (`echo`,
+//! `counter`) are registered everywhere so that examples, tests and benchmarks share them.
+//!
+//! ```
+//! use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
+//!
+//! let mut registry = KernelRegistry::with_builtins();
+//! registry.register(KernelSpec::new("doubler").cpu(|ctx| {
+//!     let value: u64 = ctx.payload_as()?;
+//!     ctx.reply(1, &(value * 2).to_le_bytes())?;
+//!     Ok(())
+//! }))?;
+//! assert_eq!(registry.names(), ["counter", "doubler", "echo"]);
+//! # Ok::<(), ringkernel_core::error::RingKernelError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Result, RingKernelError};
+use crate::hlc::HlcTimestamp;
+use crate::layout::MessageHeader;
+use crate::message::{HOST_KERNEL_ID, RingMessage};
+use crate::runtime::KernelId;
+
+/// Separates a spec name from an instance name in a kernel id (`"counter#2"`).
+pub const INSTANCE_SEPARATOR: char = '#';
+
+/// A CPU handler: called once per message, in order, on the actor's own thread.
+pub type CpuHandler = dyn Fn(&mut HandlerContext<'_>) -> std::result::Result<(), HandlerError> + Send + Sync;
+
+/// A kernel by name, with its state and a handler per backend.
+#[derive(Clone)]
+pub struct KernelSpec {
+    name: String,
+    initial_state: Vec<u8>,
+    cpu: Option<Arc<CpuHandler>>,
+    cuda_source: Option<Arc<str>>,
+    wgsl_source: Option<Arc<str>>,
+}
+
+impl KernelSpec {
+    /// A spec with no state and no handlers yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), initial_state: Vec::new(), cpu: None, cuda_source: None, wgsl_source: None }
+    }
+
+    /// The actor's state: `bytes.len()` bytes, initially `bytes`.
+    pub fn with_state_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.initial_state = bytes.into();
+        self
+    }
+
+    /// The actor's state: a plain-old-data value, initially `value`.
+    pub fn with_state<T: bytemuck::Pod>(self, value: T) -> Self {
+        self.with_state_bytes(bytemuck::bytes_of(&value).to_vec())
+    }
+
+    /// The handler the `cpu` backend runs.
+    pub fn cpu(
+        mut self,
+        handler: impl Fn(&mut HandlerContext<'_>) -> std::result::Result<(), HandlerError> + Send + Sync + 'static,
+    ) -> Self {
+        self.cpu = Some(Arc::new(handler));
+        self
+    }
+
+    /// The CUDA C handler the `cuda` backend compiles.
+    pub fn cuda(mut self, source: impl Into<String>) -> Self {
+        self.cuda_source = Some(source.into().into());
+        self
+    }
+
+    /// The WGSL handler the `wgpu` and `metal` backends compile.
+    pub fn wgsl(mut self, source: impl Into<String>) -> Self {
+        self.wgsl_source = Some(source.into().into());
+        self
+    }
+
+    /// The name it is registered under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes of actor state.
+    pub fn state_bytes(&self) -> usize {
+        self.initial_state.len()
+    }
+
+    /// The initial state.
+    pub fn initial_state(&self) -> &[u8] {
+        &self.initial_state
+    }
+
+    /// The CPU handler, if any.
+    pub fn cpu_handler(&self) -> Option<&Arc<CpuHandler>> {
+        self.cpu.as_ref()
+    }
+
+    /// The CUDA source, if any.
+    pub fn cuda_source(&self) -> Option<&str> {
+        self.cuda_source.as_deref()
+    }
+
+    /// The WGSL source, if any.
+    pub fn wgsl_source(&self) -> Option<&str> {
+        self.wgsl_source.as_deref()
+    }
+
+    /// The state a launch starts from: `override_state` if given (it must have the spec's size),
+    /// else the spec's initial state.
+    ///
+    /// # Errors
+    /// [`RingKernelError::InvalidConfig`] naming both sizes when they differ.
+    pub fn launch_state(&self, override_state: Option<&[u8]>) -> Result<Vec<u8>> {
+        match override_state {
+            None => Ok(self.initial_state.clone()),
+            Some(state) if state.len() == self.initial_state.len() => Ok(state.to_vec()),
+            Some(state) => Err(RingKernelError::InvalidConfig {
+                field: "initial_state",
+                reason: format!(
+                    "has {} bytes but kernel `{}` declares {} bytes of state",
+                    state.len(),
+                    self.name,
+                    self.initial_state.len()
+                ),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for KernelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelSpec")
+            .field("name", &self.name)
+            .field("state_bytes", &self.initial_state.len())
+            .field("cpu", &self.cpu.is_some())
+            .field("cuda", &self.cuda_source.is_some())
+            .field("wgsl", &self.wgsl_source.is_some())
+            .finish()
+    }
+}
+
+/// Kernel specs by name.
+#[derive(Debug, Clone, Default)]
+pub struct KernelRegistry {
+    specs: BTreeMap<String, KernelSpec>,
+}
+
+impl KernelRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry holding the [`builtin`] kernels.
+    pub fn with_builtins() -> Self {
+        let mut registry = Self::new();
+        for spec in builtin::all() {
+            registry.register(spec).expect("built-in kernel names are distinct and valid");
+        }
+        registry
+    }
+
+    /// Adds a spec.
+    ///
+    /// # Errors
+    /// [`RingKernelError::InvalidConfig`] if the name is empty, contains
+    /// [`INSTANCE_SEPARATOR`], or is already registered.
+    pub fn register(&mut self, spec: KernelSpec) -> Result<()> {
+        let invalid = |reason: String| Err(RingKernelError::InvalidConfig { field: "kernel name", reason });
+        if spec.name.is_empty() {
+            return invalid("is empty".into());
+        }
+        if spec.name.contains(INSTANCE_SEPARATOR) {
+            return invalid(format!(
+                "`{}` contains `{INSTANCE_SEPARATOR}`, which separates instance names at launch",
+                spec.name
+            ));
+        }
+        if self.specs.contains_key(&spec.name) {
+            return invalid(format!("`{}` is already registered", spec.name));
+        }
+        self.specs.insert(spec.name.clone(), spec);
+        Ok(())
+    }
+
+    /// Adds a spec, replacing one of the same name.
+    pub fn replace(&mut self, spec: KernelSpec) {
+        self.specs.insert(spec.name.clone(), spec);
+    }
+
+    /// The spec a kernel id launches: the part of the id before [`INSTANCE_SEPARATOR`].
+    ///
+    /// # Errors
+    /// [`RingKernelError::KernelNotFound`] listing the registered names.
+    pub fn resolve(&self, kernel_id: &KernelId) -> Result<&KernelSpec> {
+        self.specs.get(kernel_id.spec_name()).ok_or_else(|| RingKernelError::KernelNotFound {
+            requested: kernel_id.spec_name().to_string(),
+            registered: self.names(),
+        })
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.specs.keys().cloned().collect()
+    }
+
+    /// Every spec, sorted by name.
+    pub fn specs(&self) -> impl Iterator<Item = &KernelSpec> {
+        self.specs.values()
+    }
+}
+
+/// An error a handler returns for one message. The caller gets it as
+/// [`RingKernelError::HandlerError`]; the kernel keeps running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError(pub String);
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<RingKernelError> for HandlerError {
+    fn from(error: RingKernelError) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<crate::error::MessageError> for HandlerError {
+    fn from(error: crate::error::MessageError) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<&str> for HandlerError {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
+}
+
+impl From<String> for HandlerError {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+/// Where a handler's message goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Destination<'a> {
+    /// The kernel's output ring, read by the host.
+    Host,
+    /// Another kernel's K2K inbox, by id.
+    Kernel(&'a KernelId),
+    /// Another kernel's K2K inbox, by the number in message headers.
+    KernelNumber(u32),
+}
+
+/// What a backend provides to a running CPU handler.
+pub trait HandlerIo {
+    /// Stamps `header` (timestamp, source) and delivers it with `payload`, waiting for room in the
+    /// output ring (`Host`) or failing with [`RingKernelError::QueueFull`] when a K2K inbox is
+    /// full (waiting there could deadlock two kernels that send to each other).
+    fn deliver(&mut self, destination: Destination<'_>, header: MessageHeader, payload: &[u8]) -> Result<()>;
+}
+
+/// The message being handled, the actor's state, and ways to send.
+pub struct HandlerContext<'a> {
+    kernel: &'a KernelId,
+    header: &'a MessageHeader,
+    payload: &'a [u8],
+    received_at: HlcTimestamp,
+    state: &'a mut [u8],
+    io: &'a mut dyn HandlerIo,
+}
+
+impl<'a> HandlerContext<'a> {
+    /// Called by backends for each message.
+    pub fn new(
+        kernel: &'a KernelId,
+        header: &'a MessageHeader,
+        payload: &'a [u8],
+        received_at: HlcTimestamp,
+        state: &'a mut [u8],
+        io: &'a mut dyn HandlerIo,
+    ) -> Self {
+        Self { kernel, header, payload, received_at, state, io }
+    }
+
+    /// The kernel running the handler.
+    pub fn kernel_id(&self) -> &KernelId {
+        self.kernel
+    }
+
+    /// The message's header.
+    pub fn header(&self) -> &'a MessageHeader {
+        self.header
+    }
+
+    /// The message's type.
+    pub fn message_type(&self) -> u32 {
+        self.header.message_type
+    }
+
+    /// The message's payload.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// The payload as a plain-old-data value of exactly its size.
+    pub fn payload_as<T: bytemuck::Pod>(&self) -> std::result::Result<T, HandlerError> {
+        if self.payload.len() != size_of::<T>() {
+            return Err(HandlerError(format!(
+                "expected a {}-byte payload, got {} bytes",
+                size_of::<T>(),
+                self.payload.len()
+            )));
+        }
+        Ok(bytemuck::pod_read_unaligned(self.payload))
+    }
+
+    /// The payload as the typed message `M` (type and size checked).
+    pub fn message<M: RingMessage>(&self) -> std::result::Result<M, HandlerError> {
+        Ok(M::from_parts(self.header.message_type, self.payload)?)
+    }
+
+    /// The kernel's clock after receiving this message: later than the sender's timestamp.
+    pub fn received_at(&self) -> HlcTimestamp {
+        self.received_at
+    }
+
+    /// The actor's state bytes.
+    pub fn state_bytes(&mut self) -> &mut [u8] {
+        self.state
+    }
+
+    /// The actor's state as a plain-old-data value (the state must have exactly its size).
+    pub fn state<T: bytemuck::Pod>(&mut self) -> std::result::Result<&mut T, HandlerError> {
+        let bytes = self.state.len();
+        bytemuck::try_from_bytes_mut(self.state).map_err(|e| {
+            HandlerError(format!("state of {bytes} bytes cannot be viewed as a {}-byte value: {e}", size_of::<T>()))
+        })
+    }
+
+    /// Replies to the sender (the host, or the kernel that sent it over K2K) with the same
+    /// correlation id.
+    pub fn reply(&mut self, message_type: u32, payload: &[u8]) -> Result<()> {
+        let header = self.header.reply(message_type);
+        let destination = match self.header.source_kernel {
+            HOST_KERNEL_ID => Destination::Host,
+            kernel => Destination::KernelNumber(kernel),
+        };
+        self.io.deliver(destination, header, payload)
+    }
+
+    /// Replies with a typed message.
+    pub fn reply_message<M: RingMessage>(&mut self, message: &M) -> Result<()> {
+        self.reply(M::MESSAGE_TYPE, bytemuck::bytes_of(message))
+    }
+
+    /// Sends a message to the host (the kernel's output ring), carrying this message's
+    /// correlation id; not marked as a reply.
+    pub fn emit(&mut self, message_type: u32, payload: &[u8]) -> Result<()> {
+        let header = self.forward_header(message_type);
+        self.io.deliver(Destination::Host, header, payload)
+    }
+
+    /// Sends a message to another kernel's K2K inbox, carrying this message's correlation id.
+    ///
+    /// # Errors
+    /// [`RingKernelError::KernelNotFound`] or [`RingKernelError::InvalidState`] if the kernel is
+    /// not running, [`RingKernelError::QueueFull`] if its inbox is full.
+    pub fn send_to(&mut self, kernel: &KernelId, message_type: u32, payload: &[u8]) -> Result<()> {
+        let header = self.forward_header(message_type);
+        self.io.deliver(Destination::Kernel(kernel), header, payload)
+    }
+
+    /// Sends a typed message to another kernel.
+    pub fn send_message_to<M: RingMessage>(&mut self, kernel: &KernelId, message: &M) -> Result<()> {
+        self.send_to(kernel, M::MESSAGE_TYPE, bytemuck::bytes_of(message))
+    }
+
+    fn forward_header(&self, message_type: u32) -> MessageHeader {
+        crate::message::HeaderBuilder::new(message_type)
+            .correlation_id(self.header.correlation_id())
+            .priority(self.header.priority())
+            .build()
+    }
+}
+
+/// Kernels every backend provides under the same names and message types.
+pub mod builtin {
+    use super::{HandlerError, KernelSpec};
+
+    /// Replies to every message with the same type and payload.
+    pub const ECHO: &str = "echo";
+    /// Adds up little-endian `u64` values and replies with the running total.
+    pub const COUNTER: &str = "counter";
+
+    /// `counter` request: the payload is zero or more little-endian `u64` values to add.
+    pub const COUNTER_ADD: u32 = 0x0000_C001;
+    /// `counter` reply: the payload is the running total, one little-endian `u64`.
+    pub const COUNTER_TOTAL: u32 = 0x0000_C002;
+
+    /// The `echo` kernel.
+    pub fn echo() -> KernelSpec {
+        KernelSpec::new(ECHO).cpu(|ctx| {
+            // The payload borrows the slot, not the context, so it can be sent as it is.
+            let (message_type, payload) = (ctx.message_type(), ctx.payload());
+            Ok(ctx.reply(message_type, payload)?)
+        })
+    }
+
+    /// The `counter` kernel: state is the running total (`u64`, wrapping).
+    pub fn counter() -> KernelSpec {
+        KernelSpec::new(COUNTER).with_state(0u64).cpu(|ctx| {
+            if ctx.message_type() != COUNTER_ADD {
+                return Err(HandlerError(format!(
+                    "counter accepts message type 0x{COUNTER_ADD:x}, got 0x{:x}",
+                    ctx.message_type()
+                )));
+            }
+            let payload = ctx.payload();
+            if payload.len() % 8 != 0 {
+                return Err(HandlerError(format!(
+                    "counter payload must be whole u64 values, got {} bytes",
+                    payload.len()
+                )));
+            }
+            let sum = payload
+                .chunks_exact(8)
+                .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+                .fold(0u64, u64::wrapping_add);
+            let total = ctx.state::<u64>()?;
+            *total = total.wrapping_add(sum);
+            let total = *total;
+            Ok(ctx.reply(COUNTER_TOTAL, &total.to_le_bytes())?)
+        })
+    }
+
+    /// Every built-in kernel.
+    pub fn all() -> Vec<KernelSpec> {
+        vec![echo(), counter()]
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::message::HeaderBuilder;
+
+    /// Records what a handler delivers.
+    #[derive(Default)]
+    struct Recorder(Vec<(String, MessageHeader, Vec<u8>)>);
+
+    impl HandlerIo for Recorder {
+        fn deliver(&mut self, destination: Destination<'_>, header: MessageHeader, payload: &[u8]) -> Result<()> {
+            let to = match destination {
+                Destination::Host => "host".to_string(),
+                Destination::Kernel(id) => id.to_string(),
+                Destination::KernelNumber(n) => format!("#{n}"),
+            };
+            self.0.push((to, header, payload.to_vec()));
+            Ok(())
+        }
+    }
+
+    fn run(spec: &KernelSpec, state: &mut [u8], header: MessageHeader, payload: &[u8]) -> (Recorder, Result<(), HandlerError>) {
+        let mut io = Recorder::default();
+        let id = KernelId::from(spec.name());
+        let mut ctx = HandlerContext::new(&id, &header, payload, HlcTimestamp::default(), state, &mut io);
+        let result = spec.cpu_handler().unwrap()(&mut ctx);
+        (io, result)
+    }
+
+    #[test]
+    fn counter_accumulates_and_replies_to_the_sender() {
+        let spec = builtin::counter();
+        let mut state = spec.launch_state(None).unwrap();
+        let mut payload = Vec::new();
+        for v in [3u64, 4, u64::MAX] {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+        let header = HeaderBuilder::new(builtin::COUNTER_ADD).source_kernel(HOST_KERNEL_ID).build();
+        let (io, result) = run(&spec, &mut state, header, &payload);
+        result.unwrap();
+        assert_eq!(u64::from_le_bytes(state[..8].try_into().unwrap()), 6, "wrapping sum");
+        assert_eq!(io.0.len(), 1);
+        assert_eq!(io.0[0].0, "host");
+        assert!(io.0[0].1.is_reply());
+        assert_eq!(io.0[0].2, 6u64.to_le_bytes());
+
+        let from_kernel = HeaderBuilder::new(builtin::COUNTER_ADD).source_kernel(4).build();
+        let (io, _) = run(&spec, &mut state, from_kernel, &1u64.to_le_bytes());
+        assert_eq!(io.0[0].0, "#4", "replies go back over K2K to a kernel sender");
+
+        let (_, result) = run(&spec, &mut state, header, &[1, 2, 3]);
+        assert!(result.unwrap_err().0.contains("3 bytes"));
+        let (_, result) = run(&spec, &mut state, HeaderBuilder::new(9).build(), &[]);
+        assert!(result.unwrap_err().0.contains("message type"));
+    }
+
+    #[test]
+    fn registry_resolves_instances_and_lists_names() {
+        let mut registry = KernelRegistry::with_builtins();
+        assert_eq!(registry.resolve(&KernelId::from("echo#7")).unwrap().name(), "echo");
+        let err = registry.resolve(&KernelId::from("ecko")).unwrap_err().to_string();
+        assert!(err.contains("[counter, echo]"), "{err}");
+        assert!(registry.register(builtin::echo()).unwrap_err().to_string().contains("already registered"));
+        assert!(registry.register(KernelSpec::new("a#b")).is_err());
+        assert!(registry.register(KernelSpec::new("")).is_err());
+        let err = builtin::counter().launch_state(Some(&[0; 4])).unwrap_err().to_string();
+        assert!(err.contains("4 bytes") && err.contains("8 bytes"), "{err}");
+    }
+}

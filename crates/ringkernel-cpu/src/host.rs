@@ -1,0 +1,362 @@
+//! The host side of one CPU kernel: sends into its input ring, routes what it writes to its
+//! output ring to waiting calls or to `receive`, and drives its lifecycle.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ringkernel_core::error::{Result, RingKernelError};
+use ringkernel_core::layout::MESSAGE_HEADER_BYTES;
+use ringkernel_core::message::{CorrelationId, Envelope, HOST_KERNEL_ID, check_header, encode_slot};
+use ringkernel_core::runtime::{KernelControl, KernelId, KernelMetrics, KernelState};
+
+use crate::shared::{OutputSide, Shared, Signal, lock};
+
+/// One launched CPU kernel, as the runtime and its handles see it.
+pub(crate) struct CpuKernel {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for CpuKernel {
+    /// The last handle is gone: nobody can read replies or terminate the kernel any more, so stop
+    /// it (it still handles what it had accepted) and let its thread exit.
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.detached.store(true, Ordering::Release);
+        {
+            let _no_sends = lock(&shared.input);
+            if !matches!(shared.state(), KernelState::Terminating) && !shared.state().is_final() {
+                shared.set_state(KernelState::Terminating);
+            }
+            shared.control.request_terminate();
+        }
+        shared.wake_kernel();
+    }
+}
+
+impl CpuKernel {
+    /// The error for an operation that needs a live kernel.
+    fn not_running(&self, operation: &'static str, state: KernelState) -> RingKernelError {
+        match state {
+            KernelState::Failed => {
+                RingKernelError::KernelFault { kernel: self.shared.id.to_string(), reason: self.shared.fault_reason() }
+            }
+            state => RingKernelError::InvalidState { kernel: self.shared.id.to_string(), operation, state },
+        }
+    }
+
+    /// Moves to `next` if the lifecycle allows it, and tells the kernel.
+    pub(crate) fn transition(&self, operation: &'static str, next: KernelState) -> Result<()> {
+        let shared = &self.shared;
+        {
+            let _input = lock(&shared.input);
+            let current = shared.state();
+            if !current.can_become(next) {
+                return Err(self.not_running(operation, current));
+            }
+            shared.set_state(next);
+            match next {
+                KernelState::Active => shared.control.activate(),
+                KernelState::Deactivated => shared.control.deactivate(),
+                KernelState::Terminating => shared.control.request_terminate(),
+                _ => {}
+            }
+        }
+        shared.wake_kernel();
+        Ok(())
+    }
+
+    /// Stamps and writes one message into the input ring without waiting. A full ring counts as a
+    /// refusal only if `count_full` (a send that will wait and retry is not refused yet).
+    fn try_send(&self, envelope: &Envelope, count_full: bool) -> Result<()> {
+        let shared = &self.shared;
+        let mut header = envelope.header;
+        header.source_kernel = HOST_KERNEL_ID;
+        header.dest_kernel = shared.number;
+        {
+            let mut producer = lock(&shared.input);
+            let state = shared.state();
+            if matches!(state, KernelState::Terminating) || state.is_final() {
+                return Err(self.not_running("send to", state));
+            }
+            if let Err(error) = check_header(&header, envelope.payload.len(), producer.slot_bytes() - MESSAGE_HEADER_BYTES)
+            {
+                shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(error.into());
+            }
+            // Stamped under the lock so that timestamps increase in queue order.
+            header.set_timestamp(shared.host_clock.tick());
+            match producer.try_push(|slot| encode_slot(slot, &header, &envelope.payload)) {
+                Ok(encoded) => encoded.expect("header and payload size were checked before claiming the slot"),
+                Err(full) => {
+                    if count_full {
+                        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Err(full.into_error("input ring"));
+                }
+            }
+            shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.wake_kernel();
+        Ok(())
+    }
+
+    /// Moves everything in the output ring to the waiting calls or the `receive` queue.
+    fn drain_output(&self, output: &mut OutputSide) {
+        let shared = &self.shared;
+        while let Some(decoded) = output.consumer.try_pop(Envelope::decode_from) {
+            let envelope = match decoded {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(kernel = %shared.id, %error, "undecodable message in the output ring");
+                    continue;
+                }
+            };
+            shared.counters.received.fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = shared.host_clock.update(envelope.header.timestamp()) {
+                tracing::warn!(kernel = %shared.id, %error, "kernel timestamp rejected by the host clock");
+            }
+            let correlation = envelope.header.correlation_id().0;
+            match output.pending.get_mut(&correlation) {
+                Some(waiting @ None) if correlation != CorrelationId::NONE.0 => *waiting = Some(envelope),
+                _ => output.unclaimed.push_back(envelope),
+            }
+        }
+    }
+
+    /// Drains the output ring and asks `check` whether the wait is over. `check` also gets the
+    /// state read *before* draining: a kernel publishes its last output before its final state,
+    /// so a final state seen here means nothing more will arrive.
+    fn poll_output<T>(
+        &self,
+        check: &mut impl FnMut(KernelState, &mut OutputSide) -> Option<Result<T>>,
+    ) -> Option<Result<T>> {
+        let state = self.shared.state();
+        let mut output = lock(&self.shared.output);
+        self.drain_output(&mut output);
+        check(state, &mut output)
+    }
+
+    /// Spins for the configured time, then waits on `signal`, until `poll` returns a result or
+    /// `timeout` passes.
+    async fn wait<T>(
+        &self,
+        signal: &Signal,
+        timeout: Option<Duration>,
+        operation: &'static str,
+        mut poll: impl FnMut() -> Option<Result<T>>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let deadline = timeout.map(|t| started + t);
+        let spin_until = started + self.shared.config.spin_before_park;
+        loop {
+            if let Some(result) = poll() {
+                return result;
+            }
+            let now = Instant::now();
+            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+        }
+        loop {
+            let mut notified = pin!(signal.notified());
+            notified.as_mut().enable();
+            let _waiting = signal.register();
+            if let Some(result) = poll() {
+                return result;
+            }
+            match deadline {
+                None => notified.await,
+                Some(deadline) => {
+                    if Instant::now() >= deadline {
+                        return Err(RingKernelError::Timeout { operation, waited: timeout.unwrap_or_default() });
+                    }
+                    let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+                }
+            }
+        }
+    }
+
+    /// Waits for output that `check` accepts.
+    async fn wait_output<T>(
+        &self,
+        timeout: Option<Duration>,
+        operation: &'static str,
+        mut check: impl FnMut(KernelState, &mut OutputSide) -> Option<Result<T>>,
+    ) -> Result<T> {
+        self.wait(&self.shared.output_signal, timeout, operation, || self.poll_output(&mut check)).await
+    }
+
+    /// `receive` with an optional timeout.
+    async fn next_message(&self, timeout: Option<Duration>) -> Result<Envelope> {
+        self.wait_output(timeout, "a message from the kernel", |state, output| match output.unclaimed.pop_front() {
+            Some(envelope) => Some(Ok(envelope)),
+            None if state.is_final() => Some(Err(self.not_running("receive from", state))),
+            None => None,
+        })
+        .await
+    }
+}
+
+/// Removes a call's entry when the call ends in any way (also when its future is dropped); a reply
+/// that arrived for an abandoned call goes to `receive`, so it is not lost.
+struct PendingCall<'a> {
+    shared: &'a Shared,
+    correlation: u64,
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        let mut output = lock(&self.shared.output);
+        if let Some(Some(reply)) = output.pending.remove(&self.correlation) {
+            output.unclaimed.push_back(reply);
+        }
+    }
+}
+
+#[async_trait]
+impl KernelControl for CpuKernel {
+    fn id(&self) -> &KernelId {
+        &self.shared.id
+    }
+
+    fn state(&self) -> KernelState {
+        self.shared.state()
+    }
+
+    async fn activate(&self) -> Result<()> {
+        self.transition("activate", KernelState::Active)
+    }
+
+    async fn deactivate(&self) -> Result<()> {
+        self.transition("deactivate", KernelState::Deactivated)
+    }
+
+    async fn terminate(&self) -> Result<()> {
+        let state = self.shared.state();
+        if !state.is_final() && state != KernelState::Terminating {
+            self.transition("terminate", KernelState::Terminating)?;
+        }
+        // Waiting also drains the output ring, so a kernel blocked on a full ring can finish.
+        self.wait_output(None, "termination", |state, _| state.is_final().then_some(Ok(()))).await?;
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!(kernel = %self.shared.id, "actor thread panicked outside a handler");
+        }
+        Ok(())
+    }
+
+    async fn send(&self, envelope: Envelope) -> Result<()> {
+        self.try_send(&envelope, true)
+    }
+
+    async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
+        self.wait(&self.shared.input_signal, Some(timeout), "room in the input ring", || {
+            match self.try_send(&envelope, false) {
+                Err(RingKernelError::QueueFull { .. }) => None,
+                other => Some(other),
+            }
+        })
+        .await
+        .inspect_err(|error| {
+            if matches!(error, RingKernelError::Timeout { .. }) {
+                self.shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+
+    async fn send_raw(&self, slot: &[u8]) -> Result<()> {
+        let shared = &self.shared;
+        {
+            let mut producer = lock(&shared.input);
+            let state = shared.state();
+            if matches!(state, KernelState::Terminating) || state.is_final() {
+                return Err(self.not_running("send to", state));
+            }
+            producer.push_bytes(slot)?;
+            shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.wake_kernel();
+        Ok(())
+    }
+
+    async fn receive(&self) -> Result<Envelope> {
+        self.next_message(None).await
+    }
+
+    async fn receive_timeout(&self, timeout: Duration) -> Result<Envelope> {
+        self.next_message(Some(timeout)).await
+    }
+
+    async fn call(&self, mut envelope: Envelope, timeout: Duration) -> Result<Envelope> {
+        let started = Instant::now();
+        if envelope.header.correlation_id() == CorrelationId::NONE {
+            envelope.header.correlation_id = CorrelationId::generate().to_words();
+        }
+        let correlation = envelope.header.correlation_id().0;
+        {
+            let mut output = lock(&self.shared.output);
+            if output.pending.contains_key(&correlation) {
+                return Err(RingKernelError::InvalidConfig {
+                    field: "correlation_id",
+                    reason: format!("{correlation} is already awaited by another call"),
+                });
+            }
+            output.pending.insert(correlation, None);
+        }
+        let _pending = PendingCall { shared: &self.shared, correlation };
+        self.try_send(&envelope, true)?;
+        let reply = self
+            .wait_output(Some(timeout), "the reply", |state, output| match output.pending.get_mut(&correlation) {
+                Some(reply @ Some(_)) => reply.take().map(Ok),
+                _ if state.is_final() => Some(Err(self.not_running("await a reply from", state))),
+                _ => None,
+            })
+            .await?;
+        let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = lock(&self.shared.latency).record(elapsed_ns);
+        reply.into_result(self.shared.id.as_str())
+    }
+
+    fn metrics(&self) -> KernelMetrics {
+        let shared = &self.shared;
+        let block = shared.control.block();
+        let (processed, device_rejected, device_errors) = {
+            let mut widened = lock(&shared.widened);
+            (
+                widened.processed.update(block.messages_processed.load(Ordering::Acquire)),
+                widened.rejected.update(block.messages_rejected.load(Ordering::Acquire)),
+                widened.errors.update(block.error_count.load(Ordering::Acquire)),
+            )
+        };
+        let counters = &shared.counters;
+        let sent = counters.sent.load(Ordering::Relaxed);
+        let returned = counters.returned.load(Ordering::Relaxed);
+        let latency = lock(&shared.latency);
+        let quantile = |q: f64| (!latency.is_empty()).then(|| latency.value_at_quantile(q) as f64 / 1000.0);
+        KernelMetrics {
+            messages_sent: sent,
+            messages_processed: processed,
+            messages_rejected: device_rejected + counters.refused.load(Ordering::Relaxed),
+            messages_in_flight: sent.saturating_sub(processed + device_rejected + returned),
+            replies_received: counters.received.load(Ordering::Relaxed),
+            errors: device_errors + counters.errors.load(Ordering::Relaxed),
+            latency_p50_us: quantile(0.5),
+            latency_p99_us: quantile(0.99),
+        }
+    }
+
+    fn take_unprocessed(&self) -> Vec<Envelope> {
+        std::mem::take(&mut *lock(&self.shared.unprocessed))
+    }
+}

@@ -1,0 +1,212 @@
+//! What a kernel's host side and its actor thread share.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::Thread;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use ringkernel_core::control::{SharedControl, WideCounter};
+use ringkernel_core::hlc::HybridClock;
+use ringkernel_core::message::Envelope;
+use ringkernel_core::queue::spsc::{Consumer, Producer};
+use ringkernel_core::runtime::{KernelId, KernelState};
+
+/// Locks, ignoring poisoning: no lock here is held across user code, so a poisoned lock only
+/// means another thread panicked elsewhere and the data is still consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A wake-up from one thread to async waiters that costs the notifier one fence and one load
+/// when nobody waits.
+///
+/// Waiters register, then re-check their condition, then await; notifiers change the condition,
+/// then call [`Signal::notify`]. The two SeqCst fences make sure that either the waiter sees the
+/// change or the notifier sees the waiter.
+#[derive(Default)]
+pub(crate) struct Signal {
+    waiters: AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+impl Signal {
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Counts the caller as a waiter until the guard drops.
+    pub(crate) fn register(&self) -> WaiterGuard<'_> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        WaiterGuard(self)
+    }
+}
+
+pub(crate) struct WaiterGuard<'a>(&'a Signal);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Tuning of the CPU backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// How long an idle actor, and a host waiting for a reply, spin before they park. Spinning
+    /// keeps round trips in the sub-microsecond range while traffic flows; parking frees the core
+    /// when it stops. Zero parks at once.
+    pub spin_before_park: Duration,
+    /// Node id of the host's hybrid clock (kernels use their kernel number).
+    pub host_node_id: u32,
+    /// Largest accepted clock offset of a received timestamp (`None`: unbounded).
+    pub max_clock_offset_ns: Option<u64>,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        Self {
+            spin_before_park: Duration::from_micros(50),
+            host_node_id: 0,
+            max_clock_offset_ns: Some(ringkernel_core::hlc::HlcConfig::DEFAULT_MAX_OFFSET_NS),
+        }
+    }
+}
+
+/// The host's end of the output ring and where its messages go.
+pub(crate) struct OutputSide {
+    pub(crate) consumer: Consumer,
+    /// Calls waiting for a reply, by correlation id; `Some` once it arrived.
+    pub(crate) pending: HashMap<u64, Option<Envelope>>,
+    /// Messages nobody is calling for, in arrival order, for `receive`.
+    pub(crate) unclaimed: VecDeque<Envelope>,
+}
+
+/// Counters kept by the host side (the device-side ones live in the control block).
+#[derive(Default)]
+pub(crate) struct HostCounters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) returned: AtomicU64,
+}
+
+/// Widens the control block's 32-bit device counters.
+#[derive(Default)]
+pub(crate) struct Widened {
+    pub(crate) processed: WideCounter,
+    pub(crate) rejected: WideCounter,
+    pub(crate) errors: WideCounter,
+}
+
+pub(crate) struct Shared {
+    pub(crate) id: KernelId,
+    pub(crate) number: u32,
+    pub(crate) control: SharedControl,
+    pub(crate) config: CpuConfig,
+    state: AtomicU8,
+    /// Why the kernel failed.
+    pub(crate) fault: Mutex<Option<String>>,
+    /// The host's end of the input ring. Its lock also orders state changes against sends: a
+    /// send that sees an accepting state under the lock lands before the kernel drains.
+    pub(crate) input: Mutex<Producer>,
+    pub(crate) output: Mutex<OutputSide>,
+    /// The kernel wrote to its output ring or changed state.
+    pub(crate) output_signal: Signal,
+    /// The kernel consumed input (room may have appeared).
+    pub(crate) input_signal: Signal,
+    pub(crate) thread: OnceLock<Thread>,
+    pub(crate) host_clock: Arc<HybridClock>,
+    pub(crate) counters: HostCounters,
+    pub(crate) widened: Mutex<Widened>,
+    /// Round trips of `call`, in ns.
+    pub(crate) latency: Mutex<Histogram<u64>>,
+    pub(crate) unprocessed: Mutex<Vec<Envelope>>,
+    /// Every handle and the runtime dropped their reference: nobody will read the output ring.
+    pub(crate) detached: AtomicBool,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: KernelId,
+        number: u32,
+        control: SharedControl,
+        config: CpuConfig,
+        initial: KernelState,
+        input: Producer,
+        output: Consumer,
+        host_clock: Arc<HybridClock>,
+    ) -> Self {
+        Self {
+            id,
+            number,
+            control,
+            config,
+            state: AtomicU8::new(encode_state(initial)),
+            fault: Mutex::new(None),
+            input: Mutex::new(input),
+            output: Mutex::new(OutputSide { consumer: output, pending: HashMap::new(), unclaimed: VecDeque::new() }),
+            output_signal: Signal::default(),
+            input_signal: Signal::default(),
+            thread: OnceLock::new(),
+            host_clock,
+            counters: HostCounters::default(),
+            widened: Mutex::new(Widened::default()),
+            latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")),
+            unprocessed: Mutex::new(Vec::new()),
+            detached: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn state(&self) -> KernelState {
+        decode_state(self.state.load(Ordering::Acquire))
+    }
+
+    /// Sets the state. Callers that turn a kernel away from accepting input hold `input`.
+    pub(crate) fn set_state(&self, state: KernelState) {
+        self.state.store(encode_state(state), Ordering::Release);
+    }
+
+    pub(crate) fn fault_reason(&self) -> String {
+        lock(&self.fault).clone().unwrap_or_else(|| "unknown fault".into())
+    }
+
+    pub(crate) fn wake_kernel(&self) {
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+}
+
+fn encode_state(state: KernelState) -> u8 {
+    match state {
+        KernelState::Launched => 0,
+        KernelState::Active => 1,
+        KernelState::Deactivated => 2,
+        KernelState::Terminating => 3,
+        KernelState::Terminated => 4,
+        KernelState::Failed => 5,
+    }
+}
+
+fn decode_state(value: u8) -> KernelState {
+    match value {
+        0 => KernelState::Launched,
+        1 => KernelState::Active,
+        2 => KernelState::Deactivated,
+        3 => KernelState::Terminating,
+        4 => KernelState::Terminated,
+        _ => KernelState::Failed,
+    }
+}
