@@ -10,6 +10,8 @@
 //! The same scenarios run over RingKernel's SPSC ring (per item and in chunks), rtrb, and
 //! crossbeam's `ArrayQueue`, in the same process, so that ratios compare like with like.
 
+pub mod actor;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -366,6 +368,20 @@ pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+/// CPU model and core count, from /proc/cpuinfo where it exists.
+pub fn machine_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{model}, {cores} logical cores available")
 }
 
 #[cfg(test)]

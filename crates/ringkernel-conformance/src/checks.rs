@@ -72,10 +72,7 @@ pub async fn lifecycle(runtime: Runtime) {
     counter.activate().await.unwrap();
     assert_eq!(counter.state(), KernelState::Active);
     assert_eq!(total(&counter.receive_timeout(TIMEOUT).await.unwrap()), 1);
-    assert!(matches!(
-        counter.activate().await,
-        Err(RingKernelError::InvalidState { state: KernelState::Active, .. })
-    ));
+    assert!(matches!(counter.activate().await, Err(RingKernelError::InvalidState { state: KernelState::Active, .. })));
 
     counter.deactivate().await.unwrap();
     assert_eq!(counter.state(), KernelState::Deactivated);
@@ -226,10 +223,7 @@ pub async fn typed_messages_round_trip(runtime: Runtime) {
     let back: Probe = echo.call_message(&probe, TIMEOUT).await.unwrap();
     assert_eq!(back, probe);
     let wrong = echo.call_message::<Probe, PipelineRecord>(&probe, TIMEOUT).await;
-    assert!(
-        matches!(wrong, Err(RingKernelError::InvalidMessage(MessageError::WrongMessageType { .. }))),
-        "{wrong:?}"
-    );
+    assert!(matches!(wrong, Err(RingKernelError::InvalidMessage(MessageError::WrongMessageType { .. }))), "{wrong:?}");
 }
 
 /// Host → stage1 → (K2K) → stage2 → host: every hop's timestamp is later than the one before.
@@ -396,7 +390,9 @@ pub async fn handler_panic_is_isolated(runtime: Runtime) {
 pub async fn terminate_with_messages_in_flight_loses_nothing(runtime: Runtime) {
     for start_active in [false, true] {
         let id = if start_active { "counter#busy" } else { "counter#idle" };
-        let counter = launch(&runtime, id, LaunchOptions::default().with_queue_capacity(256).with_auto_activate(start_active)).await;
+        let counter =
+            launch(&runtime, id, LaunchOptions::default().with_queue_capacity(256).with_auto_activate(start_active))
+                .await;
         let mut accepted = 0u64;
         for value in 1..=200u64 {
             counter.send(add(&[value])).await.unwrap();

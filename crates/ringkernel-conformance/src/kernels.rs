@@ -55,7 +55,10 @@ pub struct PipelineRecord {
     pub reserved: u64,
 }
 
-fn echo_unless(trigger: &'static [u8], fault: fn()) -> impl Fn(&mut ringkernel_core::kernel::HandlerContext<'_>) -> Result<(), HandlerError> {
+fn echo_unless(
+    trigger: &'static [u8],
+    fault: fn(),
+) -> impl Fn(&mut ringkernel_core::kernel::HandlerContext<'_>) -> Result<(), HandlerError> {
     move |ctx| {
         if ctx.payload() == trigger {
             fault();

@@ -430,7 +430,7 @@ pub mod builtin {
                 )));
             }
             let payload = ctx.payload();
-            if payload.len() % 8 != 0 {
+            if !payload.len().is_multiple_of(8) {
                 return Err(HandlerError(format!(
                     "counter payload must be whole u64 values, got {} bytes",
                     payload.len()
@@ -474,7 +474,12 @@ mod tests {
         }
     }
 
-    fn run(spec: &KernelSpec, state: &mut [u8], header: MessageHeader, payload: &[u8]) -> (Recorder, Result<(), HandlerError>) {
+    fn run(
+        spec: &KernelSpec,
+        state: &mut [u8],
+        header: MessageHeader,
+        payload: &[u8],
+    ) -> (Recorder, Result<(), HandlerError>) {
         let mut io = Recorder::default();
         let id = KernelId::from(spec.name());
         let mut ctx = HandlerContext::new(&id, &header, payload, HlcTimestamp::default(), state, &mut io);

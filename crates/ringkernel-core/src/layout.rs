@@ -25,6 +25,12 @@ pub const MESSAGE_MAGIC: u32 = u32::from_le_bytes(*b"RKMH");
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Size of a [`MessageHeader`] in bytes.
 pub const MESSAGE_HEADER_BYTES: usize = 256;
+/// Bytes of a [`MessageHeader`] before its padding: all that readers read and writers write.
+///
+/// The padding is reserved and zero. Decoders do not read it and encoders write it only where it
+/// is not already zero, so the two padding-only cache lines of a slot never travel between
+/// cores (or over PCIe): a message costs the lines of its first 88 bytes and its payload.
+pub const MESSAGE_HEADER_USED_BYTES: usize = 88;
 /// Payload capacities (and therefore slot sizes) are multiples of this many bytes.
 pub const SLOT_ALIGN_BYTES: usize = 16;
 /// Largest ring or inbox capacity, in slots (indices are free-running `u32`s).

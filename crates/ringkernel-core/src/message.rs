@@ -17,12 +17,15 @@
 //! # Ok::<(), ringkernel_core::error::MessageError>(())
 //! ```
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{MessageError, RingKernelError, codes};
 use crate::hlc::HlcTimestamp;
-use crate::layout::{MESSAGE_HEADER_BYTES, MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION, flags};
+use crate::layout::{
+    MESSAGE_HEADER_BYTES, MESSAGE_HEADER_USED_BYTES, MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION, flags,
+};
 
 /// Kernel id used in headers for the host side.
 pub const HOST_KERNEL_ID: u32 = u32::MAX;
@@ -41,10 +44,30 @@ fn process_nonce() -> u64 {
     })
 }
 
+/// Sequence numbers are handed to each thread in blocks of this many, so that threads that
+/// generate ids do not contend on one shared counter (a cache line bouncing between the host and
+/// every actor thread on every message).
+const SEQUENCE_BLOCK: u64 = 1 << 16;
+
+/// The next number of this thread's block, taking a fresh block from `counter` when it runs out.
+/// Blocks never overlap, so numbers are unique across threads.
+fn next_in_block(counter: &AtomicU64, block: &'static std::thread::LocalKey<Cell<(u64, u64)>>) -> u64 {
+    block.with(|cell| {
+        let (mut next, mut end) = cell.get();
+        if next == end {
+            next = counter.fetch_add(SEQUENCE_BLOCK, Ordering::Relaxed);
+            end = next + SEQUENCE_BLOCK;
+        }
+        cell.set((next + 1, end));
+        next
+    })
+}
+
 /// A 128-bit message id, unique across threads and processes.
 ///
 /// The high 64 bits are a random number drawn once per process, the low 64 bits a process-wide
-/// counter. Two processes collide only if they draw the same 64-bit random number.
+/// counter (handed to threads in blocks). Two processes collide only if they draw the same 64-bit
+/// random number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct MessageId(pub u128);
 
@@ -52,7 +75,8 @@ impl MessageId {
     /// A fresh id.
     pub fn generate() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let sequence = COUNTER.fetch_add(1, Ordering::Relaxed);
+        thread_local! { static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) }; }
+        let sequence = next_in_block(&COUNTER, &BLOCK);
         Self((u128::from(process_nonce()) << 64) | u128::from(sequence))
     }
 
@@ -87,7 +111,8 @@ impl CorrelationId {
     /// A fresh, non-zero id, unique within this process and unlikely to repeat across processes.
     pub fn generate() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(1);
-        let sequence = COUNTER.fetch_add(1, Ordering::Relaxed);
+        thread_local! { static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) }; }
+        let sequence = next_in_block(&COUNTER, &BLOCK);
         // Odd multiplier: a bijection on u64, so distinct sequences give distinct ids.
         let id = sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ process_nonce();
         Self(if id == 0 { process_nonce() | 1 } else { id })
@@ -319,7 +344,13 @@ pub fn encode_slot(slot: &mut [u8], header: &MessageHeader, payload: &[u8]) -> R
     let mut header = *header;
     header.payload_bytes = payload.len() as u32;
     header.checksum = if header.flags & flags::CHECKSUM != 0 { crc32c(payload) } else { 0 };
-    slot[..MESSAGE_HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
+    slot[..MESSAGE_HEADER_USED_BYTES].copy_from_slice(&bytemuck::bytes_of(&header)[..MESSAGE_HEADER_USED_BYTES]);
+    // Reading the padding keeps its lines shared; writing them only when needed keeps them from
+    // travelling to the reader with every message (see `MESSAGE_HEADER_USED_BYTES`).
+    let padding = &mut slot[MESSAGE_HEADER_USED_BYTES..MESSAGE_HEADER_BYTES];
+    if padding.iter().any(|byte| *byte != 0) {
+        padding.fill(0);
+    }
     slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
     Ok(())
 }
@@ -367,7 +398,10 @@ pub struct DecodedSlot<'a> {
 /// flagged) checksum. Does not look at the deadline; see [`decode_slot_at`].
 pub fn decode_slot(slot: &[u8]) -> Result<DecodedSlot<'_>, MessageError> {
     let capacity_bytes = payload_capacity(slot.len())?;
-    let header: MessageHeader = bytemuck::pod_read_unaligned(&slot[..MESSAGE_HEADER_BYTES]);
+    // Only the used prefix is read; the padding is reserved and reads as zero whatever it holds.
+    let mut header: MessageHeader = bytemuck::Zeroable::zeroed();
+    bytemuck::bytes_of_mut(&mut header)[..MESSAGE_HEADER_USED_BYTES]
+        .copy_from_slice(&slot[..MESSAGE_HEADER_USED_BYTES]);
     let payload_bytes = header.payload_bytes as usize;
     check_header(&header, payload_bytes, capacity_bytes)?;
     let payload = &slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload_bytes];
@@ -827,10 +861,7 @@ mod tests {
         let wrong_type = Envelope::new(7, envelope.payload.clone());
         assert!(matches!(wrong_type.to_message::<Pair>(), Err(MessageError::WrongMessageType { found: 7, .. })));
         let short = Envelope::new(Pair::MESSAGE_TYPE, vec![0; 3]);
-        assert_eq!(
-            short.to_message::<Pair>(),
-            Err(MessageError::PayloadSizeMismatch { expected: 8, found: 3 })
-        );
+        assert_eq!(short.to_message::<Pair>(), Err(MessageError::PayloadSizeMismatch { expected: 8, found: 3 }));
         assert_eq!(message_type_id("Pair"), message_type_id("Pair"));
         assert_ne!(message_type_id("Pair"), message_type_id("Pear"));
         assert!(message_type_id("") >= 0x1000);

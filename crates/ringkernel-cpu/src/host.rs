@@ -83,7 +83,8 @@ impl CpuKernel {
             if matches!(state, KernelState::Terminating) || state.is_final() {
                 return Err(self.not_running("send to", state));
             }
-            if let Err(error) = check_header(&header, envelope.payload.len(), producer.slot_bytes() - MESSAGE_HEADER_BYTES)
+            if let Err(error) =
+                check_header(&header, envelope.payload.len(), producer.slot_bytes() - MESSAGE_HEADER_BYTES)
             {
                 shared.counters.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(error.into());
@@ -108,6 +109,7 @@ impl CpuKernel {
     /// Moves everything in the output ring to the waiting calls or the `receive` queue.
     fn drain_output(&self, output: &mut OutputSide) {
         let shared = &self.shared;
+        let mut moved = false;
         while let Some(decoded) = output.consumer.try_pop(Envelope::decode_from) {
             let envelope = match decoded {
                 Ok(envelope) => envelope,
@@ -125,6 +127,15 @@ impl CpuKernel {
             match output.pending.get_mut(&correlation) {
                 Some(waiting @ None) if correlation != CorrelationId::NONE.0 => *waiting = Some(envelope),
                 _ => output.unclaimed.push_back(envelope),
+            }
+            moved = true;
+        }
+        if moved {
+            shared.drains.fetch_add(1, Ordering::Release);
+            // The drain published the new head; a kernel waiting for room must hear of it.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if shared.output_blocked.load(Ordering::Relaxed) {
+                shared.wake_kernel();
             }
         }
     }
@@ -154,16 +165,16 @@ impl CpuKernel {
         let started = Instant::now();
         let deadline = timeout.map(|t| started + t);
         let spin_until = started + self.shared.config.spin_before_park;
-        loop {
-            if let Some(result) = poll() {
-                return result;
+        'spin: loop {
+            for _ in 0..64 {
+                if let Some(result) = poll() {
+                    return result;
+                }
+                std::hint::spin_loop();
             }
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
-                break;
-            }
-            for _ in 0..16 {
-                std::hint::spin_loop();
+                break 'spin;
             }
         }
         loop {
@@ -186,13 +197,30 @@ impl CpuKernel {
     }
 
     /// Waits for output that `check` accepts.
+    ///
+    /// `check` can only change its answer after a drain moved something or the state changed, so
+    /// a poll that sees the same output tail, drain count and state as the last one skips the lock.
     async fn wait_output<T>(
         &self,
         timeout: Option<Duration>,
         operation: &'static str,
         mut check: impl FnMut(KernelState, &mut OutputSide) -> Option<Result<T>>,
     ) -> Result<T> {
-        self.wait(&self.shared.output_signal, timeout, operation, || self.poll_output(&mut check)).await
+        let shared = &self.shared;
+        let mut last_seen = None;
+        self.wait(&shared.output_signal, timeout, operation, || {
+            let seen = (
+                shared.control.block().output_tail.load(Ordering::Acquire),
+                shared.drains.load(Ordering::Acquire),
+                shared.state(),
+            );
+            if last_seen == Some(seen) {
+                return None;
+            }
+            last_seen = Some(seen);
+            self.poll_output(&mut check)
+        })
+        .await
     }
 
     /// `receive` with an optional timeout.
@@ -211,10 +239,15 @@ impl CpuKernel {
 struct PendingCall<'a> {
     shared: &'a Shared,
     correlation: u64,
+    /// The entry was already removed with its reply.
+    answered: bool,
 }
 
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
         let mut output = lock(&self.shared.output);
         if let Some(Some(reply)) = output.pending.remove(&self.correlation) {
             output.unclaimed.push_back(reply);
@@ -314,15 +347,16 @@ impl KernelControl for CpuKernel {
             }
             output.pending.insert(correlation, None);
         }
-        let _pending = PendingCall { shared: &self.shared, correlation };
+        let mut pending = PendingCall { shared: &self.shared, correlation, answered: false };
         self.try_send(&envelope, true)?;
         let reply = self
-            .wait_output(Some(timeout), "the reply", |state, output| match output.pending.get_mut(&correlation) {
-                Some(reply @ Some(_)) => reply.take().map(Ok),
+            .wait_output(Some(timeout), "the reply", |state, output| match output.pending.get(&correlation) {
+                Some(Some(_)) => output.pending.remove(&correlation).flatten().map(Ok),
                 _ if state.is_final() => Some(Err(self.not_running("await a reply from", state))),
                 _ => None,
             })
             .await?;
+        pending.answered = true;
         let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
         let _ = lock(&self.shared.latency).record(elapsed_ns);
         reply.into_result(self.shared.id.as_str())

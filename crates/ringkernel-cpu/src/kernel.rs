@@ -16,11 +16,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ringkernel_core::error::{RingKernelError, codes};
-use ringkernel_core::hlc::{HybridClock, PhysicalClock, SystemClock};
+use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
 use ringkernel_core::kernel::{CpuHandler, Destination, HandlerContext, HandlerIo};
 use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, flags};
-use ringkernel_core::message::{ErrorReport, HOST_KERNEL_ID, check_header, decode_slot, encode_slot};
 use ringkernel_core::message::Envelope;
+use ringkernel_core::message::{ErrorReport, HOST_KERNEL_ID, check_header, decode_slot, encode_slot};
 use ringkernel_core::queue::mpsc::InboxReceiver;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
 use ringkernel_core::runtime::KernelState;
@@ -32,8 +32,9 @@ use crate::shared::{Shared, lock};
 pub(crate) const BATCH: u32 = 64;
 /// How long a parked actor sleeps before it refreshes its heartbeat.
 const HEARTBEAT_PERIOD: Duration = Duration::from_millis(100);
-/// How long an actor waiting for room in its output ring sleeps between checks.
-const OUTPUT_FULL_BACKOFF: Duration = Duration::from_micros(20);
+/// Longest sleep of an actor waiting for room in its output ring (the host wakes it sooner when
+/// it drains).
+const OUTPUT_FULL_BACKOFF: Duration = Duration::from_millis(1);
 
 /// What a handler's sends go through: the output ring, the K2K directory, the kernel's clock.
 pub(crate) struct Io {
@@ -41,6 +42,11 @@ pub(crate) struct Io {
     output: Producer,
     directory: Arc<Directory>,
     clock: HybridClock,
+    /// Messages handed to the handler so far, and the count last stored in the control block.
+    /// The store is made just before a reply is published, in the same cache line as the output
+    /// tail, so that it costs no extra line transfer and a host that sees the reply sees the count.
+    processed: u32,
+    published_processed: u32,
 }
 
 impl HandlerIo for Io {
@@ -64,7 +70,14 @@ impl HandlerIo for Io {
 
 impl Io {
     pub(crate) fn new(shared: Arc<Shared>, output: Producer, directory: Arc<Directory>, clock: HybridClock) -> Self {
-        Self { shared, output, directory, clock }
+        Self { shared, output, directory, clock, processed: 0, published_processed: 0 }
+    }
+
+    fn publish_processed(&mut self) {
+        if self.published_processed != self.processed {
+            self.published_processed = self.processed;
+            self.shared.control.block().messages_processed.store(self.processed, Ordering::Release);
+        }
     }
 
     /// Writes into the output ring, waiting while it is full: the host drains it in `call`,
@@ -72,6 +85,8 @@ impl Io {
     fn write_to_host(&mut self, mut header: MessageHeader, payload: &[u8]) -> ringkernel_core::Result<()> {
         header.dest_kernel = HOST_KERNEL_ID;
         check_header(&header, payload.len(), self.output.slot_bytes() - MESSAGE_HEADER_BYTES)?;
+        self.publish_processed();
+        let mut full_since: Option<Instant> = None;
         loop {
             match self.output.try_push(|slot| encode_slot(slot, &header, payload)) {
                 Ok(encoded) => {
@@ -84,7 +99,18 @@ impl Io {
                         return Err(full.into_error("output ring (no host handle is left to read it)"));
                     }
                     self.shared.output_signal.notify();
-                    std::thread::park_timeout(OUTPUT_FULL_BACKOFF);
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < self.shared.config.spin_before_park {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    // Tell the host to wake us when it drains, then check once more before
+                    // sleeping (the host checks the flag after it publishes the new head).
+                    self.shared.output_blocked.store(true, Ordering::SeqCst);
+                    if self.output.free_slots() == 0 {
+                        std::thread::park_timeout(OUTPUT_FULL_BACKOFF);
+                    }
+                    self.shared.output_blocked.store(false, Ordering::Relaxed);
                 }
             }
         }
@@ -92,13 +118,22 @@ impl Io {
 }
 
 /// The actor's own counters, published to the control block's device line.
+///
+/// The host polls `output_tail` in that same line while it waits for a reply, so every store
+/// there can cost a cache-line transfer. Per message the actor stores only what a host that has
+/// seen the reply must also see (`messages_processed`, and the error counters when they change);
+/// heartbeat and clock are published every [`PUBLISH_EVERY`] passes and before parking.
 #[derive(Default)]
 struct Counters {
     processed: u32,
     rejected: u32,
     errors: u32,
     heartbeat: u32,
+    passes: u32,
 }
+
+/// Loop passes between heartbeat and clock publications while busy.
+const PUBLISH_EVERY: u32 = 256;
 
 /// Everything but the queues it reads, so that a handler can run while a slot is borrowed.
 struct Core {
@@ -106,6 +141,8 @@ struct Core {
     state: Vec<u8>,
     handler: Arc<CpuHandler>,
     counters: Counters,
+    /// The clock after the last message received.
+    last_event: HlcTimestamp,
     /// Set when the handler panicked; the loop then fails the kernel.
     fault: Option<String>,
 }
@@ -126,6 +163,7 @@ impl Actor {
                 state,
                 handler,
                 counters: Counters::default(),
+                last_event: HlcTimestamp::default(),
                 fault: None,
             },
         }
@@ -150,7 +188,10 @@ impl Actor {
                     return self.fail();
                 }
             }
-            self.core.publish_counters(true);
+            self.core.counters.passes = self.core.counters.passes.wrapping_add(1);
+            if self.core.counters.passes.is_multiple_of(PUBLISH_EVERY) {
+                self.core.publish_state();
+            }
             if handled == 0 {
                 self.idle(active);
             }
@@ -203,6 +244,7 @@ impl Actor {
                 break;
             }
         }
+        self.core.publish_state();
         std::thread::park_timeout(HEARTBEAT_PERIOD);
     }
 
@@ -220,7 +262,7 @@ impl Actor {
         if self.core.fault.is_some() {
             return self.fail();
         }
-        self.core.publish_counters(true);
+        self.core.publish_state();
         let shared = self.core.io.shared.clone();
         shared.control.block().has_terminated.store(1, Ordering::Release);
         drop(self);
@@ -252,7 +294,8 @@ impl Actor {
             take(decoded);
         }
         self.core.counters.rejected = self.core.counters.rejected.wrapping_add(rejected);
-        self.core.publish_counters(true);
+        self.core.publish_counters();
+        self.core.publish_state();
         let block = shared.control.block();
         block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
         block.has_terminated.store(1, Ordering::Release);
@@ -292,18 +335,21 @@ impl Core {
                     _ => [0, 0],
                 };
                 self.reject(codes::CLOCK_SKEW);
-                return self.report(&header, ErrorReport { code: codes::CLOCK_SKEW, values, reason: error.to_string() });
+                return self
+                    .report(&header, ErrorReport { code: codes::CLOCK_SKEW, values, reason: error.to_string() });
             }
         };
         let shared = self.io.shared.clone();
-        shared.control.block().store_device_hlc(received_at);
-        // Counted before the handler runs, so that a host that has seen the reply also sees the
-        // count (the reply's release store orders it).
+        self.last_event = received_at;
+        // Counted before the handler runs and published with its first reply (see `Io`), so that
+        // a host that has seen the reply also sees the count.
         self.counters.processed = self.counters.processed.wrapping_add(1);
-        self.publish_counters(false);
+        self.io.processed = self.counters.processed;
         let handler = &self.handler;
-        let mut ctx = HandlerContext::new(&shared.id, &header, decoded.payload, received_at, &mut self.state, &mut self.io);
+        let mut ctx =
+            HandlerContext::new(&shared.id, &header, decoded.payload, received_at, &mut self.state, &mut self.io);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx)));
+        self.io.publish_processed();
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -317,7 +363,10 @@ impl Core {
                     _ => "handler panicked".to_string(),
                 };
                 self.error(codes::HANDLER_FAULT);
-                self.report(&header, ErrorReport { code: codes::HANDLER_FAULT, values: [0, 0], reason: reason.clone() });
+                self.report(
+                    &header,
+                    ErrorReport { code: codes::HANDLER_FAULT, values: [0, 0], reason: reason.clone() },
+                );
                 self.fault = Some(reason);
             }
         }
@@ -332,7 +381,7 @@ impl Core {
     fn error(&mut self, code: u32) {
         self.counters.errors = self.counters.errors.wrapping_add(1);
         self.io.shared.control.block().last_error.store(code, Ordering::Relaxed);
-        self.publish_counters(false);
+        self.publish_counters();
     }
 
     /// Tells the sender of `request` why it was not handled.
@@ -351,15 +400,19 @@ impl Core {
         }
     }
 
-    /// Stores the counters (and, on a full pass, the heartbeat) into the control block.
-    fn publish_counters(&mut self, heartbeat: bool) {
+    /// Stores the counters into the control block.
+    fn publish_counters(&mut self) {
+        self.io.publish_processed();
         let block = self.io.shared.control.block();
-        block.messages_processed.store(self.counters.processed, Ordering::Release);
         block.messages_rejected.store(self.counters.rejected, Ordering::Release);
         block.error_count.store(self.counters.errors, Ordering::Release);
-        if heartbeat {
-            self.counters.heartbeat = self.counters.heartbeat.wrapping_add(1);
-            block.heartbeat.store(self.counters.heartbeat, Ordering::Relaxed);
-        }
+    }
+
+    /// Stores the heartbeat and the clock of the last event into the control block.
+    fn publish_state(&mut self) {
+        let block = self.io.shared.control.block();
+        self.counters.heartbeat = self.counters.heartbeat.wrapping_add(1);
+        block.heartbeat.store(self.counters.heartbeat, Ordering::Relaxed);
+        block.store_device_hlc(self.last_event);
     }
 }

@@ -148,16 +148,15 @@ impl CpuRuntime {
             output_consumer,
             self.host_clock.clone(),
         ));
-        let clock =
-            HybridClock::new(HlcConfig::new(number).with_max_offset_ns(self.config.max_clock_offset_ns));
+        let clock = HybridClock::new(HlcConfig::new(number).with_max_offset_ns(self.config.max_clock_offset_ns));
         let io = kernel::Io::new(shared.clone(), output_producer, self.directory.clone(), clock);
         let actor = kernel::Actor::new(input_consumer, inbox_receiver, io, state, handler);
-        let thread = std::thread::Builder::new()
-            .name(format!("rk-cpu-{id}"))
-            .spawn(move || actor.run())
-            .map_err(|error| RingKernelError::KernelFault {
-                kernel: id.to_string(),
-                reason: format!("could not start its thread: {error}"),
+        let thread =
+            std::thread::Builder::new().name(format!("rk-cpu-{id}")).spawn(move || actor.run()).map_err(|error| {
+                RingKernelError::KernelFault {
+                    kernel: id.to_string(),
+                    reason: format!("could not start its thread: {error}"),
+                }
             })?;
         shared.thread.set(thread.thread().clone()).expect("set once, here");
         self.directory.insert(Route { id, number, sender: inbox_sender, thread: thread.thread().clone() });
@@ -205,7 +204,8 @@ impl RingKernelRuntime for CpuRuntime {
 
     fn metrics(&self) -> RuntimeMetrics {
         let kernels: Vec<Arc<CpuKernel>> = lock(&self.kernels).values().cloned().collect();
-        let mut totals = RuntimeMetrics { kernels_launched: self.launched.load(Ordering::Relaxed), ..Default::default() };
+        let mut totals =
+            RuntimeMetrics { kernels_launched: self.launched.load(Ordering::Relaxed), ..Default::default() };
         for kernel in kernels {
             let metrics = kernel.metrics();
             totals.kernels_active += u64::from(kernel.state() == KernelState::Active);

@@ -1,11 +1,13 @@
 //! What a kernel's host side and its actor thread share.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::Thread;
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 use ringkernel_core::control::{SharedControl, WideCounter};
 use ringkernel_core::hlc::HybridClock;
@@ -86,9 +88,30 @@ impl Default for CpuConfig {
 pub(crate) struct OutputSide {
     pub(crate) consumer: Consumer,
     /// Calls waiting for a reply, by correlation id; `Some` once it arrived.
-    pub(crate) pending: HashMap<u64, Option<Envelope>>,
+    pub(crate) pending: HashMap<u64, Option<Envelope>, BuildHasherDefault<CorrelationHasher>>,
     /// Messages nobody is calling for, in arrival order, for `receive`.
     pub(crate) unclaimed: VecDeque<Envelope>,
+}
+
+/// Correlation ids are random 64-bit values already, so the pending-call map uses them as their
+/// own hash instead of running SipHash three times per call.
+#[derive(Default)]
+pub(crate) struct CorrelationHasher(u64);
+
+impl Hasher for CorrelationHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(*byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 /// Counters kept by the host side (the device-side ones live in the control block).
@@ -109,29 +132,37 @@ pub(crate) struct Widened {
     pub(crate) errors: WideCounter,
 }
 
+/// Fields the host writes on every message (locks, counters) each sit in their own cache lines,
+/// away from what the actor thread reads on every message (signals, ids, flags): without the
+/// padding, each host lock or counter update would invalidate a line the actor is reading, and
+/// every round trip would pay for the false sharing.
 pub(crate) struct Shared {
     pub(crate) id: KernelId,
     pub(crate) number: u32,
     pub(crate) control: SharedControl,
     pub(crate) config: CpuConfig,
-    state: AtomicU8,
+    state: CachePadded<AtomicU8>,
     /// Why the kernel failed.
     pub(crate) fault: Mutex<Option<String>>,
     /// The host's end of the input ring. Its lock also orders state changes against sends: a
     /// send that sees an accepting state under the lock lands before the kernel drains.
-    pub(crate) input: Mutex<Producer>,
-    pub(crate) output: Mutex<OutputSide>,
+    pub(crate) input: CachePadded<Mutex<Producer>>,
+    pub(crate) output: CachePadded<Mutex<OutputSide>>,
+    /// Drains of the output ring that moved at least one message (see `wait_output`).
+    pub(crate) drains: CachePadded<AtomicU64>,
     /// The kernel wrote to its output ring or changed state.
-    pub(crate) output_signal: Signal,
+    pub(crate) output_signal: CachePadded<Signal>,
     /// The kernel consumed input (room may have appeared).
-    pub(crate) input_signal: Signal,
+    pub(crate) input_signal: CachePadded<Signal>,
     pub(crate) thread: OnceLock<Thread>,
     pub(crate) host_clock: Arc<HybridClock>,
-    pub(crate) counters: HostCounters,
+    pub(crate) counters: CachePadded<HostCounters>,
     pub(crate) widened: Mutex<Widened>,
     /// Round trips of `call`, in ns.
-    pub(crate) latency: Mutex<Histogram<u64>>,
+    pub(crate) latency: CachePadded<Mutex<Histogram<u64>>>,
     pub(crate) unprocessed: Mutex<Vec<Envelope>>,
+    /// The kernel waits for room in its output ring and wants to be woken by the next drain.
+    pub(crate) output_blocked: AtomicBool,
     /// Every handle and the runtime dropped their reference: nobody will read the output ring.
     pub(crate) detached: AtomicBool,
 }
@@ -153,18 +184,26 @@ impl Shared {
             number,
             control,
             config,
-            state: AtomicU8::new(encode_state(initial)),
+            state: CachePadded::new(AtomicU8::new(encode_state(initial))),
             fault: Mutex::new(None),
-            input: Mutex::new(input),
-            output: Mutex::new(OutputSide { consumer: output, pending: HashMap::new(), unclaimed: VecDeque::new() }),
-            output_signal: Signal::default(),
-            input_signal: Signal::default(),
+            input: CachePadded::new(Mutex::new(input)),
+            output: CachePadded::new(Mutex::new(OutputSide {
+                consumer: output,
+                pending: HashMap::default(),
+                unclaimed: VecDeque::new(),
+            })),
+            drains: CachePadded::default(),
+            output_signal: CachePadded::default(),
+            input_signal: CachePadded::default(),
             thread: OnceLock::new(),
             host_clock,
-            counters: HostCounters::default(),
+            counters: CachePadded::default(),
             widened: Mutex::new(Widened::default()),
-            latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")),
+            latency: CachePadded::new(Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds"),
+            )),
             unprocessed: Mutex::new(Vec::new()),
+            output_blocked: AtomicBool::new(false),
             detached: AtomicBool::new(false),
         }
     }

@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ringkernel_bench::{CAPACITY, MESSAGE_BYTES, Queue, median, ping_pong, quantile, throughput};
+use ringkernel_bench::{CAPACITY, MESSAGE_BYTES, Queue, machine_description, median, ping_pong, quantile, throughput};
 use serde_json::json;
 
 const MESSAGES: u64 = 1 << 21;
@@ -141,18 +141,4 @@ fn main() {
             .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
         eprintln!("wrote {path}");
     }
-}
-
-/// CPU model and core count, from /proc/cpuinfo where it exists.
-fn machine_description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{model}, {cores} logical cores available")
 }

@@ -1,0 +1,127 @@
+//! `ringkernel bench`: actor round trips and streaming, with rtrb measured in the same run.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use ringkernel::runtime::Backend;
+use ringkernel_bench::actor::{EchoBench, PAYLOAD_BYTES};
+use ringkernel_bench::{Queue, machine_description, median, ping_pong, quantile, throughput};
+use serde_json::json;
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Backend: auto, cpu, cuda, wgpu or metal.
+    #[arg(long, default_value = "cpu", value_parser = crate::parse_backend)]
+    backend: Backend,
+    /// Repeats; every figure is the median over them.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Round trips per repeat (actor and baselines alike).
+    #[arg(long, default_value_t = 100_000)]
+    rounds: usize,
+    /// Messages streamed per repeat.
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: u64,
+    /// Queue capacity of the actor (also its streaming window).
+    #[arg(long, default_value_t = 1024)]
+    capacity: u32,
+    /// Writes the results as JSON to this path.
+    #[arg(long)]
+    json: Option<String>,
+}
+
+#[derive(Default)]
+struct Series {
+    p50_ns: Vec<f64>,
+    p99_ns: Vec<f64>,
+    mmsg_per_s: Vec<f64>,
+}
+
+impl Series {
+    fn push_times(&mut self, mut times: Vec<u64>) {
+        self.p50_ns.push(quantile(&mut times, 0.50) as f64);
+        self.p99_ns.push(quantile(&mut times, 0.99) as f64);
+    }
+}
+
+pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.repeats == 0 || args.rounds == 0 || args.messages == 0 {
+        return Err("--repeats, --rounds and --messages must be positive".into());
+    }
+    let bench = EchoBench::new(args.backend, args.capacity)?;
+    let backend = bench.backend();
+    eprintln!("backend {backend}; warming up");
+    bench.call_round_trips(args.rounds / 10)?;
+    bench.stream(args.messages / 10, u64::from(args.capacity))?;
+    ping_pong(Queue::Rtrb, args.rounds / 10);
+
+    let (mut actor, mut rtrb, mut spsc) = (Series::default(), Series::default(), Series::default());
+    for repeat in 0..args.repeats {
+        rtrb.push_times(ping_pong(Queue::Rtrb, args.rounds));
+        spsc.push_times(ping_pong(Queue::RingKernel, args.rounds));
+        actor.push_times(bench.call_round_trips(args.rounds)?);
+        let elapsed = throughput(Queue::Rtrb, args.messages);
+        rtrb.mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
+        let elapsed = bench.stream(args.messages, u64::from(args.capacity))?;
+        actor.mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
+        eprintln!("repeat {}/{} done", repeat + 1, args.repeats);
+    }
+    let metrics = bench.metrics();
+    bench.shutdown()?;
+
+    let m = |v: &mut Vec<f64>| median(v);
+    let (a50, a99, atp) = (m(&mut actor.p50_ns), m(&mut actor.p99_ns), m(&mut actor.mmsg_per_s));
+    let (r50, r99, rtp) = (m(&mut rtrb.p50_ns), m(&mut rtrb.p99_ns), m(&mut rtrb.mmsg_per_s));
+    let (s50, s99) = (m(&mut spsc.p50_ns), m(&mut spsc.p99_ns));
+    println!(
+        "{} repeats, medians; actor: `echo` on {backend}, {PAYLOAD_BYTES}-byte payloads in 256-byte-header slots; baselines: 64-byte messages between two threads",
+        args.repeats
+    );
+    println!("{:<36} {:>10} {:>8} {:>10} {:>8}", "round trip", "p50", "x rtrb", "p99", "x rtrb");
+    println!("{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", "rtrb ping-pong (baseline)", r50, 1.0, r99, 1.0);
+    println!("{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", "ringkernel spsc ping-pong", s50, s50 / r50, s99, s99 / r99);
+    println!("{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", "actor call()", a50, a50 / r50, a99, a99 / r99);
+    println!("{:<36} {:>10} {:>8}", "throughput", "Mmsg/s", "x rtrb");
+    println!("{:<36} {:>10.2} {:>8.2}", "rtrb two threads (baseline)", rtp, 1.0);
+    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming send/receive", atp, atp / rtp);
+    println!(
+        "kernel metrics: {} sent, {} processed, {} rejected, {} in flight, {} errors",
+        metrics.messages_sent,
+        metrics.messages_processed,
+        metrics.messages_rejected,
+        metrics.messages_in_flight,
+        metrics.errors
+    );
+
+    if let Some(path) = args.json {
+        let record = json!({
+            "benchmark": "actor_echo_end_to_end",
+            "unix_time_s": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "machine": machine_description(),
+            "commit": std::env::var("RINGKERNEL_COMMIT").unwrap_or_else(|_| "unknown".into()),
+            "backend": backend.name(),
+            "repeats": args.repeats,
+            "round_trips_per_repeat": args.rounds,
+            "messages_streamed_per_repeat": args.messages,
+            "actor_queue_capacity": args.capacity,
+            "actor_payload_bytes": PAYLOAD_BYTES,
+            "baseline": "rtrb (64-byte messages, two threads, same run)",
+            "results": {
+                "rtrb_ping_pong": {"p50_ns": r50, "p99_ns": r99},
+                "ringkernel_spsc_ping_pong": {"p50_ns": s50, "p99_ns": s99, "p50_ratio_to_rtrb": s50 / r50, "p99_ratio_to_rtrb": s99 / r99},
+                "actor_call": {"p50_ns": a50, "p99_ns": a99, "p50_ratio_to_rtrb": a50 / r50, "p99_ratio_to_rtrb": a99 / r99},
+                "rtrb_throughput_mmsg_per_s": rtp,
+                "actor_streaming_mmsg_per_s": atp,
+                "actor_streaming_ratio_to_rtrb": atp / rtp,
+                "samples": {
+                    "actor_call_p50_ns": actor.p50_ns, "actor_call_p99_ns": actor.p99_ns,
+                    "rtrb_p50_ns": rtrb.p50_ns, "rtrb_p99_ns": rtrb.p99_ns,
+                    "actor_streaming_mmsg_per_s": actor.mmsg_per_s, "rtrb_mmsg_per_s": rtrb.mmsg_per_s,
+                },
+            },
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")?;
+        eprintln!("wrote {path}");
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! # RingKernel
+//!
+//! Persistent actors on GPUs (and CPUs): each actor keeps its state where it runs, receives
+//! messages through lock-free ring queues in memory that host and device share, replies the same
+//! way, messages other actors directly (K2K), and timestamps everything with hybrid logical
+//! clocks.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ringkernel::prelude::*;
+//!
+//! #[repr(C)]
+//! #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable, RingMessage)]
+//! struct Celsius { value: f64 }
+//!
+//! #[repr(C)]
+//! #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable, RingMessage)]
+//! struct Fahrenheit { value: f64 }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ringkernel::Result<()> {
+//! let ring = RingKernel::builder()
+//!     .backend(Backend::Auto)
+//!     .register(KernelSpec::new("convert").cpu(|ctx| {
+//!         let c: Celsius = ctx.message()?;
+//!         Ok(ctx.reply_message(&Fahrenheit { value: c.value * 9.0 / 5.0 + 32.0 })?)
+//!     }))
+//!     .build()
+//!     .await?;
+//! let kernel = ring.launch("convert", LaunchOptions::default().with_auto_activate(true)).await?;
+//! let f: Fahrenheit = kernel.call_message(&Celsius { value: 100.0 }, Duration::from_secs(1)).await?;
+//! assert_eq!(f, Fahrenheit { value: 212.0 });
+//! ring.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The built-in kernels `echo` and `counter` ([`kernel::builtin`]) are always registered.
+//! Async operations need a Tokio runtime with its timer enabled (`#[tokio::main]` has one).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+pub use bytemuck;
+pub use ringkernel_core::{
+    Result, RingKernelError, codegen, control, error, hlc, kernel, layout, message, queue, region, runtime,
+};
+pub use ringkernel_cpu::{CpuConfig, CpuRuntime};
+pub use ringkernel_derive::RingMessage;
+
+use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
+use ringkernel_core::runtime::{Backend, RingKernelRuntime};
+
+/// What most programs need.
+pub mod prelude {
+    pub use crate::RingKernel;
+    pub use ringkernel_core::error::{Result, RingKernelError};
+    pub use ringkernel_core::kernel::{HandlerContext, HandlerError, KernelSpec, builtin};
+    pub use ringkernel_core::message::{CorrelationId, Envelope, HeaderBuilder, Priority, RingMessage};
+    pub use ringkernel_core::runtime::{
+        Backend, KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime,
+    };
+    pub use ringkernel_derive::RingMessage;
+}
+
+/// Whether `backend` can run here, and if not, why.
+///
+/// `Auto` is available whenever any concrete backend is.
+pub fn backend_status(backend: Backend) -> std::result::Result<(), String> {
+    match backend {
+        Backend::Auto => Ok(()),
+        Backend::Cpu => Ok(()),
+        Backend::Cuda => {
+            Err("the cuda backend (persistent kernels through cudarc) is not part of this build yet".into())
+        }
+        Backend::Wgpu => Err("the wgpu backend (event-driven dispatches) is not part of this build yet".into()),
+        Backend::Metal if !cfg!(target_vendor = "apple") => Err("Metal runs only on Apple systems (macOS, iOS)".into()),
+        Backend::Metal => Err("the metal backend is not part of this build yet".into()),
+    }
+}
+
+/// The backend `Auto` picks: the first available of [`Backend::CONCRETE`] (GPU backends first).
+pub fn best_backend() -> Backend {
+    Backend::CONCRETE.into_iter().find(|b| backend_status(*b).is_ok()).unwrap_or(Backend::Cpu)
+}
+
+/// A runtime on one backend, with every kernel of its registry launchable by name.
+///
+/// It dereferences to [`RingKernelRuntime`]: `launch`, `get_kernel`, `list_kernels`, `metrics`,
+/// `shutdown`.
+pub struct RingKernel {
+    runtime: Arc<dyn RingKernelRuntime>,
+}
+
+impl RingKernel {
+    /// Starts configuring a runtime.
+    pub fn builder() -> RingKernelBuilder {
+        RingKernelBuilder::default()
+    }
+
+    /// The runtime, to share between tasks.
+    pub fn runtime(&self) -> Arc<dyn RingKernelRuntime> {
+        self.runtime.clone()
+    }
+}
+
+impl Deref for RingKernel {
+    type Target = dyn RingKernelRuntime;
+    fn deref(&self) -> &Self::Target {
+        &*self.runtime
+    }
+}
+
+impl std::fmt::Debug for RingKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingKernel").field("backend", &self.runtime.backend()).finish()
+    }
+}
+
+/// Configures a [`RingKernel`].
+#[derive(Debug)]
+pub struct RingKernelBuilder {
+    backend: Backend,
+    registry: KernelRegistry,
+    cpu_config: CpuConfig,
+    error: Option<RingKernelError>,
+}
+
+impl Default for RingKernelBuilder {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Auto,
+            registry: KernelRegistry::with_builtins(),
+            cpu_config: CpuConfig::default(),
+            error: None,
+        }
+    }
+}
+
+impl RingKernelBuilder {
+    /// The backend (default `Auto`: the best available).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Registers a kernel; a duplicate or invalid name makes [`Self::build`] fail.
+    pub fn register(mut self, spec: KernelSpec) -> Self {
+        if let Err(error) = self.registry.register(spec) {
+            self.error.get_or_insert(error);
+        }
+        self
+    }
+
+    /// Tuning of the CPU backend.
+    pub fn cpu_config(mut self, config: CpuConfig) -> Self {
+        self.cpu_config = config;
+        self
+    }
+
+    /// Starts the runtime.
+    ///
+    /// # Errors
+    /// The first registration error, or [`RingKernelError::BackendUnavailable`] with the reason
+    /// when the requested backend cannot run here.
+    pub async fn build(self) -> Result<RingKernel> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let backend = match self.backend {
+            Backend::Auto => best_backend(),
+            backend => backend,
+        };
+        backend_status(backend)
+            .map_err(|reason| RingKernelError::BackendUnavailable(format!("{backend}: {reason}")))?;
+        let runtime: Arc<dyn RingKernelRuntime> = match backend {
+            Backend::Cpu => Arc::new(CpuRuntime::with_config(self.registry, self.cpu_config)),
+            other => {
+                return Err(RingKernelError::BackendUnavailable(format!("{other}: no runtime is built in for it")));
+            }
+        };
+        Ok(RingKernel { runtime })
+    }
+}
