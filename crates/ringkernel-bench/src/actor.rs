@@ -2,11 +2,19 @@
 //! streaming through the built-in `echo` kernel, with the same-run baselines of the queue
 //! benchmarks (rtrb ping-pong and throughput between two threads).
 //!
-//! Used by `ringkernel bench` and by the criterion bench.
+//! [`slot_ping_pong`] sits between the two: the same slots an actor exchanges (a 256-byte header,
+//! validated, then the payload) over two bare SPSC rings, with no runtime around them. It shows
+//! how much of a `call()` is the message format and how much is the runtime (clocks, routing,
+//! locks, async).
+//!
+//! Used by `ringkernel bench`.
 
 use std::time::{Duration, Instant};
 
+use ringkernel::layout::RingGeometry;
+use ringkernel::message::{decode_slot, encode_slot};
 use ringkernel::prelude::*;
+use ringkernel::queue::spsc;
 
 /// Payload of every benchmark message: one `u64` sequence number.
 pub const PAYLOAD_BYTES: usize = 8;
@@ -101,4 +109,47 @@ impl EchoBench {
     pub fn shutdown(self) -> Result<()> {
         self.tokio.block_on(self.ring.shutdown())
     }
+}
+
+/// Two-thread ping-pong of encoded message slots (header + `PAYLOAD_BYTES` payload) over two SPSC
+/// rings: the caller encodes a request, the echo thread decodes and validates it and encodes a
+/// reply header with the same payload, the caller decodes the reply. Returns per-round-trip ns.
+/// Panics if a reply does not carry its request's payload.
+pub fn slot_ping_pong(rounds: usize) -> Vec<u64> {
+    let geometry = RingGeometry::for_messages(1024, PAYLOAD_BYTES as u32).expect("valid geometry");
+    let (mut request_tx, mut request_rx) = spsc::channel(geometry);
+    let (mut reply_tx, mut reply_rx) = spsc::channel(geometry);
+    let echo = std::thread::spawn(move || {
+        let mut handled = 0;
+        while handled < rounds {
+            let popped = request_rx.try_pop(|slot| {
+                let request = decode_slot(slot).expect("valid request");
+                let header = request.header.reply(request.header.message_type);
+                while reply_tx.try_push(|out| encode_slot(out, &header, request.payload)).is_err() {
+                    std::hint::spin_loop();
+                }
+            });
+            match popped {
+                Some(()) => handled += 1,
+                None => std::hint::spin_loop(),
+            }
+        }
+    });
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds as u64 {
+        let payload = i.to_le_bytes();
+        let start = Instant::now();
+        let header = HeaderBuilder::new(1).build();
+        request_tx.try_push(|slot| encode_slot(slot, &header, &payload)).expect("one in flight").expect("payload fits");
+        let echoed = loop {
+            if let Some(reply) = reply_rx.try_pop(|slot| Envelope::decode_from(slot).expect("valid reply")) {
+                break reply;
+            }
+            std::hint::spin_loop();
+        };
+        times.push(start.elapsed().as_nanos() as u64);
+        assert_eq!(echoed.payload, payload, "reply {i} carries its request's payload");
+    }
+    echo.join().expect("echo thread panicked");
+    times
 }

@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use ringkernel::runtime::Backend;
-use ringkernel_bench::actor::{EchoBench, PAYLOAD_BYTES};
+use ringkernel_bench::actor::{EchoBench, PAYLOAD_BYTES, slot_ping_pong};
 use ringkernel_bench::{Queue, machine_description, median, ping_pong, quantile, throughput};
 use serde_json::json;
 
@@ -54,11 +54,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     bench.call_round_trips(args.rounds / 10)?;
     bench.stream(args.messages / 10, u64::from(args.capacity))?;
     ping_pong(Queue::Rtrb, args.rounds / 10);
+    slot_ping_pong(args.rounds / 10);
 
-    let (mut actor, mut rtrb, mut spsc) = (Series::default(), Series::default(), Series::default());
+    let (mut actor, mut rtrb, mut spsc, mut slots) =
+        (Series::default(), Series::default(), Series::default(), Series::default());
     for repeat in 0..args.repeats {
         rtrb.push_times(ping_pong(Queue::Rtrb, args.rounds));
         spsc.push_times(ping_pong(Queue::RingKernel, args.rounds));
+        slots.push_times(slot_ping_pong(args.rounds));
         actor.push_times(bench.call_round_trips(args.rounds)?);
         let elapsed = throughput(Queue::Rtrb, args.messages);
         rtrb.mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
@@ -73,6 +76,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (a50, a99, atp) = (m(&mut actor.p50_ns), m(&mut actor.p99_ns), m(&mut actor.mmsg_per_s));
     let (r50, r99, rtp) = (m(&mut rtrb.p50_ns), m(&mut rtrb.p99_ns), m(&mut rtrb.mmsg_per_s));
     let (s50, s99) = (m(&mut spsc.p50_ns), m(&mut spsc.p99_ns));
+    let (f50, f99) = (m(&mut slots.p50_ns), m(&mut slots.p99_ns));
     println!(
         "{} repeats, medians; actor: `echo` on {backend}, {PAYLOAD_BYTES}-byte payloads in 256-byte-header slots; baselines: 64-byte messages between two threads",
         args.repeats
@@ -80,6 +84,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("{:<36} {:>10} {:>8} {:>10} {:>8}", "round trip", "p50", "x rtrb", "p99", "x rtrb");
     println!("{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", "rtrb ping-pong (baseline)", r50, 1.0, r99, 1.0);
     println!("{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", "ringkernel spsc ping-pong", s50, s50 / r50, s99, s99 / r99);
+    println!(
+        "{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}",
+        "message slots over spsc, no runtime",
+        f50,
+        f50 / r50,
+        f99,
+        f99 / r99
+    );
     println!("{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", "actor call()", a50, a50 / r50, a99, a99 / r99);
     println!("{:<36} {:>10} {:>8}", "throughput", "Mmsg/s", "x rtrb");
     println!("{:<36} {:>10.2} {:>8.2}", "rtrb two threads (baseline)", rtp, 1.0);
@@ -109,6 +121,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "results": {
                 "rtrb_ping_pong": {"p50_ns": r50, "p99_ns": r99},
                 "ringkernel_spsc_ping_pong": {"p50_ns": s50, "p99_ns": s99, "p50_ratio_to_rtrb": s50 / r50, "p99_ratio_to_rtrb": s99 / r99},
+                "message_slots_ping_pong": {"p50_ns": f50, "p99_ns": f99, "p50_ratio_to_rtrb": f50 / r50, "p99_ratio_to_rtrb": f99 / r99},
                 "actor_call": {"p50_ns": a50, "p99_ns": a99, "p50_ratio_to_rtrb": a50 / r50, "p99_ratio_to_rtrb": a99 / r99},
                 "rtrb_throughput_mmsg_per_s": rtp,
                 "actor_streaming_mmsg_per_s": atp,

@@ -2,9 +2,9 @@
 //!
 //! One suite, run by every backend against the same kernels and inputs, so that every backend
 //! behaves like the CPU reference. A backend's test file names an async constructor and gets one
-//! test per check:
+//! test per check (as `crates/ringkernel-cpu/tests/conformance.rs` does):
 //!
-//! ```ignore
+//! ```text
 //! async fn make(registry: KernelRegistry) -> ringkernel_core::Result<Arc<dyn RingKernelRuntime>> {
 //!     Ok(Arc::new(CpuRuntime::new(registry)))
 //! }

@@ -192,9 +192,14 @@ impl<C: PhysicalClock> HybridClock<C> {
     /// Stamps a local or send event with a timestamp greater than any issued before.
     pub fn tick(&self) -> HlcTimestamp {
         let wall = self.wall.now_ns();
-        let mut last = self.lock();
-        let next = if wall > last.0 { (wall, 0) } else { bump(last.0, last.1) };
-        *last = next;
+        let next = tick_state(&mut self.lock(), wall);
+        self.stamp(next.0, next.1)
+    }
+
+    /// [`tick`](Self::tick) for a clock owned by one thread: no lock.
+    pub fn tick_exclusive(&mut self) -> HlcTimestamp {
+        let wall = self.wall.now_ns();
+        let next = tick_state(self.last.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()), wall);
         self.stamp(next.0, next.1)
     }
 
@@ -205,27 +210,56 @@ impl<C: PhysicalClock> HybridClock<C> {
     /// [`RingKernelError::ClockSkew`] when `received` is further ahead of the local wall clock than
     /// the configured maximum offset; the clock is then left unchanged.
     pub fn update(&self, received: HlcTimestamp) -> Result<HlcTimestamp> {
-        let wall = self.wall.now_ns();
-        if let Some(max_offset_ns) = self.config.max_offset_ns
-            && received.physical_ns > wall.saturating_add(max_offset_ns)
-        {
-            return Err(RingKernelError::ClockSkew { remote_ns: received.physical_ns, local_ns: wall, max_offset_ns });
-        }
-        let mut last = self.lock();
-        let (last_physical, last_logical) = *last;
-        let physical = wall.max(last_physical).max(received.physical_ns);
-        let next = if physical == last_physical && physical == received.physical_ns {
-            bump(physical, last_logical.max(received.logical))
-        } else if physical == last_physical {
-            bump(physical, last_logical)
-        } else if physical == received.physical_ns {
-            bump(physical, received.logical)
-        } else {
-            (physical, 0)
-        };
-        *last = next;
+        let wall = self.checked_wall(received)?;
+        let next = update_state(&mut self.lock(), wall, received);
         Ok(self.stamp(next.0, next.1))
     }
+
+    /// [`update`](Self::update) for a clock owned by one thread: no lock.
+    ///
+    /// # Errors
+    /// As [`update`](Self::update).
+    pub fn update_exclusive(&mut self, received: HlcTimestamp) -> Result<HlcTimestamp> {
+        let wall = self.checked_wall(received)?;
+        let next = update_state(self.last.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()), wall, received);
+        Ok(self.stamp(next.0, next.1))
+    }
+
+    /// The wall clock, or `ClockSkew` if `received` is too far ahead of it.
+    fn checked_wall(&self, received: HlcTimestamp) -> Result<u64> {
+        let wall = self.wall.now_ns();
+        match self.config.max_offset_ns {
+            Some(max_offset_ns) if received.physical_ns > wall.saturating_add(max_offset_ns) => {
+                Err(RingKernelError::ClockSkew { remote_ns: received.physical_ns, local_ns: wall, max_offset_ns })
+            }
+            _ => Ok(wall),
+        }
+    }
+}
+
+/// The send rule: the wall clock if it moved past the last timestamp, else the last one bumped.
+fn tick_state(last: &mut (u64, u32), wall: u64) -> (u64, u32) {
+    let next = if wall > last.0 { (wall, 0) } else { bump(last.0, last.1) };
+    *last = next;
+    next
+}
+
+/// The receive rule (Kulkarni et al.): the largest physical part of wall, last and received, with
+/// a logical part past every timestamp that has that physical part.
+fn update_state(last: &mut (u64, u32), wall: u64, received: HlcTimestamp) -> (u64, u32) {
+    let (last_physical, last_logical) = *last;
+    let physical = wall.max(last_physical).max(received.physical_ns);
+    let next = if physical == last_physical && physical == received.physical_ns {
+        bump(physical, last_logical.max(received.logical))
+    } else if physical == last_physical {
+        bump(physical, last_logical)
+    } else if physical == received.physical_ns {
+        bump(physical, received.logical)
+    } else {
+        (physical, 0)
+    };
+    *last = next;
+    next
 }
 
 /// The successor of `(physical, logical)`. A logical counter that would overflow carries into the
@@ -383,14 +417,22 @@ mod tests {
         proptest!(config, |(events in proptest::collection::vec((0u64..1_000, proptest::option::of((0u64..1_100, any::<u32>()))), 1..64))| {
             let wall = Arc::new(ManualClock::new(0));
             let clock = HybridClock::with_clock(HlcConfig::new(1).with_max_offset_ns(Some(200)), wall.clone());
+            // The lock-free variants for single-owner clocks must agree step by step.
+            let mut exclusive = HybridClock::with_clock(HlcConfig::new(1).with_max_offset_ns(Some(200)), wall.clone());
             let mut previous = HlcTimestamp::default();
             for (wall_ns, remote) in events {
                 wall.set(wall_ns);
                 let next = match remote {
-                    None => clock.tick(),
+                    None => {
+                        let next = clock.tick();
+                        prop_assert_eq!(exclusive.tick_exclusive(), next);
+                        next
+                    }
                     Some((physical, logical)) => {
                         let remote = ts(physical, logical, 2);
-                        match clock.update(remote) {
+                        let shared = clock.update(remote);
+                        prop_assert_eq!(exclusive.update_exclusive(remote).ok(), shared.as_ref().ok().copied());
+                        match shared {
                             Ok(next) => { prop_assert!(next > remote); next }
                             Err(_) => { prop_assert!(physical > wall_ns + 200); continue; }
                         }

@@ -117,10 +117,10 @@ impl KernelSpec {
     ///
     /// # Errors
     /// [`RingKernelError::InvalidConfig`] naming both sizes when they differ.
-    pub fn launch_state(&self, override_state: Option<&[u8]>) -> Result<Vec<u8>> {
+    pub fn launch_state(&self, override_state: Option<&[u8]>) -> Result<StateBuffer> {
         match override_state {
-            None => Ok(self.initial_state.clone()),
-            Some(state) if state.len() == self.initial_state.len() => Ok(state.to_vec()),
+            None => Ok(StateBuffer::from_bytes(&self.initial_state)),
+            Some(state) if state.len() == self.initial_state.len() => Ok(StateBuffer::from_bytes(state)),
             Some(state) => Err(RingKernelError::InvalidConfig {
                 field: "initial_state",
                 reason: format!(
@@ -143,6 +143,46 @@ impl fmt::Debug for KernelSpec {
             .field("cuda", &self.cuda_source.is_some())
             .field("wgsl", &self.wgsl_source.is_some())
             .finish()
+    }
+}
+
+/// An actor's state bytes, aligned to [`StateBuffer::ALIGN`] bytes so that a handler can view them
+/// in place as any plain-old-data type of that alignment or less.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StateBuffer {
+    chunks: Vec<StateChunk>,
+    len: usize,
+}
+
+#[repr(C, align(16))]
+#[derive(Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+struct StateChunk([u8; 16]);
+
+impl StateBuffer {
+    /// Alignment of the state's first byte.
+    pub const ALIGN: usize = 16;
+
+    /// A buffer holding a copy of `bytes`.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut buffer = Self { chunks: vec![StateChunk([0; 16]); bytes.len().div_ceil(16)], len: bytes.len() };
+        buffer.bytes_mut().copy_from_slice(bytes);
+        buffer
+    }
+
+    /// The state.
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.chunks)[..self.len]
+    }
+
+    /// The state, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.chunks)[..self.len]
+    }
+}
+
+impl fmt::Debug for StateBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateBuffer").field("len", &self.len).finish()
     }
 }
 
@@ -343,7 +383,8 @@ impl<'a> HandlerContext<'a> {
         self.state
     }
 
-    /// The actor's state as a plain-old-data value (the state must have exactly its size).
+    /// The actor's state as a plain-old-data value (the state must have exactly its size; backends
+    /// align it to [`StateBuffer::ALIGN`] bytes).
     pub fn state<T: bytemuck::Pod>(&mut self) -> std::result::Result<&mut T, HandlerError> {
         let bytes = self.state.len();
         bytemuck::try_from_bytes_mut(self.state).map_err(|e| {
@@ -496,22 +537,32 @@ mod tests {
             payload.extend_from_slice(&v.to_le_bytes());
         }
         let header = HeaderBuilder::new(builtin::COUNTER_ADD).source_kernel(HOST_KERNEL_ID).build();
-        let (io, result) = run(&spec, &mut state, header, &payload);
+        let (io, result) = run(&spec, state.bytes_mut(), header, &payload);
         result.unwrap();
-        assert_eq!(u64::from_le_bytes(state[..8].try_into().unwrap()), 6, "wrapping sum");
+        assert_eq!(u64::from_le_bytes(state.bytes()[..8].try_into().unwrap()), 6, "wrapping sum");
         assert_eq!(io.0.len(), 1);
         assert_eq!(io.0[0].0, "host");
         assert!(io.0[0].1.is_reply());
         assert_eq!(io.0[0].2, 6u64.to_le_bytes());
 
         let from_kernel = HeaderBuilder::new(builtin::COUNTER_ADD).source_kernel(4).build();
-        let (io, _) = run(&spec, &mut state, from_kernel, &1u64.to_le_bytes());
+        let (io, _) = run(&spec, state.bytes_mut(), from_kernel, &1u64.to_le_bytes());
         assert_eq!(io.0[0].0, "#4", "replies go back over K2K to a kernel sender");
 
-        let (_, result) = run(&spec, &mut state, header, &[1, 2, 3]);
+        let (_, result) = run(&spec, state.bytes_mut(), header, &[1, 2, 3]);
         assert!(result.unwrap_err().0.contains("3 bytes"));
-        let (_, result) = run(&spec, &mut state, HeaderBuilder::new(9).build(), &[]);
+        let (_, result) = run(&spec, state.bytes_mut(), HeaderBuilder::new(9).build(), &[]);
         assert!(result.unwrap_err().0.contains("message type"));
+    }
+
+    #[test]
+    fn state_buffers_are_aligned_and_exact() {
+        for len in [0, 1, 8, 17, 100] {
+            let bytes: Vec<u8> = (0..len as u8).collect();
+            let mut buffer = StateBuffer::from_bytes(&bytes);
+            assert_eq!(buffer.bytes(), bytes);
+            assert_eq!(buffer.bytes_mut().as_ptr() as usize % StateBuffer::ALIGN, 0);
+        }
     }
 
     #[test]

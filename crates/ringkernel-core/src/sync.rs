@@ -54,3 +54,26 @@ pub(crate) fn spin_hint() {
     #[cfg(not(loom))]
     std::hint::spin_loop();
 }
+
+/// Asks the CPU to bring the cache line holding `ptr` close, for reading or (where the CPU has
+/// `prefetchw`) for writing. A hint: it never faults and changes no memory, so any address is
+/// fine. A no-op off x86-64 and under miri and loom.
+#[inline(always)]
+pub(crate) fn prefetch(ptr: *const u8, for_write: bool) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    {
+        use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
+        // SAFETY: prefetch instructions are hints; they do not fault on any address and do not
+        // change memory. SSE (for `prefetcht0`) is part of the x86-64 baseline, and `prefetchw`
+        // executes as a no-op on CPUs without it.
+        unsafe {
+            if for_write {
+                _mm_prefetch::<_MM_HINT_ET0>(ptr.cast());
+            } else {
+                _mm_prefetch::<_MM_HINT_T0>(ptr.cast());
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = (ptr, for_write);
+}

@@ -13,7 +13,10 @@ use ringkernel_core::layout::MESSAGE_HEADER_BYTES;
 use ringkernel_core::message::{CorrelationId, Envelope, HOST_KERNEL_ID, check_header, encode_slot};
 use ringkernel_core::runtime::{KernelControl, KernelId, KernelMetrics, KernelState};
 
-use crate::shared::{OutputSide, Shared, Signal, lock};
+use crate::shared::{HostSide, MESSAGE_LINES, Shared, Signal, lock};
+
+/// Longest sleep between checks when waiting outside a Tokio runtime.
+const NO_RUNTIME_SLEEP: Duration = Duration::from_micros(200);
 
 /// One launched CPU kernel, as the runtime and its handles see it.
 pub(crate) struct CpuKernel {
@@ -28,7 +31,7 @@ impl Drop for CpuKernel {
         let shared = &self.shared;
         shared.detached.store(true, Ordering::Release);
         {
-            let _no_sends = lock(&shared.input);
+            let _no_sends = lock(&shared.host);
             if !matches!(shared.state(), KernelState::Terminating) && !shared.state().is_final() {
                 shared.set_state(KernelState::Terminating);
             }
@@ -53,7 +56,7 @@ impl CpuKernel {
     pub(crate) fn transition(&self, operation: &'static str, next: KernelState) -> Result<()> {
         let shared = &self.shared;
         {
-            let _input = lock(&shared.input);
+            let _host = lock(&shared.host);
             let current = shared.state();
             if !current.can_become(next) {
                 return Err(self.not_running(operation, current));
@@ -70,69 +73,76 @@ impl CpuKernel {
         Ok(())
     }
 
-    /// Stamps and writes one message into the input ring without waiting. A full ring counts as a
-    /// refusal only if `count_full` (a send that will wait and retry is not refused yet).
-    fn try_send(&self, envelope: &Envelope, count_full: bool) -> Result<()> {
+    /// Stamps and writes one message into the input ring without waiting; the caller holds the
+    /// host lock and wakes the kernel afterwards. A full ring counts as a refusal only if
+    /// `count_full` (a send that will wait and retry is not refused yet).
+    fn send_locked(&self, host: &mut HostSide, envelope: &Envelope, count_full: bool) -> Result<()> {
         let shared = &self.shared;
+        let state = shared.state();
+        if matches!(state, KernelState::Terminating) || state.is_final() {
+            return Err(self.not_running("send to", state));
+        }
         let mut header = envelope.header;
         header.source_kernel = HOST_KERNEL_ID;
         header.dest_kernel = shared.number;
+        if let Err(error) =
+            check_header(&header, envelope.payload.len(), host.producer.slot_bytes() - MESSAGE_HEADER_BYTES)
         {
-            let mut producer = lock(&shared.input);
-            let state = shared.state();
-            if matches!(state, KernelState::Terminating) || state.is_final() {
-                return Err(self.not_running("send to", state));
-            }
-            if let Err(error) =
-                check_header(&header, envelope.payload.len(), producer.slot_bytes() - MESSAGE_HEADER_BYTES)
-            {
-                shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(error.into());
-            }
-            // Stamped under the lock so that timestamps increase in queue order.
-            header.set_timestamp(shared.host_clock.tick());
-            match producer.try_push(|slot| encode_slot(slot, &header, &envelope.payload)) {
-                Ok(encoded) => encoded.expect("header and payload size were checked before claiming the slot"),
-                Err(full) => {
-                    if count_full {
-                        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Err(full.into_error("input ring"));
-                }
-            }
-            shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+            host.refused += 1;
+            return Err(error.into());
         }
-        shared.wake_kernel();
+        // Stamped under the lock so that timestamps increase in queue order.
+        header.set_timestamp(shared.host_clock.tick());
+        match host.producer.try_push(|slot| encode_slot(slot, &header, &envelope.payload)) {
+            Ok(encoded) => encoded.expect("header and payload size were checked before claiming the slot"),
+            Err(full) => {
+                host.refused += u64::from(count_full);
+                return Err(full.into_error("input ring"));
+            }
+        }
+        host.sent += 1;
+        host.producer.prefetch_next_for_write(&MESSAGE_LINES);
+        Ok(())
+    }
+
+    /// [`Self::send_locked`] under the lock, then wakes the kernel.
+    fn try_send(&self, envelope: &Envelope, count_full: bool) -> Result<()> {
+        self.send_locked(&mut lock(&self.shared.host), envelope, count_full)?;
+        self.shared.wake_kernel();
         Ok(())
     }
 
     /// Moves everything in the output ring to the waiting calls or the `receive` queue.
-    fn drain_output(&self, output: &mut OutputSide) {
+    fn drain_output(&self, host: &mut HostSide) {
         let shared = &self.shared;
-        let mut moved = false;
-        while let Some(decoded) = output.consumer.try_pop(Envelope::decode_from) {
+        let mut moved = 0u32;
+        while let Some(decoded) = host.consumer.try_pop(Envelope::decode_from) {
             let envelope = match decoded {
                 Ok(envelope) => envelope,
                 Err(error) => {
-                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    host.errors += 1;
                     tracing::error!(kernel = %shared.id, %error, "undecodable message in the output ring");
                     continue;
                 }
             };
-            shared.counters.received.fetch_add(1, Ordering::Relaxed);
+            host.received += 1;
             if let Err(error) = shared.host_clock.update(envelope.header.timestamp()) {
                 tracing::warn!(kernel = %shared.id, %error, "kernel timestamp rejected by the host clock");
             }
             let correlation = envelope.header.correlation_id().0;
-            match output.pending.get_mut(&correlation) {
+            match host.pending.get_mut(&correlation) {
                 Some(waiting @ None) if correlation != CorrelationId::NONE.0 => *waiting = Some(envelope),
-                _ => output.unclaimed.push_back(envelope),
+                _ => host.unclaimed.push_back(envelope),
             }
-            moved = true;
+            moved += 1;
         }
-        if moved {
+        if moved > 0 {
             shared.drains.fetch_add(1, Ordering::Release);
-            // The drain published the new head; a kernel waiting for room must hear of it.
+        }
+        // A kernel waits for room only when its ring was full, and then this drain moved at least
+        // a quarter of it (the consumer hands slots back per quarter). Smaller drains skip the
+        // fence; a wake-up missed anyway costs the kernel at most its 1 ms back-off, never a hang.
+        if moved >= host.consumer.capacity().div_ceil(4) {
             std::sync::atomic::fence(Ordering::SeqCst);
             if shared.output_blocked.load(Ordering::Relaxed) {
                 shared.wake_kernel();
@@ -145,12 +155,12 @@ impl CpuKernel {
     /// so a final state seen here means nothing more will arrive.
     fn poll_output<T>(
         &self,
-        check: &mut impl FnMut(KernelState, &mut OutputSide) -> Option<Result<T>>,
+        check: &mut impl FnMut(KernelState, &mut HostSide) -> Option<Result<T>>,
     ) -> Option<Result<T>> {
         let state = self.shared.state();
-        let mut output = lock(&self.shared.output);
-        self.drain_output(&mut output);
-        check(state, &mut output)
+        let mut host = lock(&self.shared.host);
+        self.drain_output(&mut host);
+        check(state, &mut host)
     }
 
     /// Spins for the configured time, then waits on `signal`, until `poll` returns a result or
@@ -162,9 +172,10 @@ impl CpuKernel {
         operation: &'static str,
         mut poll: impl FnMut() -> Option<Result<T>>,
     ) -> Result<T> {
-        let started = Instant::now();
-        let deadline = timeout.map(|t| started + t);
-        let spin_until = started + self.shared.config.spin_before_park;
+        // The clock is read only once a first round of polls came up empty: most replies arrive
+        // within it, and each reading costs about as much as a poll. The timeout therefore counts
+        // from that first reading, a few microseconds late at most.
+        let mut started = None;
         'spin: loop {
             for _ in 0..64 {
                 if let Some(result) = poll() {
@@ -173,9 +184,16 @@ impl CpuKernel {
                 std::hint::spin_loop();
             }
             let now = Instant::now();
-            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
+            let started = *started.get_or_insert(now);
+            if now >= started + self.shared.config.spin_before_park || timeout.is_some_and(|t| now >= started + t) {
                 break 'spin;
             }
+        }
+        let deadline = timeout.map(|t| started.unwrap_or_else(Instant::now) + t);
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Not inside a Tokio runtime (another executor, or `block_on` of a plain future):
+            // wait by sleeping in short steps instead of on the Tokio timer.
+            return self.wait_without_tokio(deadline, timeout, operation, poll);
         }
         loop {
             let mut notified = pin!(signal.notified());
@@ -196,6 +214,31 @@ impl CpuKernel {
         }
     }
 
+    /// The waiting half of [`Self::wait`] for callers outside a Tokio runtime: it blocks the
+    /// calling thread in sleeps of at most [`NO_RUNTIME_SLEEP`].
+    fn wait_without_tokio<T>(
+        &self,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+        operation: &'static str,
+        mut poll: impl FnMut() -> Option<Result<T>>,
+    ) -> Result<T> {
+        loop {
+            if let Some(result) = poll() {
+                return result;
+            }
+            let now = Instant::now();
+            let step = match deadline {
+                Some(deadline) if now >= deadline => {
+                    return Err(RingKernelError::Timeout { operation, waited: timeout.unwrap_or_default() });
+                }
+                Some(deadline) => (deadline - now).min(NO_RUNTIME_SLEEP),
+                None => NO_RUNTIME_SLEEP,
+            };
+            std::thread::sleep(step);
+        }
+    }
+
     /// Waits for output that `check` accepts.
     ///
     /// `check` can only change its answer after a drain moved something or the state changed, so
@@ -204,7 +247,7 @@ impl CpuKernel {
         &self,
         timeout: Option<Duration>,
         operation: &'static str,
-        mut check: impl FnMut(KernelState, &mut OutputSide) -> Option<Result<T>>,
+        mut check: impl FnMut(KernelState, &mut HostSide) -> Option<Result<T>>,
     ) -> Result<T> {
         let shared = &self.shared;
         let mut last_seen = None;
@@ -225,7 +268,7 @@ impl CpuKernel {
 
     /// `receive` with an optional timeout.
     async fn next_message(&self, timeout: Option<Duration>) -> Result<Envelope> {
-        self.wait_output(timeout, "a message from the kernel", |state, output| match output.unclaimed.pop_front() {
+        self.wait_output(timeout, "a message from the kernel", |state, host| match host.unclaimed.pop_front() {
             Some(envelope) => Some(Ok(envelope)),
             None if state.is_final() => Some(Err(self.not_running("receive from", state))),
             None => None,
@@ -234,8 +277,8 @@ impl CpuKernel {
     }
 }
 
-/// Removes a call's entry when the call ends in any way (also when its future is dropped); a reply
-/// that arrived for an abandoned call goes to `receive`, so it is not lost.
+/// Removes a call's entry if the call ends without its reply (an error, a timeout, or its future
+/// dropped); a reply that arrives for an abandoned call goes to `receive`, so it is not lost.
 struct PendingCall<'a> {
     shared: &'a Shared,
     correlation: u64,
@@ -248,9 +291,9 @@ impl Drop for PendingCall<'_> {
         if self.answered {
             return;
         }
-        let mut output = lock(&self.shared.output);
-        if let Some(Some(reply)) = output.pending.remove(&self.correlation) {
-            output.unclaimed.push_back(reply);
+        let mut host = lock(&self.shared.host);
+        if let Some(Some(reply)) = host.pending.remove(&self.correlation) {
+            host.unclaimed.push_back(reply);
         }
     }
 }
@@ -303,7 +346,7 @@ impl KernelControl for CpuKernel {
         .await
         .inspect_err(|error| {
             if matches!(error, RingKernelError::Timeout { .. }) {
-                self.shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                lock(&self.shared.host).refused += 1;
             }
         })
     }
@@ -311,13 +354,13 @@ impl KernelControl for CpuKernel {
     async fn send_raw(&self, slot: &[u8]) -> Result<()> {
         let shared = &self.shared;
         {
-            let mut producer = lock(&shared.input);
+            let mut host = lock(&shared.host);
             let state = shared.state();
             if matches!(state, KernelState::Terminating) || state.is_final() {
                 return Err(self.not_running("send to", state));
             }
-            producer.push_bytes(slot)?;
-            shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+            host.producer.push_bytes(slot).inspect_err(|_| host.refused += 1)?;
+            host.sent += 1;
         }
         shared.wake_kernel();
         Ok(())
@@ -338,27 +381,31 @@ impl KernelControl for CpuKernel {
         }
         let correlation = envelope.header.correlation_id().0;
         {
-            let mut output = lock(&self.shared.output);
-            if output.pending.contains_key(&correlation) {
+            let mut host = lock(&self.shared.host);
+            if host.pending.contains_key(&correlation) {
                 return Err(RingKernelError::InvalidConfig {
                     field: "correlation_id",
                     reason: format!("{correlation} is already awaited by another call"),
                 });
             }
-            output.pending.insert(correlation, None);
+            // Registered under the same lock as the send, so no drain can miss it.
+            self.send_locked(&mut host, &envelope, true)?;
+            host.pending.insert(correlation, None);
         }
+        self.shared.wake_kernel();
         let mut pending = PendingCall { shared: &self.shared, correlation, answered: false };
-        self.try_send(&envelope, true)?;
         let reply = self
-            .wait_output(Some(timeout), "the reply", |state, output| match output.pending.get(&correlation) {
-                Some(Some(_)) => output.pending.remove(&correlation).flatten().map(Ok),
+            .wait_output(Some(timeout), "the reply", |state, host| match host.pending.get(&correlation) {
+                Some(Some(_)) => {
+                    let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+                    let _ = host.latency.record(elapsed_ns);
+                    host.pending.remove(&correlation).flatten().map(Ok)
+                }
                 _ if state.is_final() => Some(Err(self.not_running("await a reply from", state))),
                 _ => None,
             })
             .await?;
         pending.answered = true;
-        let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
-        let _ = lock(&self.shared.latency).record(elapsed_ns);
         reply.into_result(self.shared.id.as_str())
     }
 
@@ -373,18 +420,16 @@ impl KernelControl for CpuKernel {
                 widened.errors.update(block.error_count.load(Ordering::Acquire)),
             )
         };
-        let counters = &shared.counters;
-        let sent = counters.sent.load(Ordering::Relaxed);
-        let returned = counters.returned.load(Ordering::Relaxed);
-        let latency = lock(&shared.latency);
-        let quantile = |q: f64| (!latency.is_empty()).then(|| latency.value_at_quantile(q) as f64 / 1000.0);
+        let returned = shared.returned.load(Ordering::Relaxed);
+        let host = lock(&shared.host);
+        let quantile = |q: f64| (!host.latency.is_empty()).then(|| host.latency.value_at_quantile(q) as f64 / 1000.0);
         KernelMetrics {
-            messages_sent: sent,
+            messages_sent: host.sent,
             messages_processed: processed,
-            messages_rejected: device_rejected + counters.refused.load(Ordering::Relaxed),
-            messages_in_flight: sent.saturating_sub(processed + device_rejected + returned),
-            replies_received: counters.received.load(Ordering::Relaxed),
-            errors: device_errors + counters.errors.load(Ordering::Relaxed),
+            messages_rejected: device_rejected + host.refused,
+            messages_in_flight: host.sent.saturating_sub(processed + device_rejected + returned),
+            replies_received: host.received,
+            errors: device_errors + host.errors,
             latency_p50_us: quantile(0.5),
             latency_p99_us: quantile(0.99),
         }

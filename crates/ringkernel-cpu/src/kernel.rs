@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ringkernel_core::error::{RingKernelError, codes};
 use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
-use ringkernel_core::kernel::{CpuHandler, Destination, HandlerContext, HandlerIo};
+use ringkernel_core::kernel::{CpuHandler, Destination, HandlerContext, HandlerIo, StateBuffer};
 use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, flags};
 use ringkernel_core::message::Envelope;
 use ringkernel_core::message::{ErrorReport, HOST_KERNEL_ID, check_header, decode_slot, encode_slot};
@@ -57,7 +57,7 @@ impl HandlerIo for Io {
         payload: &[u8],
     ) -> ringkernel_core::Result<()> {
         header.source_kernel = self.shared.number;
-        header.set_timestamp(self.clock.tick());
+        header.set_timestamp(self.clock.tick_exclusive());
         match destination {
             Destination::Host => self.write_to_host(header, payload),
             Destination::Kernel(_) | Destination::KernelNumber(_) => {
@@ -92,6 +92,7 @@ impl Io {
                 Ok(encoded) => {
                     encoded.expect("header and payload size were checked before claiming the slot");
                     self.shared.output_signal.notify();
+                    self.output.prefetch_next_for_write(&crate::shared::MESSAGE_LINES);
                     return Ok(());
                 }
                 Err(full) => {
@@ -138,7 +139,7 @@ const PUBLISH_EVERY: u32 = 256;
 /// Everything but the queues it reads, so that a handler can run while a slot is borrowed.
 struct Core {
     io: Io,
-    state: Vec<u8>,
+    state: StateBuffer,
     handler: Arc<CpuHandler>,
     counters: Counters,
     /// The clock after the last message received.
@@ -154,7 +155,13 @@ pub(crate) struct Actor {
 }
 
 impl Actor {
-    pub(crate) fn new(input: Consumer, inbox: InboxReceiver, io: Io, state: Vec<u8>, handler: Arc<CpuHandler>) -> Self {
+    pub(crate) fn new(
+        input: Consumer,
+        inbox: InboxReceiver,
+        io: Io,
+        state: StateBuffer,
+        handler: Arc<CpuHandler>,
+    ) -> Self {
         Self {
             input,
             inbox,
@@ -232,7 +239,9 @@ impl Actor {
 
     /// Spins, then parks until woken or a heartbeat period passes.
     fn idle(&mut self, active: bool) {
-        let spin_until = Instant::now() + self.shared().config.spin_before_park;
+        // The clock is read only after a first round of checks, which usually finds the next
+        // message: a reading per message would cost about as much as the checks.
+        let mut spin_until = None;
         loop {
             for _ in 0..64 {
                 if self.has_work(active) {
@@ -240,7 +249,8 @@ impl Actor {
                 }
                 std::hint::spin_loop();
             }
-            if Instant::now() >= spin_until {
+            let now = Instant::now();
+            if now >= *spin_until.get_or_insert(now + self.shared().config.spin_before_park) {
                 break;
             }
         }
@@ -276,7 +286,7 @@ impl Actor {
         let reason = self.core.fault.take().unwrap_or_default();
         let shared = self.core.io.shared.clone();
         {
-            let _no_sends = lock(&shared.input);
+            let _no_sends = lock(&shared.host);
             *lock(&shared.fault) = Some(reason);
             shared.set_state(KernelState::Failed);
         }
@@ -299,7 +309,7 @@ impl Actor {
         let block = shared.control.block();
         block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
         block.has_terminated.store(1, Ordering::Release);
-        shared.counters.returned.fetch_add(returned.len() as u64, Ordering::Relaxed);
+        shared.returned.fetch_add(returned.len() as u64, Ordering::Relaxed);
         lock(&shared.unprocessed).extend(returned);
         drop(self);
         shared.output_signal.notify();
@@ -327,7 +337,7 @@ impl Core {
                 return self.report(&header, ErrorReport::from_message_error(&error));
             }
         }
-        let received_at = match self.io.clock.update(header.timestamp()) {
+        let received_at = match self.io.clock.update_exclusive(header.timestamp()) {
             Ok(received_at) => received_at,
             Err(error) => {
                 let values = match error {
@@ -346,8 +356,14 @@ impl Core {
         self.counters.processed = self.counters.processed.wrapping_add(1);
         self.io.processed = self.counters.processed;
         let handler = &self.handler;
-        let mut ctx =
-            HandlerContext::new(&shared.id, &header, decoded.payload, received_at, &mut self.state, &mut self.io);
+        let mut ctx = HandlerContext::new(
+            &shared.id,
+            &header,
+            decoded.payload,
+            received_at,
+            self.state.bytes_mut(),
+            &mut self.io,
+        );
         let outcome = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx)));
         self.io.publish_processed();
         match outcome {

@@ -24,7 +24,9 @@
 //! # }
 //! ```
 //!
-//! Async operations need a Tokio runtime with its timer enabled (`#[tokio::main]` has one).
+//! Waiting operations (`call`, `receive`, `send_timeout`, `terminate`) spin briefly, then wait on
+//! the Tokio timer when they run inside a Tokio runtime (which needs its timer enabled, as
+//! `#[tokio::main]` does); under any other executor they block their thread in short sleeps.
 
 mod directory;
 mod host;

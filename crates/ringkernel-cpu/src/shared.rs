@@ -15,6 +15,10 @@ use ringkernel_core::message::Envelope;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
 use ringkernel_core::runtime::{KernelId, KernelState};
 
+/// Byte offsets of the cache lines a small message touches in its slot: the two lines of the
+/// header's used part and the first payload line (see `MESSAGE_HEADER_USED_BYTES`).
+pub(crate) const MESSAGE_LINES: [usize; 3] = [0, 64, ringkernel_core::layout::MESSAGE_HEADER_BYTES];
+
 /// Locks, ignoring poisoning: no lock here is held across user code, so a poisoned lock only
 /// means another thread panicked elsewhere and the data is still consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,13 +88,29 @@ impl Default for CpuConfig {
     }
 }
 
-/// The host's end of the output ring and where its messages go.
-pub(crate) struct OutputSide {
+/// Everything the host side of one kernel changes per message, behind one lock: the host's ends
+/// of both rings, the calls waiting for replies, the messages waiting for `receive`, and the
+/// host-side counters. One lock keeps a round trip at two lock acquisitions (send, then the poll
+/// that finds the reply); every uncontended lock still costs two atomic read-modify-writes.
+pub(crate) struct HostSide {
+    /// The host's end of the input ring.
+    pub(crate) producer: Producer,
+    /// The host's end of the output ring.
     pub(crate) consumer: Consumer,
     /// Calls waiting for a reply, by correlation id; `Some` once it arrived.
     pub(crate) pending: HashMap<u64, Option<Envelope>, BuildHasherDefault<CorrelationHasher>>,
     /// Messages nobody is calling for, in arrival order, for `receive`.
     pub(crate) unclaimed: VecDeque<Envelope>,
+    /// Messages accepted into the input ring.
+    pub(crate) sent: u64,
+    /// Sends refused (full ring, invalid message).
+    pub(crate) refused: u64,
+    /// Messages taken from the output ring.
+    pub(crate) received: u64,
+    /// Output slots that did not decode.
+    pub(crate) errors: u64,
+    /// Round trips of `call`, in ns.
+    pub(crate) latency: Histogram<u64>,
 }
 
 /// Correlation ids are random 64-bit values already, so the pending-call map uses them as their
@@ -114,16 +134,6 @@ impl Hasher for CorrelationHasher {
     }
 }
 
-/// Counters kept by the host side (the device-side ones live in the control block).
-#[derive(Default)]
-pub(crate) struct HostCounters {
-    pub(crate) sent: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) received: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) returned: AtomicU64,
-}
-
 /// Widens the control block's 32-bit device counters.
 #[derive(Default)]
 pub(crate) struct Widened {
@@ -144,10 +154,9 @@ pub(crate) struct Shared {
     state: CachePadded<AtomicU8>,
     /// Why the kernel failed.
     pub(crate) fault: Mutex<Option<String>>,
-    /// The host's end of the input ring. Its lock also orders state changes against sends: a
-    /// send that sees an accepting state under the lock lands before the kernel drains.
-    pub(crate) input: CachePadded<Mutex<Producer>>,
-    pub(crate) output: CachePadded<Mutex<OutputSide>>,
+    /// The host side. Its lock also orders state changes against sends: a send that sees an
+    /// accepting state under the lock lands before the kernel drains.
+    pub(crate) host: CachePadded<Mutex<HostSide>>,
     /// Drains of the output ring that moved at least one message (see `wait_output`).
     pub(crate) drains: CachePadded<AtomicU64>,
     /// The kernel wrote to its output ring or changed state.
@@ -156,11 +165,10 @@ pub(crate) struct Shared {
     pub(crate) input_signal: CachePadded<Signal>,
     pub(crate) thread: OnceLock<Thread>,
     pub(crate) host_clock: Arc<HybridClock>,
-    pub(crate) counters: CachePadded<HostCounters>,
     pub(crate) widened: Mutex<Widened>,
-    /// Round trips of `call`, in ns.
-    pub(crate) latency: CachePadded<Mutex<Histogram<u64>>>,
+    /// Messages returned by a failed kernel (also counted in `returned`).
     pub(crate) unprocessed: Mutex<Vec<Envelope>>,
+    pub(crate) returned: AtomicU64,
     /// The kernel waits for room in its output ring and wants to be woken by the next drain.
     pub(crate) output_blocked: AtomicBool,
     /// Every handle and the runtime dropped their reference: nobody will read the output ring.
@@ -186,23 +194,25 @@ impl Shared {
             config,
             state: CachePadded::new(AtomicU8::new(encode_state(initial))),
             fault: Mutex::new(None),
-            input: CachePadded::new(Mutex::new(input)),
-            output: CachePadded::new(Mutex::new(OutputSide {
+            host: CachePadded::new(Mutex::new(HostSide {
+                producer: input,
                 consumer: output,
                 pending: HashMap::default(),
                 unclaimed: VecDeque::new(),
+                sent: 0,
+                refused: 0,
+                received: 0,
+                errors: 0,
+                latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds"),
             })),
             drains: CachePadded::default(),
             output_signal: CachePadded::default(),
             input_signal: CachePadded::default(),
             thread: OnceLock::new(),
             host_clock,
-            counters: CachePadded::default(),
             widened: Mutex::new(Widened::default()),
-            latency: CachePadded::new(Mutex::new(
-                Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds"),
-            )),
             unprocessed: Mutex::new(Vec::new()),
+            returned: AtomicU64::new(0),
             output_blocked: AtomicBool::new(false),
             detached: AtomicBool::new(false),
         }

@@ -1,6 +1,8 @@
-//! `#[derive(RingMessage)]`: a stable message type id for a plain-old-data struct.
+//! `#[derive(RingMessage)]`: a stable message type id for a plain-old-data struct. The examples
+//! that run are in the `ringkernel` facade (its crate docs and `tests/facade.rs`), which this crate
+//! cannot depend on:
 //!
-//! ```ignore
+//! ```text
 //! use ringkernel::prelude::*;
 //!
 //! #[repr(C)]

@@ -36,7 +36,8 @@
 //! ```
 //!
 //! The built-in kernels `echo` and `counter` ([`kernel::builtin`]) are always registered.
-//! Async operations need a Tokio runtime with its timer enabled (`#[tokio::main]` has one).
+//! Waiting operations wait on the Tokio timer inside a Tokio runtime (`#[tokio::main]` enables
+//! it); under another executor the CPU backend blocks the waiting thread in short sleeps.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -182,3 +183,8 @@ impl RingKernelBuilder {
         Ok(RingKernel { runtime })
     }
 }
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

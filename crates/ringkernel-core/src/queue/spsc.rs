@@ -216,6 +216,20 @@ impl Producer {
         Ok(result)
     }
 
+    /// Hints the CPU to take ownership now of the cache lines at `byte_offsets` of the slot the
+    /// next push will fill, so that the push does not wait for them to be taken from the consumer
+    /// core. Call it right after a push, while waiting for other work. Only a hint: it reads and
+    /// writes nothing.
+    #[inline]
+    pub fn prefetch_next_for_write(&self, byte_offsets: &[usize]) {
+        let ptr = self.shared.slot_ptr(self.tail);
+        for &offset in byte_offsets {
+            if offset < self.slot_bytes() {
+                crate::sync::prefetch(ptr.wrapping_add(offset), true);
+            }
+        }
+    }
+
     /// Copies `bytes` into the start of the next slot and publishes it.
     ///
     /// # Errors

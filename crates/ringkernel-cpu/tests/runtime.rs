@@ -1,0 +1,106 @@
+//! CPU-backend behaviour beyond the shared conformance suite.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ringkernel_core::kernel::{KernelRegistry, KernelSpec, builtin};
+use ringkernel_core::message::Envelope;
+use ringkernel_core::runtime::{KernelState, LaunchOptions, RingKernelRuntime};
+use ringkernel_cpu::{CpuConfig, CpuRuntime};
+
+fn active() -> LaunchOptions {
+    LaunchOptions::default().with_auto_activate(true)
+}
+
+/// Without a Tokio runtime (here a bare `block_on` that never registers a timer), waiting falls
+/// back to sleeping instead of panicking, and timeouts still fire.
+#[test]
+fn works_outside_a_tokio_runtime() {
+    let runtime = CpuRuntime::with_config(
+        KernelRegistry::with_builtins(),
+        CpuConfig { spin_before_park: Duration::ZERO, ..CpuConfig::default() },
+    );
+    block_on(async {
+        let echo = runtime.launch(builtin::ECHO, active()).await.unwrap();
+        let reply = echo.call(Envelope::new(1, *b"plain"), Duration::from_secs(10)).await.unwrap();
+        assert_eq!(reply.payload, b"plain");
+        let waited = echo.receive_timeout(Duration::from_millis(5)).await;
+        assert!(waited.is_err());
+        runtime.shutdown().await.unwrap();
+        assert_eq!(echo.state(), KernelState::Terminated);
+    });
+}
+
+/// A handler that replies more often than the output ring has slots blocks until the host drains,
+/// and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_output_ring_pushes_back_on_the_kernel() {
+    let mut registry = KernelRegistry::new();
+    registry
+        .register(KernelSpec::new("burst").cpu(|ctx| {
+            for i in 0..100u32 {
+                ctx.emit(2, &i.to_le_bytes())?;
+            }
+            Ok(())
+        }))
+        .unwrap();
+    let runtime = CpuRuntime::new(registry);
+    let burst = runtime.launch("burst", active().with_queue_capacity(8)).await.unwrap();
+    burst.send(Envelope::new(1, vec![])).await.unwrap();
+    for i in 0..100u32 {
+        let message = burst.receive_timeout(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(message.payload, i.to_le_bytes(), "in order, none lost");
+    }
+    runtime.shutdown().await.unwrap();
+}
+
+/// Dropping every handle and the runtime stops the kernel's thread after it handled what it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_stops_the_kernel() {
+    let handled = Arc::new(AtomicUsize::new(0));
+    let seen = handled.clone();
+    let mut registry = KernelRegistry::new();
+    registry
+        .register(KernelSpec::new("count").cpu(move |_ctx| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }))
+        .unwrap();
+    let runtime = CpuRuntime::new(registry);
+    let kernel = runtime.launch("count", LaunchOptions::default()).await.unwrap();
+    for _ in 0..10 {
+        kernel.send(Envelope::new(1, vec![])).await.unwrap();
+    }
+    drop(kernel);
+    drop(runtime);
+    let start = std::time::Instant::now();
+    while handled.load(Ordering::SeqCst) < 10 {
+        assert!(start.elapsed() < Duration::from_secs(10), "accepted messages are still handled");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The handler closure (and with it this Arc) is dropped when the actor thread exits.
+    while Arc::strong_count(&handled) > 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the actor thread exits");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A minimal executor: polls on the calling thread and parks between polls.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct ThreadWaker(std::thread::Thread);
+    impl std::task::Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(ThreadWaker(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
+}
