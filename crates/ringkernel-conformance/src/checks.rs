@@ -12,7 +12,9 @@ use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader};
 use ringkernel_core::message::{CorrelationId, Envelope, HeaderBuilder, encode_slot};
 use ringkernel_core::runtime::{KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime};
 
-use crate::kernels::{FALLIBLE, PANICKER, PIPELINE_RECORD, PipelineRecord, Probe, STAGE1, STAGE2};
+use crate::kernels::{
+    FALLIBLE, PANICKER, PIPELINE_RECORD, PipelineRecord, Probe, RELAY, SINK, STAGE1, STAGE2, STAGE2_LIMIT,
+};
 
 /// Generous: CI machines are slow and shared, and a conformance failure must not be a timing flake.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -248,6 +250,17 @@ pub async fn k2k_pipeline_preserves_causality(runtime: Runtime) {
         ];
         assert!(chain.windows(2).all(|w| w[0] < w[1]), "HLC order broken across hops: {chain:?}");
     }
+    // Stage 2 refuses a value: its error report goes back to stage 1 over K2K, which cannot
+    // parse it and counts that, and nobody answers an error report with another (no ping-pong).
+    let record = PipelineRecord { value: STAGE2_LIMIT, ..Default::default() };
+    stage1.send(Envelope::new(PIPELINE_RECORD, bytemuck::bytes_of(&record).to_vec())).await.unwrap();
+    eventually("stage 1 has seen stage 2's error report", || stage1.metrics().messages_processed == 202).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (m1, m2) = (stage1.metrics(), stage2.metrics());
+    assert_eq!((m1.messages_processed, m1.errors), (202, 1), "stage 1: {m1:?}");
+    assert_eq!((m2.messages_processed, m2.errors), (201, 1), "stage 2: {m2:?}");
+    assert_eq!((stage1.state(), stage2.state()), (KernelState::Active, KernelState::Active));
+
     // A K2K send to a kernel that is not running is an error for the sender, not a silent drop.
     stage2.terminate().await.unwrap();
     let header = HeaderBuilder::new(PIPELINE_RECORD).build();
@@ -257,6 +270,71 @@ pub async fn k2k_pipeline_preserves_causality(runtime: Runtime) {
         Err(RingKernelError::HandlerError { reason, .. }) => assert!(reason.contains(STAGE2), "{reason}"),
         other => panic!("expected a handler error naming {STAGE2}, got {other:?}"),
     }
+}
+
+/// Several kernels send to one over K2K at once, into a small inbox: every send the relay saw
+/// succeed arrives exactly once and in the relay's order; every one that found the inbox full
+/// reaches its caller as an error. Nothing is dropped silently.
+pub async fn k2k_fan_in_loses_nothing(runtime: Runtime) {
+    const RELAYS: u32 = 3;
+    const PER_RELAY: u32 = 400;
+    let sink = launch(&runtime, SINK, LaunchOptions::default().with_queue_capacity(8)).await;
+    let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for relay in 0..RELAYS {
+        let handle = launch(&runtime, &format!("{RELAY}#{relay}"), active()).await;
+        let refusals = refusals.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut delivered = Vec::new();
+            let mut refused = 0;
+            for sequence in 0..PER_RELAY {
+                if sequence % 20 == 19 {
+                    // Paced, so that the relays are still sending while the sink drains.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                let probe = Probe { sender: relay, sequence, value: 0 };
+                match handle.call(Envelope::from_message(&probe), TIMEOUT).await {
+                    Ok(_) => delivered.push(sequence),
+                    Err(RingKernelError::HandlerError { reason, .. }) if reason.contains("queue full") => {
+                        refused += 1;
+                        refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(other) => panic!("relay {relay}: unexpected {other}"),
+                }
+            }
+            (delivered, refused)
+        }));
+    }
+    // The sink starts only once its inbox has filled and refused a send; from then on the relays
+    // and the sink run concurrently.
+    eventually("the sink's inbox refuses a send", || refusals.load(std::sync::atomic::Ordering::Relaxed) > 0).await;
+    sink.activate().await.unwrap();
+    // Receive while the relays still send: the sink's output ring is as small as its inbox.
+    let mut received: Vec<Vec<u32>> = vec![Vec::new(); RELAYS as usize];
+    let record = |received: &mut Vec<Vec<u32>>, probe: Probe| received[probe.sender as usize].push(probe.sequence);
+    while !tasks.iter().all(|task| task.is_finished()) {
+        if let Ok(message) = sink.receive_timeout(Duration::from_millis(5)).await {
+            record(&mut received, message.to_message().unwrap());
+        }
+    }
+    let mut delivered = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (sent, full) = task.await.unwrap();
+        delivered.push(sent);
+        refused += full;
+    }
+    let expected: usize = delivered.iter().map(Vec::len).sum();
+    assert_eq!(expected + refused, (RELAYS * PER_RELAY) as usize);
+    assert!(refused > 0 && expected > 16, "both paths ran: {expected} delivered, {refused} refused");
+    while received.iter().map(Vec::len).sum::<usize>() < expected {
+        record(&mut received, sink.receive_timeout(TIMEOUT).await.unwrap().to_message().unwrap());
+    }
+    assert_eq!(received, delivered, "each acknowledged send arrived once, in order");
+    assert!(
+        matches!(sink.receive_timeout(Duration::from_millis(20)).await, Err(RingKernelError::Timeout { .. })),
+        "and nothing else arrived"
+    );
 }
 
 /// A full input queue refuses with `QueueFull` (nothing written); `send_timeout` waits for room

@@ -12,8 +12,16 @@ pub const PANICKER: &str = "panicker";
 pub const FALLIBLE: &str = "fallible";
 /// First stage of the K2K pipeline: records its timestamps and forwards to [`STAGE2`].
 pub const STAGE1: &str = "stage1";
-/// Second stage: records its timestamps and emits the record to the host.
+/// Second stage: records its timestamps and emits the record to the host; refuses values at or
+/// above [`STAGE2_LIMIT`].
 pub const STAGE2: &str = "stage2";
+/// Forwards each message to [`SINK`] over K2K, then acknowledges the caller with an empty reply.
+pub const RELAY: &str = "relay";
+/// Emits every message it receives to the host.
+pub const SINK: &str = "sink";
+
+/// Stage 2 refuses values at or above this (its error report then travels back over K2K).
+pub const STAGE2_LIMIT: u64 = 1_000_000;
 /// Message type of pipeline records.
 pub const PIPELINE_RECORD: u32 = message_type_id("ringkernel_conformance::PipelineRecord");
 
@@ -84,10 +92,22 @@ pub fn registry() -> KernelRegistry {
         }),
         KernelSpec::new(STAGE2).cpu(|ctx| {
             let mut record: PipelineRecord = ctx.payload_as()?;
+            if record.value >= STAGE2_LIMIT {
+                return Err(HandlerError(format!("value {} is over the limit", record.value)));
+            }
             record.stage1_sent = ctx.header().timestamp();
             record.stage2_received = ctx.received_at();
             record.value += 1;
             Ok(ctx.emit(PIPELINE_RECORD, bytemuck::bytes_of(&record))?)
+        }),
+        KernelSpec::new(RELAY).cpu(|ctx| {
+            let (message_type, payload) = (ctx.message_type(), ctx.payload());
+            ctx.send_to(&KernelId::from(SINK), message_type, payload)?;
+            Ok(ctx.reply(message_type, &[])?)
+        }),
+        KernelSpec::new(SINK).cpu(|ctx| {
+            let (message_type, payload) = (ctx.message_type(), ctx.payload());
+            Ok(ctx.emit(message_type, payload)?)
         }),
     ];
     for spec in specs {

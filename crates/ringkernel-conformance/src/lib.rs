@@ -35,6 +35,7 @@ macro_rules! conformance_tests {
             concurrent_calls_get_their_own_replies,
             typed_messages_round_trip,
             k2k_pipeline_preserves_causality,
+            k2k_fan_in_loses_nothing,
             full_queue_pushes_back,
             deadline_expiry_is_reported_not_handled,
             bad_slot_data_is_counted_and_skipped,

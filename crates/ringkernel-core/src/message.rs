@@ -530,20 +530,24 @@ impl ErrorReport {
         bytes
     }
 
-    /// Reads a report; a payload too short to be one reads as a handler error quoting its bytes.
+    /// Reads a report. A payload cut short by a small slot keeps what fits: the code needs 4
+    /// bytes, each value 8 more; missing values read as 0 and a missing reason as empty. A payload
+    /// too short for the code reads as a handler error saying so.
     pub fn decode(payload: &[u8]) -> Self {
-        if payload.len() < Self::FIXED_BYTES {
+        if payload.len() < 4 {
             return Self {
                 code: codes::HANDLER_ERROR,
                 values: [0, 0],
                 reason: format!("malformed error report of {} bytes", payload.len()),
             };
         }
-        let word = |i: usize| u64::from_le_bytes(payload[8 + 8 * i..16 + 8 * i].try_into().expect("8 bytes"));
+        let word = |i: usize| {
+            payload.get(8 + 8 * i..16 + 8 * i).map_or(0, |bytes| u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
+        };
         Self {
             code: u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")),
             values: [word(0), word(1)],
-            reason: String::from_utf8_lossy(&payload[Self::FIXED_BYTES..]).into_owned(),
+            reason: String::from_utf8_lossy(payload.get(Self::FIXED_BYTES..).unwrap_or_default()).into_owned(),
         }
     }
 
@@ -858,6 +862,10 @@ mod tests {
         assert!(slot.iter().all(|b| *b == 0), "and writes nothing");
     }
 
+    fn report_bytes_for_test() -> Vec<u8> {
+        ErrorReport::from_message_error(&MessageError::DeadlineExpired { deadline_ns: 10, now_ns: 25 }).encode()
+    }
+
     #[test]
     fn error_reports_round_trip_into_typed_errors() {
         let expired = MessageError::DeadlineExpired { deadline_ns: 10, now_ns: 25 };
@@ -874,7 +882,10 @@ mod tests {
         let err = handler.clone().into_error("k").to_string();
         assert_eq!(err, "kernel `k` handler failed: odd input");
         assert_eq!(ErrorReport::decode(&handler.encode()), handler);
-        assert_eq!(ErrorReport::decode(b"short").code, codes::HANDLER_ERROR);
+        assert_eq!(ErrorReport::decode(b"abc").code, codes::HANDLER_ERROR);
+        // Cut to a 16-byte slot: the code and the first value survive.
+        let cut = ErrorReport::decode(&report_bytes_for_test()[..16]);
+        assert_eq!((cut.code, cut.values, cut.reason.as_str()), (codes::DEADLINE_EXPIRED, [10, 0], ""));
         assert!(Envelope::new(1, vec![]).into_result("k").is_ok());
     }
 

@@ -282,35 +282,38 @@ impl Actor {
     }
 
     /// Stops accepting, returns every message accepted but not handled, reports `Failed`.
+    ///
+    /// All of it happens under the host lock, so no send can slip in, and a host that sees
+    /// `Failed` also sees every returned message and the final counts.
     fn fail(mut self) {
         let reason = self.core.fault.take().unwrap_or_default();
         let shared = self.core.io.shared.clone();
         {
             let _no_sends = lock(&shared.host);
+            self.core.io.directory.remove(shared.number);
+            let mut returned = Vec::new();
+            let mut rejected = 0;
+            let mut take = |decoded: Result<Envelope, _>| match decoded {
+                Ok(envelope) => returned.push(envelope),
+                Err(_) => rejected += 1,
+            };
+            while let Some(decoded) = self.input.try_pop(Envelope::decode_from) {
+                take(decoded);
+            }
+            while let Some(decoded) = self.inbox.try_recv(Envelope::decode_from) {
+                take(decoded);
+            }
+            self.core.counters.rejected = self.core.counters.rejected.wrapping_add(rejected);
+            self.core.publish_counters();
+            self.core.publish_state();
+            let block = shared.control.block();
+            block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
+            block.has_terminated.store(1, Ordering::Release);
+            shared.returned.fetch_add(returned.len() as u64, Ordering::Relaxed);
+            lock(&shared.unprocessed).extend(returned);
             *lock(&shared.fault) = Some(reason);
             shared.set_state(KernelState::Failed);
         }
-        self.core.io.directory.remove(shared.number);
-        let mut returned = Vec::new();
-        let mut rejected = 0;
-        let mut take = |decoded: Result<Envelope, _>| match decoded {
-            Ok(envelope) => returned.push(envelope),
-            Err(_) => rejected += 1,
-        };
-        while let Some(decoded) = self.input.try_pop(Envelope::decode_from) {
-            take(decoded);
-        }
-        while let Some(decoded) = self.inbox.try_recv(Envelope::decode_from) {
-            take(decoded);
-        }
-        self.core.counters.rejected = self.core.counters.rejected.wrapping_add(rejected);
-        self.core.publish_counters();
-        self.core.publish_state();
-        let block = shared.control.block();
-        block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
-        block.has_terminated.store(1, Ordering::Release);
-        shared.returned.fetch_add(returned.len() as u64, Ordering::Relaxed);
-        lock(&shared.unprocessed).extend(returned);
         drop(self);
         shared.output_signal.notify();
         shared.input_signal.notify();
@@ -400,8 +403,13 @@ impl Core {
         self.publish_counters();
     }
 
-    /// Tells the sender of `request` why it was not handled.
+    /// Tells the sender of `request` why it was not handled. An error report is never answered
+    /// with another (two kernels would bounce reports forever); it is only counted.
     fn report(&mut self, request: &MessageHeader, report: ErrorReport) {
+        if request.is_error() {
+            tracing::warn!(kernel = %self.io.shared.id, reason = %report.reason, "could not handle an error report");
+            return;
+        }
         let mut header = request.reply(ErrorReport::MESSAGE_TYPE);
         header.flags |= flags::ERROR;
         let destination = match request.source_kernel {
