@@ -100,6 +100,31 @@ impl EchoBench {
         })
     }
 
+    /// [`Self::stream`] with `send_batch` and `receive_batch` of up to `batch` messages.
+    pub fn stream_batched(&self, messages: u64, window: u64, batch: usize) -> Result<Duration> {
+        self.tokio.block_on(async {
+            let start = Instant::now();
+            let (mut sent, mut received) = (0u64, 0u64);
+            let mut envelopes = Vec::with_capacity(batch);
+            while received < messages {
+                let room = (messages - sent).min(window - (sent - received)).min(batch as u64);
+                envelopes.clear();
+                envelopes.extend((sent..sent + room).map(|i| Envelope::new(1, i.to_le_bytes())));
+                sent += self.echo.send_batch(&envelopes).await? as u64;
+                for reply in self.echo.receive_batch(batch, TIMEOUT).await? {
+                    if reply.payload != received.to_le_bytes() {
+                        return Err(RingKernelError::KernelFault {
+                            kernel: "echo".into(),
+                            reason: format!("streamed reply {received} carried {:?}", reply.payload),
+                        });
+                    }
+                    received += 1;
+                }
+            }
+            Ok(start.elapsed())
+        })
+    }
+
     /// The kernel's metrics.
     pub fn metrics(&self) -> ringkernel::runtime::KernelMetrics {
         self.echo.metrics()

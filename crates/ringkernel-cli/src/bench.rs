@@ -8,6 +8,9 @@ use ringkernel_bench::actor::{EchoBench, PAYLOAD_BYTES, slot_ping_pong};
 use ringkernel_bench::{Queue, machine_description, median, ping_pong, quantile, throughput};
 use serde_json::json;
 
+/// Messages per `send_batch` / `receive_batch` in the batched streaming row.
+const BATCH: usize = 64;
+
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     /// Backend: auto, cpu, cuda, wgpu or metal.
@@ -58,6 +61,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     let (mut actor, mut rtrb, mut spsc, mut slots) =
         (Series::default(), Series::default(), Series::default(), Series::default());
+    let mut batched_mmsg_per_s = Vec::new();
     for repeat in 0..args.repeats {
         rtrb.push_times(ping_pong(Queue::Rtrb, args.rounds));
         spsc.push_times(ping_pong(Queue::RingKernel, args.rounds));
@@ -67,6 +71,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         rtrb.mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
         let elapsed = bench.stream(args.messages, u64::from(args.capacity))?;
         actor.mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
+        let elapsed = bench.stream_batched(args.messages, u64::from(args.capacity), BATCH)?;
+        batched_mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
         eprintln!("repeat {}/{} done", repeat + 1, args.repeats);
     }
     let metrics = bench.metrics();
@@ -74,6 +80,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     let m = |v: &mut Vec<f64>| median(v);
     let (a50, a99, atp) = (m(&mut actor.p50_ns), m(&mut actor.p99_ns), m(&mut actor.mmsg_per_s));
+    let btp = m(&mut batched_mmsg_per_s);
     let (r50, r99, rtp) = (m(&mut rtrb.p50_ns), m(&mut rtrb.p99_ns), m(&mut rtrb.mmsg_per_s));
     let (s50, s99) = (m(&mut spsc.p50_ns), m(&mut spsc.p99_ns));
     let (f50, f99) = (m(&mut slots.p50_ns), m(&mut slots.p99_ns));
@@ -96,6 +103,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("{:<36} {:>10} {:>8}", "throughput", "Mmsg/s", "x rtrb");
     println!("{:<36} {:>10.2} {:>8.2}", "rtrb two threads (baseline)", rtp, 1.0);
     println!("{:<36} {:>10.2} {:>8.3}", "actor streaming send/receive", atp, atp / rtp);
+    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming, batches of 64", btp, btp / rtp);
     println!(
         "kernel metrics: {} sent, {} processed, {} rejected, {} in flight, {} errors",
         metrics.messages_sent,
@@ -126,10 +134,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 "rtrb_throughput_mmsg_per_s": rtp,
                 "actor_streaming_mmsg_per_s": atp,
                 "actor_streaming_ratio_to_rtrb": atp / rtp,
+                "actor_streaming_batched_mmsg_per_s": btp,
+                "actor_streaming_batched_ratio_to_rtrb": btp / rtp,
+                "streaming_batch": BATCH,
                 "samples": {
                     "actor_call_p50_ns": actor.p50_ns, "actor_call_p99_ns": actor.p99_ns,
                     "rtrb_p50_ns": rtrb.p50_ns, "rtrb_p99_ns": rtrb.p99_ns,
                     "actor_streaming_mmsg_per_s": actor.mmsg_per_s, "rtrb_mmsg_per_s": rtrb.mmsg_per_s,
+                    "actor_streaming_batched_mmsg_per_s": batched_mmsg_per_s,
                 },
             },
         });

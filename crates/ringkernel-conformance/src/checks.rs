@@ -364,6 +364,37 @@ pub async fn full_queue_pushes_back(runtime: Runtime) {
     assert_eq!(last, 5, "the refused messages were not applied and the accepted ones all were");
 }
 
+/// Batches: as many as fit are queued, in order; an invalid envelope fails the batch before
+/// anything is queued; `receive_batch` returns what is there, in order.
+pub async fn batches_keep_order_and_push_back(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, LaunchOptions::default().with_queue_capacity(8)).await;
+    let batch: Vec<Envelope> = (0..20u32).map(|i| Envelope::new(1, i.to_le_bytes())).collect();
+    assert_eq!(echo.send_batch(&batch).await.unwrap(), 8, "only what fits is queued");
+    assert_eq!(echo.send_batch(&batch[8..]).await.unwrap(), 0, "a full queue takes none");
+    let mut invalid = batch[..2].to_vec();
+    invalid.push(Envelope::new(1, vec![0u8; 100_000]));
+    assert!(matches!(echo.send_batch(&invalid).await, Err(RingKernelError::InvalidMessage(_))));
+    assert_eq!(echo.metrics().messages_sent, 8, "the invalid batch queued nothing");
+    echo.activate().await.unwrap();
+    let mut received = Vec::new();
+    while received.len() < 8 {
+        received.extend(echo.receive_batch(3, TIMEOUT).await.unwrap().into_iter().map(|e| e.payload));
+        assert!(received.len() <= 8);
+    }
+    let expected: Vec<Vec<u8>> = (0..8u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    assert_eq!(received, expected);
+    // The kernel now drains while the batch goes in, so at least a queue's worth fits.
+    let queued = echo.send_batch(&batch[8..]).await.unwrap();
+    assert!((8..=12).contains(&queued), "room again after the kernel drained: {queued}");
+    let mut more = Vec::new();
+    while more.len() < queued {
+        more.extend(echo.receive_batch(64, TIMEOUT).await.unwrap().into_iter().map(|e| e.payload));
+    }
+    let expected: Vec<Vec<u8>> = (8..8 + queued as u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    assert_eq!(more, expected);
+    assert_eq!(echo.receive_batch(0, TIMEOUT).await.unwrap().len(), 0);
+}
+
 /// An expired message is not handled; the caller gets `DeadlineExpired`.
 pub async fn deadline_expiry_is_reported_not_handled(runtime: Runtime) {
     let counter = launch(&runtime, COUNTER, active()).await;

@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             k2k_pipeline_preserves_causality,
             k2k_fan_in_loses_nothing,
             full_queue_pushes_back,
+            batches_keep_order_and_push_back,
             deadline_expiry_is_reported_not_handled,
             bad_slot_data_is_counted_and_skipped,
             handler_error_is_returned_and_kernel_continues,

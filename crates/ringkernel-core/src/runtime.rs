@@ -304,10 +304,17 @@ pub trait KernelControl: Send + Sync {
     /// Queues one slot's bytes exactly as given (header and payload, no stamping or checks), as a
     /// producer in another language would write them. The kernel validates them like any slot.
     async fn send_raw(&self, slot: &[u8]) -> Result<()>;
+    /// Queues as many of `envelopes` as there is room for, in order, with one wake-up of the
+    /// kernel, and returns how many were queued (0 when the queue is full). Every envelope is
+    /// checked first: an invalid one fails the whole batch before anything is queued.
+    async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize>;
     /// Waits for the next message from the kernel.
     async fn receive(&self) -> Result<Envelope>;
     /// Waits at most `timeout` for the next message.
     async fn receive_timeout(&self, timeout: Duration) -> Result<Envelope>;
+    /// Waits at most `timeout` for at least one message, then returns every message already
+    /// there, up to `max`, in order.
+    async fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Envelope>>;
     /// Sends and waits for the reply with the same correlation id.
     async fn call(&self, envelope: Envelope, timeout: Duration) -> Result<Envelope>;
     /// The kernel's metrics.
@@ -367,6 +374,16 @@ impl KernelHandle {
     /// Queues one slot's bytes exactly as given; the kernel validates them like any slot.
     pub async fn send_raw(&self, slot: &[u8]) -> Result<()> {
         self.inner.send_raw(slot).await
+    }
+
+    /// Queues as many of `envelopes` as fit, in order, with one wake-up; returns how many.
+    pub async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize> {
+        self.inner.send_batch(envelopes).await
+    }
+
+    /// Waits at most `timeout` for a message, then returns all that are there, up to `max`.
+    pub async fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Envelope>> {
+        self.inner.receive_batch(max, timeout).await
     }
 
     /// Queues a typed message.
@@ -515,6 +532,12 @@ mod tests {
             }
             async fn send_raw(&self, _slot: &[u8]) -> Result<()> {
                 Ok(())
+            }
+            async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize> {
+                Ok(envelopes.len())
+            }
+            async fn receive_batch(&self, _max: usize, timeout: Duration) -> Result<Vec<Envelope>> {
+                Err(RingKernelError::Timeout { operation: "receive", waited: timeout })
             }
             fn take_unprocessed(&self) -> Vec<Envelope> {
                 vec![]

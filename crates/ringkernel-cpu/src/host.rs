@@ -77,20 +77,32 @@ impl CpuKernel {
     /// host lock and wakes the kernel afterwards. A full ring counts as a refusal only if
     /// `count_full` (a send that will wait and retry is not refused yet).
     fn send_locked(&self, host: &mut HostSide, envelope: &Envelope, count_full: bool) -> Result<()> {
-        let shared = &self.shared;
-        let state = shared.state();
+        self.check_sendable(host, std::slice::from_ref(envelope))?;
+        self.push_locked(host, envelope, count_full)
+    }
+
+    /// Whether the kernel accepts messages, and every envelope is one a reader would accept.
+    fn check_sendable(&self, host: &mut HostSide, envelopes: &[Envelope]) -> Result<()> {
+        let state = self.shared.state();
         if matches!(state, KernelState::Terminating) || state.is_final() {
             return Err(self.not_running("send to", state));
         }
+        let capacity = host.producer.slot_bytes() - MESSAGE_HEADER_BYTES;
+        for envelope in envelopes {
+            if let Err(error) = check_header(&envelope.header, envelope.payload.len(), capacity) {
+                host.refused += 1;
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stamps and writes one checked envelope.
+    fn push_locked(&self, host: &mut HostSide, envelope: &Envelope, count_full: bool) -> Result<()> {
+        let shared = &self.shared;
         let mut header = envelope.header;
         header.source_kernel = HOST_KERNEL_ID;
         header.dest_kernel = shared.number;
-        if let Err(error) =
-            check_header(&header, envelope.payload.len(), host.producer.slot_bytes() - MESSAGE_HEADER_BYTES)
-        {
-            host.refused += 1;
-            return Err(error.into());
-        }
         // Stamped under the lock so that timestamps increase in queue order.
         header.set_timestamp(shared.host_clock.tick());
         match host.producer.try_push(|slot| encode_slot(slot, &header, &envelope.payload)) {
@@ -364,6 +376,39 @@ impl KernelControl for CpuKernel {
         }
         shared.wake_kernel();
         Ok(())
+    }
+
+    async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize> {
+        let mut sent = 0;
+        {
+            let mut host = lock(&self.shared.host);
+            self.check_sendable(&mut host, envelopes)?;
+            for envelope in envelopes {
+                match self.push_locked(&mut host, envelope, false) {
+                    Ok(()) => sent += 1,
+                    Err(RingKernelError::QueueFull { .. }) => break,
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        if sent > 0 {
+            self.shared.wake_kernel();
+        }
+        Ok(sent)
+    }
+
+    async fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Envelope>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.wait_output(Some(timeout), "a message from the kernel", |state, host| {
+            if host.unclaimed.is_empty() {
+                return state.is_final().then(|| Err(self.not_running("receive from", state)));
+            }
+            let take = host.unclaimed.len().min(max);
+            Some(Ok(host.unclaimed.drain(..take).collect()))
+        })
+        .await
     }
 
     async fn receive(&self) -> Result<Envelope> {
