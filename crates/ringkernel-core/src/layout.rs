@@ -1,6 +1,6 @@
 //! The protocol: every struct that both a host and a device touch, in one place.
 //!
-//! Each struct is declared once, here, with [`device_struct!`]. The macro
+//! Each struct is declared once, here, with `device_struct!`. The macro
 //!
 //! * emits the `#[repr(C)]` Rust struct,
 //! * asserts at compile time its size, its alignment and the offset of every field,
@@ -155,7 +155,7 @@ pub trait DeviceType: Sized {
     fn zeroed() -> Self;
 }
 
-/// A struct shared with device code, declared with [`device_struct!`].
+/// A struct shared with device code, declared with `device_struct!`.
 pub trait DeviceStruct: DeviceType {
     /// Its description, for the generator.
     const DESC: StructDesc;

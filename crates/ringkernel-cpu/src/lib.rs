@@ -1,7 +1,7 @@
 //! # ringkernel-cpu
 //!
 //! The CPU backend of RingKernel: every actor is an OS thread running the persistent loop over
-//! the same [`ControlBlock`](ringkernel_core::layout::ControlBlock), input and output rings and
+//! the same [`ControlBlock`], input and output rings and
 //! K2K inboxes that GPU backends share with their devices, here in heap memory. It is always
 //! available and is the reference semantics that the conformance suite holds every other
 //! backend to.
