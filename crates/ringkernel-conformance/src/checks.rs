@@ -218,6 +218,19 @@ pub async fn concurrent_calls_get_their_own_replies(runtime: Runtime) {
     );
 }
 
+/// A call that times out leaves nothing behind: its late reply is not lost but goes to `receive`.
+pub async fn late_reply_of_a_timed_out_call_is_receivable(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, LaunchOptions::default()).await;
+    let timed_out = echo.call(Envelope::new(1, *b"late"), Duration::from_millis(10)).await;
+    assert!(matches!(timed_out, Err(RingKernelError::Timeout { .. })), "{timed_out:?}");
+    echo.activate().await.unwrap();
+    let late = echo.receive_timeout(TIMEOUT).await.unwrap();
+    assert_eq!(late.payload, b"late");
+    assert!(late.header.is_reply());
+    let next = echo.call(Envelope::new(1, *b"next"), TIMEOUT).await.unwrap();
+    assert_eq!(next.payload, b"next", "the next call gets its own reply");
+}
+
 /// Typed calls: the reply type is checked.
 pub async fn typed_messages_round_trip(runtime: Runtime) {
     let echo = launch(&runtime, ECHO, active()).await;

@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             echo_and_counter_on_random_messages,
             per_sender_order_is_kept,
             concurrent_calls_get_their_own_replies,
+            late_reply_of_a_timed_out_call_is_receivable,
             typed_messages_round_trip,
             k2k_pipeline_preserves_causality,
             k2k_fan_in_loses_nothing,

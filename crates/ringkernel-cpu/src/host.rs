@@ -124,10 +124,13 @@ impl CpuKernel {
         Ok(())
     }
 
-    /// Moves everything in the output ring to the waiting calls or the `receive` queue.
-    fn drain_output(&self, host: &mut HostSide) {
+    /// Moves what is in the output ring to the waiting calls or the `receive` queue. A message
+    /// with the correlation id `want` is returned instead, and draining stops there (what follows
+    /// stays in the ring for the next drain).
+    fn drain_output(&self, host: &mut HostSide, want: Option<u64>) -> Option<Envelope> {
         let shared = &self.shared;
         let mut moved = 0u32;
+        let mut found = None;
         while let Some(decoded) = host.consumer.try_pop(Envelope::decode_from) {
             let envelope = match decoded {
                 Ok(envelope) => envelope,
@@ -142,11 +145,15 @@ impl CpuKernel {
                 tracing::warn!(kernel = %shared.id, %error, "kernel timestamp rejected by the host clock");
             }
             let correlation = envelope.header.correlation_id().0;
+            moved += 1;
+            if correlation != CorrelationId::NONE.0 && want == Some(correlation) {
+                found = Some(envelope);
+                break;
+            }
             match host.pending.get_mut(&correlation) {
-                Some(waiting @ None) if correlation != CorrelationId::NONE.0 => *waiting = Some(envelope),
+                Some(waiting @ None) if correlation != CorrelationId::NONE.0 => *waiting = Some(Box::new(envelope)),
                 _ => host.unclaimed.push_back(envelope),
             }
-            moved += 1;
         }
         if moved > 0 {
             shared.drains.fetch_add(1, Ordering::Release);
@@ -160,6 +167,7 @@ impl CpuKernel {
                 shared.wake_kernel();
             }
         }
+        found
     }
 
     /// Drains the output ring and asks `check` whether the wait is over. `check` also gets the
@@ -167,12 +175,13 @@ impl CpuKernel {
     /// so a final state seen here means nothing more will arrive.
     fn poll_output<T>(
         &self,
-        check: &mut impl FnMut(KernelState, &mut HostSide) -> Option<Result<T>>,
+        want: Option<u64>,
+        check: &mut impl FnMut(KernelState, &mut HostSide, Option<Envelope>) -> Option<Result<T>>,
     ) -> Option<Result<T>> {
         let state = self.shared.state();
         let mut host = lock(&self.shared.host);
-        self.drain_output(&mut host);
-        check(state, &mut host)
+        let found = self.drain_output(&mut host, want);
+        check(state, &mut host, found)
     }
 
     /// Spins for the configured time, then waits on `signal`, until `poll` returns a result or
@@ -259,7 +268,8 @@ impl CpuKernel {
         &self,
         timeout: Option<Duration>,
         operation: &'static str,
-        mut check: impl FnMut(KernelState, &mut HostSide) -> Option<Result<T>>,
+        want: Option<u64>,
+        mut check: impl FnMut(KernelState, &mut HostSide, Option<Envelope>) -> Option<Result<T>>,
     ) -> Result<T> {
         let shared = &self.shared;
         let mut last_seen = None;
@@ -273,17 +283,19 @@ impl CpuKernel {
                 return None;
             }
             last_seen = Some(seen);
-            self.poll_output(&mut check)
+            self.poll_output(want, &mut check)
         })
         .await
     }
 
     /// `receive` with an optional timeout.
     async fn next_message(&self, timeout: Option<Duration>) -> Result<Envelope> {
-        self.wait_output(timeout, "a message from the kernel", |state, host| match host.unclaimed.pop_front() {
-            Some(envelope) => Some(Ok(envelope)),
-            None if state.is_final() => Some(Err(self.not_running("receive from", state))),
-            None => None,
+        self.wait_output(timeout, "a message from the kernel", None, |state, host, _| {
+            match host.unclaimed.pop_front() {
+                Some(envelope) => Some(Ok(envelope)),
+                None if state.is_final() => Some(Err(self.not_running("receive from", state))),
+                None => None,
+            }
         })
         .await
     }
@@ -305,7 +317,7 @@ impl Drop for PendingCall<'_> {
         }
         let mut host = lock(&self.shared.host);
         if let Some(Some(reply)) = host.pending.remove(&self.correlation) {
-            host.unclaimed.push_back(reply);
+            host.unclaimed.push_back(*reply);
         }
     }
 }
@@ -334,7 +346,7 @@ impl KernelControl for CpuKernel {
             self.transition("terminate", KernelState::Terminating)?;
         }
         // Waiting also drains the output ring, so a kernel blocked on a full ring can finish.
-        self.wait_output(None, "termination", |state, _| state.is_final().then_some(Ok(()))).await?;
+        self.wait_output(None, "termination", None, |state, _, _| state.is_final().then_some(Ok(()))).await?;
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread
             && thread.join().is_err()
@@ -401,7 +413,7 @@ impl KernelControl for CpuKernel {
         if max == 0 {
             return Ok(Vec::new());
         }
-        self.wait_output(Some(timeout), "a message from the kernel", |state, host| {
+        self.wait_output(Some(timeout), "a message from the kernel", None, |state, host, _| {
             if host.unclaimed.is_empty() {
                 return state.is_final().then(|| Err(self.not_running("receive from", state)));
             }
@@ -440,14 +452,19 @@ impl KernelControl for CpuKernel {
         self.shared.wake_kernel();
         let mut pending = PendingCall { shared: &self.shared, correlation, answered: false };
         let reply = self
-            .wait_output(Some(timeout), "the reply", |state, host| match host.pending.get(&correlation) {
-                Some(Some(_)) => {
-                    let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
-                    let _ = host.latency.record(elapsed_ns);
-                    host.pending.remove(&correlation).flatten().map(Ok)
-                }
-                _ if state.is_final() => Some(Err(self.not_running("await a reply from", state))),
-                _ => None,
+            .wait_output(Some(timeout), "the reply", Some(correlation), |state, host, found| {
+                let reply = match found {
+                    Some(reply) => reply,
+                    None => match host.pending.get(&correlation) {
+                        Some(Some(_)) => *host.pending.remove(&correlation).flatten()?,
+                        _ if state.is_final() => return Some(Err(self.not_running("await a reply from", state))),
+                        _ => return None,
+                    },
+                };
+                host.pending.remove(&correlation);
+                let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+                let _ = host.latency.record(elapsed_ns);
+                Some(Ok(reply))
             })
             .await?;
         pending.answered = true;

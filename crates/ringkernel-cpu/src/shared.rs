@@ -97,8 +97,10 @@ pub(crate) struct HostSide {
     pub(crate) producer: Producer,
     /// The host's end of the output ring.
     pub(crate) consumer: Consumer,
-    /// Calls waiting for a reply, by correlation id; `Some` once it arrived.
-    pub(crate) pending: HashMap<u64, Option<Envelope>, BuildHasherDefault<CorrelationHasher>>,
+    /// Calls waiting for a reply, by correlation id; `Some` once another caller's drain found it.
+    /// (A call that drains its own reply takes it directly; the box keeps this map's entries
+    /// small, so registering a call copies a word, not an envelope.)
+    pub(crate) pending: HashMap<u64, Option<Box<Envelope>>, BuildHasherDefault<CorrelationHasher>>,
     /// Messages nobody is calling for, in arrival order, for `receive`.
     pub(crate) unclaimed: VecDeque<Envelope>,
     /// Messages accepted into the input ring.
