@@ -126,6 +126,10 @@
 #define RK_HALO_MESSAGE_HEADER_ELEMENT_SIZE_OFFSET 0x14u  // Byte offset.
 #define RK_HALO_MESSAGE_HEADER_SEQUENCE_OFFSET 0x18u  // Byte offset.
 #define RK_HALO_MESSAGE_HEADER_FLAGS_OFFSET 0x1cu  // Byte offset.
+#define RK_ERROR_REPORT_HEADER_SIZE 0x18u  // Size in bytes.
+#define RK_ERROR_REPORT_HEADER_CODE_OFFSET 0x0u  // Byte offset.
+#define RK_ERROR_REPORT_HEADER_VALUE0_OFFSET 0x8u  // Byte offset.
+#define RK_ERROR_REPORT_HEADER_VALUE1_OFFSET 0x10u  // Byte offset.
 
 // Per-kernel control block: 128 bytes in two 64-byte lines.
 // The first line is written only by the host, the second only by the device (or by the CPU
@@ -392,6 +396,27 @@ static_assert(RK_OFFSETOF(HaloMessageHeader, depth) == 16, "HaloMessageHeader::d
 static_assert(RK_OFFSETOF(HaloMessageHeader, element_size) == 20, "HaloMessageHeader::element_size must be at offset 20");
 static_assert(RK_OFFSETOF(HaloMessageHeader, sequence) == 24, "HaloMessageHeader::sequence must be at offset 24");
 static_assert(RK_OFFSETOF(HaloMessageHeader, flags) == 28, "HaloMessageHeader::flags must be at offset 28");
+#endif
+
+// The fixed part of an error report: the payload of a message with `RK_FLAG_ERROR` set, sent
+// back in place of a reply when a kernel did not handle a message. 24 bytes, then the reason
+// as UTF-8 (see `message::ErrorReport`).
+struct alignas(4) ErrorReportHeader {
+    // What went wrong (`RK_ERROR_*`).
+    unsigned int code;  // offset 0
+    unsigned int _reserved;  // offset 4
+    // First number of the code (for a deadline: the deadline), `[low, high]`.
+    unsigned int value0[2];  // offset 8
+    // Second number (for a deadline: the time it was checked), `[low, high]`.
+    unsigned int value1[2];  // offset 16
+};
+static_assert(sizeof(ErrorReportHeader) == 24, "ErrorReportHeader must be 24 bytes");
+static_assert(alignof(ErrorReportHeader) == 4, "ErrorReportHeader must be aligned to 4");
+#if RK_CHECK_OFFSETS
+static_assert(RK_OFFSETOF(ErrorReportHeader, code) == 0, "ErrorReportHeader::code must be at offset 0");
+static_assert(RK_OFFSETOF(ErrorReportHeader, _reserved) == 4, "ErrorReportHeader::_reserved must be at offset 4");
+static_assert(RK_OFFSETOF(ErrorReportHeader, value0) == 8, "ErrorReportHeader::value0 must be at offset 8");
+static_assert(RK_OFFSETOF(ErrorReportHeader, value1) == 16, "ErrorReportHeader::value1 must be at offset 16");
 #endif
 
 #endif

@@ -118,6 +118,10 @@
 #define RK_HALO_MESSAGE_HEADER_ELEMENT_SIZE_OFFSET 0x14u  // Byte offset.
 #define RK_HALO_MESSAGE_HEADER_SEQUENCE_OFFSET 0x18u  // Byte offset.
 #define RK_HALO_MESSAGE_HEADER_FLAGS_OFFSET 0x1cu  // Byte offset.
+#define RK_ERROR_REPORT_HEADER_SIZE 0x18u  // Size in bytes.
+#define RK_ERROR_REPORT_HEADER_CODE_OFFSET 0x0u  // Byte offset.
+#define RK_ERROR_REPORT_HEADER_VALUE0_OFFSET 0x8u  // Byte offset.
+#define RK_ERROR_REPORT_HEADER_VALUE1_OFFSET 0x10u  // Byte offset.
 
 // Per-kernel control block: 128 bytes in two 64-byte lines.
 // The first line is written only by the host, the second only by the device (or by the CPU
@@ -295,5 +299,19 @@ struct HaloMessageHeader {
     uint flags;  // offset 28
 };
 static_assert(sizeof(HaloMessageHeader) == 32, "HaloMessageHeader must be 32 bytes");
+
+// The fixed part of an error report: the payload of a message with `RK_FLAG_ERROR` set, sent
+// back in place of a reply when a kernel did not handle a message. 24 bytes, then the reason
+// as UTF-8 (see `message::ErrorReport`).
+struct ErrorReportHeader {
+    // What went wrong (`RK_ERROR_*`).
+    uint code;  // offset 0
+    uint _reserved;  // offset 4
+    // First number of the code (for a deadline: the deadline), `[low, high]`.
+    uint value0[2];  // offset 8
+    // Second number (for a deadline: the time it was checked), `[low, high]`.
+    uint value1[2];  // offset 16
+};
+static_assert(sizeof(ErrorReportHeader) == 24, "ErrorReportHeader must be 24 bytes");
 
 #endif

@@ -113,6 +113,10 @@ const RK_HALO_MESSAGE_HEADER_DEPTH_OFFSET: u32 = 16u;  // Byte offset.
 const RK_HALO_MESSAGE_HEADER_ELEMENT_SIZE_OFFSET: u32 = 20u;  // Byte offset.
 const RK_HALO_MESSAGE_HEADER_SEQUENCE_OFFSET: u32 = 24u;  // Byte offset.
 const RK_HALO_MESSAGE_HEADER_FLAGS_OFFSET: u32 = 28u;  // Byte offset.
+const RK_ERROR_REPORT_HEADER_SIZE: u32 = 24u;  // Size in bytes.
+const RK_ERROR_REPORT_HEADER_CODE_OFFSET: u32 = 0u;  // Byte offset.
+const RK_ERROR_REPORT_HEADER_VALUE0_OFFSET: u32 = 8u;  // Byte offset.
+const RK_ERROR_REPORT_HEADER_VALUE1_OFFSET: u32 = 16u;  // Byte offset.
 
 // Per-kernel control block: 128 bytes in two 64-byte lines.
 // The first line is written only by the host, the second only by the device (or by the CPU
@@ -283,5 +287,18 @@ struct HaloMessageHeader {
     sequence: u32,  // offset 24
     // Reserved flag bits; 0.
     flags: u32,  // offset 28
+}
+
+// The fixed part of an error report: the payload of a message with `RK_FLAG_ERROR` set, sent
+// back in place of a reply when a kernel did not handle a message. 24 bytes, then the reason
+// as UTF-8 (see `message::ErrorReport`).
+struct ErrorReportHeader {
+    // What went wrong (`RK_ERROR_*`).
+    code: u32,  // offset 0
+    _reserved: u32,  // offset 4
+    // First number of the code (for a deadline: the deadline), `[low, high]`.
+    value0: array<u32, 2>,  // offset 8
+    // Second number (for a deadline: the time it was checked), `[low, high]`.
+    value1: array<u32, 2>,  // offset 16
 }
 

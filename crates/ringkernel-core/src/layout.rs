@@ -461,6 +461,24 @@ device_struct! {
     }
 }
 
+device_struct! {
+    /// The fixed part of an error report: the payload of a message with `RK_FLAG_ERROR` set, sent
+    /// back in place of a reply when a kernel did not handle a message. 24 bytes, then the reason
+    /// as UTF-8 (see `message::ErrorReport`).
+    #[layout(size = 24, align = 4)]
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct ErrorReportHeader {
+        /// What went wrong (`RK_ERROR_*`).
+        pub code: u32 => 0,
+        _reserved: u32 => 4,
+        /// First number of the code (for a deadline: the deadline), `[low, high]`.
+        pub value0: [u32; 2] => 8,
+        /// Second number (for a deadline: the time it was checked), `[low, high]`.
+        pub value1: [u32; 2] => 16,
+    }
+}
+
 // SAFETY: `ControlBlock` and `K2KInboxHeader` are `repr(C)` structs of `u32`s, `AtomicU32`s and
 // `u32` arrays; the all-zero bit pattern is a valid value of each of those.
 #[cfg(not(loom))]
@@ -477,6 +495,7 @@ pub const ALL_STRUCTS: &[StructDesc] = &[
     K2KRouteEntry::DESC,
     K2KRoutingTable::DESC,
     HaloMessageHeader::DESC,
+    ErrorReportHeader::DESC,
 ];
 
 /// Geometry of a bounded ring of fixed-size slots, validated.

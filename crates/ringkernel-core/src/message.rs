@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{MessageError, RingKernelError, codes};
 use crate::hlc::HlcTimestamp;
 use crate::layout::{
-    MESSAGE_HEADER_BYTES, MESSAGE_HEADER_USED_BYTES, MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION, flags,
+    ErrorReportHeader, MESSAGE_HEADER_BYTES, MESSAGE_HEADER_USED_BYTES, MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION,
+    flags,
 };
 
 /// Kernel id used in headers for the host side.
@@ -491,9 +492,10 @@ impl Envelope {
 /// Why a kernel did not handle a message, sent back in place of a reply (the `ERROR` flag set,
 /// the same correlation id, type [`ErrorReport::MESSAGE_TYPE`]).
 ///
-/// Payload layout (little-endian): `code: u32`, 4 zero bytes, `values: [u64; 2]`, then the reason
-/// as UTF-8. Device code writes the same words; `code` is one of [`crate::error::codes`], and the
-/// values are the code's numbers (for a deadline: the deadline and the time it was checked).
+/// Payload layout: an [`ErrorReportHeader`] (`code`, reserved, two `[low, high]` values; declared
+/// for device code by the layout generator too), then the reason as UTF-8. `code` is one of
+/// [`crate::error::codes`]; the values are the code's numbers (for a deadline: the deadline and
+/// the time it was checked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorReport {
     /// What went wrong, one of [`crate::error::codes`].
@@ -507,8 +509,8 @@ pub struct ErrorReport {
 impl ErrorReport {
     /// The message type of error reports.
     pub const MESSAGE_TYPE: u32 = 0xFFFF_FFFE;
-    /// Bytes before the reason text.
-    pub const FIXED_BYTES: usize = 24;
+    /// Bytes before the reason text: one [`ErrorReportHeader`].
+    pub const FIXED_BYTES: usize = size_of::<ErrorReportHeader>();
 
     /// The report of a message that was not handled because of `error`.
     pub fn from_message_error(error: &MessageError) -> Self {
@@ -519,14 +521,14 @@ impl ErrorReport {
         Self { code: error.code(), values, reason: error.to_string() }
     }
 
-    /// The payload bytes.
+    /// The payload bytes: an [`ErrorReportHeader`] and the reason.
     pub fn encode(&self) -> Vec<u8> {
+        let mut fixed: ErrorReportHeader = bytemuck::Zeroable::zeroed();
+        fixed.code = self.code;
+        fixed.value0 = split_u64(self.values[0]);
+        fixed.value1 = split_u64(self.values[1]);
         let mut bytes = Vec::with_capacity(Self::FIXED_BYTES + self.reason.len());
-        bytes.extend_from_slice(&self.code.to_le_bytes());
-        bytes.extend_from_slice(&[0; 4]);
-        for value in self.values {
-            bytes.extend_from_slice(&value.to_le_bytes());
-        }
+        bytes.extend_from_slice(bytemuck::bytes_of(&fixed));
         bytes.extend_from_slice(self.reason.as_bytes());
         bytes
     }
@@ -542,12 +544,12 @@ impl ErrorReport {
                 reason: format!("malformed error report of {} bytes", payload.len()),
             };
         }
-        let word = |i: usize| {
-            payload.get(8 + 8 * i..16 + 8 * i).map_or(0, |bytes| u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
-        };
+        let mut fixed: ErrorReportHeader = bytemuck::Zeroable::zeroed();
+        let present = payload.len().min(Self::FIXED_BYTES);
+        bytemuck::bytes_of_mut(&mut fixed)[..present].copy_from_slice(&payload[..present]);
         Self {
-            code: u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")),
-            values: [word(0), word(1)],
+            code: fixed.code,
+            values: [join_u64(fixed.value0), join_u64(fixed.value1)],
             reason: String::from_utf8_lossy(payload.get(Self::FIXED_BYTES..).unwrap_or_default()).into_owned(),
         }
     }
