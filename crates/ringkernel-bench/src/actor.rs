@@ -87,13 +87,7 @@ impl EchoBench {
                         Err(e) => return Err(e),
                     }
                 }
-                let reply = self.echo.receive_timeout(TIMEOUT).await?;
-                if reply.payload != received.to_le_bytes() {
-                    return Err(RingKernelError::KernelFault {
-                        kernel: "echo".into(),
-                        reason: format!("streamed reply {received} carried {:?}", reply.payload),
-                    });
-                }
+                expect_in_order(&self.echo.receive_timeout(TIMEOUT).await?, received)?;
                 received += 1;
             }
             Ok(start.elapsed())
@@ -112,12 +106,7 @@ impl EchoBench {
                 envelopes.extend((sent..sent + room).map(|i| Envelope::new(1, i.to_le_bytes())));
                 sent += self.echo.send_batch(&envelopes).await? as u64;
                 for reply in self.echo.receive_batch(batch, TIMEOUT).await? {
-                    if reply.payload != received.to_le_bytes() {
-                        return Err(RingKernelError::KernelFault {
-                            kernel: "echo".into(),
-                            reason: format!("streamed reply {received} carried {:?}", reply.payload),
-                        });
-                    }
+                    expect_in_order(&reply, received)?;
                     received += 1;
                 }
             }
@@ -134,6 +123,17 @@ impl EchoBench {
     pub fn shutdown(self) -> Result<()> {
         self.tokio.block_on(self.ring.shutdown())
     }
+}
+
+/// Checks that a streamed reply carries the sequence number `expected`.
+fn expect_in_order(reply: &Envelope, expected: u64) -> Result<()> {
+    if reply.payload == expected.to_le_bytes() {
+        return Ok(());
+    }
+    Err(RingKernelError::KernelFault {
+        kernel: "echo".into(),
+        reason: format!("streamed reply {expected} carried {:?}", reply.payload),
+    })
 }
 
 /// Two-thread ping-pong of encoded message slots (header + `PAYLOAD_BYTES` payload) over two SPSC
