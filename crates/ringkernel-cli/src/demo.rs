@@ -70,11 +70,12 @@ async fn drive(
     tally
 }
 
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
+/// The `q` quantile of round trips in µs, by the same rule as `ringkernel bench`; NaN if none.
+fn percentile_us(times: &mut [u64], q: f64) -> f64 {
+    if times.is_empty() {
         return f64::NAN;
     }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
+    ringkernel_bench::quantile(times, q) as f64 / 1000.0
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -111,7 +112,6 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         ring.shutdown().await?;
         let lost: u64 = kernels.iter().map(|k| k.metrics().messages_in_flight).sum();
 
-        times.sort_unstable();
         println!(
             "{} replies checked in {:.2} s: {:.0} round trips/s across {} actors",
             times.len(),
@@ -119,7 +119,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             times.len() as f64 / elapsed.as_secs_f64(),
             args.actors
         );
-        println!("round trip p50 {:.2} µs, p99 {:.2} µs", percentile(&times, 0.50), percentile(&times, 0.99));
+        println!(
+            "round trip p50 {:.2} µs, p99 {:.2} µs",
+            percentile_us(&mut times, 0.50),
+            percentile_us(&mut times, 0.99)
+        );
         for kernel in &kernels {
             let m = kernel.metrics();
             println!(

@@ -305,6 +305,16 @@ pub enum Destination<'a> {
     KernelNumber(u32),
 }
 
+impl Destination<'_> {
+    /// Where an answer to `message` goes: the host, or the kernel that sent it over K2K.
+    pub fn sender_of(message: &MessageHeader) -> Self {
+        match message.source_kernel {
+            HOST_KERNEL_ID => Destination::Host,
+            kernel => Destination::KernelNumber(kernel),
+        }
+    }
+}
+
 /// What a backend provides to a running CPU handler.
 pub trait HandlerIo {
     /// Stamps `header` (timestamp, source) and delivers it with `payload`, waiting for room in the
@@ -396,11 +406,7 @@ impl<'a> HandlerContext<'a> {
     /// correlation id.
     pub fn reply(&mut self, message_type: u32, payload: &[u8]) -> Result<()> {
         let header = self.header.reply(message_type);
-        let destination = match self.header.source_kernel {
-            HOST_KERNEL_ID => Destination::Host,
-            kernel => Destination::KernelNumber(kernel),
-        };
-        self.io.deliver(destination, header, payload)
+        self.io.deliver(Destination::sender_of(self.header), header, payload)
     }
 
     /// Replies with a typed message.

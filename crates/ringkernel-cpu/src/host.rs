@@ -28,16 +28,8 @@ impl Drop for CpuKernel {
     /// The last handle is gone: nobody can read replies or terminate the kernel any more, so stop
     /// it (it still handles what it had accepted) and let its thread exit.
     fn drop(&mut self) {
-        let shared = &self.shared;
-        shared.detached.store(true, Ordering::Release);
-        {
-            let _no_sends = lock(&shared.host);
-            if !matches!(shared.state(), KernelState::Terminating) && !shared.state().is_final() {
-                shared.set_state(KernelState::Terminating);
-            }
-            shared.control.request_terminate();
-        }
-        shared.wake_kernel();
+        self.shared.detached.store(true, Ordering::Release);
+        self.request_terminate();
     }
 }
 
@@ -71,6 +63,12 @@ impl CpuKernel {
         }
         shared.wake_kernel();
         Ok(())
+    }
+
+    /// Asks the kernel to drain and stop, unless it is already stopping or stopped.
+    pub(crate) fn request_terminate(&self) {
+        // The only refusal is "already terminating, terminated or failed": nothing to do then.
+        let _ = self.transition("terminate", KernelState::Terminating);
     }
 
     /// Stamps and writes one message into the input ring without waiting; the caller holds the
@@ -341,10 +339,7 @@ impl KernelControl for CpuKernel {
     }
 
     async fn terminate(&self) -> Result<()> {
-        let state = self.shared.state();
-        if !state.is_final() && state != KernelState::Terminating {
-            self.transition("terminate", KernelState::Terminating)?;
-        }
+        self.request_terminate();
         // Waiting also drains the output ring, so a kernel blocked on a full ring can finish.
         self.wait_output(None, "termination", None, |state, _, _| state.is_final().then_some(Ok(()))).await?;
         let thread = lock(&self.thread).take();
@@ -379,10 +374,7 @@ impl KernelControl for CpuKernel {
         let shared = &self.shared;
         {
             let mut host = lock(&shared.host);
-            let state = shared.state();
-            if matches!(state, KernelState::Terminating) || state.is_final() {
-                return Err(self.not_running("send to", state));
-            }
+            self.check_sendable(&mut host, &[])?;
             host.producer.push_bytes(slot).inspect_err(|_| host.refused += 1)?;
             host.sent += 1;
         }
@@ -453,13 +445,11 @@ impl KernelControl for CpuKernel {
         let mut pending = PendingCall { shared: &self.shared, correlation, answered: false };
         let reply = self
             .wait_output(Some(timeout), "the reply", Some(correlation), |state, host, found| {
-                let reply = match found {
+                // Ours from this drain, or from another caller's drain before it.
+                let reply = match found.or_else(|| host.pending.get_mut(&correlation)?.take().map(|reply| *reply)) {
                     Some(reply) => reply,
-                    None => match host.pending.get(&correlation) {
-                        Some(Some(_)) => *host.pending.remove(&correlation).flatten()?,
-                        _ if state.is_final() => return Some(Err(self.not_running("await a reply from", state))),
-                        _ => return None,
-                    },
+                    None if state.is_final() => return Some(Err(self.not_running("await a reply from", state))),
+                    None => return None,
                 };
                 host.pending.remove(&correlation);
                 let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);

@@ -2,8 +2,9 @@
 //! that a GPU kernel uses.
 //!
 //! Each pass reads the host-written flags of the control block; while active it handles up to
-//! [`BATCH`] messages from the input ring and then from the K2K inbox, in order, and publishes its
-//! counters, heartbeat and clock to the device-written line. When there is nothing to do it spins
+//! [`BATCH`] messages from the input ring and then from the K2K inbox, in order. Counters reach the
+//! device-written line with each reply (see `Counters`); heartbeat and clock every few hundred
+//! passes and before parking. When there is nothing to do it spins
 //! for [`crate::CpuConfig::spin_before_park`], then parks until a send, a K2K message or a state
 //! change unparks it (or a heartbeat period passes).
 //!
@@ -264,13 +265,14 @@ impl Actor {
         self.core.io.directory.remove(number);
         // The host stopped accepting sends before it raised the flag, and nobody can reach the
         // inbox any more, so once both queues read empty they stay empty.
-        while self.drain(u32::MAX) > 0 {
+        loop {
+            let handled = self.drain(u32::MAX);
             if self.core.fault.is_some() {
                 return self.fail();
             }
-        }
-        if self.core.fault.is_some() {
-            return self.fail();
+            if handled == 0 {
+                break;
+            }
         }
         self.core.publish_state();
         let shared = self.core.io.shared.clone();
@@ -412,10 +414,7 @@ impl Core {
         }
         let mut header = request.reply(ErrorReport::MESSAGE_TYPE);
         header.flags |= flags::ERROR;
-        let destination = match request.source_kernel {
-            HOST_KERNEL_ID => Destination::Host,
-            kernel => Destination::KernelNumber(kernel),
-        };
+        let destination = Destination::sender_of(request);
         let mut payload = report.encode();
         payload.truncate(self.io.output.slot_bytes() - MESSAGE_HEADER_BYTES);
         if let Err(error) = self.io.deliver(destination, header, &payload) {

@@ -223,11 +223,7 @@ impl RingKernelRuntime for CpuRuntime {
         let kernels: Vec<Arc<CpuKernel>> = lock(&self.kernels).values().cloned().collect();
         // Ask every kernel first so that they drain in parallel, then wait for each.
         for kernel in &kernels {
-            let state = kernel.state();
-            if !state.is_final() && state != KernelState::Terminating {
-                // A kernel that failed meanwhile reports it through its state and metrics.
-                let _ = kernel.transition("terminate", KernelState::Terminating);
-            }
+            kernel.request_terminate();
         }
         for kernel in kernels {
             kernel.terminate().await?;

@@ -224,7 +224,7 @@ impl Shared {
         decode_state(self.state.load(Ordering::Acquire))
     }
 
-    /// Sets the state. Callers that turn a kernel away from accepting input hold `input`.
+    /// Sets the state. Callers that turn a kernel away from accepting input hold `host`.
     pub(crate) fn set_state(&self, state: KernelState) {
         self.state.store(encode_state(state), Ordering::Release);
     }

@@ -69,8 +69,7 @@ pub mod prelude {
 /// `Auto` is available whenever any concrete backend is.
 pub fn backend_status(backend: Backend) -> std::result::Result<(), String> {
     match backend {
-        Backend::Auto => Ok(()),
-        Backend::Cpu => Ok(()),
+        Backend::Auto | Backend::Cpu => Ok(()),
         Backend::Cuda => {
             Err("the cuda backend (persistent kernels through cudarc) is not part of this build yet".into())
         }
