@@ -39,12 +39,17 @@ def main():
         print("NVRTC not found: pip install nvidia-cuda-nvrtc==13.0.88", file=sys.stderr)
         return 2
     header = open(header_path, "rb").read()
-    # A kernel that touches the structs, so that they are used as device code would use them.
+    # A kernel that touches the structs and every kind of generated atomic helper, so that they
+    # are used as device code would use them (NVRTC then checks the inline PTX too).
     source = header + b"""
 extern "C" __global__ void rk_layout_probe(ControlBlock* control, MessageHeader* header,
-                                           K2KRoutingTable* table, unsigned int* out) {
-    out[0] = atomicAdd(&control->messages_processed, 1u);
+                                           K2KRoutingTable* table, K2KInboxHeader* inbox, unsigned int* out) {
+    out[0] = rk_add_ControlBlock_messages_processed(control, 1u);
     out[1] = header->magic == RK_MESSAGE_MAGIC ? table->routes[RK_K2K_MAX_ROUTES - 1].direction : 0u;
+    unsigned int tail = rk_load_ControlBlock_input_tail(control);
+    rk_store_ControlBlock_input_head(control, tail);
+    rk_store_ControlBlock_has_terminated(control, RK_TERMINATED);
+    out[2] = rk_cas_K2KInboxHeader_tail(inbox, tail, tail + 1u);
 }
 """
     prog = ctypes.c_void_p()
@@ -64,8 +69,17 @@ extern "C" __global__ void rk_layout_probe(ControlBlock* control, MessageHeader*
         return 1
     ptx_size = ctypes.c_size_t()
     nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(ptx_size))
+    ptx = ctypes.create_string_buffer(ptx_size.value)
+    nvrtc.nvrtcGetPTX(prog, ptx)
+    text = ptx.value.decode(errors="replace")
+    for instruction in ("ld.acquire.sys", "st.release.sys", "atom.acq_rel.sys.cas", "atom.relaxed.sys.add"):
+        if instruction not in text:
+            print(f"the PTX lacks {instruction}: the generated atomic helpers did not compile as intended",
+                  file=sys.stderr)
+            return 1
     print(f"NVRTC ({path}) compiled {header_path} to {ptx_size.value} bytes of sm_90 PTX; "
-          "its size and alignment static_asserts hold (NVRTC has no offsetof; the host-compiler test checks offsets)")
+          "its size and alignment static_asserts hold (NVRTC has no offsetof; the host-compiler test checks offsets) "
+          "and the system-scope acquire/release helpers emit ld.acquire.sys / st.release.sys / atom.*.sys")
     return 0
 
 

@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use ringkernel::layout::RingGeometry;
-use ringkernel::message::{decode_slot, encode_slot};
+use ringkernel::layout::{MESSAGE_HEADER_BYTES, RingGeometry};
+use ringkernel::message::{HeaderPart, SlotBuffer, seal_slot};
 use ringkernel::prelude::*;
 use ringkernel::queue::spsc;
 
@@ -137,44 +137,54 @@ fn expect_in_order(reply: &Envelope, expected: u64) -> Result<()> {
 }
 
 /// Two-thread ping-pong of encoded message slots (header + `PAYLOAD_BYTES` payload) over two SPSC
-/// rings: the caller encodes a request, the echo thread decodes and validates it and encodes a
-/// reply header with the same payload, the caller decodes the reply. Returns per-round-trip ns.
-/// Panics if a reply does not carry its request's payload.
+/// rings, with the runtime's codec path and nothing else: the caller builds a header, writes the
+/// payload into the slot and seals the header over it; the echo thread copies the slot's hot line
+/// and payload out, validates the copy, and writes a reply the same way; the caller copies the
+/// reply out, validates it and makes an envelope of it (as `call` returns). No clock, no routing,
+/// no locks, no async. Returns per-round-trip ns. Panics if a reply does not carry its request's
+/// payload.
 pub fn slot_ping_pong(rounds: usize) -> Vec<u64> {
     let geometry = RingGeometry::for_messages(1024, PAYLOAD_BYTES as u32).expect("valid geometry");
-    let (mut request_tx, mut request_rx) = spsc::channel(geometry);
-    let (mut reply_tx, mut reply_rx) = spsc::channel(geometry);
+    let (mut request_tx, mut request_rx) = spsc::channel(geometry).expect("a small ring fits in memory");
+    let (mut reply_tx, mut reply_rx) = spsc::channel(geometry).expect("a small ring fits in memory");
+    let slot_bytes = geometry.slot_bytes() as usize;
     let echo = std::thread::spawn(move || {
+        let mut buffer = SlotBuffer::new(slot_bytes).expect("a slot fits in memory");
         let mut handled = 0;
         while handled < rounds {
-            let popped = request_rx.try_pop(|slot| {
-                let request = decode_slot(slot).expect("valid request");
-                let header = request.header.reply(request.header.message_type);
-                while reply_tx.try_push(|out| encode_slot(out, &header, request.payload)).is_err() {
-                    std::hint::spin_loop();
-                }
-            });
-            match popped {
-                Some(()) => handled += 1,
-                None => std::hint::spin_loop(),
+            if request_rx.try_pop(|slot| slot.copy_message_into(&mut buffer, HeaderPart::Hot)).is_err() {
+                std::hint::spin_loop();
+                continue;
             }
+            let request = buffer.decode().expect("valid request");
+            let header = request.header.reply(request.header.message_type);
+            let payload = request.payload;
+            while reply_tx.try_push(|out| write(out, &header, payload)).is_err() {
+                std::hint::spin_loop();
+            }
+            handled += 1;
         }
     });
+    let mut buffer = SlotBuffer::new(slot_bytes).expect("a slot fits in memory");
     let mut times = Vec::with_capacity(rounds);
     for i in 0..rounds as u64 {
         let payload = i.to_le_bytes();
         let start = Instant::now();
         let header = HeaderBuilder::new(1).build();
-        request_tx.try_push(|slot| encode_slot(slot, &header, &payload)).expect("one in flight").expect("payload fits");
-        let echoed = loop {
-            if let Some(reply) = reply_rx.try_pop(|slot| Envelope::decode_from(slot).expect("valid reply")) {
-                break reply;
-            }
+        request_tx.try_push(|slot| write(slot, &header, &payload)).expect("one in flight");
+        while reply_rx.try_pop(|slot| slot.copy_message_into(&mut buffer, HeaderPart::Used)).is_err() {
             std::hint::spin_loop();
-        };
+        }
+        let echoed = Envelope::from_decoded(&buffer.decode().expect("valid reply"));
         times.push(start.elapsed().as_nanos() as u64);
         assert_eq!(echoed.payload, payload, "reply {i} carries its request's payload");
     }
     echo.join().expect("echo thread panicked");
     times
+}
+
+/// Writes `payload` straight into `slot` and seals `header` over it.
+fn write(slot: &mut [u8], header: &ringkernel::layout::MessageHeader, payload: &[u8]) {
+    slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
+    seal_slot(slot, header, payload.len()).expect("payload fits");
 }

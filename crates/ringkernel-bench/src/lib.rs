@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringkernel_core::layout::RingGeometry;
-use ringkernel_core::queue::spsc;
+use ringkernel_core::queue::{SharedSlot, spsc};
 
 /// Bytes per message.
 pub const MESSAGE_BYTES: usize = 64;
@@ -76,8 +76,15 @@ fn sequence(bytes: &[u8]) -> u64 {
 
 /// Copies a slot into an owned message (what a `pop` returning `[u8; 64]` does).
 #[inline]
-fn copy_out(slot: &[u8]) -> [u8; MESSAGE_BYTES] {
-    black_box(<[u8; MESSAGE_BYTES]>::try_from(slot).expect("64-byte slot"))
+fn copy_out(slot: SharedSlot<'_>) -> [u8; MESSAGE_BYTES] {
+    let mut message = [0u8; MESSAGE_BYTES];
+    slot.read(0, &mut message);
+    black_box(message)
+}
+
+/// A fresh ring of [`CAPACITY`] 64-byte slots.
+fn ring() -> (spsc::Producer, spsc::Consumer) {
+    spsc::channel(geometry()).expect("a small ring fits in memory")
 }
 
 fn geometry() -> RingGeometry {
@@ -89,7 +96,7 @@ fn geometry() -> RingGeometry {
 pub fn throughput(queue: Queue, n: u64) -> Duration {
     match queue {
         Queue::RingKernel => {
-            let (mut tx, mut rx) = spsc::channel(geometry());
+            let (mut tx, mut rx) = ring();
             run_pair(
                 move || {
                     for i in 0..n {
@@ -103,7 +110,7 @@ pub fn throughput(queue: Queue, n: u64) -> Duration {
                     let mut expected = 0;
                     while expected < n {
                         // Copy the whole message out, as rtrb's and crossbeam's `pop` do.
-                        if let Some(m) = rx.try_pop(copy_out) {
+                        if let Ok(m) = rx.try_pop(copy_out) {
                             assert_eq!(sequence(&m), expected);
                             expected += 1;
                         } else {
@@ -114,12 +121,13 @@ pub fn throughput(queue: Queue, n: u64) -> Duration {
             )
         }
         Queue::RingKernelChunked => {
-            let (mut tx, mut rx) = spsc::channel(geometry());
+            let (mut tx, mut rx) = ring();
             run_pair(
                 move || {
                     let mut i = 0;
                     while i < n {
-                        let mut chunk = tx.write_chunk_up_to(CHUNK.min((n - i) as u32));
+                        let mut chunk =
+                            tx.write_chunk_up_to(CHUNK.min((n - i) as u32)).expect("a well-behaved consumer");
                         let len = chunk.len();
                         for k in 0..len {
                             chunk.slot_mut(k).copy_from_slice(&message(i + u64::from(k)));
@@ -134,7 +142,7 @@ pub fn throughput(queue: Queue, n: u64) -> Duration {
                 move || {
                     let mut expected = 0;
                     while expected < n {
-                        let chunk = rx.read_chunk(CHUNK);
+                        let chunk = rx.read_chunk(CHUNK).expect("a well-behaved producer");
                         let len = chunk.len();
                         for k in 0..len {
                             assert_eq!(sequence(&copy_out(chunk.slot(k))), expected);
@@ -197,12 +205,12 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
         Queue::RingKernel | Queue::RingKernelChunked => {
             // A ping-pong carries one message at a time, so chunks change nothing: both names run
             // the per-item path.
-            let (mut req_tx, mut req_rx) = spsc::channel(geometry());
-            let (mut rep_tx, mut rep_rx) = spsc::channel(geometry());
+            let (mut req_tx, mut req_rx) = ring();
+            let (mut rep_tx, mut rep_rx) = ring();
             let echo = std::thread::spawn(move || {
                 for _ in 0..rounds {
                     let m = loop {
-                        if let Some(m) = req_rx.try_pop(copy_out) {
+                        if let Ok(m) = req_rx.try_pop(copy_out) {
                             break m;
                         }
                         std::hint::spin_loop();
@@ -218,7 +226,7 @@ pub fn ping_pong(queue: Queue, rounds: usize) -> Vec<u64> {
                 let start = Instant::now();
                 req_tx.try_push(|slot| slot.copy_from_slice(&m)).expect("one in flight");
                 let seq = loop {
-                    if let Some(m) = rep_rx.try_pop(copy_out) {
+                    if let Ok(m) = rep_rx.try_pop(copy_out) {
                         break sequence(&m);
                     }
                     std::hint::spin_loop();

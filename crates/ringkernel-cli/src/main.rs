@@ -27,7 +27,7 @@ enum Command {
 
 /// Parses a backend name for clap.
 pub(crate) fn parse_backend(name: &str) -> Result<Backend, String> {
-    name.parse().map_err(|e: ringkernel::RingKernelError| e.to_string())
+    name.parse().map_err(|e: ringkernel::runtime::UnknownBackend| e.to_string())
 }
 
 fn info() {

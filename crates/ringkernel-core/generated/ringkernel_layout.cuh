@@ -16,8 +16,10 @@
 #endif
 
 #define RK_MESSAGE_MAGIC 0x484d4b52u  // First word of every MessageHeader ("RKMH").
-#define RK_PROTOCOL_VERSION 0x1u  // Protocol version in every MessageHeader.
+#define RK_PROTOCOL_VERSION 0x2u  // Protocol version in every MessageHeader.
 #define RK_MESSAGE_HEADER_BYTES 0x100u  // Bytes of a MessageHeader; the payload follows.
+#define RK_MESSAGE_HEADER_HOT_BYTES 0x40u  // Bytes of a MessageHeader a receiver reads to validate and route: one cache line.
+#define RK_MESSAGE_HEADER_USED_BYTES 0x54u  // Bytes of a MessageHeader before its reserved zero padding.
 #define RK_SLOT_ALIGN_BYTES 0x10u  // Slot payload capacities are multiples of this.
 #define RK_MAX_QUEUE_CAPACITY 0x40000000u  // Largest ring or inbox capacity (power of two).
 #define RK_K2K_MAX_ROUTES 0x1au  // Routes per K2KRoutingTable (3D Moore neighbourhood).
@@ -49,6 +51,12 @@
 #define RK_ERROR_HANDLER_ERROR 0xdu  // ControlBlock.last_error code.
 #define RK_ERROR_WRONG_MESSAGE_TYPE 0xeu  // ControlBlock.last_error code.
 #define RK_ERROR_PAYLOAD_SIZE_MISMATCH 0xfu  // ControlBlock.last_error code.
+#define RK_RUNNING 0x0u  // ControlBlock.has_terminated value.
+#define RK_TERMINATED 0x1u  // ControlBlock.has_terminated value.
+#define RK_FAILED 0x2u  // ControlBlock.has_terminated value.
+#define RK_TERMINATE_NONE 0x0u  // ControlBlock.should_terminate value.
+#define RK_TERMINATE_DRAIN 0x1u  // ControlBlock.should_terminate value.
+#define RK_TERMINATE_DRAIN_DETACHED 0x2u  // ControlBlock.should_terminate value.
 #define RK_DIR_NORTH 0x0u  // Tile side (halo direction).
 #define RK_DIR_SOUTH 0x1u  // Tile side (halo direction).
 #define RK_DIR_WEST 0x2u  // Tile side (halo direction).
@@ -66,6 +74,7 @@
 #define RK_CONTROL_BLOCK_OUTPUT_SLOT_BYTES_OFFSET 0x1cu  // Byte offset.
 #define RK_CONTROL_BLOCK_KERNEL_ID_OFFSET 0x20u  // Byte offset.
 #define RK_CONTROL_BLOCK_NODE_ID_OFFSET 0x24u  // Byte offset.
+#define RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET 0x28u  // Byte offset.
 #define RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET 0x40u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET 0x44u  // Byte offset.
 #define RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET 0x48u  // Byte offset.
@@ -78,22 +87,23 @@
 #define RK_CONTROL_BLOCK_HLC_PHYSICAL_LO_OFFSET 0x64u  // Byte offset.
 #define RK_CONTROL_BLOCK_HLC_PHYSICAL_HI_OFFSET 0x68u  // Byte offset.
 #define RK_CONTROL_BLOCK_HLC_LOGICAL_OFFSET 0x6cu  // Byte offset.
+#define RK_CONTROL_BLOCK_CONTROL_ACK_OFFSET 0x70u  // Byte offset.
 #define RK_MESSAGE_HEADER_SIZE 0x100u  // Size in bytes.
 #define RK_MESSAGE_HEADER_MAGIC_OFFSET 0x0u  // Byte offset.
 #define RK_MESSAGE_HEADER_VERSION_OFFSET 0x4u  // Byte offset.
 #define RK_MESSAGE_HEADER_FLAGS_OFFSET 0x8u  // Byte offset.
 #define RK_MESSAGE_HEADER_MESSAGE_TYPE_OFFSET 0xcu  // Byte offset.
-#define RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET 0x10u  // Byte offset.
-#define RK_MESSAGE_HEADER_CORRELATION_ID_OFFSET 0x20u  // Byte offset.
-#define RK_MESSAGE_HEADER_SOURCE_KERNEL_OFFSET 0x28u  // Byte offset.
-#define RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET 0x2cu  // Byte offset.
-#define RK_MESSAGE_HEADER_PRIORITY_OFFSET 0x30u  // Byte offset.
-#define RK_MESSAGE_HEADER_PAYLOAD_BYTES_OFFSET 0x34u  // Byte offset.
-#define RK_MESSAGE_HEADER_CHECKSUM_OFFSET 0x38u  // Byte offset.
-#define RK_MESSAGE_HEADER_TIMESTAMP_PHYSICAL_NS_OFFSET 0x40u  // Byte offset.
-#define RK_MESSAGE_HEADER_TIMESTAMP_LOGICAL_OFFSET 0x48u  // Byte offset.
-#define RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET 0x4cu  // Byte offset.
-#define RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET 0x50u  // Byte offset.
+#define RK_MESSAGE_HEADER_PAYLOAD_BYTES_OFFSET 0x10u  // Byte offset.
+#define RK_MESSAGE_HEADER_CHECKSUM_OFFSET 0x14u  // Byte offset.
+#define RK_MESSAGE_HEADER_CORRELATION_ID_OFFSET 0x18u  // Byte offset.
+#define RK_MESSAGE_HEADER_SOURCE_KERNEL_OFFSET 0x20u  // Byte offset.
+#define RK_MESSAGE_HEADER_PRIORITY_OFFSET 0x24u  // Byte offset.
+#define RK_MESSAGE_HEADER_TIMESTAMP_PHYSICAL_NS_OFFSET 0x28u  // Byte offset.
+#define RK_MESSAGE_HEADER_TIMESTAMP_LOGICAL_OFFSET 0x30u  // Byte offset.
+#define RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET 0x34u  // Byte offset.
+#define RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET 0x38u  // Byte offset.
+#define RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET 0x40u  // Byte offset.
+#define RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET 0x50u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SIZE 0x40u  // Size in bytes.
 #define RK_K2K_INBOX_HEADER_CAPACITY_OFFSET 0x0u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET 0x4u  // Byte offset.
@@ -135,14 +145,29 @@
 // The first line is written only by the host, the second only by the device (or by the CPU
 // backend's actor thread, which plays the device's part). Capacities and slot sizes are set
 // once before the kernel starts and never change.
+// Control handshake: the host changes `is_active` or `should_terminate`, then increments
+// `control_sequence` (release). The device reads `control_sequence` (acquire) between messages;
+// when it changed, it reads the flags, acts on them, and copies the sequence into
+// `control_ack` (release). Once `control_ack` equals the host's sequence, the device handles
+// nothing more under the old flags: a host that waits for it knows, for instance, that a
+// deactivated kernel has stopped handling messages.
 struct alignas(64) ControlBlock {
     // Host: 1 while the kernel should process messages, 0 while deactivated.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // CUDA: rk_load_ControlBlock_is_active (ld.acquire.sys) / rk_store_ControlBlock_is_active (st.release.sys).
     unsigned int is_active; /* atomic */  // offset 0
-    // Host: set to 1 to ask the kernel to drain and stop.
+    // Host: `RK_TERMINATE_DRAIN` (1) asks the kernel to drain and stop;
+    // `RK_TERMINATE_DRAIN_DETACHED` (2) also says that nobody reads the output ring any more.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // CUDA: rk_load_ControlBlock_should_terminate (ld.acquire.sys) / rk_store_ControlBlock_should_terminate (st.release.sys).
     unsigned int should_terminate; /* atomic */  // offset 4
     // Host: free-running count of messages published into the input ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_ControlBlock_input_tail (ld.acquire.sys) / rk_store_ControlBlock_input_tail (st.release.sys).
     unsigned int input_tail; /* atomic */  // offset 8
     // Host: free-running count of replies consumed from the output ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_ControlBlock_output_head (ld.acquire.sys) / rk_store_ControlBlock_output_head (st.release.sys).
     unsigned int output_head; /* atomic */  // offset 12
     // Host, before start: input ring capacity in slots (power of two).
     unsigned int input_capacity;  // offset 16
@@ -156,32 +181,65 @@ struct alignas(64) ControlBlock {
     unsigned int kernel_id;  // offset 32
     // Host, before start: HLC node id of this kernel.
     unsigned int node_id;  // offset 36
-    unsigned int _host_reserved[6];  // offset 40
-    // Device: set to 1 once the kernel has drained and stopped.
+    // Host: incremented after every change of `is_active` or `should_terminate`.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_ControlBlock_control_sequence (ld.acquire.sys) / rk_store_ControlBlock_control_sequence (st.release.sys).
+    unsigned int control_sequence; /* atomic */  // offset 40
+    unsigned int _host_reserved[5];  // offset 44
+    // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
+    // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_ControlBlock_has_terminated (ld.acquire.sys) / rk_store_ControlBlock_has_terminated (st.release.sys).
     unsigned int has_terminated; /* atomic */  // offset 64
     // Device: free-running count of messages consumed from the input ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_ControlBlock_input_head (ld.acquire.sys) / rk_store_ControlBlock_input_head (st.release.sys).
     unsigned int input_head; /* atomic */  // offset 68
     // Device: free-running count of replies published into the output ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_ControlBlock_output_tail (ld.acquire.sys) / rk_store_ControlBlock_output_tail (st.release.sys).
     unsigned int output_tail; /* atomic */  // offset 72
     // Device: messages handled (wrapping; the host widens it to 64 bits).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // CUDA: rk_load_ControlBlock_messages_processed (ld.acquire.sys) / rk_store_ControlBlock_messages_processed (st.release.sys).
     unsigned int messages_processed; /* atomic */  // offset 76
     // Device: invalid or expired slots skipped (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // CUDA: rk_load_ControlBlock_messages_rejected (ld.acquire.sys) / rk_store_ControlBlock_messages_rejected (st.release.sys).
     unsigned int messages_rejected; /* atomic */  // offset 80
     // Device: errors seen (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // CUDA: rk_load_ControlBlock_error_count (ld.acquire.sys) / rk_store_ControlBlock_error_count (st.release.sys).
     unsigned int error_count; /* atomic */  // offset 84
     // Device: code of the most recent error (`RK_ERROR_*`).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // CUDA: rk_load_ControlBlock_last_error (ld.acquire.sys) / rk_store_ControlBlock_last_error (st.release.sys).
     unsigned int last_error; /* atomic */  // offset 88
     // Device: incremented by the kernel loop; a host watchdog reads it.
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // CUDA: rk_load_ControlBlock_heartbeat (ld.acquire.sys) / rk_store_ControlBlock_heartbeat (st.release.sys).
     unsigned int heartbeat; /* atomic */  // offset 92
     // Device: seqlock word for the HLC fields below (odd while they are being written).
+    // Sync (SeqlockWord): writer: make it odd, fence, write the data, fence, make it even; reader: retry while odd or changed.
+    // CUDA: rk_load_ControlBlock_hlc_sequence (ld.acquire.sys) / rk_store_ControlBlock_hlc_sequence (st.release.sys).
     unsigned int hlc_sequence; /* atomic */  // offset 96
     // Device: HLC physical time, low 32 bits (ns since the Unix epoch).
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // CUDA: rk_load_ControlBlock_hlc_physical_lo (ld.acquire.sys) / rk_store_ControlBlock_hlc_physical_lo (st.release.sys).
     unsigned int hlc_physical_lo; /* atomic */  // offset 100
     // Device: HLC physical time, high 32 bits.
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // CUDA: rk_load_ControlBlock_hlc_physical_hi (ld.acquire.sys) / rk_store_ControlBlock_hlc_physical_hi (st.release.sys).
     unsigned int hlc_physical_hi; /* atomic */  // offset 104
     // Device: HLC logical counter.
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // CUDA: rk_load_ControlBlock_hlc_logical (ld.acquire.sys) / rk_store_ControlBlock_hlc_logical (st.release.sys).
     unsigned int hlc_logical; /* atomic */  // offset 108
-    unsigned int _device_reserved[4];  // offset 112
+    // Device: the last `control_sequence` the kernel has acted on.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_ControlBlock_control_ack (ld.acquire.sys) / rk_store_ControlBlock_control_ack (st.release.sys).
+    unsigned int control_ack; /* atomic */  // offset 112
+    unsigned int _device_reserved[3];  // offset 116
 };
 static_assert(sizeof(ControlBlock) == 128, "ControlBlock must be 128 bytes");
 static_assert(alignof(ControlBlock) == 64, "ControlBlock must be aligned to 64");
@@ -196,7 +254,8 @@ static_assert(RK_OFFSETOF(ControlBlock, output_capacity) == 24, "ControlBlock::o
 static_assert(RK_OFFSETOF(ControlBlock, output_slot_bytes) == 28, "ControlBlock::output_slot_bytes must be at offset 28");
 static_assert(RK_OFFSETOF(ControlBlock, kernel_id) == 32, "ControlBlock::kernel_id must be at offset 32");
 static_assert(RK_OFFSETOF(ControlBlock, node_id) == 36, "ControlBlock::node_id must be at offset 36");
-static_assert(RK_OFFSETOF(ControlBlock, _host_reserved) == 40, "ControlBlock::_host_reserved must be at offset 40");
+static_assert(RK_OFFSETOF(ControlBlock, control_sequence) == 40, "ControlBlock::control_sequence must be at offset 40");
+static_assert(RK_OFFSETOF(ControlBlock, _host_reserved) == 44, "ControlBlock::_host_reserved must be at offset 44");
 static_assert(RK_OFFSETOF(ControlBlock, has_terminated) == 64, "ControlBlock::has_terminated must be at offset 64");
 static_assert(RK_OFFSETOF(ControlBlock, input_head) == 68, "ControlBlock::input_head must be at offset 68");
 static_assert(RK_OFFSETOF(ControlBlock, output_tail) == 72, "ControlBlock::output_tail must be at offset 72");
@@ -209,13 +268,15 @@ static_assert(RK_OFFSETOF(ControlBlock, hlc_sequence) == 96, "ControlBlock::hlc_
 static_assert(RK_OFFSETOF(ControlBlock, hlc_physical_lo) == 100, "ControlBlock::hlc_physical_lo must be at offset 100");
 static_assert(RK_OFFSETOF(ControlBlock, hlc_physical_hi) == 104, "ControlBlock::hlc_physical_hi must be at offset 104");
 static_assert(RK_OFFSETOF(ControlBlock, hlc_logical) == 108, "ControlBlock::hlc_logical must be at offset 108");
-static_assert(RK_OFFSETOF(ControlBlock, _device_reserved) == 112, "ControlBlock::_device_reserved must be at offset 112");
+static_assert(RK_OFFSETOF(ControlBlock, control_ack) == 112, "ControlBlock::control_ack must be at offset 112");
+static_assert(RK_OFFSETOF(ControlBlock, _device_reserved) == 116, "ControlBlock::_device_reserved must be at offset 116");
 #endif
 
 // Header of every message slot: 256 bytes, followed by the payload area.
-// 64-bit values are stored as `[low, high]` word pairs. Build one with
-// HeaderBuilder; read one with decode_slot, which
-// validates it.
+// Everything a receiver validates or routes on sits in the first 64 bytes (the hot line);
+// `message_id` and `dest_kernel` follow, then reserved zero padding. 64-bit values are stored
+// as `[low, high]` word pairs. Build one with HeaderBuilder; read one with
+// decode_slot, which validates it.
 struct alignas(4) MessageHeader {
     // Always `RK_MESSAGE_MAGIC`.
     unsigned int magic;  // offset 0
@@ -225,30 +286,29 @@ struct alignas(4) MessageHeader {
     unsigned int flags;  // offset 8
     // Application message type (a `RingMessage` type id).
     unsigned int message_type;  // offset 12
-    // 128-bit message id, little-endian words.
-    unsigned int message_id[4];  // offset 16
-    // 64-bit correlation id shared by a request and its reply, `[low, high]`.
-    unsigned int correlation_id[2];  // offset 32
-    // Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
-    unsigned int source_kernel;  // offset 40
-    // Numeric id of the destination kernel.
-    unsigned int dest_kernel;  // offset 44
-    // Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
-    unsigned int priority;  // offset 48
     // Payload bytes that follow the header.
-    unsigned int payload_bytes;  // offset 52
+    unsigned int payload_bytes;  // offset 16
     // CRC32C (Castagnoli) of the payload when `RK_FLAG_CHECKSUM` is set, else 0.
-    unsigned int checksum;  // offset 56
-    unsigned int _reserved0;  // offset 60
+    unsigned int checksum;  // offset 20
+    // 64-bit correlation id shared by a request and its reply, `[low, high]`.
+    unsigned int correlation_id[2];  // offset 24
+    // Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
+    unsigned int source_kernel;  // offset 32
+    // Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
+    unsigned int priority;  // offset 36
     // HLC physical time of the send, ns since the Unix epoch, `[low, high]`.
-    unsigned int timestamp_physical_ns[2];  // offset 64
+    unsigned int timestamp_physical_ns[2];  // offset 40
     // HLC logical counter of the send.
-    unsigned int timestamp_logical;  // offset 72
+    unsigned int timestamp_logical;  // offset 48
     // HLC node id of the sender.
-    unsigned int timestamp_node;  // offset 76
+    unsigned int timestamp_node;  // offset 52
     // Deadline, physical ns since the Unix epoch, `[low, high]`; 0 means none.
-    unsigned int deadline_ns[2];  // offset 80
-    unsigned int _padding[42];  // offset 88
+    unsigned int deadline_ns[2];  // offset 56
+    // 128-bit message id, little-endian words (outside the hot line: read only when asked).
+    unsigned int message_id[4];  // offset 64
+    // Numeric id of the destination kernel (outside the hot line).
+    unsigned int dest_kernel;  // offset 80
+    unsigned int _padding[43];  // offset 84
 };
 static_assert(sizeof(MessageHeader) == 256, "MessageHeader must be 256 bytes");
 static_assert(alignof(MessageHeader) == 4, "MessageHeader must be aligned to 4");
@@ -257,19 +317,18 @@ static_assert(RK_OFFSETOF(MessageHeader, magic) == 0, "MessageHeader::magic must
 static_assert(RK_OFFSETOF(MessageHeader, version) == 4, "MessageHeader::version must be at offset 4");
 static_assert(RK_OFFSETOF(MessageHeader, flags) == 8, "MessageHeader::flags must be at offset 8");
 static_assert(RK_OFFSETOF(MessageHeader, message_type) == 12, "MessageHeader::message_type must be at offset 12");
-static_assert(RK_OFFSETOF(MessageHeader, message_id) == 16, "MessageHeader::message_id must be at offset 16");
-static_assert(RK_OFFSETOF(MessageHeader, correlation_id) == 32, "MessageHeader::correlation_id must be at offset 32");
-static_assert(RK_OFFSETOF(MessageHeader, source_kernel) == 40, "MessageHeader::source_kernel must be at offset 40");
-static_assert(RK_OFFSETOF(MessageHeader, dest_kernel) == 44, "MessageHeader::dest_kernel must be at offset 44");
-static_assert(RK_OFFSETOF(MessageHeader, priority) == 48, "MessageHeader::priority must be at offset 48");
-static_assert(RK_OFFSETOF(MessageHeader, payload_bytes) == 52, "MessageHeader::payload_bytes must be at offset 52");
-static_assert(RK_OFFSETOF(MessageHeader, checksum) == 56, "MessageHeader::checksum must be at offset 56");
-static_assert(RK_OFFSETOF(MessageHeader, _reserved0) == 60, "MessageHeader::_reserved0 must be at offset 60");
-static_assert(RK_OFFSETOF(MessageHeader, timestamp_physical_ns) == 64, "MessageHeader::timestamp_physical_ns must be at offset 64");
-static_assert(RK_OFFSETOF(MessageHeader, timestamp_logical) == 72, "MessageHeader::timestamp_logical must be at offset 72");
-static_assert(RK_OFFSETOF(MessageHeader, timestamp_node) == 76, "MessageHeader::timestamp_node must be at offset 76");
-static_assert(RK_OFFSETOF(MessageHeader, deadline_ns) == 80, "MessageHeader::deadline_ns must be at offset 80");
-static_assert(RK_OFFSETOF(MessageHeader, _padding) == 88, "MessageHeader::_padding must be at offset 88");
+static_assert(RK_OFFSETOF(MessageHeader, payload_bytes) == 16, "MessageHeader::payload_bytes must be at offset 16");
+static_assert(RK_OFFSETOF(MessageHeader, checksum) == 20, "MessageHeader::checksum must be at offset 20");
+static_assert(RK_OFFSETOF(MessageHeader, correlation_id) == 24, "MessageHeader::correlation_id must be at offset 24");
+static_assert(RK_OFFSETOF(MessageHeader, source_kernel) == 32, "MessageHeader::source_kernel must be at offset 32");
+static_assert(RK_OFFSETOF(MessageHeader, priority) == 36, "MessageHeader::priority must be at offset 36");
+static_assert(RK_OFFSETOF(MessageHeader, timestamp_physical_ns) == 40, "MessageHeader::timestamp_physical_ns must be at offset 40");
+static_assert(RK_OFFSETOF(MessageHeader, timestamp_logical) == 48, "MessageHeader::timestamp_logical must be at offset 48");
+static_assert(RK_OFFSETOF(MessageHeader, timestamp_node) == 52, "MessageHeader::timestamp_node must be at offset 52");
+static_assert(RK_OFFSETOF(MessageHeader, deadline_ns) == 56, "MessageHeader::deadline_ns must be at offset 56");
+static_assert(RK_OFFSETOF(MessageHeader, message_id) == 64, "MessageHeader::message_id must be at offset 64");
+static_assert(RK_OFFSETOF(MessageHeader, dest_kernel) == 80, "MessageHeader::dest_kernel must be at offset 80");
+static_assert(RK_OFFSETOF(MessageHeader, _padding) == 84, "MessageHeader::_padding must be at offset 84");
 #endif
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.
@@ -283,12 +342,20 @@ struct alignas(4) K2KInboxHeader {
     // Set once: bytes per slot (multiple of 16).
     unsigned int slot_bytes;  // offset 4
     // Producers: free-running reservation counter.
+    // Sync (Claim): compare-and-swap by every producer; safe with device-only or host-only producers, host and device together only where the device has host-native atomics.
+    // CUDA: rk_load_K2KInboxHeader_tail (ld.acquire.sys) / rk_store_K2KInboxHeader_tail (st.release.sys).
     unsigned int tail; /* atomic */  // offset 8
     // Producers: sends refused because the inbox was full (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // CUDA: rk_load_K2KInboxHeader_full_rejections (ld.acquire.sys) / rk_store_K2KInboxHeader_full_rejections (st.release.sys).
     unsigned int full_rejections; /* atomic */  // offset 12
     // Producers: id of the most recent sender (diagnostics only).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // CUDA: rk_load_K2KInboxHeader_last_source (ld.acquire.sys) / rk_store_K2KInboxHeader_last_source (st.release.sys).
     unsigned int last_source; /* atomic */  // offset 16
     // Consumer: free-running count of messages taken.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // CUDA: rk_load_K2KInboxHeader_head (ld.acquire.sys) / rk_store_K2KInboxHeader_head (st.release.sys).
     unsigned int head; /* atomic */  // offset 20
     unsigned int _reserved[10];  // offset 24
 };
@@ -418,5 +485,83 @@ static_assert(RK_OFFSETOF(ErrorReportHeader, _reserved) == 4, "ErrorReportHeader
 static_assert(RK_OFFSETOF(ErrorReportHeader, value0) == 8, "ErrorReportHeader::value0 must be at offset 8");
 static_assert(RK_OFFSETOF(ErrorReportHeader, value1) == 16, "ErrorReportHeader::value1 must be at offset 16");
 #endif
+
+// Atomic access at system scope (the host is the peer of the control block and the rings).
+// Every atomic field has rk_load_<Struct>_<field> (acquire) and rk_store_<Struct>_<field>
+// (release); counters also have rk_add_*, claimed words rk_cas_*.
+#if defined(__CUDACC__)
+__device__ __forceinline__ unsigned int rk_ld_acquire_sys(const unsigned int* address) {
+    unsigned int value;
+    asm volatile("ld.acquire.sys.u32 %0, [%1];" : "=r"(value) : "l"(address) : "memory");
+    return value;
+}
+__device__ __forceinline__ void rk_st_release_sys(unsigned int* address, unsigned int value) {
+    asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(address), "r"(value) : "memory");
+}
+__device__ __forceinline__ unsigned int rk_atom_add_relaxed_sys(unsigned int* address, unsigned int value) {
+    unsigned int old;
+    asm volatile("atom.relaxed.sys.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(address), "r"(value) : "memory");
+    return old;
+}
+__device__ __forceinline__ unsigned int rk_atom_cas_acq_rel_sys(unsigned int* address, unsigned int expected,
+                                                                unsigned int desired) {
+    unsigned int old;
+    asm volatile("atom.acq_rel.sys.cas.b32 %0, [%1], %2, %3;"
+                 : "=r"(old) : "l"(address), "r"(expected), "r"(desired) : "memory");
+    return old;
+}
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_is_active(const ControlBlock* p) { return rk_ld_acquire_sys(&p->is_active); }
+__device__ __forceinline__ void rk_store_ControlBlock_is_active(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->is_active, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_should_terminate(const ControlBlock* p) { return rk_ld_acquire_sys(&p->should_terminate); }
+__device__ __forceinline__ void rk_store_ControlBlock_should_terminate(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->should_terminate, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_input_tail(const ControlBlock* p) { return rk_ld_acquire_sys(&p->input_tail); }
+__device__ __forceinline__ void rk_store_ControlBlock_input_tail(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->input_tail, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_output_head(const ControlBlock* p) { return rk_ld_acquire_sys(&p->output_head); }
+__device__ __forceinline__ void rk_store_ControlBlock_output_head(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->output_head, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_control_sequence(const ControlBlock* p) { return rk_ld_acquire_sys(&p->control_sequence); }
+__device__ __forceinline__ void rk_store_ControlBlock_control_sequence(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->control_sequence, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_has_terminated(const ControlBlock* p) { return rk_ld_acquire_sys(&p->has_terminated); }
+__device__ __forceinline__ void rk_store_ControlBlock_has_terminated(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->has_terminated, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_input_head(const ControlBlock* p) { return rk_ld_acquire_sys(&p->input_head); }
+__device__ __forceinline__ void rk_store_ControlBlock_input_head(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->input_head, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_output_tail(const ControlBlock* p) { return rk_ld_acquire_sys(&p->output_tail); }
+__device__ __forceinline__ void rk_store_ControlBlock_output_tail(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->output_tail, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_messages_processed(const ControlBlock* p) { return rk_ld_acquire_sys(&p->messages_processed); }
+__device__ __forceinline__ void rk_store_ControlBlock_messages_processed(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->messages_processed, v); }
+__device__ __forceinline__ unsigned int rk_add_ControlBlock_messages_processed(ControlBlock* p, unsigned int v) { return rk_atom_add_relaxed_sys(&p->messages_processed, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_messages_rejected(const ControlBlock* p) { return rk_ld_acquire_sys(&p->messages_rejected); }
+__device__ __forceinline__ void rk_store_ControlBlock_messages_rejected(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->messages_rejected, v); }
+__device__ __forceinline__ unsigned int rk_add_ControlBlock_messages_rejected(ControlBlock* p, unsigned int v) { return rk_atom_add_relaxed_sys(&p->messages_rejected, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_error_count(const ControlBlock* p) { return rk_ld_acquire_sys(&p->error_count); }
+__device__ __forceinline__ void rk_store_ControlBlock_error_count(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->error_count, v); }
+__device__ __forceinline__ unsigned int rk_add_ControlBlock_error_count(ControlBlock* p, unsigned int v) { return rk_atom_add_relaxed_sys(&p->error_count, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_last_error(const ControlBlock* p) { return rk_ld_acquire_sys(&p->last_error); }
+__device__ __forceinline__ void rk_store_ControlBlock_last_error(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->last_error, v); }
+__device__ __forceinline__ unsigned int rk_add_ControlBlock_last_error(ControlBlock* p, unsigned int v) { return rk_atom_add_relaxed_sys(&p->last_error, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_heartbeat(const ControlBlock* p) { return rk_ld_acquire_sys(&p->heartbeat); }
+__device__ __forceinline__ void rk_store_ControlBlock_heartbeat(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->heartbeat, v); }
+__device__ __forceinline__ unsigned int rk_add_ControlBlock_heartbeat(ControlBlock* p, unsigned int v) { return rk_atom_add_relaxed_sys(&p->heartbeat, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_hlc_sequence(const ControlBlock* p) { return rk_ld_acquire_sys(&p->hlc_sequence); }
+__device__ __forceinline__ void rk_store_ControlBlock_hlc_sequence(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->hlc_sequence, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_hlc_physical_lo(const ControlBlock* p) { return rk_ld_acquire_sys(&p->hlc_physical_lo); }
+__device__ __forceinline__ void rk_store_ControlBlock_hlc_physical_lo(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->hlc_physical_lo, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_hlc_physical_hi(const ControlBlock* p) { return rk_ld_acquire_sys(&p->hlc_physical_hi); }
+__device__ __forceinline__ void rk_store_ControlBlock_hlc_physical_hi(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->hlc_physical_hi, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_hlc_logical(const ControlBlock* p) { return rk_ld_acquire_sys(&p->hlc_logical); }
+__device__ __forceinline__ void rk_store_ControlBlock_hlc_logical(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->hlc_logical, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_control_ack(const ControlBlock* p) { return rk_ld_acquire_sys(&p->control_ack); }
+__device__ __forceinline__ void rk_store_ControlBlock_control_ack(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->control_ack, v); }
+__device__ __forceinline__ unsigned int rk_load_K2KInboxHeader_tail(const K2KInboxHeader* p) { return rk_ld_acquire_sys(&p->tail); }
+__device__ __forceinline__ void rk_store_K2KInboxHeader_tail(K2KInboxHeader* p, unsigned int v) { rk_st_release_sys(&p->tail, v); }
+__device__ __forceinline__ unsigned int rk_cas_K2KInboxHeader_tail(K2KInboxHeader* p, unsigned int expected, unsigned int desired) { return rk_atom_cas_acq_rel_sys(&p->tail, expected, desired); }
+__device__ __forceinline__ unsigned int rk_load_K2KInboxHeader_full_rejections(const K2KInboxHeader* p) { return rk_ld_acquire_sys(&p->full_rejections); }
+__device__ __forceinline__ void rk_store_K2KInboxHeader_full_rejections(K2KInboxHeader* p, unsigned int v) { rk_st_release_sys(&p->full_rejections, v); }
+__device__ __forceinline__ unsigned int rk_add_K2KInboxHeader_full_rejections(K2KInboxHeader* p, unsigned int v) { return rk_atom_add_relaxed_sys(&p->full_rejections, v); }
+__device__ __forceinline__ unsigned int rk_load_K2KInboxHeader_last_source(const K2KInboxHeader* p) { return rk_ld_acquire_sys(&p->last_source); }
+__device__ __forceinline__ void rk_store_K2KInboxHeader_last_source(K2KInboxHeader* p, unsigned int v) { rk_st_release_sys(&p->last_source, v); }
+__device__ __forceinline__ unsigned int rk_add_K2KInboxHeader_last_source(K2KInboxHeader* p, unsigned int v) { return rk_atom_add_relaxed_sys(&p->last_source, v); }
+__device__ __forceinline__ unsigned int rk_load_K2KInboxHeader_head(const K2KInboxHeader* p) { return rk_ld_acquire_sys(&p->head); }
+__device__ __forceinline__ void rk_store_K2KInboxHeader_head(K2KInboxHeader* p, unsigned int v) { rk_st_release_sys(&p->head, v); }
+#endif  // __CUDACC__
 
 #endif

@@ -8,8 +8,10 @@
 // Include after <metal_stdlib>. Use only memory_order_relaxed atomics plus fences.
 
 #define RK_MESSAGE_MAGIC 0x484d4b52u  // First word of every MessageHeader ("RKMH").
-#define RK_PROTOCOL_VERSION 0x1u  // Protocol version in every MessageHeader.
+#define RK_PROTOCOL_VERSION 0x2u  // Protocol version in every MessageHeader.
 #define RK_MESSAGE_HEADER_BYTES 0x100u  // Bytes of a MessageHeader; the payload follows.
+#define RK_MESSAGE_HEADER_HOT_BYTES 0x40u  // Bytes of a MessageHeader a receiver reads to validate and route: one cache line.
+#define RK_MESSAGE_HEADER_USED_BYTES 0x54u  // Bytes of a MessageHeader before its reserved zero padding.
 #define RK_SLOT_ALIGN_BYTES 0x10u  // Slot payload capacities are multiples of this.
 #define RK_MAX_QUEUE_CAPACITY 0x40000000u  // Largest ring or inbox capacity (power of two).
 #define RK_K2K_MAX_ROUTES 0x1au  // Routes per K2KRoutingTable (3D Moore neighbourhood).
@@ -41,6 +43,12 @@
 #define RK_ERROR_HANDLER_ERROR 0xdu  // ControlBlock.last_error code.
 #define RK_ERROR_WRONG_MESSAGE_TYPE 0xeu  // ControlBlock.last_error code.
 #define RK_ERROR_PAYLOAD_SIZE_MISMATCH 0xfu  // ControlBlock.last_error code.
+#define RK_RUNNING 0x0u  // ControlBlock.has_terminated value.
+#define RK_TERMINATED 0x1u  // ControlBlock.has_terminated value.
+#define RK_FAILED 0x2u  // ControlBlock.has_terminated value.
+#define RK_TERMINATE_NONE 0x0u  // ControlBlock.should_terminate value.
+#define RK_TERMINATE_DRAIN 0x1u  // ControlBlock.should_terminate value.
+#define RK_TERMINATE_DRAIN_DETACHED 0x2u  // ControlBlock.should_terminate value.
 #define RK_DIR_NORTH 0x0u  // Tile side (halo direction).
 #define RK_DIR_SOUTH 0x1u  // Tile side (halo direction).
 #define RK_DIR_WEST 0x2u  // Tile side (halo direction).
@@ -58,6 +66,7 @@
 #define RK_CONTROL_BLOCK_OUTPUT_SLOT_BYTES_OFFSET 0x1cu  // Byte offset.
 #define RK_CONTROL_BLOCK_KERNEL_ID_OFFSET 0x20u  // Byte offset.
 #define RK_CONTROL_BLOCK_NODE_ID_OFFSET 0x24u  // Byte offset.
+#define RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET 0x28u  // Byte offset.
 #define RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET 0x40u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET 0x44u  // Byte offset.
 #define RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET 0x48u  // Byte offset.
@@ -70,22 +79,23 @@
 #define RK_CONTROL_BLOCK_HLC_PHYSICAL_LO_OFFSET 0x64u  // Byte offset.
 #define RK_CONTROL_BLOCK_HLC_PHYSICAL_HI_OFFSET 0x68u  // Byte offset.
 #define RK_CONTROL_BLOCK_HLC_LOGICAL_OFFSET 0x6cu  // Byte offset.
+#define RK_CONTROL_BLOCK_CONTROL_ACK_OFFSET 0x70u  // Byte offset.
 #define RK_MESSAGE_HEADER_SIZE 0x100u  // Size in bytes.
 #define RK_MESSAGE_HEADER_MAGIC_OFFSET 0x0u  // Byte offset.
 #define RK_MESSAGE_HEADER_VERSION_OFFSET 0x4u  // Byte offset.
 #define RK_MESSAGE_HEADER_FLAGS_OFFSET 0x8u  // Byte offset.
 #define RK_MESSAGE_HEADER_MESSAGE_TYPE_OFFSET 0xcu  // Byte offset.
-#define RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET 0x10u  // Byte offset.
-#define RK_MESSAGE_HEADER_CORRELATION_ID_OFFSET 0x20u  // Byte offset.
-#define RK_MESSAGE_HEADER_SOURCE_KERNEL_OFFSET 0x28u  // Byte offset.
-#define RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET 0x2cu  // Byte offset.
-#define RK_MESSAGE_HEADER_PRIORITY_OFFSET 0x30u  // Byte offset.
-#define RK_MESSAGE_HEADER_PAYLOAD_BYTES_OFFSET 0x34u  // Byte offset.
-#define RK_MESSAGE_HEADER_CHECKSUM_OFFSET 0x38u  // Byte offset.
-#define RK_MESSAGE_HEADER_TIMESTAMP_PHYSICAL_NS_OFFSET 0x40u  // Byte offset.
-#define RK_MESSAGE_HEADER_TIMESTAMP_LOGICAL_OFFSET 0x48u  // Byte offset.
-#define RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET 0x4cu  // Byte offset.
-#define RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET 0x50u  // Byte offset.
+#define RK_MESSAGE_HEADER_PAYLOAD_BYTES_OFFSET 0x10u  // Byte offset.
+#define RK_MESSAGE_HEADER_CHECKSUM_OFFSET 0x14u  // Byte offset.
+#define RK_MESSAGE_HEADER_CORRELATION_ID_OFFSET 0x18u  // Byte offset.
+#define RK_MESSAGE_HEADER_SOURCE_KERNEL_OFFSET 0x20u  // Byte offset.
+#define RK_MESSAGE_HEADER_PRIORITY_OFFSET 0x24u  // Byte offset.
+#define RK_MESSAGE_HEADER_TIMESTAMP_PHYSICAL_NS_OFFSET 0x28u  // Byte offset.
+#define RK_MESSAGE_HEADER_TIMESTAMP_LOGICAL_OFFSET 0x30u  // Byte offset.
+#define RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET 0x34u  // Byte offset.
+#define RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET 0x38u  // Byte offset.
+#define RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET 0x40u  // Byte offset.
+#define RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET 0x50u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SIZE 0x40u  // Size in bytes.
 #define RK_K2K_INBOX_HEADER_CAPACITY_OFFSET 0x0u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET 0x4u  // Byte offset.
@@ -127,14 +137,29 @@
 // The first line is written only by the host, the second only by the device (or by the CPU
 // backend's actor thread, which plays the device's part). Capacities and slot sizes are set
 // once before the kernel starts and never change.
+// Control handshake: the host changes `is_active` or `should_terminate`, then increments
+// `control_sequence` (release). The device reads `control_sequence` (acquire) between messages;
+// when it changed, it reads the flags, acts on them, and copies the sequence into
+// `control_ack` (release). Once `control_ack` equals the host's sequence, the device handles
+// nothing more under the old flags: a host that waits for it knows, for instance, that a
+// deactivated kernel has stopped handling messages.
 struct ControlBlock {
     // Host: 1 while the kernel should process messages, 0 while deactivated.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // MSL: relaxed load after the fenced load of control_sequence.
     metal::atomic_uint is_active;  // offset 0
-    // Host: set to 1 to ask the kernel to drain and stop.
+    // Host: `RK_TERMINATE_DRAIN` (1) asks the kernel to drain and stop;
+    // `RK_TERMINATE_DRAIN_DETACHED` (2) also says that nobody reads the output ring any more.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // MSL: relaxed load after the fenced load of control_sequence.
     metal::atomic_uint should_terminate;  // offset 4
     // Host: free-running count of messages published into the input ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
     metal::atomic_uint input_tail;  // offset 8
     // Host: free-running count of replies consumed from the output ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
     metal::atomic_uint output_head;  // offset 12
     // Host, before start: input ring capacity in slots (power of two).
     uint input_capacity;  // offset 16
@@ -148,39 +173,73 @@ struct ControlBlock {
     uint kernel_id;  // offset 32
     // Host, before start: HLC node id of this kernel.
     uint node_id;  // offset 36
-    uint _host_reserved[6];  // offset 40
-    // Device: set to 1 once the kernel has drained and stopped.
+    // Host: incremented after every change of `is_active` or `should_terminate`.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
+    metal::atomic_uint control_sequence;  // offset 40
+    uint _host_reserved[5];  // offset 44
+    // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
+    // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
     metal::atomic_uint has_terminated;  // offset 64
     // Device: free-running count of messages consumed from the input ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
     metal::atomic_uint input_head;  // offset 68
     // Device: free-running count of replies published into the output ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
     metal::atomic_uint output_tail;  // offset 72
     // Device: messages handled (wrapping; the host widens it to 64 bits).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // MSL: relaxed; no fence.
     metal::atomic_uint messages_processed;  // offset 76
     // Device: invalid or expired slots skipped (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // MSL: relaxed; no fence.
     metal::atomic_uint messages_rejected;  // offset 80
     // Device: errors seen (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // MSL: relaxed; no fence.
     metal::atomic_uint error_count;  // offset 84
     // Device: code of the most recent error (`RK_ERROR_*`).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // MSL: relaxed; no fence.
     metal::atomic_uint last_error;  // offset 88
     // Device: incremented by the kernel loop; a host watchdog reads it.
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // MSL: relaxed; no fence.
     metal::atomic_uint heartbeat;  // offset 92
     // Device: seqlock word for the HLC fields below (odd while they are being written).
+    // Sync (SeqlockWord): writer: make it odd, fence, write the data, fence, make it even; reader: retry while odd or changed.
+    // MSL: relaxed, with atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) between it and the data.
     metal::atomic_uint hlc_sequence;  // offset 96
     // Device: HLC physical time, low 32 bits (ns since the Unix epoch).
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // MSL: relaxed, between the fenced seqlock-word accesses.
     metal::atomic_uint hlc_physical_lo;  // offset 100
     // Device: HLC physical time, high 32 bits.
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // MSL: relaxed, between the fenced seqlock-word accesses.
     metal::atomic_uint hlc_physical_hi;  // offset 104
     // Device: HLC logical counter.
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // MSL: relaxed, between the fenced seqlock-word accesses.
     metal::atomic_uint hlc_logical;  // offset 108
-    uint _device_reserved[4];  // offset 112
+    // Device: the last `control_sequence` the kernel has acted on.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
+    metal::atomic_uint control_ack;  // offset 112
+    uint _device_reserved[3];  // offset 116
 };
 static_assert(sizeof(ControlBlock) == 128, "ControlBlock must be 128 bytes");
 
 // Header of every message slot: 256 bytes, followed by the payload area.
-// 64-bit values are stored as `[low, high]` word pairs. Build one with
-// HeaderBuilder; read one with decode_slot, which
-// validates it.
+// Everything a receiver validates or routes on sits in the first 64 bytes (the hot line);
+// `message_id` and `dest_kernel` follow, then reserved zero padding. 64-bit values are stored
+// as `[low, high]` word pairs. Build one with HeaderBuilder; read one with
+// decode_slot, which validates it.
 struct MessageHeader {
     // Always `RK_MESSAGE_MAGIC`.
     uint magic;  // offset 0
@@ -190,30 +249,29 @@ struct MessageHeader {
     uint flags;  // offset 8
     // Application message type (a `RingMessage` type id).
     uint message_type;  // offset 12
-    // 128-bit message id, little-endian words.
-    uint message_id[4];  // offset 16
-    // 64-bit correlation id shared by a request and its reply, `[low, high]`.
-    uint correlation_id[2];  // offset 32
-    // Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
-    uint source_kernel;  // offset 40
-    // Numeric id of the destination kernel.
-    uint dest_kernel;  // offset 44
-    // Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
-    uint priority;  // offset 48
     // Payload bytes that follow the header.
-    uint payload_bytes;  // offset 52
+    uint payload_bytes;  // offset 16
     // CRC32C (Castagnoli) of the payload when `RK_FLAG_CHECKSUM` is set, else 0.
-    uint checksum;  // offset 56
-    uint _reserved0;  // offset 60
+    uint checksum;  // offset 20
+    // 64-bit correlation id shared by a request and its reply, `[low, high]`.
+    uint correlation_id[2];  // offset 24
+    // Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
+    uint source_kernel;  // offset 32
+    // Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
+    uint priority;  // offset 36
     // HLC physical time of the send, ns since the Unix epoch, `[low, high]`.
-    uint timestamp_physical_ns[2];  // offset 64
+    uint timestamp_physical_ns[2];  // offset 40
     // HLC logical counter of the send.
-    uint timestamp_logical;  // offset 72
+    uint timestamp_logical;  // offset 48
     // HLC node id of the sender.
-    uint timestamp_node;  // offset 76
+    uint timestamp_node;  // offset 52
     // Deadline, physical ns since the Unix epoch, `[low, high]`; 0 means none.
-    uint deadline_ns[2];  // offset 80
-    uint _padding[42];  // offset 88
+    uint deadline_ns[2];  // offset 56
+    // 128-bit message id, little-endian words (outside the hot line: read only when asked).
+    uint message_id[4];  // offset 64
+    // Numeric id of the destination kernel (outside the hot line).
+    uint dest_kernel;  // offset 80
+    uint _padding[43];  // offset 84
 };
 static_assert(sizeof(MessageHeader) == 256, "MessageHeader must be 256 bytes");
 
@@ -228,12 +286,20 @@ struct K2KInboxHeader {
     // Set once: bytes per slot (multiple of 16).
     uint slot_bytes;  // offset 4
     // Producers: free-running reservation counter.
+    // Sync (Claim): compare-and-swap by every producer; safe with device-only or host-only producers, host and device together only where the device has host-native atomics.
+    // MSL: atomic_compare_exchange_weak_explicit relaxed, then the Publish fence before storing the slot's sequence.
     metal::atomic_uint tail;  // offset 8
     // Producers: sends refused because the inbox was full (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // MSL: relaxed; no fence.
     metal::atomic_uint full_rejections;  // offset 12
     // Producers: id of the most recent sender (diagnostics only).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // MSL: relaxed; no fence.
     metal::atomic_uint last_source;  // offset 16
     // Consumer: free-running count of messages taken.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
     metal::atomic_uint head;  // offset 20
     uint _reserved[10];  // offset 24
 };

@@ -3,8 +3,10 @@
 // Every atomic is 32-bit; 64-bit values are [low, high] word pairs with one writer.
 
 const RK_MESSAGE_MAGIC: u32 = 1213025106u;  // First word of every MessageHeader ("RKMH").
-const RK_PROTOCOL_VERSION: u32 = 1u;  // Protocol version in every MessageHeader.
+const RK_PROTOCOL_VERSION: u32 = 2u;  // Protocol version in every MessageHeader.
 const RK_MESSAGE_HEADER_BYTES: u32 = 256u;  // Bytes of a MessageHeader; the payload follows.
+const RK_MESSAGE_HEADER_HOT_BYTES: u32 = 64u;  // Bytes of a MessageHeader a receiver reads to validate and route: one cache line.
+const RK_MESSAGE_HEADER_USED_BYTES: u32 = 84u;  // Bytes of a MessageHeader before its reserved zero padding.
 const RK_SLOT_ALIGN_BYTES: u32 = 16u;  // Slot payload capacities are multiples of this.
 const RK_MAX_QUEUE_CAPACITY: u32 = 1073741824u;  // Largest ring or inbox capacity (power of two).
 const RK_K2K_MAX_ROUTES: u32 = 26u;  // Routes per K2KRoutingTable (3D Moore neighbourhood).
@@ -36,6 +38,12 @@ const RK_ERROR_CLOCK_SKEW: u32 = 12u;  // ControlBlock.last_error code.
 const RK_ERROR_HANDLER_ERROR: u32 = 13u;  // ControlBlock.last_error code.
 const RK_ERROR_WRONG_MESSAGE_TYPE: u32 = 14u;  // ControlBlock.last_error code.
 const RK_ERROR_PAYLOAD_SIZE_MISMATCH: u32 = 15u;  // ControlBlock.last_error code.
+const RK_RUNNING: u32 = 0u;  // ControlBlock.has_terminated value.
+const RK_TERMINATED: u32 = 1u;  // ControlBlock.has_terminated value.
+const RK_FAILED: u32 = 2u;  // ControlBlock.has_terminated value.
+const RK_TERMINATE_NONE: u32 = 0u;  // ControlBlock.should_terminate value.
+const RK_TERMINATE_DRAIN: u32 = 1u;  // ControlBlock.should_terminate value.
+const RK_TERMINATE_DRAIN_DETACHED: u32 = 2u;  // ControlBlock.should_terminate value.
 const RK_DIR_NORTH: u32 = 0u;  // Tile side (halo direction).
 const RK_DIR_SOUTH: u32 = 1u;  // Tile side (halo direction).
 const RK_DIR_WEST: u32 = 2u;  // Tile side (halo direction).
@@ -53,6 +61,7 @@ const RK_CONTROL_BLOCK_OUTPUT_CAPACITY_OFFSET: u32 = 24u;  // Byte offset.
 const RK_CONTROL_BLOCK_OUTPUT_SLOT_BYTES_OFFSET: u32 = 28u;  // Byte offset.
 const RK_CONTROL_BLOCK_KERNEL_ID_OFFSET: u32 = 32u;  // Byte offset.
 const RK_CONTROL_BLOCK_NODE_ID_OFFSET: u32 = 36u;  // Byte offset.
+const RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET: u32 = 40u;  // Byte offset.
 const RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET: u32 = 64u;  // Byte offset.
 const RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET: u32 = 68u;  // Byte offset.
 const RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET: u32 = 72u;  // Byte offset.
@@ -65,22 +74,23 @@ const RK_CONTROL_BLOCK_HLC_SEQUENCE_OFFSET: u32 = 96u;  // Byte offset.
 const RK_CONTROL_BLOCK_HLC_PHYSICAL_LO_OFFSET: u32 = 100u;  // Byte offset.
 const RK_CONTROL_BLOCK_HLC_PHYSICAL_HI_OFFSET: u32 = 104u;  // Byte offset.
 const RK_CONTROL_BLOCK_HLC_LOGICAL_OFFSET: u32 = 108u;  // Byte offset.
+const RK_CONTROL_BLOCK_CONTROL_ACK_OFFSET: u32 = 112u;  // Byte offset.
 const RK_MESSAGE_HEADER_SIZE: u32 = 256u;  // Size in bytes.
 const RK_MESSAGE_HEADER_MAGIC_OFFSET: u32 = 0u;  // Byte offset.
 const RK_MESSAGE_HEADER_VERSION_OFFSET: u32 = 4u;  // Byte offset.
 const RK_MESSAGE_HEADER_FLAGS_OFFSET: u32 = 8u;  // Byte offset.
 const RK_MESSAGE_HEADER_MESSAGE_TYPE_OFFSET: u32 = 12u;  // Byte offset.
-const RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET: u32 = 16u;  // Byte offset.
-const RK_MESSAGE_HEADER_CORRELATION_ID_OFFSET: u32 = 32u;  // Byte offset.
-const RK_MESSAGE_HEADER_SOURCE_KERNEL_OFFSET: u32 = 40u;  // Byte offset.
-const RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET: u32 = 44u;  // Byte offset.
-const RK_MESSAGE_HEADER_PRIORITY_OFFSET: u32 = 48u;  // Byte offset.
-const RK_MESSAGE_HEADER_PAYLOAD_BYTES_OFFSET: u32 = 52u;  // Byte offset.
-const RK_MESSAGE_HEADER_CHECKSUM_OFFSET: u32 = 56u;  // Byte offset.
-const RK_MESSAGE_HEADER_TIMESTAMP_PHYSICAL_NS_OFFSET: u32 = 64u;  // Byte offset.
-const RK_MESSAGE_HEADER_TIMESTAMP_LOGICAL_OFFSET: u32 = 72u;  // Byte offset.
-const RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET: u32 = 76u;  // Byte offset.
-const RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET: u32 = 80u;  // Byte offset.
+const RK_MESSAGE_HEADER_PAYLOAD_BYTES_OFFSET: u32 = 16u;  // Byte offset.
+const RK_MESSAGE_HEADER_CHECKSUM_OFFSET: u32 = 20u;  // Byte offset.
+const RK_MESSAGE_HEADER_CORRELATION_ID_OFFSET: u32 = 24u;  // Byte offset.
+const RK_MESSAGE_HEADER_SOURCE_KERNEL_OFFSET: u32 = 32u;  // Byte offset.
+const RK_MESSAGE_HEADER_PRIORITY_OFFSET: u32 = 36u;  // Byte offset.
+const RK_MESSAGE_HEADER_TIMESTAMP_PHYSICAL_NS_OFFSET: u32 = 40u;  // Byte offset.
+const RK_MESSAGE_HEADER_TIMESTAMP_LOGICAL_OFFSET: u32 = 48u;  // Byte offset.
+const RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET: u32 = 52u;  // Byte offset.
+const RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET: u32 = 56u;  // Byte offset.
+const RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET: u32 = 64u;  // Byte offset.
+const RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET: u32 = 80u;  // Byte offset.
 const RK_K2K_INBOX_HEADER_SIZE: u32 = 64u;  // Size in bytes.
 const RK_K2K_INBOX_HEADER_CAPACITY_OFFSET: u32 = 0u;  // Byte offset.
 const RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET: u32 = 4u;  // Byte offset.
@@ -122,14 +132,29 @@ const RK_ERROR_REPORT_HEADER_VALUE1_OFFSET: u32 = 16u;  // Byte offset.
 // The first line is written only by the host, the second only by the device (or by the CPU
 // backend's actor thread, which plays the device's part). Capacities and slot sizes are set
 // once before the kernel starts and never change.
+// Control handshake: the host changes `is_active` or `should_terminate`, then increments
+// `control_sequence` (release). The device reads `control_sequence` (acquire) between messages;
+// when it changed, it reads the flags, acts on them, and copies the sequence into
+// `control_ack` (release). Once `control_ack` equals the host's sequence, the device handles
+// nothing more under the old flags: a host that waits for it knows, for instance, that a
+// deactivated kernel has stopped handling messages.
 struct ControlBlock {
     // Host: 1 while the kernel should process messages, 0 while deactivated.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // WGSL: relaxed atomicLoad; the host changes it only between dispatches.
     is_active: atomic<u32>,  // offset 0
-    // Host: set to 1 to ask the kernel to drain and stop.
+    // Host: `RK_TERMINATE_DRAIN` (1) asks the kernel to drain and stop;
+    // `RK_TERMINATE_DRAIN_DETACHED` (2) also says that nobody reads the output ring any more.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // WGSL: relaxed atomicLoad; the host changes it only between dispatches.
     should_terminate: atomic<u32>,  // offset 4
     // Host: free-running count of messages published into the input ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
     input_tail: atomic<u32>,  // offset 8
     // Host: free-running count of replies consumed from the output ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
     output_head: atomic<u32>,  // offset 12
     // Host, before start: input ring capacity in slots (power of two).
     input_capacity: u32,  // offset 16
@@ -143,38 +168,72 @@ struct ControlBlock {
     kernel_id: u32,  // offset 32
     // Host, before start: HLC node id of this kernel.
     node_id: u32,  // offset 36
-    _host_reserved: array<u32, 6>,  // offset 40
-    // Device: set to 1 once the kernel has drained and stopped.
+    // Host: incremented after every change of `is_active` or `should_terminate`.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
+    control_sequence: atomic<u32>,  // offset 40
+    _host_reserved: array<u32, 5>,  // offset 44
+    // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
+    // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
     has_terminated: atomic<u32>,  // offset 64
     // Device: free-running count of messages consumed from the input ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
     input_head: atomic<u32>,  // offset 68
     // Device: free-running count of replies published into the output ring.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
     output_tail: atomic<u32>,  // offset 72
     // Device: messages handled (wrapping; the host widens it to 64 bits).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // WGSL: relaxed atomicAdd/atomicStore.
     messages_processed: atomic<u32>,  // offset 76
     // Device: invalid or expired slots skipped (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // WGSL: relaxed atomicAdd/atomicStore.
     messages_rejected: atomic<u32>,  // offset 80
     // Device: errors seen (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // WGSL: relaxed atomicAdd/atomicStore.
     error_count: atomic<u32>,  // offset 84
     // Device: code of the most recent error (`RK_ERROR_*`).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // WGSL: relaxed atomicAdd/atomicStore.
     last_error: atomic<u32>,  // offset 88
     // Device: incremented by the kernel loop; a host watchdog reads it.
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // WGSL: relaxed atomicAdd/atomicStore.
     heartbeat: atomic<u32>,  // offset 92
     // Device: seqlock word for the HLC fields below (odd while they are being written).
+    // Sync (SeqlockWord): writer: make it odd, fence, write the data, fence, make it even; reader: retry while odd or changed.
+    // WGSL: relaxed; the host reads it after the dispatch completes, so the seqlock never retries there.
     hlc_sequence: atomic<u32>,  // offset 96
     // Device: HLC physical time, low 32 bits (ns since the Unix epoch).
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // WGSL: relaxed atomicStore.
     hlc_physical_lo: atomic<u32>,  // offset 100
     // Device: HLC physical time, high 32 bits.
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // WGSL: relaxed atomicStore.
     hlc_physical_hi: atomic<u32>,  // offset 104
     // Device: HLC logical counter.
+    // Sync (SeqlockData): written only while the seqlock word is odd; read between two equal even readings of it.
+    // WGSL: relaxed atomicStore.
     hlc_logical: atomic<u32>,  // offset 108
-    _device_reserved: array<u32, 4>,  // offset 112
+    // Device: the last `control_sequence` the kernel has acted on.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
+    control_ack: atomic<u32>,  // offset 112
+    _device_reserved: array<u32, 3>,  // offset 116
 }
 
 // Header of every message slot: 256 bytes, followed by the payload area.
-// 64-bit values are stored as `[low, high]` word pairs. Build one with
-// HeaderBuilder; read one with decode_slot, which
-// validates it.
+// Everything a receiver validates or routes on sits in the first 64 bytes (the hot line);
+// `message_id` and `dest_kernel` follow, then reserved zero padding. 64-bit values are stored
+// as `[low, high]` word pairs. Build one with HeaderBuilder; read one with
+// decode_slot, which validates it.
 struct MessageHeader {
     // Always `RK_MESSAGE_MAGIC`.
     magic: u32,  // offset 0
@@ -184,30 +243,29 @@ struct MessageHeader {
     flags: u32,  // offset 8
     // Application message type (a `RingMessage` type id).
     message_type: u32,  // offset 12
-    // 128-bit message id, little-endian words.
-    message_id: array<u32, 4>,  // offset 16
-    // 64-bit correlation id shared by a request and its reply, `[low, high]`.
-    correlation_id: array<u32, 2>,  // offset 32
-    // Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
-    source_kernel: u32,  // offset 40
-    // Numeric id of the destination kernel.
-    dest_kernel: u32,  // offset 44
-    // Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
-    priority: u32,  // offset 48
     // Payload bytes that follow the header.
-    payload_bytes: u32,  // offset 52
+    payload_bytes: u32,  // offset 16
     // CRC32C (Castagnoli) of the payload when `RK_FLAG_CHECKSUM` is set, else 0.
-    checksum: u32,  // offset 56
-    _reserved0: u32,  // offset 60
+    checksum: u32,  // offset 20
+    // 64-bit correlation id shared by a request and its reply, `[low, high]`.
+    correlation_id: array<u32, 2>,  // offset 24
+    // Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
+    source_kernel: u32,  // offset 32
+    // Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
+    priority: u32,  // offset 36
     // HLC physical time of the send, ns since the Unix epoch, `[low, high]`.
-    timestamp_physical_ns: array<u32, 2>,  // offset 64
+    timestamp_physical_ns: array<u32, 2>,  // offset 40
     // HLC logical counter of the send.
-    timestamp_logical: u32,  // offset 72
+    timestamp_logical: u32,  // offset 48
     // HLC node id of the sender.
-    timestamp_node: u32,  // offset 76
+    timestamp_node: u32,  // offset 52
     // Deadline, physical ns since the Unix epoch, `[low, high]`; 0 means none.
-    deadline_ns: array<u32, 2>,  // offset 80
-    _padding: array<u32, 42>,  // offset 88
+    deadline_ns: array<u32, 2>,  // offset 56
+    // 128-bit message id, little-endian words (outside the hot line: read only when asked).
+    message_id: array<u32, 4>,  // offset 64
+    // Numeric id of the destination kernel (outside the hot line).
+    dest_kernel: u32,  // offset 80
+    _padding: array<u32, 43>,  // offset 84
 }
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.
@@ -221,12 +279,20 @@ struct K2KInboxHeader {
     // Set once: bytes per slot (multiple of 16).
     slot_bytes: u32,  // offset 4
     // Producers: free-running reservation counter.
+    // Sync (Claim): compare-and-swap by every producer; safe with device-only or host-only producers, host and device together only where the device has host-native atomics.
+    // WGSL: atomicCompareExchangeWeak (relaxed); producers within one dispatch, consumed in the next.
     tail: atomic<u32>,  // offset 8
     // Producers: sends refused because the inbox was full (wrapping).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // WGSL: relaxed atomicAdd/atomicStore.
     full_rejections: atomic<u32>,  // offset 12
     // Producers: id of the most recent sender (diagnostics only).
+    // Sync (Counter): relaxed; ordered by the Publish store that follows it.
+    // WGSL: relaxed atomicAdd/atomicStore.
     last_source: atomic<u32>,  // offset 16
     // Consumer: free-running count of messages taken.
+    // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
+    // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
     head: atomic<u32>,  // offset 20
     _reserved: array<u32, 10>,  // offset 24
 }

@@ -17,8 +17,9 @@ use std::fmt::Write;
 
 use crate::error::codes;
 use crate::layout::{
-    ALL_STRUCTS, FieldDesc, FieldKind, K2K_MAX_ROUTES, MAX_QUEUE_CAPACITY, MESSAGE_HEADER_BYTES, MESSAGE_MAGIC,
-    PROTOCOL_VERSION, SLOT_ALIGN_BYTES, StructDesc, direction, flags,
+    ALL_STRUCTS, AtomicRole, FieldDesc, FieldKind, K2K_MAX_ROUTES, MAX_QUEUE_CAPACITY, MESSAGE_HEADER_BYTES,
+    MESSAGE_HEADER_HOT_BYTES, MESSAGE_HEADER_USED_BYTES, MESSAGE_MAGIC, PROTOCOL_VERSION, SLOT_ALIGN_BYTES, StructDesc,
+    atomic_role, direction, flags, terminate_request, termination,
 };
 use crate::message::{HOST_KERNEL_ID, Priority};
 
@@ -74,6 +75,16 @@ fn constants() -> Vec<(String, u32, &'static str)> {
             MESSAGE_HEADER_BYTES as u32,
             "Bytes of a MessageHeader; the payload follows.",
         ),
+        (
+            "RK_MESSAGE_HEADER_HOT_BYTES".into(),
+            MESSAGE_HEADER_HOT_BYTES as u32,
+            "Bytes of a MessageHeader a receiver reads to validate and route: one cache line.",
+        ),
+        (
+            "RK_MESSAGE_HEADER_USED_BYTES".into(),
+            MESSAGE_HEADER_USED_BYTES as u32,
+            "Bytes of a MessageHeader before its reserved zero padding.",
+        ),
         ("RK_SLOT_ALIGN_BYTES".into(), SLOT_ALIGN_BYTES as u32, "Slot payload capacities are multiples of this."),
         ("RK_MAX_QUEUE_CAPACITY".into(), MAX_QUEUE_CAPACITY, "Largest ring or inbox capacity (power of two)."),
         ("RK_K2K_MAX_ROUTES".into(), K2K_MAX_ROUTES as u32, "Routes per K2KRoutingTable (3D Moore neighbourhood)."),
@@ -94,6 +105,12 @@ fn constants() -> Vec<(String, u32, &'static str)> {
     out.push(("RK_PRIORITY_MAX".into(), Priority::MAX, "Largest valid priority."));
     for (name, value) in codes::ALL {
         out.push((format!("RK_ERROR_{name}"), *value, "ControlBlock.last_error code."));
+    }
+    for (name, value) in termination::NAMED {
+        out.push((format!("RK_{name}"), *value, "ControlBlock.has_terminated value."));
+    }
+    for (name, value) in terminate_request::NAMED {
+        out.push((format!("RK_TERMINATE_{name}"), *value, "ControlBlock.should_terminate value."));
     }
     for (name, value) in direction::NAMED {
         out.push((format!("RK_DIR_{name}"), *value, "Tile side (halo direction)."));
@@ -186,6 +203,24 @@ fn write_struct(out: &mut String, language: Language, desc: &StructDesc) {
         for line in doc_lines(field.doc) {
             let _ = writeln!(out, "    // {line}");
         }
+        if let Some(role) = atomic_role(desc.name, field.name) {
+            let _ = writeln!(out, "    // Sync ({role:?}): {}.", role.rule());
+            match language {
+                Language::Cuda => {
+                    let _ = writeln!(
+                        out,
+                        "    // CUDA: rk_load_{0}_{1} (ld.acquire.sys) / rk_store_{0}_{1} (st.release.sys).",
+                        desc.name, field.name
+                    );
+                }
+                Language::Msl => {
+                    let _ = writeln!(out, "    // {}.", role.msl_note());
+                }
+                Language::Wgsl => {
+                    let _ = writeln!(out, "    // {}.", role.wgsl_note());
+                }
+            }
+        }
         let _ = writeln!(out, "    {}  // offset {}", field_decl(language, field), field.offset);
     }
     match language {
@@ -255,10 +290,76 @@ pub fn generate(language: Language) -> String {
     for desc in ALL_STRUCTS {
         write_struct(&mut out, language, desc);
     }
+    if language == Language::Cuda {
+        write_cuda_atomics(&mut out);
+    }
     if language != Language::Wgsl {
         out.push_str("#endif\n");
     }
     out
+}
+
+/// System-scope acquire/release helpers for every atomic field: the peer of most of these words
+/// is the host, across PCIe, so `.sys` scope is required (`.gpu` would order only within the
+/// device). Device code compiles them; host compilers skip them.
+fn write_cuda_atomics(out: &mut String) {
+    out.push_str(
+        r#"// Atomic access at system scope (the host is the peer of the control block and the rings).
+// Every atomic field has rk_load_<Struct>_<field> (acquire) and rk_store_<Struct>_<field>
+// (release); counters also have rk_add_*, claimed words rk_cas_*.
+#if defined(__CUDACC__)
+__device__ __forceinline__ unsigned int rk_ld_acquire_sys(const unsigned int* address) {
+    unsigned int value;
+    asm volatile("ld.acquire.sys.u32 %0, [%1];" : "=r"(value) : "l"(address) : "memory");
+    return value;
+}
+__device__ __forceinline__ void rk_st_release_sys(unsigned int* address, unsigned int value) {
+    asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(address), "r"(value) : "memory");
+}
+__device__ __forceinline__ unsigned int rk_atom_add_relaxed_sys(unsigned int* address, unsigned int value) {
+    unsigned int old;
+    asm volatile("atom.relaxed.sys.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(address), "r"(value) : "memory");
+    return old;
+}
+__device__ __forceinline__ unsigned int rk_atom_cas_acq_rel_sys(unsigned int* address, unsigned int expected,
+                                                                unsigned int desired) {
+    unsigned int old;
+    asm volatile("atom.acq_rel.sys.cas.b32 %0, [%1], %2, %3;"
+                 : "=r"(old) : "l"(address), "r"(expected), "r"(desired) : "memory");
+    return old;
+}
+"#,
+    );
+    for desc in ALL_STRUCTS {
+        for field in desc.fields {
+            let Some(role) = atomic_role(desc.name, field.name) else { continue };
+            let (s, f) = (desc.name, field.name);
+            let _ = writeln!(
+                out,
+                "__device__ __forceinline__ unsigned int rk_load_{s}_{f}(const {s}* p) {{ return rk_ld_acquire_sys(&p->{f}); }}"
+            );
+            let _ = writeln!(
+                out,
+                "__device__ __forceinline__ void rk_store_{s}_{f}({s}* p, unsigned int v) {{ rk_st_release_sys(&p->{f}, v); }}"
+            );
+            match role {
+                AtomicRole::Counter => {
+                    let _ = writeln!(
+                        out,
+                        "__device__ __forceinline__ unsigned int rk_add_{s}_{f}({s}* p, unsigned int v) {{ return rk_atom_add_relaxed_sys(&p->{f}, v); }}"
+                    );
+                }
+                AtomicRole::Claim => {
+                    let _ = writeln!(
+                        out,
+                        "__device__ __forceinline__ unsigned int rk_cas_{s}_{f}({s}* p, unsigned int expected, unsigned int desired) {{ return rk_atom_cas_acq_rel_sys(&p->{f}, expected, desired); }}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    out.push_str("#endif  // __CUDACC__\n\n");
 }
 
 // Pure string processing with no unsafe code: too slow to be worth interpreting under miri.
@@ -290,6 +391,20 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), n);
+    }
+
+    #[test]
+    fn every_atomic_field_gets_cuda_helpers_and_fence_notes() {
+        let (cuda, msl, wgsl) = (generate(Language::Cuda), generate(Language::Msl), generate(Language::Wgsl));
+        for (s, f, _) in crate::layout::ATOMIC_ROLES {
+            assert!(cuda.contains(&format!("rk_load_{s}_{f}(")), "{s}::{f} has no CUDA load helper");
+            assert!(cuda.contains(&format!("rk_store_{s}_{f}(")), "{s}::{f} has no CUDA store helper");
+        }
+        assert!(cuda.contains("rk_cas_K2KInboxHeader_tail("));
+        assert!(msl.contains("MSL: writer atomic_thread_fence"), "MSL says which fence a Publish word needs");
+        assert!(wgsl.contains("dispatch boundary is the fence"), "WGSL says what it cannot order");
+        assert!(cuda.contains("#define RK_MESSAGE_HEADER_HOT_BYTES 0x40u"));
+        assert!(cuda.contains("#define RK_FAILED 0x2u") && cuda.contains("#define RK_TERMINATE_DRAIN_DETACHED 0x2u"));
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! Host-side access to a kernel's [`ControlBlock`]: creation, lifecycle flags, the device's
-//! counters widened to 64 bits, and the device HLC state read through its seqlock.
+//! Access to a kernel's [`ControlBlock`]: creation, the control handshake (host flags, sequence
+//! and the device's acknowledgement), termination, the device's counters widened to 64 bits, and
+//! the device HLC state read through its seqlock.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::error::{Result, RingKernelError};
 use crate::hlc::HlcTimestamp;
-use crate::layout::{ControlBlock, DeviceType, RingGeometry};
+use crate::layout::{ControlBlock, DeviceType, RingGeometry, terminate_request, termination};
 use crate::region::Owner;
 #[cfg(not(loom))]
 use crate::region::Region;
@@ -57,10 +58,16 @@ impl ControlBlock {
     }
 
     /// Host side: reads the kernel's HLC state consistently (seqlock read), stamped with the
-    /// kernel's node id.
-    pub fn device_hlc(&self) -> HlcTimestamp {
-        loop {
-            let before = self.hlc_sequence.load(Ordering::Acquire);
+    /// kernel's node id. Gives up after [`ControlBlock::HLC_READ_ATTEMPTS`] attempts: a device
+    /// that died while writing (the word stays odd) or that writes without pause cannot hang the
+    /// host.
+    ///
+    /// # Errors
+    /// [`RingKernelError::KernelFault`] naming the sequence word when no consistent reading came.
+    pub fn device_hlc(&self) -> Result<HlcTimestamp> {
+        let mut before = 0;
+        for _ in 0..Self::HLC_READ_ATTEMPTS {
+            before = self.hlc_sequence.load(Ordering::Acquire);
             if before % 2 == 1 {
                 crate::sync::spin_hint();
                 continue;
@@ -70,11 +77,59 @@ impl ControlBlock {
             let logical = self.hlc_logical.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if self.hlc_sequence.load(Ordering::Relaxed) == before {
-                return HlcTimestamp::new(u64::from(lo) | u64::from(hi) << 32, logical, self.node_id);
+                return Ok(HlcTimestamp::new(u64::from(lo) | u64::from(hi) << 32, logical, self.node_id));
             }
             crate::sync::spin_hint();
         }
+        Err(RingKernelError::KernelFault {
+            kernel: format!("#{}", self.kernel_id),
+            reason: format!(
+                "no consistent read of the device clock in {} attempts (hlc_sequence last read {before})",
+                Self::HLC_READ_ATTEMPTS
+            ),
+        })
     }
+
+    /// How many times [`ControlBlock::device_hlc`] tries before it gives up.
+    pub const HLC_READ_ATTEMPTS: u32 = 10_000;
+
+    /// Device side: the host's control flags, if `control_sequence` moved past `last_seen`.
+    /// The device acts on them, then calls [`ControlBlock::acknowledge`] with the returned
+    /// sequence.
+    pub fn poll_control(&self, last_seen: u32) -> Option<ControlFlags> {
+        let sequence = self.control_sequence.load(Ordering::Acquire);
+        if sequence == last_seen {
+            return None;
+        }
+        Some(ControlFlags {
+            sequence,
+            active: self.is_active.load(Ordering::Relaxed) != 0,
+            terminate: self.should_terminate.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Device side: reports that it acts on the flags of `sequence` and handles nothing more
+    /// under earlier ones.
+    pub fn acknowledge(&self, sequence: u32) {
+        self.control_ack.store(sequence, Ordering::Release);
+    }
+
+    /// Device side: reports that the kernel stopped (`RK_TERMINATED` or `RK_FAILED`). Stored last:
+    /// a host that reads it sees every counter, ring index and output written before.
+    pub fn report_stopped(&self, code: u32) {
+        self.has_terminated.store(code, Ordering::Release);
+    }
+}
+
+/// The host's control flags as the device read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlFlags {
+    /// The `control_sequence` they belong to (what the device acknowledges).
+    pub sequence: u32,
+    /// `is_active`.
+    pub active: bool,
+    /// `should_terminate`: `RK_TERMINATE_NONE`, `_DRAIN` or `_DRAIN_DETACHED`.
+    pub terminate: u32,
 }
 
 /// A shared, host-accessible [`ControlBlock`] and whatever keeps its memory alive.
@@ -139,24 +194,53 @@ impl SharedControl {
         unsafe { self.ptr.as_ref() }
     }
 
-    /// Asks the kernel to process messages.
-    pub fn activate(&self) {
-        self.block().is_active.store(1, Ordering::Release);
+    /// Host side: asks the kernel to process messages; returns the control sequence to wait for
+    /// (see [`SharedControl::acknowledged`]). The host is the only writer of its line: calls must
+    /// not race each other (the engine makes them under one lock).
+    pub fn activate(&self) -> u32 {
+        self.block().is_active.store(1, Ordering::Relaxed);
+        self.announce()
     }
 
-    /// Asks the kernel to stop processing (queue and state stay).
-    pub fn deactivate(&self) {
-        self.block().is_active.store(0, Ordering::Release);
+    /// Host side: asks the kernel to stop processing (queue and state stay); returns the control
+    /// sequence whose acknowledgement means it has stopped.
+    pub fn deactivate(&self) -> u32 {
+        self.block().is_active.store(0, Ordering::Relaxed);
+        self.announce()
     }
 
-    /// Asks the kernel to drain and stop.
-    pub fn request_terminate(&self) {
-        self.block().should_terminate.store(1, Ordering::Release);
+    /// Host side: asks the kernel to drain and stop; `detached` says that nobody will read the
+    /// output ring any more. Returns the control sequence.
+    pub fn request_terminate(&self, detached: bool) -> u32 {
+        let request = if detached { terminate_request::DRAIN_DETACHED } else { terminate_request::DRAIN };
+        self.block().should_terminate.store(request, Ordering::Relaxed);
+        self.announce()
     }
 
-    /// Whether the kernel reported that it stopped.
+    /// Publishes a flag change: increments `control_sequence` with release ordering.
+    fn announce(&self) -> u32 {
+        let control_sequence = &self.block().control_sequence;
+        let next = control_sequence.load(Ordering::Relaxed).wrapping_add(1);
+        control_sequence.store(next, Ordering::Release);
+        next
+    }
+
+    /// Whether the device has acknowledged control sequence `sequence` (or a later one).
+    pub fn acknowledged(&self, sequence: u32) -> bool {
+        let ack = self.block().control_ack.load(Ordering::Acquire);
+        // Sequences are free-running: "at or after" in wrapping order.
+        sequence.wrapping_sub(ack) as i32 <= 0
+    }
+
+    /// What the device reported about stopping: `RK_RUNNING`, `RK_TERMINATED`, `RK_FAILED`, or
+    /// any other value a faulty device wrote.
+    pub fn termination(&self) -> u32 {
+        self.block().has_terminated.load(Ordering::Acquire)
+    }
+
+    /// Whether the kernel reported that it stopped (terminated or failed).
     pub fn has_terminated(&self) -> bool {
-        self.block().has_terminated.load(Ordering::Acquire) != 0
+        self.termination() != termination::RUNNING
     }
 
     pub(crate) fn index_pair(&self, side: RingSide) -> (&AtomicU32, &AtomicU32) {
@@ -259,16 +343,40 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_flags() {
+    fn control_handshake() {
         let control = SharedControl::new(config());
-        control.activate();
-        assert_eq!(control.block().is_active.load(Ordering::Relaxed), 1);
-        control.deactivate();
-        assert_eq!(control.block().is_active.load(Ordering::Relaxed), 0);
-        control.request_terminate();
+        let block = control.block();
+        assert_eq!(block.poll_control(0), None, "nothing announced yet");
+        let on = control.activate();
+        assert!(!control.acknowledged(on));
+        let flags = block.poll_control(0).unwrap();
+        assert_eq!(flags, ControlFlags { sequence: on, active: true, terminate: terminate_request::NONE });
+        block.acknowledge(flags.sequence);
+        assert!(control.acknowledged(on));
+        let off = control.deactivate();
+        assert!(!control.acknowledged(off) && control.acknowledged(on));
+        let flags = block.poll_control(on).unwrap();
+        assert!(!flags.active);
+        block.acknowledge(flags.sequence);
+        assert!(control.acknowledged(off));
+        let stop = control.request_terminate(true);
+        assert_eq!(block.poll_control(off).unwrap().terminate, terminate_request::DRAIN_DETACHED);
+        assert!(!control.acknowledged(stop));
         assert!(!control.has_terminated());
-        control.block().has_terminated.store(1, Ordering::Release);
+        block.report_stopped(termination::FAILED);
         assert!(control.has_terminated());
+        assert_eq!(control.termination(), termination::FAILED);
+        // Acknowledgements compare in wrapping order.
+        block.control_ack.store(u32::MAX, Ordering::Relaxed);
+        assert!(control.acknowledged(u32::MAX - 3) && !control.acknowledged(1));
+    }
+
+    #[test]
+    fn a_device_clock_that_never_settles_is_an_error_not_a_hang() {
+        let control = SharedControl::new(config());
+        control.block().hlc_sequence.store(7, Ordering::Relaxed);
+        let err = control.block().device_hlc().unwrap_err().to_string();
+        assert!(err.contains("hlc_sequence last read 7"), "{err}");
     }
 
     #[test]
@@ -294,7 +402,9 @@ mod tests {
         });
         let mut last = 0;
         while !handle.is_finished() || last < rounds * 0x1_0000_0001 {
-            let ts = control.block().device_hlc();
+            // A writer that never pauses may exhaust the bounded attempts: that is an error, not a
+            // torn value, and the next read tries again.
+            let Ok(ts) = control.block().device_hlc() else { continue };
             assert_eq!(ts.physical_ns % 0x1_0000_0001, 0, "torn read {ts:?}");
             assert_eq!(ts.physical_ns / 0x1_0000_0001, u64::from(ts.logical), "torn read {ts:?}");
             assert!(ts.physical_ns >= last);

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::runtime::KernelState;
+use crate::ids::{KernelState, UnknownBackend};
 
 /// Result alias used across RingKernel.
 pub type Result<T, E = RingKernelError> = std::result::Result<T, E>;
@@ -90,6 +90,18 @@ pub enum RingKernelError {
         reason: String,
     },
 
+    /// Memory for a kernel (its rings, inbox or state) could not be allocated; nothing was
+    /// launched and the runtime stays usable. Lower the queue capacities or the slot payload size.
+    #[error(
+        "could not allocate {bytes} bytes for {what}; lower the queue capacity or the slot payload size (or free memory)"
+    )]
+    AllocationFailed {
+        /// What the memory was for.
+        what: &'static str,
+        /// Bytes requested.
+        bytes: usize,
+    },
+
     /// A remote timestamp is further ahead of the local wall clock than the configured maximum.
     #[error(
         "clock skew: remote physical time {remote_ns} ns is {} ns ahead of local {local_ns} ns (max offset {max_offset_ns} ns)",
@@ -103,6 +115,12 @@ pub enum RingKernelError {
         /// The configured maximum offset.
         max_offset_ns: u64,
     },
+}
+
+impl From<UnknownBackend> for RingKernelError {
+    fn from(error: UnknownBackend) -> Self {
+        RingKernelError::InvalidConfig { field: "backend", reason: error.to_string() }
+    }
 }
 
 /// Why a message slot was rejected by [`crate::message::decode_slot`].

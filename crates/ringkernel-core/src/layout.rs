@@ -22,15 +22,22 @@ use crate::sync::AtomicU32;
 /// Magic number at the start of every [`MessageHeader`]: `"RKMH"` read as a little-endian `u32`.
 pub const MESSAGE_MAGIC: u32 = u32::from_le_bytes(*b"RKMH");
 /// Protocol version written into every [`MessageHeader`]; decoders reject any other.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 moved every field a receiver validates or routes on into the header's first 64
+/// bytes ([`MESSAGE_HEADER_HOT_BYTES`]); version 1 spread them over 88 bytes.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Size of a [`MessageHeader`] in bytes.
 pub const MESSAGE_HEADER_BYTES: usize = 256;
-/// Bytes of a [`MessageHeader`] before its padding: all that readers read and writers write.
+/// Bytes of a [`MessageHeader`] that a receiver reads to validate and route a message: one cache
+/// line. With the payload's first line, a small message costs two cache lines (or two PCIe reads).
+pub const MESSAGE_HEADER_HOT_BYTES: usize = 64;
+/// Bytes of a [`MessageHeader`] before its padding: the hot line plus `message_id` and
+/// `dest_kernel`, which writers write and receivers read only when asked.
 ///
-/// The padding is reserved and zero. Decoders do not read it and encoders write it only where it
-/// is not already zero, so the two padding-only cache lines of a slot never travel between
-/// cores (or over PCIe): a message costs the lines of its first 88 bytes and its payload.
-pub const MESSAGE_HEADER_USED_BYTES: usize = 88;
+/// The padding is reserved and zero: rings are zeroed when they are created, encoders never write
+/// it again and decoders never read it, so the padding-only cache lines of a slot never travel
+/// between cores (or over PCIe).
+pub const MESSAGE_HEADER_USED_BYTES: usize = 84;
 /// Payload capacities (and therefore slot sizes) are multiples of this many bytes.
 pub const SLOT_ALIGN_BYTES: usize = 16;
 /// Largest ring or inbox capacity, in slots (indices are free-running `u32`s).
@@ -53,6 +60,34 @@ pub mod flags {
 
     /// Every flag with its name (used by the layout generator).
     pub const NAMED: &[(&str, u32)] = &[("CHECKSUM", CHECKSUM), ("REPLY", REPLY), ("ERROR", ERROR), ("K2K", K2K)];
+}
+
+/// Values of [`ControlBlock::has_terminated`], written by the device.
+pub mod termination {
+    /// The kernel is running (or has not started).
+    pub const RUNNING: u32 = 0;
+    /// The kernel drained everything it had accepted and stopped.
+    pub const TERMINATED: u32 = 1;
+    /// The kernel stopped on a fault (`last_error` says which); what it had accepted but not
+    /// handled is still in its input ring and inbox, for the host to take back.
+    pub const FAILED: u32 = 2;
+
+    /// Every value with its name (used by the layout generator).
+    pub const NAMED: &[(&str, u32)] = &[("RUNNING", RUNNING), ("TERMINATED", TERMINATED), ("FAILED", FAILED)];
+}
+
+/// Values of [`ControlBlock::should_terminate`], written by the host.
+pub mod terminate_request {
+    /// Keep running.
+    pub const NONE: u32 = 0;
+    /// Handle everything accepted, then stop; wait for room in the output ring as usual.
+    pub const DRAIN: u32 = 1;
+    /// Handle everything accepted, then stop; nobody reads the output ring any more, so drop
+    /// output that does not fit instead of waiting for room.
+    pub const DRAIN_DETACHED: u32 = 2;
+
+    /// Every value with its name (used by the layout generator).
+    pub const NAMED: &[(&str, u32)] = &[("NONE", NONE), ("DRAIN", DRAIN), ("DRAIN_DETACHED", DRAIN_DETACHED)];
 }
 
 /// Face directions of halo exchange (`HaloMessageHeader::direction`, `K2KRouteEntry::direction`).
@@ -263,13 +298,21 @@ device_struct! {
     /// The first line is written only by the host, the second only by the device (or by the CPU
     /// backend's actor thread, which plays the device's part). Capacities and slot sizes are set
     /// once before the kernel starts and never change.
+    ///
+    /// Control handshake: the host changes `is_active` or `should_terminate`, then increments
+    /// `control_sequence` (release). The device reads `control_sequence` (acquire) between messages;
+    /// when it changed, it reads the flags, acts on them, and copies the sequence into
+    /// `control_ack` (release). Once `control_ack` equals the host's sequence, the device handles
+    /// nothing more under the old flags: a host that waits for it knows, for instance, that a
+    /// deactivated kernel has stopped handling messages.
     #[layout(size = 128, align = 64)]
     #[repr(C, align(64))]
     #[derive(Debug)]
     pub struct ControlBlock {
         /// Host: 1 while the kernel should process messages, 0 while deactivated.
         pub is_active: AtomicU32 => 0,
-        /// Host: set to 1 to ask the kernel to drain and stop.
+        /// Host: `RK_TERMINATE_DRAIN` (1) asks the kernel to drain and stop;
+        /// `RK_TERMINATE_DRAIN_DETACHED` (2) also says that nobody reads the output ring any more.
         pub should_terminate: AtomicU32 => 4,
         /// Host: free-running count of messages published into the input ring.
         pub input_tail: AtomicU32 => 8,
@@ -287,8 +330,11 @@ device_struct! {
         pub kernel_id: u32 => 32,
         /// Host, before start: HLC node id of this kernel.
         pub node_id: u32 => 36,
-        _host_reserved: [u32; 6] => 40,
-        /// Device: set to 1 once the kernel has drained and stopped.
+        /// Host: incremented after every change of `is_active` or `should_terminate`.
+        pub control_sequence: AtomicU32 => 40,
+        _host_reserved: [u32; 5] => 44,
+        /// Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
+        /// it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
         pub has_terminated: AtomicU32 => 64,
         /// Device: free-running count of messages consumed from the input ring.
         pub input_head: AtomicU32 => 68,
@@ -312,16 +358,19 @@ device_struct! {
         pub hlc_physical_hi: AtomicU32 => 104,
         /// Device: HLC logical counter.
         pub hlc_logical: AtomicU32 => 108,
-        _device_reserved: [u32; 4] => 112,
+        /// Device: the last `control_sequence` the kernel has acted on.
+        pub control_ack: AtomicU32 => 112,
+        _device_reserved: [u32; 3] => 116,
     }
 }
 
 device_struct! {
     /// Header of every message slot: 256 bytes, followed by the payload area.
     ///
-    /// 64-bit values are stored as `[low, high]` word pairs. Build one with
-    /// [`crate::message::HeaderBuilder`]; read one with [`crate::message::decode_slot`], which
-    /// validates it.
+    /// Everything a receiver validates or routes on sits in the first 64 bytes (the hot line);
+    /// `message_id` and `dest_kernel` follow, then reserved zero padding. 64-bit values are stored
+    /// as `[low, high]` word pairs. Build one with [`crate::message::HeaderBuilder`]; read one with
+    /// [`crate::message::decode_slot`], which validates it.
     #[layout(size = 256, align = 4)]
     #[repr(C)]
     #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -334,30 +383,29 @@ device_struct! {
         pub flags: u32 => 8,
         /// Application message type (a `RingMessage` type id).
         pub message_type: u32 => 12,
-        /// 128-bit message id, little-endian words.
-        pub message_id: [u32; 4] => 16,
-        /// 64-bit correlation id shared by a request and its reply, `[low, high]`.
-        pub correlation_id: [u32; 2] => 32,
-        /// Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
-        pub source_kernel: u32 => 40,
-        /// Numeric id of the destination kernel.
-        pub dest_kernel: u32 => 44,
-        /// Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
-        pub priority: u32 => 48,
         /// Payload bytes that follow the header.
-        pub payload_bytes: u32 => 52,
+        pub payload_bytes: u32 => 16,
         /// CRC32C (Castagnoli) of the payload when `RK_FLAG_CHECKSUM` is set, else 0.
-        pub checksum: u32 => 56,
-        _reserved0: u32 => 60,
+        pub checksum: u32 => 20,
+        /// 64-bit correlation id shared by a request and its reply, `[low, high]`.
+        pub correlation_id: [u32; 2] => 24,
+        /// Numeric id of the sending kernel (`RK_HOST_KERNEL_ID` for the host).
+        pub source_kernel: u32 => 32,
+        /// Priority on the one scale, 0 (low) to `RK_PRIORITY_MAX`.
+        pub priority: u32 => 36,
         /// HLC physical time of the send, ns since the Unix epoch, `[low, high]`.
-        pub timestamp_physical_ns: [u32; 2] => 64,
+        pub timestamp_physical_ns: [u32; 2] => 40,
         /// HLC logical counter of the send.
-        pub timestamp_logical: u32 => 72,
+        pub timestamp_logical: u32 => 48,
         /// HLC node id of the sender.
-        pub timestamp_node: u32 => 76,
+        pub timestamp_node: u32 => 52,
         /// Deadline, physical ns since the Unix epoch, `[low, high]`; 0 means none.
-        pub deadline_ns: [u32; 2] => 80,
-        _padding: [u32; 42] => 88,
+        pub deadline_ns: [u32; 2] => 56,
+        /// 128-bit message id, little-endian words (outside the hot line: read only when asked).
+        pub message_id: [u32; 4] => 64,
+        /// Numeric id of the destination kernel (outside the hot line).
+        pub dest_kernel: u32 => 80,
+        _padding: [u32; 43] => 84,
     }
 }
 
@@ -497,6 +545,120 @@ pub const ALL_STRUCTS: &[StructDesc] = &[
     HaloMessageHeader::DESC,
     ErrorReportHeader::DESC,
 ];
+
+/// How an atomic field is synchronised: what its writer does before storing it and its reader
+/// after loading it. CUDA has acquire/release loads and stores at system scope (the generated
+/// `rk_load_*` / `rk_store_*` helpers); MSL and WGSL have relaxed atomics only, so the generators
+/// write next to every atomic field which fence those languages need ([`AtomicRole::msl_note`],
+/// [`AtomicRole::wgsl_note`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AtomicRole {
+    /// Publishes other memory (slots, counters, final state): the writer finishes those writes,
+    /// then stores with release; the reader loads with acquire, then reads them.
+    Publish,
+    /// A control flag read together with the `Publish` word that announces its change.
+    Flag,
+    /// A statistic or diagnostic; relaxed. Whatever must be seen with it is ordered by a
+    /// `Publish` store made after it.
+    Counter,
+    /// A seqlock sequence word: odd while the data words it guards are being written.
+    SeqlockWord,
+    /// Data guarded by a seqlock word.
+    SeqlockData,
+    /// Claimed by compare-and-swap from several producers (the K2K inbox tail).
+    Claim,
+}
+
+impl AtomicRole {
+    /// What a writer and a reader of such a field do, in words.
+    pub fn rule(self) -> &'static str {
+        match self {
+            AtomicRole::Publish => {
+                "writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them"
+            }
+            AtomicRole::Flag => {
+                "written before the control_sequence increment that announces it; read after loading that word (acquire)"
+            }
+            AtomicRole::Counter => "relaxed; ordered by the Publish store that follows it",
+            AtomicRole::SeqlockWord => {
+                "writer: make it odd, fence, write the data, fence, make it even; reader: retry while odd or changed"
+            }
+            AtomicRole::SeqlockData => {
+                "written only while the seqlock word is odd; read between two equal even readings of it"
+            }
+            AtomicRole::Claim => {
+                "compare-and-swap by every producer; safe with device-only or host-only producers, host and device together only where the device has host-native atomics"
+            }
+        }
+    }
+
+    /// The fence Metal's relaxed-only atomics need for this role.
+    pub fn msl_note(self) -> &'static str {
+        match self {
+            AtomicRole::Publish => {
+                "MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load"
+            }
+            AtomicRole::Flag => "MSL: relaxed load after the fenced load of control_sequence",
+            AtomicRole::Counter => "MSL: relaxed; no fence",
+            AtomicRole::SeqlockWord => {
+                "MSL: relaxed, with atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) between it and the data"
+            }
+            AtomicRole::SeqlockData => "MSL: relaxed, between the fenced seqlock-word accesses",
+            AtomicRole::Claim => {
+                "MSL: atomic_compare_exchange_weak_explicit relaxed, then the Publish fence before storing the slot's sequence"
+            }
+        }
+    }
+
+    /// The ordering WGSL (relaxed atomics only) can and cannot give for this role.
+    pub fn wgsl_note(self) -> &'static str {
+        match self {
+            AtomicRole::Publish => {
+                "WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier()"
+            }
+            AtomicRole::Flag => "WGSL: relaxed atomicLoad; the host changes it only between dispatches",
+            AtomicRole::Counter => "WGSL: relaxed atomicAdd/atomicStore",
+            AtomicRole::SeqlockWord => {
+                "WGSL: relaxed; the host reads it after the dispatch completes, so the seqlock never retries there"
+            }
+            AtomicRole::SeqlockData => "WGSL: relaxed atomicStore",
+            AtomicRole::Claim => {
+                "WGSL: atomicCompareExchangeWeak (relaxed); producers within one dispatch, consumed in the next"
+            }
+        }
+    }
+}
+
+/// The [`AtomicRole`] of every atomic field, by struct and field name.
+pub const ATOMIC_ROLES: &[(&str, &str, AtomicRole)] = &[
+    ("ControlBlock", "is_active", AtomicRole::Flag),
+    ("ControlBlock", "should_terminate", AtomicRole::Flag),
+    ("ControlBlock", "input_tail", AtomicRole::Publish),
+    ("ControlBlock", "output_head", AtomicRole::Publish),
+    ("ControlBlock", "control_sequence", AtomicRole::Publish),
+    ("ControlBlock", "has_terminated", AtomicRole::Publish),
+    ("ControlBlock", "input_head", AtomicRole::Publish),
+    ("ControlBlock", "output_tail", AtomicRole::Publish),
+    ("ControlBlock", "messages_processed", AtomicRole::Counter),
+    ("ControlBlock", "messages_rejected", AtomicRole::Counter),
+    ("ControlBlock", "error_count", AtomicRole::Counter),
+    ("ControlBlock", "last_error", AtomicRole::Counter),
+    ("ControlBlock", "heartbeat", AtomicRole::Counter),
+    ("ControlBlock", "hlc_sequence", AtomicRole::SeqlockWord),
+    ("ControlBlock", "hlc_physical_lo", AtomicRole::SeqlockData),
+    ("ControlBlock", "hlc_physical_hi", AtomicRole::SeqlockData),
+    ("ControlBlock", "hlc_logical", AtomicRole::SeqlockData),
+    ("ControlBlock", "control_ack", AtomicRole::Publish),
+    ("K2KInboxHeader", "tail", AtomicRole::Claim),
+    ("K2KInboxHeader", "full_rejections", AtomicRole::Counter),
+    ("K2KInboxHeader", "last_source", AtomicRole::Counter),
+    ("K2KInboxHeader", "head", AtomicRole::Publish),
+];
+
+/// The role of `struct_name::field`, if it is an atomic field.
+pub fn atomic_role(struct_name: &str, field: &str) -> Option<AtomicRole> {
+    ATOMIC_ROLES.iter().find(|(s, f, _)| *s == struct_name && *f == field).map(|(_, _, role)| *role)
+}
 
 /// Geometry of a bounded ring of fixed-size slots, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -650,6 +812,44 @@ mod tests {
                 assert_eq!(line, 0, "host-written {} must be in the first line", field.name);
             }
         }
+    }
+
+    #[test]
+    fn every_atomic_field_has_exactly_one_role() {
+        for desc in ALL_STRUCTS {
+            for field in desc.fields {
+                let roles = ATOMIC_ROLES.iter().filter(|(s, f, _)| *s == desc.name && *f == field.name).count();
+                let expected = usize::from(field.kind == FieldKind::AtomicU32);
+                assert_eq!(roles, expected, "{}::{}", desc.name, field.name);
+            }
+        }
+        assert_eq!(atomic_role("ControlBlock", "input_tail"), Some(AtomicRole::Publish));
+        assert_eq!(atomic_role("ControlBlock", "kernel_id"), None);
+    }
+
+    #[test]
+    fn header_hot_line_holds_everything_a_receiver_checks() {
+        for field in [
+            "magic",
+            "version",
+            "flags",
+            "message_type",
+            "payload_bytes",
+            "checksum",
+            "correlation_id",
+            "source_kernel",
+            "priority",
+            "timestamp_physical_ns",
+            "timestamp_logical",
+            "timestamp_node",
+            "deadline_ns",
+        ] {
+            let desc = MessageHeader::DESC.fields.iter().find(|f| f.name == field).unwrap();
+            assert!(desc.offset + desc.kind.size() <= MESSAGE_HEADER_HOT_BYTES, "{field} is outside the hot line");
+        }
+        let id = MessageHeader::DESC.fields.iter().find(|f| f.name == "message_id").unwrap();
+        assert_eq!(id.offset, MESSAGE_HEADER_HOT_BYTES);
+        assert_eq!(std::mem::offset_of!(MessageHeader, dest_kernel) + 4, MESSAGE_HEADER_USED_BYTES);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Memory that host and device share: an abstraction over pointer + length.
+//! Memory that host and device share: an abstraction over pointer + length, and what kind of
+//! memory it is.
 //!
 //! Today's implementation is [`HeapRegion`], an aligned, zeroed heap allocation. GPU backends
-//! implement [`Region`] for pinned, device-mapped host memory, so the same queue code runs over it
-//! unchanged.
+//! implement [`Region`] for pinned, device-mapped or write-combined host memory, so the same queue
+//! code runs over it unchanged; [`MemoryKind`] tells that code which fences the memory needs.
 
 use std::alloc::Layout;
 use std::any::Any;
@@ -10,13 +11,39 @@ use std::ptr::NonNull;
 
 use crate::error::{Result, RingKernelError};
 
+/// What memory a [`Region`] is, and so what its producers must do before publishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemoryKind {
+    /// Ordinary cached host memory (the CPU backend, tests).
+    Heap,
+    /// Page-locked host memory, cached on the host, that a device reads and writes over the bus.
+    PinnedHost,
+    /// Write-combined host memory: host stores are buffered and may reach memory out of order, so
+    /// a producer issues a store fence (`sfence` on x86-64) before it publishes an index. Reading
+    /// it from the host is very slow: only host-to-device rings belong there.
+    WriteCombined,
+    /// Device memory mapped into the host's address space (BAR or unified memory): host stores
+    /// travel over the bus and are ordered like write-combined stores.
+    DeviceMapped,
+}
+
+impl MemoryKind {
+    /// Whether a producer must fence its slot writes before publishing the index that covers them
+    /// (a release store is not enough for write-combined stores).
+    pub fn needs_store_fence(self) -> bool {
+        matches!(self, MemoryKind::WriteCombined | MemoryKind::DeviceMapped)
+    }
+}
+
 /// A block of host-addressable memory that other agents (threads, a GPU) may access concurrently.
 ///
 /// # Safety
 /// Implementors guarantee that `as_ptr()` is non-null, stays the same, is aligned to at least 64
-/// bytes, and is valid for reads and writes of `len()` bytes for as long as the region lives, and
-/// that nothing but the protocols built on top (through this pointer, or by a device that maps the
-/// same memory) accesses it.
+/// bytes, and is valid for reads and writes of `len()` bytes for as long as the region lives: the
+/// pointer carries write provenance over all `len()` bytes (it comes from an allocation or mapping
+/// made for writing, never from a shared reference). They also guarantee that nothing but the
+/// protocols built on top (through this pointer, or by a device that maps the same memory)
+/// accesses it, and that [`Region::kind`] is true of the memory.
 pub unsafe trait Region: Any + Send + Sync {
     /// Start of the region.
     fn as_ptr(&self) -> *mut u8;
@@ -25,6 +52,10 @@ pub unsafe trait Region: Any + Send + Sync {
     /// Whether the region is empty.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// What memory this is (default: [`MemoryKind::Heap`]).
+    fn kind(&self) -> MemoryKind {
+        MemoryKind::Heap
     }
 }
 
@@ -49,7 +80,9 @@ impl HeapRegion {
     /// Allocates `len` zeroed bytes aligned to `align` (a power of two; raised to at least 64).
     ///
     /// # Errors
-    /// [`RingKernelError::InvalidConfig`] for a zero length or an invalid alignment or size.
+    /// [`RingKernelError::InvalidConfig`] for a zero length or an invalid alignment or size;
+    /// [`RingKernelError::AllocationFailed`] when the allocator has no such block (the process
+    /// carries on).
     pub fn zeroed(len: usize, align: usize) -> Result<Self> {
         if len == 0 {
             return Err(RingKernelError::InvalidConfig { field: "len", reason: "must be positive, got 0".into() });
@@ -65,7 +98,8 @@ impl HeapRegion {
         })?;
         // SAFETY: `layout` has a non-zero size.
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        let ptr = NonNull::new(raw)
+            .ok_or(RingKernelError::AllocationFailed { what: "a shared memory region", bytes: len })?;
         Ok(Self { ptr, layout })
     }
 }
@@ -142,5 +176,15 @@ mod tests {
         assert!(err.contains("overrun"), "{err}");
         assert!(subrange(&region, 8, 16, 16, "x").unwrap_err().to_string().contains("multiple of 16"));
         assert!(subrange(&region, usize::MAX, 2, 1, "x").is_err());
+        assert_eq!(region.kind(), MemoryKind::Heap);
+    }
+
+    /// An allocation the machine cannot hold is a typed error, not an abort.
+    #[test]
+    #[cfg_attr(miri, ignore = "miri reports huge allocations as unsupported instead of failing them")]
+    fn impossible_allocations_fail_with_a_typed_error() {
+        let err = HeapRegion::zeroed(1 << 46, 64).unwrap_err();
+        assert!(matches!(err, RingKernelError::AllocationFailed { bytes, .. } if bytes == 1 << 46), "{err}");
+        assert!(MemoryKind::WriteCombined.needs_store_fence() && !MemoryKind::Heap.needs_store_fence());
     }
 }

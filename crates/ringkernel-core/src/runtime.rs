@@ -1,150 +1,25 @@
 //! The runtime API every backend implements.
 //!
 //! [`RingKernelRuntime`] launches kernels by registered name and hands back [`KernelHandle`]s;
-//! each backend implements [`KernelControl`] behind the handle. Only the facade chooses among
-//! backends; this module never names one's internals.
+//! behind each handle is a [`KernelControl`]: the shared host engine (`ringkernel-host`) for every
+//! backend. Only the facade chooses among backends; this module never names one's internals.
+//!
+//! Two ways to move messages: [`Envelope`]s (owned header and payload: simple, one allocation per
+//! message), and the zero-copy path — [`KernelHandle::send_with`] writes payloads straight into
+//! input slots through [`Outgoing`], [`KernelHandle::receive_with`] lends each reply as a
+//! [`DecodedSlot`] borrowed from a private copy. The envelope methods are built on the same path.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::{Result, RingKernelError};
-use crate::layout::{MAX_QUEUE_CAPACITY, RingGeometry};
-use crate::message::{Envelope, RingMessage};
-
-/// A compute backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Backend {
-    /// The best backend available at run time.
-    #[default]
-    Auto,
-    /// One OS thread per actor; always available; the reference semantics.
-    Cpu,
-    /// Persistent kernels on NVIDIA GPUs.
-    Cuda,
-    /// Event-driven dispatches on Vulkan, DX12 or Metal through wgpu.
-    Wgpu,
-    /// Apple GPUs.
-    Metal,
-}
-
-impl Backend {
-    /// Every concrete backend, in the order `Auto` prefers them.
-    pub const CONCRETE: [Backend; 4] = [Backend::Cuda, Backend::Metal, Backend::Wgpu, Backend::Cpu];
-
-    /// Lower-case name, as accepted by [`FromStr`].
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Cpu => "cpu",
-            Backend::Cuda => "cuda",
-            Backend::Wgpu => "wgpu",
-            Backend::Metal => "metal",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Backend {
-    type Err = RingKernelError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Backend::Auto),
-            "cpu" => Ok(Backend::Cpu),
-            "cuda" => Ok(Backend::Cuda),
-            "wgpu" => Ok(Backend::Wgpu),
-            "metal" => Ok(Backend::Metal),
-            _ => Err(RingKernelError::InvalidConfig {
-                field: "backend",
-                reason: format!("unknown backend `{s}`; expected one of auto, cpu, cuda, wgpu, metal"),
-            }),
-        }
-    }
-}
-
-/// The name a kernel was launched under.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KernelId(String);
-
-impl KernelId {
-    /// A kernel id.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self(name.into())
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The registered kernel this id launches: the part before
-    /// [`crate::kernel::INSTANCE_SEPARATOR`] (`"counter#2"` launches `counter`).
-    pub fn spec_name(&self) -> &str {
-        self.0.split(crate::kernel::INSTANCE_SEPARATOR).next().unwrap_or_default()
-    }
-}
-
-impl fmt::Display for KernelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for KernelId {
-    fn from(name: &str) -> Self {
-        Self::new(name)
-    }
-}
-
-impl From<String> for KernelId {
-    fn from(name: String) -> Self {
-        Self(name)
-    }
-}
-
-/// Lifecycle: `Launched → Active ⇄ Deactivated → Terminating → Terminated`, or `Failed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KernelState {
-    /// Resources exist; not processing yet.
-    Launched,
-    /// Processing messages.
-    Active,
-    /// Paused: queue and state kept, nothing processed.
-    Deactivated,
-    /// Draining what was accepted before stopping.
-    Terminating,
-    /// Stopped; every accepted message was processed or returned.
-    Terminated,
-    /// Stopped by a fault (handler panic, device error, watchdog).
-    Failed,
-}
-
-impl KernelState {
-    /// Whether the kernel has stopped for good.
-    pub fn is_final(self) -> bool {
-        matches!(self, KernelState::Terminated | KernelState::Failed)
-    }
-
-    /// Whether moving to `next` is a legal lifecycle step.
-    pub fn can_become(self, next: KernelState) -> bool {
-        use KernelState::*;
-        match (self, next) {
-            (_, Failed) => !self.is_final(),
-            (Launched, Active) | (Active, Deactivated) | (Deactivated, Active) => true,
-            (Launched | Active | Deactivated, Terminating) => true,
-            (Terminating, Terminated) => true,
-            _ => false,
-        }
-    }
-}
+use crate::error::{MessageError, Result, RingKernelError};
+pub use crate::ids::{Backend, KernelId, KernelState, UnknownBackend};
+use crate::layout::{MAX_QUEUE_CAPACITY, MESSAGE_HEADER_BYTES, MessageHeader, RingGeometry};
+use crate::memory::KernelLayout;
+use crate::message::{CorrelationId, DecodedSlot, Envelope, HeaderBuilder, RingMessage};
 
 /// How to launch a kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +28,9 @@ pub struct LaunchOptions {
     pub input_capacity: u32,
     /// Output ring capacity in slots (power of two).
     pub output_capacity: u32,
+    /// K2K inbox capacity in slots (power of two, at least 2): how many messages other kernels
+    /// may have queued for this one.
+    pub inbox_capacity: u32,
     /// Payload bytes per slot (rounded up to a multiple of 16).
     pub slot_payload_bytes: u32,
     /// Threads per block / workgroup on GPU backends.
@@ -168,6 +46,7 @@ impl Default for LaunchOptions {
         Self {
             input_capacity: 1024,
             output_capacity: 1024,
+            inbox_capacity: 1024,
             slot_payload_bytes: 256,
             block_size: 128,
             auto_activate: false,
@@ -177,10 +56,17 @@ impl Default for LaunchOptions {
 }
 
 impl LaunchOptions {
-    /// Sets both queue capacities.
+    /// Sets every queue capacity: input, output and K2K inbox.
     pub fn with_queue_capacity(mut self, capacity: u32) -> Self {
         self.input_capacity = capacity;
         self.output_capacity = capacity;
+        self.inbox_capacity = capacity;
+        self
+    }
+
+    /// Sets the K2K inbox capacity alone.
+    pub fn with_inbox_capacity(mut self, capacity: u32) -> Self {
+        self.inbox_capacity = capacity;
         self
     }
 
@@ -210,8 +96,7 @@ impl LaunchOptions {
 
     /// Checks every value; the error names the option and the value.
     pub fn validate(&self) -> Result<()> {
-        self.input_geometry()?;
-        self.output_geometry()?;
+        self.kernel_layout()?;
         if self.block_size == 0 || self.block_size > 1024 {
             return Err(RingKernelError::InvalidConfig {
                 field: "block_size",
@@ -243,6 +128,23 @@ impl LaunchOptions {
     /// The output ring's geometry.
     pub fn output_geometry(&self) -> Result<RingGeometry> {
         Self::geometry("output_capacity", self.output_capacity, self.slot_payload_bytes)
+    }
+
+    /// The K2K inbox's geometry (slots as large as the input ring's).
+    pub fn inbox_geometry(&self) -> Result<RingGeometry> {
+        let capacity = self.inbox_capacity;
+        if capacity < 2 || !capacity.is_power_of_two() || capacity > MAX_QUEUE_CAPACITY {
+            return Err(RingKernelError::InvalidConfig {
+                field: "inbox_capacity",
+                reason: format!("must be a power of two between 2 and {MAX_QUEUE_CAPACITY}, got {capacity}"),
+            });
+        }
+        RingGeometry::new(capacity, self.input_geometry()?.slot_bytes())
+    }
+
+    /// Where everything of a kernel launched with these options lies in its memory.
+    pub fn kernel_layout(&self) -> Result<KernelLayout> {
+        KernelLayout::new(self.input_geometry()?, self.output_geometry()?, Some(self.inbox_geometry()?))
     }
 }
 
@@ -284,6 +186,111 @@ pub struct RuntimeMetrics {
     pub errors: u64,
 }
 
+/// One message being written straight into a slot of a kernel's input ring: the zero-copy send
+/// path of [`KernelHandle::send_with`]. Set the header fields you need (the type at least), write
+/// the payload in place, and return; the engine stamps the source, destination and timestamp,
+/// checks the header, computes the checksum if flagged, and seals the slot.
+pub struct Outgoing<'a> {
+    header: MessageHeader,
+    slot: &'a mut [u8],
+    payload_bytes: usize,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A message to be written into `slot` (a whole slot: header area, then payload area), with a
+    /// fresh header: message type 0, a new message id, normal priority, no payload.
+    pub fn new(slot: &'a mut [u8]) -> Self {
+        Self { header: HeaderBuilder::new(0).build(), slot, payload_bytes: 0 }
+    }
+
+    /// The header so far.
+    pub fn header(&self) -> &MessageHeader {
+        &self.header
+    }
+
+    /// The header, to set any field (flags, priority, deadline, correlation id, …). Source,
+    /// destination, timestamp, payload size and checksum are overwritten when the slot is sealed.
+    pub fn header_mut(&mut self) -> &mut MessageHeader {
+        &mut self.header
+    }
+
+    /// Sets the message type.
+    pub fn set_message_type(&mut self, message_type: u32) -> &mut Self {
+        self.header.message_type = message_type;
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn set_correlation_id(&mut self, id: CorrelationId) -> &mut Self {
+        self.header.correlation_id = id.to_words();
+        self
+    }
+
+    /// Bytes of payload the slot can carry.
+    pub fn payload_capacity(&self) -> usize {
+        self.slot.len().saturating_sub(MESSAGE_HEADER_BYTES)
+    }
+
+    /// Payload bytes written so far.
+    pub fn payload_bytes(&self) -> usize {
+        self.payload_bytes
+    }
+
+    /// Sets the payload length to `len` and lends the payload area to write it. The area holds
+    /// whatever an earlier message left there: write all `len` bytes.
+    ///
+    /// # Errors
+    /// [`MessageError::PayloadTooLarge`] when `len` exceeds [`Self::payload_capacity`].
+    pub fn payload_mut(&mut self, len: usize) -> std::result::Result<&mut [u8], MessageError> {
+        if len > self.payload_capacity() {
+            return Err(MessageError::PayloadTooLarge {
+                payload_bytes: u32::try_from(len).unwrap_or(u32::MAX),
+                capacity_bytes: self.payload_capacity(),
+            });
+        }
+        self.payload_bytes = len;
+        Ok(&mut self.slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + len])
+    }
+
+    /// Copies `bytes` in as the payload.
+    ///
+    /// # Errors
+    /// As [`Self::payload_mut`].
+    pub fn write_payload(&mut self, bytes: &[u8]) -> std::result::Result<(), MessageError> {
+        self.payload_mut(bytes.len())?.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Writes a typed message: its type and its bytes.
+    ///
+    /// # Errors
+    /// As [`Self::payload_mut`].
+    pub fn write_message<M: RingMessage>(&mut self, message: &M) -> std::result::Result<(), MessageError> {
+        self.header.message_type = M::MESSAGE_TYPE;
+        self.write_payload(bytemuck::bytes_of(message))
+    }
+
+    /// For backends: the header, the slot and the payload length, to stamp and seal.
+    pub fn into_parts(self) -> (MessageHeader, &'a mut [u8], usize) {
+        (self.header, self.slot, self.payload_bytes)
+    }
+}
+
+impl fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("message_type", &self.header.message_type)
+            .field("payload_bytes", &self.payload_bytes)
+            .field("payload_capacity", &self.payload_capacity())
+            .finish()
+    }
+}
+
+/// Fills the `i`-th message of a [`KernelHandle::send_with`] batch.
+pub type FillFn<'f> = dyn FnMut(usize, &mut Outgoing<'_>) -> Result<()> + Send + 'f;
+/// Looks at one received message of [`KernelHandle::receive_with`].
+pub type VisitFn<'f> = dyn FnMut(DecodedSlot<'_>) + Send + 'f;
+
 /// What a backend implements for one launched kernel. Users hold a [`KernelHandle`] instead.
 #[async_trait]
 pub trait KernelControl: Send + Sync {
@@ -308,6 +315,17 @@ pub trait KernelControl: Send + Sync {
     /// kernel, and returns how many were queued (0 when the queue is full). Every envelope is
     /// checked first: an invalid one fails the whole batch before anything is queued.
     async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize>;
+    /// Writes up to `count` messages straight into the input ring: `fill(i, message)` for each,
+    /// then one clock reading, one publication and one wake-up for the batch. Returns how many were
+    /// queued (fewer than `count`, possibly 0, when the ring has less room). If `fill` fails or
+    /// leaves an invalid header for any message, nothing of the batch is queued.
+    fn send_with(&self, count: usize, fill: &mut FillFn<'_>) -> Result<usize>;
+    /// Hands up to `max` messages that are already there to `visit`, in order, each borrowed from a
+    /// private copy (no envelope, no allocation); returns how many. Never waits.
+    fn try_receive_with(&self, max: usize, visit: &mut VisitFn<'_>) -> Result<usize>;
+    /// Waits at most `timeout` for at least one message, then works as
+    /// [`Self::try_receive_with`].
+    async fn receive_with(&self, max: usize, timeout: Duration, visit: &mut VisitFn<'_>) -> Result<usize>;
     /// Waits for the next message from the kernel.
     async fn receive(&self) -> Result<Envelope>;
     /// Waits at most `timeout` for the next message.
@@ -384,6 +402,48 @@ impl KernelHandle {
     /// Waits at most `timeout` for a message, then returns all that are there, up to `max`.
     pub async fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Envelope>> {
         self.inner.receive_batch(max, timeout).await
+    }
+
+    /// Writes up to `count` messages straight into the input ring (the zero-copy send path):
+    /// `fill(i, message)` sets each message's type (and any other header field) and writes its
+    /// payload in place. One clock reading, one publication and one wake-up for the batch. Returns
+    /// how many were queued: fewer than `count`, possibly 0, when the ring has less room. If `fill`
+    /// fails or leaves an invalid header, nothing of the batch is queued.
+    ///
+    /// ```
+    /// # use ringkernel_core::runtime::KernelHandle;
+    /// # fn demo(kernel: &KernelHandle) -> ringkernel_core::Result<()> {
+    /// let queued = kernel.send_with(64, |i, message| {
+    ///     message.set_message_type(1);
+    ///     message.payload_mut(8)?.copy_from_slice(&(i as u64).to_le_bytes());
+    ///     Ok(())
+    /// })?;
+    /// # let _ = queued; Ok(()) }
+    /// ```
+    pub fn send_with(
+        &self,
+        count: usize,
+        mut fill: impl FnMut(usize, &mut Outgoing<'_>) -> Result<()> + Send,
+    ) -> Result<usize> {
+        self.inner.send_with(count, &mut fill)
+    }
+
+    /// Hands up to `max` messages already there to `visit`, in order, each borrowed from a private
+    /// copy (no envelope, no allocation); returns how many. Never waits. `visit` must not receive
+    /// from this kernel itself (that is refused with an error).
+    pub fn try_receive_with(&self, max: usize, mut visit: impl FnMut(DecodedSlot<'_>) + Send) -> Result<usize> {
+        self.inner.try_receive_with(max, &mut visit)
+    }
+
+    /// Waits at most `timeout` for at least one message, then hands up to `max` to `visit` as
+    /// [`Self::try_receive_with`] does.
+    pub async fn receive_with(
+        &self,
+        max: usize,
+        timeout: Duration,
+        mut visit: impl FnMut(DecodedSlot<'_>) + Send,
+    ) -> Result<usize> {
+        self.inner.receive_with(max, timeout, &mut visit).await
     }
 
     /// Queues a typed message.
@@ -463,30 +523,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backend_names_round_trip_and_unknown_names_are_explained() {
-        for backend in [Backend::Auto, Backend::Cpu, Backend::Cuda, Backend::Wgpu, Backend::Metal] {
-            assert_eq!(backend.name().parse::<Backend>().unwrap(), backend);
-            assert_eq!(backend.to_string(), backend.name());
-        }
-        assert_eq!("CUDA".parse::<Backend>().unwrap(), Backend::Cuda);
-        let err = "vulkan".parse::<Backend>().unwrap_err().to_string();
-        assert!(err.contains("`vulkan`") && err.contains("wgpu"), "{err}");
-    }
-
-    #[test]
-    fn lifecycle_transitions() {
-        use KernelState::*;
-        assert!(Launched.can_become(Active));
-        assert!(Active.can_become(Deactivated) && Deactivated.can_become(Active));
-        assert!(Deactivated.can_become(Terminating) && Terminating.can_become(Terminated));
-        assert!(Active.can_become(Failed));
-        assert!(!Terminated.can_become(Active));
-        assert!(!Terminated.can_become(Failed));
-        assert!(!Launched.can_become(Terminated), "must pass through Terminating (drain)");
-        assert!(Failed.is_final() && Terminated.is_final() && !Active.is_final());
-    }
-
-    #[test]
     fn launch_options_validation_names_the_option() {
         LaunchOptions::default().validate().unwrap();
         let err = LaunchOptions::default().with_queue_capacity(1000).validate().unwrap_err().to_string();
@@ -497,6 +533,9 @@ mod tests {
         assert!(err.contains("block_size"), "{err}");
         let geometry = LaunchOptions::default().with_slot_payload_bytes(100).input_geometry().unwrap();
         assert_eq!(geometry.slot_bytes(), 256 + 112);
+        let err = LaunchOptions::default().with_inbox_capacity(1).validate().unwrap_err().to_string();
+        assert!(err.contains("inbox_capacity") && err.contains("got 1"), "{err}");
+        assert_eq!(LaunchOptions::default().with_queue_capacity(8).inbox_capacity, 8);
     }
 
     /// A handle forwards to its backend.
@@ -536,6 +575,19 @@ mod tests {
             async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize> {
                 Ok(envelopes.len())
             }
+            fn send_with(&self, count: usize, fill: &mut FillFn<'_>) -> Result<usize> {
+                let mut slot = vec![0u8; 300];
+                for i in 0..count {
+                    fill(i, &mut Outgoing::new(&mut slot))?;
+                }
+                Ok(count)
+            }
+            fn try_receive_with(&self, _max: usize, _visit: &mut VisitFn<'_>) -> Result<usize> {
+                Ok(0)
+            }
+            async fn receive_with(&self, _max: usize, timeout: Duration, _visit: &mut VisitFn<'_>) -> Result<usize> {
+                Err(RingKernelError::Timeout { operation: "receive", waited: timeout })
+            }
             async fn receive_batch(&self, _max: usize, timeout: Duration) -> Result<Vec<Envelope>> {
                 Err(RingKernelError::Timeout { operation: "receive", waited: timeout })
             }
@@ -573,7 +625,37 @@ mod tests {
         let echoed = poll(Box::pin(handle.call(Envelope::new(9, vec![1]), Duration::from_secs(1)))).unwrap();
         assert_eq!(echoed.header.message_type, 9);
         assert_eq!(handle.metrics().messages_sent, 5);
+        let mut lengths = Vec::new();
+        let queued = handle
+            .send_with(3, |i, message| {
+                message.set_message_type(9).write_payload(&vec![1; i])?;
+                lengths.push(message.payload_bytes());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((queued, lengths), (3, vec![0, 1, 2]));
         assert_eq!(handle.state(), KernelState::Deactivated);
         assert_eq!(format!("{handle:?}"), "KernelHandle { id: KernelId(\"k\"), state: Deactivated }");
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod outgoing_tests {
+    use super::*;
+    use crate::message::seal_slot;
+
+    #[test]
+    fn an_outgoing_message_writes_in_place_and_refuses_what_does_not_fit() {
+        let mut slot = vec![0u8; MESSAGE_HEADER_BYTES + 16];
+        let mut message = Outgoing::new(&mut slot);
+        assert_eq!(message.payload_capacity(), 16);
+        assert!(matches!(message.payload_mut(17), Err(MessageError::PayloadTooLarge { .. })));
+        message.set_message_type(4).set_correlation_id(CorrelationId(9));
+        message.write_payload(b"abc").unwrap();
+        let (header, slot, len) = message.into_parts();
+        seal_slot(slot, &header, len).unwrap();
+        let decoded = crate::message::decode_slot(slot).unwrap();
+        assert_eq!((decoded.header.message_type, decoded.payload), (4, &b"abc"[..]));
+        assert_eq!(decoded.header.correlation_id(), CorrelationId(9));
     }
 }

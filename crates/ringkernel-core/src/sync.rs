@@ -55,6 +55,20 @@ pub(crate) fn spin_hint() {
     std::hint::spin_loop();
 }
 
+/// Orders every earlier store (write-combined ones included) before every later one: what a
+/// producer into write-combined or device-mapped memory issues before publishing an index. A
+/// release store alone does not order write-combined stores on x86-64.
+#[inline]
+pub(crate) fn store_fence() {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: `sfence` has no preconditions; SSE is part of the x86-64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_sfence();
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    fence(Ordering::SeqCst);
+}
+
 /// Asks the CPU to bring the cache line holding `ptr` close, for reading or (where the CPU has
 /// `prefetchw`) for writing. A hint: it never faults and changes no memory, so any address is
 /// fine. A no-op off x86-64 and under miri and loom.

@@ -8,10 +8,14 @@
 
 use loom::thread;
 use ringkernel_core::layout::RingGeometry;
-use ringkernel_core::queue::{mpsc, spsc};
+use ringkernel_core::queue::{PopError, SharedSlot, mpsc, spsc};
 
-fn word(slot: &[u8]) -> u32 {
-    u32::from_le_bytes(slot[..4].try_into().unwrap())
+fn word(slot: SharedSlot<'_>) -> u32 {
+    slot.read_u32(0)
+}
+
+fn byte(slot: SharedSlot<'_>) -> u8 {
+    slot.read_u32(0) as u8
 }
 
 /// Pushes `1..=count` on a new thread, retrying while the ring is full, and receives them here,
@@ -27,15 +31,16 @@ fn push_and_receive_in_order(mut tx: spsc::Producer, mut rx: spsc::Consumer, cou
     let mut expected = 1;
     while expected <= count {
         match rx.try_pop(word) {
-            Some(value) => {
+            Ok(value) => {
                 assert_eq!(value, expected);
                 expected += 1;
             }
-            None => thread::yield_now(),
+            Err(PopError::Empty) => thread::yield_now(),
+            Err(error) => panic!("{error}"),
         }
     }
     producer.join().unwrap();
-    assert_eq!(rx.try_pop(word), None);
+    assert_eq!(rx.try_pop(word), Err(PopError::Empty));
 }
 
 /// One producer pushes three values through a two-slot ring (so it must wrap and meet "full");
@@ -43,7 +48,7 @@ fn push_and_receive_in_order(mut tx: spsc::Producer, mut rx: spsc::Consumer, cou
 #[test]
 fn spsc_delivers_in_order_across_wraparound() {
     loom::model(|| {
-        let (tx, rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
+        let (tx, rx) = spsc::channel(RingGeometry::new(2, 16).unwrap()).unwrap();
         push_and_receive_in_order(tx, rx, 3);
     });
 }
@@ -54,7 +59,7 @@ fn spsc_delivers_in_order_across_wraparound() {
 #[test]
 fn spsc_batched_head_publication_never_deadlocks_or_overwrites() {
     loom::model(|| {
-        let (tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
+        let (tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap()).unwrap();
         rx.set_release_batch(2);
         push_and_receive_in_order(tx, rx, 4);
     });
@@ -64,7 +69,7 @@ fn spsc_batched_head_publication_never_deadlocks_or_overwrites() {
 #[test]
 fn spsc_chunks_publish_atomically() {
     loom::model(|| {
-        let (mut tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap());
+        let (mut tx, mut rx) = spsc::channel(RingGeometry::new(2, 16).unwrap()).unwrap();
         let producer = thread::spawn(move || {
             let mut chunk = tx.write_chunk(2).unwrap();
             chunk.slot_mut(0)[..4].copy_from_slice(&10u32.to_le_bytes());
@@ -73,7 +78,7 @@ fn spsc_chunks_publish_atomically() {
         });
         let mut seen = Vec::new();
         while seen.len() < 2 {
-            let chunk = rx.read_chunk(2);
+            let chunk = rx.read_chunk(2).unwrap();
             // Never half a chunk: the commit publishes both slots with one store.
             assert!(chunk.is_empty() || chunk.len() == 2);
             for i in 0..chunk.len() {
@@ -100,7 +105,7 @@ fn mpsc_two_producers_no_loss_no_overwrite() {
                     let mut accepted = Vec::new();
                     for i in 0..2u32 {
                         let value = p * 10 + i;
-                        if tx.try_send(p, |slot| slot[..4].copy_from_slice(&value.to_le_bytes())).is_ok() {
+                        if tx.try_push(p, |slot| slot[..4].copy_from_slice(&value.to_le_bytes())).is_ok() {
                             accepted.push(value);
                         }
                     }
@@ -112,14 +117,14 @@ fn mpsc_two_producers_no_loss_no_overwrite() {
         let mut received = Vec::new();
         // Receive concurrently with the producers for a while…
         for _ in 0..2 {
-            if let Some(value) = rx.try_recv(word) {
+            if let Ok(value) = rx.try_pop(word) {
                 received.push(value);
             }
             thread::yield_now();
         }
         let accepted: Vec<Vec<u32>> = producers.into_iter().map(|h| h.join().unwrap()).collect();
         // …then drain: every claimed slot is published once its producer has returned.
-        while let Some(value) = rx.try_recv(word) {
+        while let Ok(value) = rx.try_pop(word) {
             received.push(value);
         }
         for (p, values) in accepted.iter().enumerate() {
@@ -139,23 +144,23 @@ fn mpsc_two_producers_no_loss_no_overwrite() {
 fn mpsc_full_then_reuse_after_receive() {
     loom::model(|| {
         let (tx, mut rx) = mpsc::channel(RingGeometry::new(2, 16).unwrap()).unwrap();
-        tx.try_send(0, |slot| slot[0] = 1).unwrap();
-        tx.try_send(0, |slot| slot[0] = 2).unwrap();
+        tx.try_push(0, |slot| slot[0] = 1).unwrap();
+        tx.try_push(0, |slot| slot[0] = 2).unwrap();
         let tx2 = tx.clone();
         let producer = thread::spawn(move || {
-            while tx2.try_send(1, |slot| slot[0] = 3).is_err() {
+            while tx2.try_push(1, |slot| slot[0] = 3).is_err() {
                 thread::yield_now();
             }
         });
         let first = loop {
-            if let Some(v) = rx.try_recv(|slot| slot[0]) {
+            if let Ok(v) = rx.try_pop(byte) {
                 break v;
             }
             thread::yield_now();
         };
         assert_eq!(first, 1, "the queued message is never overwritten");
         producer.join().unwrap();
-        assert_eq!(rx.try_recv(|slot| slot[0]), Some(2));
-        assert_eq!(rx.try_recv(|slot| slot[0]), Some(3));
+        assert_eq!(rx.try_pop(byte), Ok(2));
+        assert_eq!(rx.try_pop(byte), Ok(3));
     });
 }

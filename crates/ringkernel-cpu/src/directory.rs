@@ -1,18 +1,21 @@
-//! The K2K directory: which running kernel owns which inbox.
+//! The K2K directory: which running kernel owns which inbox — device-side state, like the routing
+//! table a GPU keeps in device memory; the host engine never reads it.
 //!
 //! A handler's K2K send looks the destination up and writes into its inbox while holding the
 //! directory's read lock; a terminating or failing kernel removes itself under the write lock
 //! before its final drain. So once a kernel has left the directory nobody can still be writing
-//! into its inbox, and the final drain sees every message ever accepted there.
+//! into its inbox, and the final drain (or the host taking back a failed kernel's messages) sees
+//! every message ever accepted there. All producers of an inbox are actor threads: host-only
+//! producers, for which the inbox's compare-and-swap protocol is safe.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 use std::thread::Thread;
 
 use ringkernel_core::error::{Result, RingKernelError};
-use ringkernel_core::kernel::Destination;
+use ringkernel_core::handler::Destination;
 use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader};
-use ringkernel_core::message::{check_header, encode_slot};
+use ringkernel_core::message::{check_header, seal_slot};
 use ringkernel_core::queue::mpsc::InboxSender;
 use ringkernel_core::runtime::KernelId;
 
@@ -21,7 +24,8 @@ pub(crate) struct Route {
     pub(crate) id: KernelId,
     pub(crate) number: u32,
     pub(crate) sender: InboxSender,
-    pub(crate) thread: Thread,
+    /// The actor thread to unpark after a send; `None` for polling actors.
+    pub(crate) thread: Option<Thread>,
 }
 
 #[derive(Default)]
@@ -56,7 +60,8 @@ impl Directory {
     /// # Errors
     /// [`RingKernelError::KernelNotFound`] if no running kernel has that id or number,
     /// [`RingKernelError::InvalidMessage`] if the header or payload is invalid,
-    /// [`RingKernelError::QueueFull`] if the inbox is full (nothing is written).
+    /// [`RingKernelError::QueueFull`] if the inbox is full (nothing is written),
+    /// [`RingKernelError::KernelFault`] if the inbox is corrupt.
     pub(crate) fn send(
         &self,
         destination: Destination<'_>,
@@ -87,10 +92,15 @@ impl Directory {
         check_header(header, payload.len(), capacity)?;
         route
             .sender
-            .try_send(source, |slot| encode_slot(slot, header, payload))
-            .map_err(|full| full.into_error("k2k inbox"))?
+            .try_push(source, |slot| {
+                slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
+                seal_slot(slot, header, payload.len())
+            })
+            .map_err(|error| error.into_error(route.id.as_str(), "k2k inbox"))?
             .expect("header and payload size were checked before claiming the slot");
-        route.thread.unpark();
+        if let Some(thread) = &route.thread {
+            thread.unpark();
+        }
         Ok(())
     }
 }

@@ -1,10 +1,16 @@
 //! # ringkernel-cpu
 //!
 //! The CPU backend of RingKernel: every actor is an OS thread running the persistent loop over
-//! the same [`ControlBlock`], input and output rings and
-//! K2K inboxes that GPU backends share with their devices, here in heap memory. It is always
-//! available and is the reference semantics that the conformance suite holds every other
-//! backend to.
+//! the same control block, input and output rings and K2K inbox that GPU backends share with their
+//! devices, here laid out in one heap region per kernel
+//! ([`KernelMemory`](ringkernel_core::memory::KernelMemory)). It is always available and is the
+//! reference semantics that the conformance suite holds every other backend to.
+//!
+//! This crate holds no send, call or receive logic of its own: the host half of every kernel is
+//! `ringkernel-host`'s engine, and this crate supplies the actor thread and how to wake it.
+//! [`DeviceModel::Polling`] runs the same actor as a GPU-like device — no wake-ups, no doorbell,
+//! nothing shared with the host but the kernel's memory — so that the conformance suite proves that
+//! a device which only polls memory plugs into the engine.
 //!
 //! ```
 //! use std::time::Duration;
@@ -24,37 +30,89 @@
 //! # }
 //! ```
 //!
-//! Waiting operations (`call`, `receive`, `send_timeout`, `terminate`) spin briefly, then wait on
-//! the Tokio timer when they run inside a Tokio runtime (which needs its timer enabled, as
-//! `#[tokio::main]` does); under any other executor they block their thread in short sleeps.
+//! Waiting operations (`call`, `receive`, `send_timeout`, `deactivate`, `terminate`) spin briefly,
+//! then wait on the Tokio timer when they run inside a Tokio runtime (which needs its timer
+//! enabled, as `#[tokio::main]` does); under any other executor they block their thread in short
+//! sleeps.
 
+mod actor;
+mod device;
 mod directory;
-mod host;
-mod kernel;
-mod shared;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use ringkernel_core::control::{ControlConfig, RingSide, SharedControl};
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::hlc::{HlcConfig, HybridClock};
-use ringkernel_core::kernel::KernelRegistry;
-use ringkernel_core::layout::{ControlBlock, RingGeometry};
-use ringkernel_core::queue::mpsc;
-use ringkernel_core::queue::spsc::Ring;
-use ringkernel_core::region::{HeapRegion, Region};
+use ringkernel_core::memory::KernelMemory;
+use ringkernel_core::message::SlotBuffer;
 use ringkernel_core::runtime::{
     Backend, KernelControl, KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime, RuntimeMetrics,
 };
+use ringkernel_core::spec::KernelRegistry;
+use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts};
 
-pub use shared::CpuConfig;
-
+use actor::{Actor, ActorParts, Wakeups};
+use device::ActorThread;
 use directory::{Directory, Route};
-use host::CpuKernel;
-use shared::{Shared, lock};
+
+/// How actor threads meet the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceModel {
+    /// The host unparks an actor when it sends; the actor rings a doorbell when it replies, so
+    /// neither side polls while idle. The default.
+    #[default]
+    Threads,
+    /// A GPU-like device: the actor and the host share nothing but the kernel's memory — no
+    /// unpark, no doorbell, no channel, no lock. The actor polls its control block and rings
+    /// (sleeping briefly when idle); the host polls the output ring and the device line. Slower
+    /// to wake; meant for tests that prove a polling device plugs into the engine.
+    Polling,
+}
+
+/// Tuning of the CPU backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// How long an idle actor, and a host waiting for a reply, spin before they park. Spinning
+    /// keeps round trips in the sub-microsecond range while traffic flows; parking frees the core
+    /// when it stops. Zero parks at once.
+    pub spin_before_park: Duration,
+    /// Node id of the host's hybrid clock (kernels use their kernel number).
+    pub host_node_id: u32,
+    /// Largest accepted clock offset of a received timestamp (`None`: unbounded).
+    pub max_clock_offset_ns: Option<u64>,
+    /// How actors meet the host.
+    pub device_model: DeviceModel,
+    /// If set, waits on a kernel fail once its heartbeat has not moved for this long (see
+    /// [`HostConfig::watchdog`]). Off by default: handlers may run long.
+    pub watchdog: Option<Duration>,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        Self {
+            spin_before_park: Duration::from_micros(50),
+            host_node_id: 0,
+            max_clock_offset_ns: Some(HlcConfig::DEFAULT_MAX_OFFSET_NS),
+            device_model: DeviceModel::Threads,
+            watchdog: None,
+        }
+    }
+}
+
+impl CpuConfig {
+    /// The defaults with [`DeviceModel::Polling`].
+    pub fn polling() -> Self {
+        Self { device_model: DeviceModel::Polling, ..Self::default() }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The CPU backend's runtime.
 ///
@@ -64,7 +122,7 @@ use shared::{Shared, lock};
 pub struct CpuRuntime {
     registry: KernelRegistry,
     config: CpuConfig,
-    kernels: Mutex<BTreeMap<KernelId, Arc<CpuKernel>>>,
+    kernels: Mutex<BTreeMap<KernelId, Arc<HostKernel>>>,
     directory: Arc<Directory>,
     host_clock: Arc<HybridClock>,
     next_number: AtomicU32,
@@ -102,7 +160,7 @@ impl CpuRuntime {
         &self.registry
     }
 
-    fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<CpuKernel>> {
+    fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<HostKernel>> {
         options.validate()?;
         let spec = self.registry.resolve(&id)?;
         let handler = spec.cpu_handler().cloned().ok_or_else(|| RingKernelError::InvalidConfig {
@@ -110,7 +168,7 @@ impl CpuRuntime {
             reason: format!("`{}` has no cpu handler; give it one with KernelSpec::cpu", spec.name()),
         })?;
         let state = spec.launch_state(options.initial_state.as_deref())?;
-        let (input, output) = (options.input_geometry()?, options.output_geometry()?);
+        let layout = options.kernel_layout()?;
         let number = self.next_number.fetch_add(1, Ordering::Relaxed);
         if number == ringkernel_core::message::HOST_KERNEL_ID {
             return Err(RingKernelError::InvalidConfig {
@@ -118,51 +176,55 @@ impl CpuRuntime {
                 reason: "this runtime has used every kernel number; create a new runtime".into(),
             });
         }
+        // Every allocation comes first, fallibly: memory the machine cannot hold is an error and
+        // nothing has started.
+        let memory = KernelMemory::allocate(layout, number, number)?;
+        let scratch = SlotBuffer::new(layout.input().slot_bytes() as usize)?;
+        let (host_ends, mut device_ends) = memory.split();
+        let (inbox_sender, inbox) = device_ends.inbox.take().expect("launch layouts have an inbox");
 
-        // One region laid out as a device mapping would be: control block, input slots, output slots.
-        let control_bytes = size_of::<ControlBlock>();
-        let input_offset = control_bytes;
-        let output_offset = input_offset + input.bytes();
-        let region: Arc<dyn Region> = Arc::new(HeapRegion::zeroed(output_offset + output.bytes(), 64)?);
-        let config = ControlConfig { input, output, kernel_id: number, node_id: number };
-        // SAFETY: fresh memory, used only through the control block, the two rings attached
-        // below (one each, at disjoint offsets) and no device code.
-        let (control, (input_producer, input_consumer), (output_producer, output_consumer)) = unsafe {
-            let control = SharedControl::init_in_region(region.clone(), 0, config)?;
-            let input_ring = Ring::attach(control.clone(), RingSide::Input, region.clone(), input_offset)?;
-            let output_ring = Ring::attach(control.clone(), RingSide::Output, region, output_offset)?;
-            (control, input_ring.split(), output_ring.split())
-        };
-        let inbox_geometry = RingGeometry::new(options.input_capacity.max(2), input.slot_bytes())?;
-        let (inbox_sender, inbox_receiver) = mpsc::channel(inbox_geometry)?;
-
-        let initial = if options.auto_activate { KernelState::Active } else { KernelState::Launched };
-        if options.auto_activate {
-            control.activate();
-        }
-        let shared = Arc::new(Shared::new(
-            id.clone(),
+        let polling = self.config.device_model == DeviceModel::Polling;
+        let doorbell = Arc::new(Doorbell::new());
+        let thread = Arc::new(ActorThread::new(polling));
+        let kernel = HostKernel::new(KernelParts {
+            id: id.clone(),
             number,
-            control,
-            self.config.clone(),
-            initial,
-            input_producer,
-            output_consumer,
-            self.host_clock.clone(),
-        ));
-        let clock = HybridClock::new(HlcConfig::new(number).with_max_offset_ns(self.config.max_clock_offset_ns));
-        let io = kernel::Io::new(shared.clone(), output_producer, self.directory.clone(), clock);
-        let actor = kernel::Actor::new(input_consumer, inbox_receiver, io, state, handler);
-        let thread =
+            memory: host_ends,
+            device: thread.clone(),
+            doorbell: doorbell.clone(),
+            clock: self.host_clock.clone(),
+            config: HostConfig {
+                spin_before_park: self.config.spin_before_park,
+                watchdog: self.config.watchdog,
+                ..HostConfig::default()
+            },
+            auto_activate: options.auto_activate,
+        })?;
+        let actor = Actor::new(ActorParts {
+            id: id.clone(),
+            number,
+            ends: device_ends,
+            inbox,
+            directory: self.directory.clone(),
+            clock: HybridClock::new(HlcConfig::new(number).with_max_offset_ns(self.config.max_clock_offset_ns)),
+            wakeups: Wakeups {
+                doorbell: (!polling).then_some(doorbell),
+                spin_before_park: self.config.spin_before_park,
+            },
+            state,
+            handler,
+            scratch,
+        });
+        let handle =
             std::thread::Builder::new().name(format!("rk-cpu-{id}")).spawn(move || actor.run()).map_err(|error| {
                 RingKernelError::KernelFault {
                     kernel: id.to_string(),
                     reason: format!("could not start its thread: {error}"),
                 }
             })?;
-        shared.thread.set(thread.thread().clone()).expect("set once, here");
-        self.directory.insert(Route { id, number, sender: inbox_sender, thread: thread.thread().clone() });
-        Ok(Arc::new(CpuKernel { shared, thread: Mutex::new(Some(thread)) }))
+        thread.started(handle);
+        self.directory.insert(Route { id, number, sender: inbox_sender, thread: thread.thread() });
+        Ok(kernel)
     }
 }
 
@@ -180,7 +242,7 @@ impl RingKernelRuntime for CpuRuntime {
         let id = KernelId::from(kernel_id);
         let mut kernels = lock(&self.kernels);
         if let Some(existing) = kernels.get(&id)
-            && !existing.shared.state().is_final()
+            && !existing.state().is_final()
         {
             return Err(RingKernelError::InvalidConfig {
                 field: "kernel_id",
@@ -205,7 +267,7 @@ impl RingKernelRuntime for CpuRuntime {
     }
 
     fn metrics(&self) -> RuntimeMetrics {
-        let kernels: Vec<Arc<CpuKernel>> = lock(&self.kernels).values().cloned().collect();
+        let kernels: Vec<Arc<HostKernel>> = lock(&self.kernels).values().cloned().collect();
         let mut totals =
             RuntimeMetrics { kernels_launched: self.launched.load(Ordering::Relaxed), ..Default::default() };
         for kernel in kernels {
@@ -220,7 +282,7 @@ impl RingKernelRuntime for CpuRuntime {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        let kernels: Vec<Arc<CpuKernel>> = lock(&self.kernels).values().cloned().collect();
+        let kernels: Vec<Arc<HostKernel>> = lock(&self.kernels).values().cloned().collect();
         // Ask every kernel first so that they drain in parallel, then wait for each.
         for kernel in &kernels {
             kernel.request_terminate();

@@ -44,10 +44,13 @@ use std::sync::Arc;
 
 pub use bytemuck;
 pub use ringkernel_core::{
-    Result, RingKernelError, codegen, control, error, hlc, kernel, layout, message, queue, region, runtime,
+    Result, RingKernelError, codegen, control, error, handler, hlc, ids, kernel, layout, memory, message, queue,
+    region, runtime, spec,
 };
-pub use ringkernel_cpu::{CpuConfig, CpuRuntime};
+pub use ringkernel_cpu::{CpuConfig, CpuRuntime, DeviceModel};
 pub use ringkernel_derive::RingMessage;
+/// The host engine every backend's kernels run on (for backend authors).
+pub use ringkernel_host as host;
 
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
 use ringkernel_core::runtime::{Backend, RingKernelRuntime};
@@ -57,9 +60,9 @@ pub mod prelude {
     pub use crate::RingKernel;
     pub use ringkernel_core::error::{Result, RingKernelError};
     pub use ringkernel_core::kernel::{HandlerContext, HandlerError, KernelSpec, builtin};
-    pub use ringkernel_core::message::{CorrelationId, Envelope, HeaderBuilder, Priority, RingMessage};
+    pub use ringkernel_core::message::{CorrelationId, DecodedSlot, Envelope, HeaderBuilder, Priority, RingMessage};
     pub use ringkernel_core::runtime::{
-        Backend, KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime,
+        Backend, KernelHandle, KernelId, KernelState, LaunchOptions, Outgoing, RingKernelRuntime,
     };
     pub use ringkernel_derive::RingMessage;
 }

@@ -1,4 +1,4 @@
-//! Kernels by name: what a backend needs to launch one, and the context a CPU handler runs in.
+//! Kernel specs by name: what a backend needs to launch one.
 //!
 //! A [`KernelSpec`] names a kernel and carries its initial state and one handler per backend: a
 //! Rust closure for `cpu`, CUDA C for `cuda`, WGSL for `wgpu` and `metal`. Specs are collected in a
@@ -6,7 +6,7 @@
 //! `counter`) are registered everywhere so that examples, tests and benchmarks share them.
 //!
 //! ```
-//! use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
+//! use ringkernel_core::spec::{KernelRegistry, KernelSpec};
 //!
 //! let mut registry = KernelRegistry::with_builtins();
 //! registry.register(KernelSpec::new("doubler").cpu(|ctx| {
@@ -22,17 +22,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::aligned::AlignedBytes;
 use crate::error::{Result, RingKernelError};
-use crate::hlc::HlcTimestamp;
-use crate::layout::MessageHeader;
-use crate::message::{HOST_KERNEL_ID, RingMessage};
-use crate::runtime::KernelId;
-
-/// Separates a spec name from an instance name in a kernel id (`"counter#2"`).
-pub const INSTANCE_SEPARATOR: char = '#';
-
-/// A CPU handler: called once per message, in order, on the actor's own thread.
-pub type CpuHandler = dyn Fn(&mut HandlerContext<'_>) -> std::result::Result<(), HandlerError> + Send + Sync;
+use crate::handler::{CpuHandler, HandlerContext, HandlerError};
+pub use crate::ids::INSTANCE_SEPARATOR;
+use crate::ids::KernelId;
 
 /// A kernel by name, with its state and a handler per backend.
 #[derive(Clone)]
@@ -116,11 +110,12 @@ impl KernelSpec {
     /// else the spec's initial state.
     ///
     /// # Errors
-    /// [`RingKernelError::InvalidConfig`] naming both sizes when they differ.
+    /// [`RingKernelError::InvalidConfig`] naming both sizes when they differ;
+    /// [`RingKernelError::AllocationFailed`] when the memory is not there.
     pub fn launch_state(&self, override_state: Option<&[u8]>) -> Result<StateBuffer> {
         match override_state {
-            None => Ok(StateBuffer::from_bytes(&self.initial_state)),
-            Some(state) if state.len() == self.initial_state.len() => Ok(StateBuffer::from_bytes(state)),
+            None => StateBuffer::from_bytes(&self.initial_state),
+            Some(state) if state.len() == self.initial_state.len() => StateBuffer::from_bytes(state),
             Some(state) => Err(RingKernelError::InvalidConfig {
                 field: "initial_state",
                 reason: format!(
@@ -150,39 +145,35 @@ impl fmt::Debug for KernelSpec {
 /// in place as any plain-old-data type of that alignment or less.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StateBuffer {
-    chunks: Vec<StateChunk>,
-    len: usize,
+    bytes: AlignedBytes,
 }
-
-#[repr(C, align(16))]
-#[derive(Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-struct StateChunk([u8; 16]);
 
 impl StateBuffer {
     /// Alignment of the state's first byte.
-    pub const ALIGN: usize = 16;
+    pub const ALIGN: usize = AlignedBytes::ALIGN;
 
     /// A buffer holding a copy of `bytes`.
-    pub fn from_bytes(bytes: &[u8]) -> Self {
-        let mut buffer = Self { chunks: vec![StateChunk([0; 16]); bytes.len().div_ceil(16)], len: bytes.len() };
-        buffer.bytes_mut().copy_from_slice(bytes);
-        buffer
+    ///
+    /// # Errors
+    /// [`RingKernelError::AllocationFailed`] when the memory is not there.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Ok(Self { bytes: AlignedBytes::copy_of(bytes, "a kernel's state")? })
     }
 
     /// The state.
     pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.chunks)[..self.len]
+        self.bytes.as_slice()
     }
 
     /// The state, writable.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut bytemuck::cast_slice_mut(&mut self.chunks)[..self.len]
+        self.bytes.as_mut_slice()
     }
 }
 
 impl fmt::Debug for StateBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateBuffer").field("len", &self.len).finish()
+        f.debug_struct("StateBuffer").field("len", &self.bytes.len()).finish()
     }
 }
 
@@ -257,196 +248,10 @@ impl KernelRegistry {
     }
 }
 
-/// An error a handler returns for one message. The caller gets it as
-/// [`RingKernelError::HandlerError`]; the kernel keeps running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError(pub String);
-
-impl fmt::Display for HandlerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for HandlerError {}
-
-impl From<RingKernelError> for HandlerError {
-    fn from(error: RingKernelError) -> Self {
-        Self(error.to_string())
-    }
-}
-
-impl From<crate::error::MessageError> for HandlerError {
-    fn from(error: crate::error::MessageError) -> Self {
-        Self(error.to_string())
-    }
-}
-
-impl From<&str> for HandlerError {
-    fn from(reason: &str) -> Self {
-        Self(reason.to_string())
-    }
-}
-
-impl From<String> for HandlerError {
-    fn from(reason: String) -> Self {
-        Self(reason)
-    }
-}
-
-/// Where a handler's message goes.
-#[derive(Debug, Clone, Copy)]
-pub enum Destination<'a> {
-    /// The kernel's output ring, read by the host.
-    Host,
-    /// Another kernel's K2K inbox, by id.
-    Kernel(&'a KernelId),
-    /// Another kernel's K2K inbox, by the number in message headers.
-    KernelNumber(u32),
-}
-
-impl Destination<'_> {
-    /// Where an answer to `message` goes: the host, or the kernel that sent it over K2K.
-    pub fn sender_of(message: &MessageHeader) -> Self {
-        match message.source_kernel {
-            HOST_KERNEL_ID => Destination::Host,
-            kernel => Destination::KernelNumber(kernel),
-        }
-    }
-}
-
-/// What a backend provides to a running CPU handler.
-pub trait HandlerIo {
-    /// Stamps `header` (timestamp, source) and delivers it with `payload`, waiting for room in the
-    /// output ring (`Host`) or failing with [`RingKernelError::QueueFull`] when a K2K inbox is
-    /// full (waiting there could deadlock two kernels that send to each other).
-    fn deliver(&mut self, destination: Destination<'_>, header: MessageHeader, payload: &[u8]) -> Result<()>;
-}
-
-/// The message being handled, the actor's state, and ways to send.
-pub struct HandlerContext<'a> {
-    kernel: &'a KernelId,
-    header: &'a MessageHeader,
-    payload: &'a [u8],
-    received_at: HlcTimestamp,
-    state: &'a mut [u8],
-    io: &'a mut dyn HandlerIo,
-}
-
-impl<'a> HandlerContext<'a> {
-    /// Called by backends for each message.
-    pub fn new(
-        kernel: &'a KernelId,
-        header: &'a MessageHeader,
-        payload: &'a [u8],
-        received_at: HlcTimestamp,
-        state: &'a mut [u8],
-        io: &'a mut dyn HandlerIo,
-    ) -> Self {
-        Self { kernel, header, payload, received_at, state, io }
-    }
-
-    /// The kernel running the handler.
-    pub fn kernel_id(&self) -> &KernelId {
-        self.kernel
-    }
-
-    /// The message's header.
-    pub fn header(&self) -> &'a MessageHeader {
-        self.header
-    }
-
-    /// The message's type.
-    pub fn message_type(&self) -> u32 {
-        self.header.message_type
-    }
-
-    /// The message's payload.
-    pub fn payload(&self) -> &'a [u8] {
-        self.payload
-    }
-
-    /// The payload as a plain-old-data value of exactly its size.
-    pub fn payload_as<T: bytemuck::Pod>(&self) -> std::result::Result<T, HandlerError> {
-        if self.payload.len() != size_of::<T>() {
-            return Err(HandlerError(format!(
-                "expected a {}-byte payload, got {} bytes",
-                size_of::<T>(),
-                self.payload.len()
-            )));
-        }
-        Ok(bytemuck::pod_read_unaligned(self.payload))
-    }
-
-    /// The payload as the typed message `M` (type and size checked).
-    pub fn message<M: RingMessage>(&self) -> std::result::Result<M, HandlerError> {
-        Ok(M::from_parts(self.header.message_type, self.payload)?)
-    }
-
-    /// The kernel's clock after receiving this message: later than the sender's timestamp.
-    pub fn received_at(&self) -> HlcTimestamp {
-        self.received_at
-    }
-
-    /// The actor's state bytes.
-    pub fn state_bytes(&mut self) -> &mut [u8] {
-        self.state
-    }
-
-    /// The actor's state as a plain-old-data value (the state must have exactly its size; backends
-    /// align it to [`StateBuffer::ALIGN`] bytes).
-    pub fn state<T: bytemuck::Pod>(&mut self) -> std::result::Result<&mut T, HandlerError> {
-        let bytes = self.state.len();
-        bytemuck::try_from_bytes_mut(self.state).map_err(|e| {
-            HandlerError(format!("state of {bytes} bytes cannot be viewed as a {}-byte value: {e}", size_of::<T>()))
-        })
-    }
-
-    /// Replies to the sender (the host, or the kernel that sent it over K2K) with the same
-    /// correlation id.
-    pub fn reply(&mut self, message_type: u32, payload: &[u8]) -> Result<()> {
-        let header = self.header.reply(message_type);
-        self.io.deliver(Destination::sender_of(self.header), header, payload)
-    }
-
-    /// Replies with a typed message.
-    pub fn reply_message<M: RingMessage>(&mut self, message: &M) -> Result<()> {
-        self.reply(M::MESSAGE_TYPE, bytemuck::bytes_of(message))
-    }
-
-    /// Sends a message to the host (the kernel's output ring), carrying this message's
-    /// correlation id; not marked as a reply.
-    pub fn emit(&mut self, message_type: u32, payload: &[u8]) -> Result<()> {
-        let header = self.forward_header(message_type);
-        self.io.deliver(Destination::Host, header, payload)
-    }
-
-    /// Sends a message to another kernel's K2K inbox, carrying this message's correlation id.
-    ///
-    /// # Errors
-    /// [`RingKernelError::KernelNotFound`] or [`RingKernelError::InvalidState`] if the kernel is
-    /// not running, [`RingKernelError::QueueFull`] if its inbox is full.
-    pub fn send_to(&mut self, kernel: &KernelId, message_type: u32, payload: &[u8]) -> Result<()> {
-        let header = self.forward_header(message_type);
-        self.io.deliver(Destination::Kernel(kernel), header, payload)
-    }
-
-    /// Sends a typed message to another kernel.
-    pub fn send_message_to<M: RingMessage>(&mut self, kernel: &KernelId, message: &M) -> Result<()> {
-        self.send_to(kernel, M::MESSAGE_TYPE, bytemuck::bytes_of(message))
-    }
-
-    fn forward_header(&self, message_type: u32) -> MessageHeader {
-        crate::message::HeaderBuilder::new(message_type)
-            .correlation_id(self.header.correlation_id())
-            .priority(self.header.priority())
-            .build()
-    }
-}
-
 /// Kernels every backend provides under the same names and message types.
 pub mod builtin {
-    use super::{HandlerError, KernelSpec};
+    use super::KernelSpec;
+    use crate::handler::HandlerError;
 
     /// Replies to every message with the same type and payload.
     pub const ECHO: &str = "echo";
@@ -503,7 +308,10 @@ pub mod builtin {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::message::HeaderBuilder;
+    use crate::handler::{Destination, HandlerIo};
+    use crate::hlc::HlcTimestamp;
+    use crate::layout::MessageHeader;
+    use crate::message::{HOST_KERNEL_ID, HeaderBuilder};
 
     /// Records what a handler delivers.
     #[derive(Default)]
@@ -565,7 +373,7 @@ mod tests {
     fn state_buffers_are_aligned_and_exact() {
         for len in [0, 1, 8, 17, 100] {
             let bytes: Vec<u8> = (0..len as u8).collect();
-            let mut buffer = StateBuffer::from_bytes(&bytes);
+            let mut buffer = StateBuffer::from_bytes(&bytes).unwrap();
             assert_eq!(buffer.bytes(), bytes);
             assert_eq!(buffer.bytes_mut().as_ptr() as usize % StateBuffer::ALIGN, 0);
         }

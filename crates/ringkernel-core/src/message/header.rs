@@ -1,0 +1,175 @@
+//! Reading and building [`MessageHeader`]s.
+
+use super::identity::{CorrelationId, HOST_KERNEL_ID, MessageId, Priority, join_u64, split_u64};
+use crate::hlc::HlcTimestamp;
+use crate::layout::{MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION, flags};
+
+impl MessageHeader {
+    /// The message id.
+    pub fn message_id(&self) -> MessageId {
+        MessageId::from_words(self.message_id)
+    }
+
+    /// The correlation id.
+    pub fn correlation_id(&self) -> CorrelationId {
+        CorrelationId::from_words(self.correlation_id)
+    }
+
+    /// The send timestamp.
+    pub fn timestamp(&self) -> HlcTimestamp {
+        HlcTimestamp::new(join_u64(self.timestamp_physical_ns), self.timestamp_logical, self.timestamp_node)
+    }
+
+    /// Sets the send timestamp.
+    pub fn set_timestamp(&mut self, ts: HlcTimestamp) {
+        self.timestamp_physical_ns = split_u64(ts.physical_ns);
+        self.timestamp_logical = ts.logical;
+        self.timestamp_node = ts.node_id;
+    }
+
+    /// The deadline in ns since the Unix epoch, if any.
+    pub fn deadline_ns(&self) -> Option<u64> {
+        match join_u64(self.deadline_ns) {
+            0 => None,
+            d => Some(d),
+        }
+    }
+
+    /// Sets or clears the deadline.
+    pub fn set_deadline_ns(&mut self, deadline_ns: Option<u64>) {
+        self.deadline_ns = split_u64(deadline_ns.unwrap_or(0));
+    }
+
+    /// The priority (validated headers always have a valid one; others read as `Normal`).
+    pub fn priority(&self) -> Priority {
+        Priority::try_from(self.priority).unwrap_or_default()
+    }
+
+    /// Whether this header is a reply.
+    pub fn is_reply(&self) -> bool {
+        self.flags & flags::REPLY != 0
+    }
+
+    /// Whether this message reports an error (its payload is an `ErrorReport`).
+    pub fn is_error(&self) -> bool {
+        self.flags & flags::ERROR != 0
+    }
+
+    /// A reply header to this message: same correlation id, source and destination swapped, a
+    /// new message id, the `REPLY` flag set. Timestamp, payload size and checksum are set by the
+    /// sender.
+    pub fn reply(&self, message_type: u32) -> MessageHeader {
+        HeaderBuilder::new(message_type)
+            .correlation_id(self.correlation_id())
+            .source_kernel(self.dest_kernel)
+            .dest_kernel(self.source_kernel)
+            .priority(self.priority())
+            .flags(flags::REPLY | (self.flags & flags::CHECKSUM))
+            .build()
+    }
+}
+
+/// Builds a valid [`MessageHeader`].
+#[derive(Debug, Clone)]
+pub struct HeaderBuilder {
+    header: MessageHeader,
+}
+
+impl HeaderBuilder {
+    /// A header for `message_type` with a fresh message id, from the host, normal priority.
+    pub fn new(message_type: u32) -> Self {
+        let mut header: MessageHeader = bytemuck::Zeroable::zeroed();
+        header.magic = MESSAGE_MAGIC;
+        header.version = PROTOCOL_VERSION;
+        header.message_type = message_type;
+        header.message_id = MessageId::generate().to_words();
+        header.source_kernel = HOST_KERNEL_ID;
+        header.dest_kernel = HOST_KERNEL_ID;
+        header.priority = Priority::Normal as u32;
+        Self { header }
+    }
+
+    /// Sets the message id (normally generated).
+    pub fn message_id(mut self, id: MessageId) -> Self {
+        self.header.message_id = id.to_words();
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: CorrelationId) -> Self {
+        self.header.correlation_id = id.to_words();
+        self
+    }
+
+    /// Sets the sending kernel.
+    pub fn source_kernel(mut self, kernel: u32) -> Self {
+        self.header.source_kernel = kernel;
+        self
+    }
+
+    /// Sets the destination kernel.
+    pub fn dest_kernel(mut self, kernel: u32) -> Self {
+        self.header.dest_kernel = kernel;
+        self
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.header.priority = priority as u32;
+        self
+    }
+
+    /// Sets the send timestamp.
+    pub fn timestamp(mut self, ts: HlcTimestamp) -> Self {
+        self.header.set_timestamp(ts);
+        self
+    }
+
+    /// Sets the deadline (ns since the Unix epoch).
+    pub fn deadline_ns(mut self, deadline_ns: u64) -> Self {
+        self.header.set_deadline_ns(Some(deadline_ns));
+        self
+    }
+
+    /// Asks the encoder to store a CRC32C of the payload, which decoders then verify.
+    pub fn checksum(mut self, on: bool) -> Self {
+        if on {
+            self.header.flags |= flags::CHECKSUM;
+        } else {
+            self.header.flags &= !flags::CHECKSUM;
+        }
+        self
+    }
+
+    /// Replaces the flags word (bits outside [`flags::ALL`] make the header invalid).
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.header.flags = flags;
+        self
+    }
+
+    /// The header.
+    pub fn build(self) -> MessageHeader {
+        self.header
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_mirrors_the_request() {
+        let request = HeaderBuilder::new(1)
+            .correlation_id(CorrelationId(77))
+            .source_kernel(HOST_KERNEL_ID)
+            .dest_kernel(3)
+            .checksum(true)
+            .build();
+        let reply = request.reply(2);
+        assert!(reply.is_reply());
+        assert_eq!(reply.correlation_id(), CorrelationId(77));
+        assert_eq!((reply.source_kernel, reply.dest_kernel), (3, HOST_KERNEL_ID));
+        assert_ne!(reply.message_id(), request.message_id());
+        assert_eq!(reply.flags & flags::CHECKSUM, flags::CHECKSUM);
+    }
+}

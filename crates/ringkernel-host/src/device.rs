@@ -1,0 +1,104 @@
+//! What a backend gives the engine for one kernel: the [`Device`] trait, and the [`Doorbell`] a
+//! device may ring so that waiting hosts need not poll.
+
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+use ringkernel_core::error::Result;
+
+/// The backend's part of one kernel, in the spirit of wgpu-hal under wgpu-core: how to make the
+/// device look at its memory, how to move that memory between host and device views, and how to
+/// let go of the device. Everything else — the kernel's status, counters, clock, queues — the
+/// engine reads from the control block and the rings, never from a Rust channel, lock or thread
+/// handle.
+///
+/// | | cpu | cuda | wgpu / metal |
+/// |---|---|---|---|
+/// | `wake` | unpark the actor thread | nothing (the kernel polls) | submit a dispatch |
+/// | `sync_*` | nothing | nothing (mapped memory) | copy staged rings |
+/// | doorbell | the actor rings it | none: waiters poll | the completion callback rings it |
+///
+/// # Safety
+/// The engine relies on one promise: once the device has stored `RK_TERMINATED` or `RK_FAILED`
+/// into the control block's `has_terminated` (as its last write), it never touches the kernel's
+/// memory again, and nothing can still write into the kernel's K2K inbox. The engine then plays
+/// the device's part to take back what was accepted but never handled.
+pub unsafe trait Device: Send + Sync + 'static {
+    /// The host published input or changed a control flag: make the device look.
+    fn wake(&self);
+
+    /// Makes the host's writes to the kernel's memory visible to the device (staged memory: a
+    /// copy). Called before [`Device::wake`]. Mapped memory needs nothing (the default).
+    ///
+    /// # Errors
+    /// Whatever the copy reports; the operation that called it fails with it.
+    fn sync_to_device(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Brings the device's writes into the host's view (staged memory: a copy) before the engine
+    /// reads the output ring. Mapped memory needs nothing (the default).
+    ///
+    /// # Errors
+    /// Whatever the copy reports; the operation that called it fails with it.
+    fn sync_from_device(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the device rings the kernel's [`Doorbell`] whenever it publishes output, frees
+    /// input slots, acknowledges a control change or stops. If it does not (the default), waiting
+    /// hosts poll.
+    fn rings_doorbell(&self) -> bool {
+        false
+    }
+
+    /// The device stopped for good: release what it holds (join a thread, free a context). Called
+    /// at most once, by `terminate`.
+    fn release(&self) {}
+}
+
+/// A wake-up from the device side to waiting hosts that costs the ringer one fence and one load
+/// when nobody waits.
+///
+/// Waiters register, then re-check their condition, then await; ringers change the condition,
+/// then [`Doorbell::ring`]. The two SeqCst fences make sure that either the waiter sees the change
+/// or the ringer sees the waiter. The engine rings it too, when one host task's drain moved a
+/// message that another task waits for.
+#[derive(Debug, Default)]
+pub struct Doorbell {
+    waiters: AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+impl Doorbell {
+    /// A doorbell nobody waits on yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Wakes every waiting host task (cheap when there is none).
+    pub fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Counts the caller as a waiter until the guard drops.
+    pub(crate) fn register(&self) -> WaiterGuard<'_> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        WaiterGuard(self)
+    }
+}
+
+pub(crate) struct WaiterGuard<'a>(&'a Doorbell);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}

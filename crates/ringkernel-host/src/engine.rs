@@ -1,0 +1,1015 @@
+//! [`HostKernel`]: the host half of one kernel, for every backend.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
+use ringkernel_core::control::{SharedControl, WideCounter};
+use ringkernel_core::error::{MessageError, Result, RingKernelError, codes};
+use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
+use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, termination};
+use ringkernel_core::memory::HostEnds;
+use ringkernel_core::message::{
+    CorrelationId, DecodedSlot, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, SlotBuffer, check_header, seal_slot,
+};
+use ringkernel_core::queue::mpsc::InboxReclaim;
+use ringkernel_core::queue::spsc::{Consumer, Producer};
+use ringkernel_core::queue::{IndexViolation, PopError, PushError, SharedSlot};
+use ringkernel_core::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, KernelState, Outgoing, VisitFn};
+
+use crate::device::{Device, Doorbell};
+use crate::wait::Waiter;
+
+/// How the engine reads a message out of the output ring: the whole used header, so that
+/// envelopes carry `message_id` and `dest_kernel` (see BENCHMARKS.md for the cost of the extra line).
+const RECEIVE_PART: HeaderPart = HeaderPart::Used;
+
+/// Byte offsets of the cache lines a small message touches in its slot: the header's hot line,
+/// the line with `message_id` and `dest_kernel`, and the first payload line.
+const MESSAGE_LINES: [usize; 3] = [0, 64, MESSAGE_HEADER_BYTES];
+
+/// Tuning of the engine's waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// How long a waiting host task spins before it sleeps. Spinning keeps round trips in the
+    /// sub-microsecond range while traffic flows; sleeping frees the core when it stops.
+    pub spin_before_park: Duration,
+    /// For a device that does not ring the doorbell: how often a sleeping waiter looks again
+    /// (inside Tokio the timer rounds it up to its 1 ms resolution).
+    pub poll_interval: Duration,
+    /// If set, a wait on the device (a reply, a deactivation, termination) fails with
+    /// [`RingKernelError::KernelFault`] once the control block's heartbeat has not moved for this
+    /// long. Off by default: a handler may legitimately run for a long time.
+    pub watchdog: Option<Duration>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self { spin_before_park: Duration::from_micros(50), poll_interval: Duration::from_micros(200), watchdog: None }
+    }
+}
+
+/// Everything the engine needs to run the host half of one kernel.
+pub struct KernelParts {
+    /// The kernel's name.
+    pub id: KernelId,
+    /// Its number in message headers.
+    pub number: u32,
+    /// The host's ends of its memory (from [`ringkernel_core::memory::KernelMemory::split`]).
+    pub memory: HostEnds,
+    /// The backend's part.
+    pub device: Arc<dyn Device>,
+    /// The doorbell the device rings (if it does; see [`Device::rings_doorbell`]).
+    pub doorbell: Arc<Doorbell>,
+    /// The host's clock, shared by the kernels of a runtime.
+    pub clock: Arc<HybridClock>,
+    /// Tuning.
+    pub config: HostConfig,
+    /// Start active (the engine announces it before the device runs).
+    pub auto_activate: bool,
+}
+
+/// Correlation ids are random 64-bit values already, so the pending-call map uses them as their
+/// own hash instead of running SipHash per call.
+#[derive(Default)]
+struct CorrelationHasher(u64);
+
+impl Hasher for CorrelationHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(*byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// The host's end of the input ring, behind one lock (which also orders sends against the
+/// lifecycle: a send that sees an accepting state under it lands before the device's final drain).
+struct InputSide {
+    producer: Producer,
+    inbox_reclaim: Option<InboxReclaim>,
+}
+
+/// The host's end of the output ring and what its messages are routed to, behind one lock.
+struct OutputSide {
+    consumer: Consumer,
+    /// The private copy every message is decoded from.
+    scratch: SlotBuffer,
+    /// Calls waiting for a reply, by correlation id; `Some` once another task's drain found it.
+    pending: HashMap<u64, Option<Box<Envelope>>, BuildHasherDefault<CorrelationHasher>>,
+    /// Messages nobody is calling for, in arrival order, for `receive`.
+    unclaimed: VecDeque<Envelope>,
+}
+
+/// Counters written under the lock of their side (a load and a store, no read-modify-write), or
+/// with `fetch_add` where no lock is held; read by `metrics` without any lock.
+#[derive(Default)]
+struct Stats {
+    sent: AtomicU64,
+    refused: AtomicU64,
+    received: AtomicU64,
+    undecodable: AtomicU64,
+    returned: AtomicU64,
+    returned_invalid: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+}
+
+/// Widens the control block's 32-bit device counters.
+#[derive(Default)]
+struct Widened {
+    processed: WideCounter,
+    rejected: WideCounter,
+    errors: WideCounter,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No lock here is held across user code that could panic halfway through an update.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// The kernel whose `receive_with` visitor runs on this thread: its output lock is held.
+    static VISITING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Host-side lifecycle values (the device's own report overrides them once it stopped).
+const LAUNCHED: u8 = 0;
+const ACTIVE: u8 = 1;
+const DEACTIVATED: u8 = 2;
+const TERMINATING: u8 = 3;
+/// The engine found the device breaking the protocol.
+const FAULTED: u8 = 4;
+
+fn encode(state: KernelState) -> u8 {
+    match state {
+        KernelState::Launched => LAUNCHED,
+        KernelState::Active => ACTIVE,
+        KernelState::Deactivated => DEACTIVATED,
+        KernelState::Terminating => TERMINATING,
+        KernelState::Terminated | KernelState::Failed => FAULTED,
+    }
+}
+
+/// The host half of one kernel: sends into its input ring, routes what it writes to its output
+/// ring to waiting calls or to `receive`, drives its lifecycle through the control block, keeps
+/// its metrics, and takes back what a stopped device never handled. Implements
+/// [`KernelControl`] for every backend; the backend supplies only a [`Device`].
+pub struct HostKernel {
+    id: KernelId,
+    number: u32,
+    control: SharedControl,
+    device: Arc<dyn Device>,
+    doorbell: Arc<Doorbell>,
+    clock: Arc<HybridClock>,
+    config: HostConfig,
+    input_capacity_bytes: usize,
+    lifecycle: CachePadded<AtomicU8>,
+    input: CachePadded<Mutex<InputSide>>,
+    output: CachePadded<Mutex<OutputSide>>,
+    stats: CachePadded<Stats>,
+    /// Drains that moved at least one message (lets waiters skip polls that cannot succeed).
+    drains: CachePadded<AtomicU64>,
+    latency: Mutex<Histogram<u64>>,
+    widened: Mutex<Widened>,
+    fault: Mutex<Option<String>>,
+    /// The device's stop was handled: sends closed, leftovers taken back.
+    settled: AtomicBool,
+    unprocessed: Mutex<Vec<Envelope>>,
+    released: AtomicBool,
+}
+
+impl HostKernel {
+    /// The host half of a kernel whose memory and device are ready. Announces `auto_activate`
+    /// through the control block before returning, so a device that starts afterwards sees it.
+    ///
+    /// # Errors
+    /// [`RingKernelError::AllocationFailed`] if the private slot buffer cannot be allocated.
+    pub fn new(parts: KernelParts) -> Result<Arc<Self>> {
+        let KernelParts { id, number, memory, device, doorbell, clock, config, auto_activate } = parts;
+        let HostEnds { control, input, output, inbox_reclaim } = memory;
+        let scratch = SlotBuffer::new(output.slot_bytes())?;
+        let input_capacity_bytes = input.slot_bytes() - MESSAGE_HEADER_BYTES;
+        let initial = if auto_activate {
+            control.activate();
+            ACTIVE
+        } else {
+            LAUNCHED
+        };
+        Ok(Arc::new(Self {
+            id,
+            number,
+            control,
+            device,
+            doorbell,
+            clock,
+            config,
+            input_capacity_bytes,
+            lifecycle: CachePadded::new(AtomicU8::new(initial)),
+            input: CachePadded::new(Mutex::new(InputSide { producer: input, inbox_reclaim })),
+            output: CachePadded::new(Mutex::new(OutputSide {
+                consumer: output,
+                scratch,
+                pending: HashMap::default(),
+                unclaimed: VecDeque::new(),
+            })),
+            stats: CachePadded::default(),
+            drains: CachePadded::default(),
+            latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")),
+            widened: Mutex::default(),
+            fault: Mutex::new(None),
+            settled: AtomicBool::new(false),
+            unprocessed: Mutex::new(Vec::new()),
+            released: AtomicBool::new(false),
+        }))
+    }
+
+    /// The kernel's number in message headers.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The control block.
+    pub fn control(&self) -> &SharedControl {
+        &self.control
+    }
+
+    /// Asks the kernel to drain and stop without waiting (unless it is already stopping or
+    /// stopped); `terminate` waits. A runtime's shutdown asks every kernel first, so that they
+    /// drain in parallel.
+    pub fn request_terminate(&self) {
+        // The only refusal is "already terminating, terminated or failed": nothing to do then.
+        let _ = self.transition("terminate", KernelState::Terminating);
+    }
+
+    fn waiter(&self) -> Waiter<'_> {
+        Waiter {
+            doorbell: &self.doorbell,
+            spin: self.config.spin_before_park,
+            poll_interval: (!self.device.rings_doorbell()).then_some(self.config.poll_interval),
+        }
+    }
+
+    // ----- state -----------------------------------------------------------------------------
+
+    /// The state without handling a device stop (safe to call under either lock).
+    fn raw_state(&self) -> KernelState {
+        let host = self.lifecycle.load(Ordering::Acquire);
+        if host == FAULTED {
+            return KernelState::Failed;
+        }
+        match self.control.termination() {
+            termination::RUNNING => match host {
+                LAUNCHED => KernelState::Launched,
+                ACTIVE => KernelState::Active,
+                DEACTIVATED => KernelState::Deactivated,
+                _ => KernelState::Terminating,
+            },
+            termination::TERMINATED => KernelState::Terminated,
+            _ => KernelState::Failed,
+        }
+    }
+
+    /// The state, after handling a device stop seen for the first time.
+    fn current_state(&self) -> KernelState {
+        let state = self.raw_state();
+        if state.is_final() {
+            self.settle();
+        }
+        state
+    }
+
+    fn fault_reason(&self) -> String {
+        lock(&self.fault).clone().unwrap_or_else(|| {
+            let code = self.control.block().last_error.load(Ordering::Acquire);
+            format!("the kernel stopped with error code {code} ({})", codes::name(code).unwrap_or("unknown code"))
+        })
+    }
+
+    fn record_fault(&self, reason: String) {
+        lock(&self.fault).get_or_insert(reason);
+    }
+
+    /// The error for an operation that needs a live kernel.
+    fn not_running(&self, operation: &'static str, state: KernelState) -> RingKernelError {
+        match state {
+            KernelState::Failed => {
+                RingKernelError::KernelFault { kernel: self.id.to_string(), reason: self.fault_reason() }
+            }
+            state => RingKernelError::InvalidState { kernel: self.id.to_string(), operation, state },
+        }
+    }
+
+    /// The device broke the protocol (an index out of range): the kernel fails, its memory is not
+    /// trusted any more (nothing is taken back from it), and the device is asked to stop.
+    fn fail_protocol(&self, violation: IndexViolation, queue: &'static str) -> RingKernelError {
+        let error = violation.into_error(self.id.as_str(), queue);
+        if let RingKernelError::KernelFault { reason, .. } = &error {
+            tracing::error!(kernel = %self.id, %reason, "the device broke the ring protocol");
+            self.record_fault(reason.clone());
+        }
+        self.lifecycle.store(FAULTED, Ordering::Release);
+        self.control.request_terminate(true);
+        self.wake();
+        self.doorbell.ring();
+        error
+    }
+
+    /// Handles the device's stop once: no more sends, and whatever it accepted but never handled
+    /// (left in the input ring and the inbox) is taken back for [`KernelControl::take_unprocessed`].
+    fn settle(&self) {
+        if self.settled.load(Ordering::Acquire) {
+            return;
+        }
+        let mut input = lock(&self.input);
+        if self.settled.load(Ordering::Relaxed) {
+            return;
+        }
+        let trusted = self.lifecycle.load(Ordering::Acquire) != FAULTED;
+        if trusted && let Err(error) = self.device.sync_from_device() {
+            tracing::warn!(kernel = %self.id, %error, "could not read the stopped device's memory back");
+        }
+        let mut returned = Vec::new();
+        let mut invalid = 0;
+        if trusted {
+            let mut buffer = match SlotBuffer::new(input.producer.slot_bytes()) {
+                Ok(buffer) => Some(buffer),
+                Err(error) => {
+                    tracing::error!(kernel = %self.id, %error, "cannot take back unhandled messages");
+                    None
+                }
+            };
+            if let Some(buffer) = buffer.as_mut() {
+                let mut take = |slot: SharedSlot<'_>| {
+                    slot.copy_message_into(buffer, HeaderPart::Used);
+                    match buffer.decode() {
+                        Ok(decoded) => returned.push(Envelope::from_decoded(&decoded)),
+                        Err(_) => invalid += 1,
+                    }
+                };
+                if let Err(violation) = input.producer.take_unconsumed(&mut take) {
+                    tracing::error!(kernel = %self.id, %violation, "input ring corrupt: nothing taken back");
+                }
+                if let Some(reclaim) = input.inbox_reclaim.as_mut() {
+                    // SAFETY: the device reported that it stopped, and the `Device` contract says
+                    // that it then never touches the kernel's memory again and that nothing can
+                    // still write into its inbox.
+                    unsafe { reclaim.take_unreceived(&mut take) };
+                }
+            }
+        }
+        if self.control.termination() == termination::FAILED && lock(&self.fault).is_none() {
+            let reason = self.fault_reason();
+            self.record_fault(reason);
+        }
+        self.stats.returned.fetch_add(returned.len() as u64, Ordering::Relaxed);
+        self.stats.returned_invalid.fetch_add(invalid, Ordering::Relaxed);
+        lock(&self.unprocessed).extend(returned);
+        self.settled.store(true, Ordering::Release);
+        drop(input);
+        self.doorbell.ring();
+    }
+
+    fn wake(&self) {
+        if let Err(error) = self.device.sync_to_device() {
+            tracing::warn!(kernel = %self.id, %error, "could not make host writes visible to the device");
+        }
+        self.device.wake();
+    }
+
+    /// Moves to `next` if the lifecycle allows it and tells the device; returns the control
+    /// sequence whose acknowledgement means the device acts on it.
+    fn transition(&self, operation: &'static str, next: KernelState) -> Result<u32> {
+        let sequence = {
+            let _input = lock(&self.input);
+            let current = self.raw_state();
+            if !current.can_become(next) {
+                return Err(self.not_running(operation, current));
+            }
+            self.lifecycle.store(encode(next), Ordering::Release);
+            match next {
+                KernelState::Active => self.control.activate(),
+                KernelState::Deactivated => self.control.deactivate(),
+                _ => self.control.request_terminate(false),
+            }
+        };
+        self.wake();
+        self.doorbell.ring();
+        Ok(sequence)
+    }
+
+    /// Waits for the device: `done` says when, `operation` names it in a timeout. Fails when the
+    /// watchdog is on and the heartbeat stops.
+    async fn wait_on_device(
+        &self,
+        operation: &'static str,
+        mut done: impl FnMut() -> Option<Result<()>>,
+    ) -> Result<()> {
+        let mut watchdog = self.config.watchdog.map(|limit| (limit, self.heartbeat(), Instant::now()));
+        self.waiter()
+            .wait(None, operation, || {
+                if let Some(result) = done() {
+                    return Some(result);
+                }
+                let (limit, last, since) = watchdog.as_mut()?;
+                let beat = self.heartbeat();
+                if beat != *last {
+                    (*last, *since) = (beat, Instant::now());
+                    return None;
+                }
+                (since.elapsed() > *limit).then(|| {
+                    let reason = format!("no heartbeat for {limit:?} while waiting for {operation}");
+                    self.record_fault(reason.clone());
+                    Err(RingKernelError::KernelFault { kernel: self.id.to_string(), reason })
+                })
+            })
+            .await
+    }
+
+    fn heartbeat(&self) -> u32 {
+        self.control.block().heartbeat.load(Ordering::Relaxed)
+    }
+
+    // ----- sending ---------------------------------------------------------------------------
+
+    /// Refuses a send unless the kernel accepts messages. Called under the input lock.
+    fn check_accepting(&self) -> Result<()> {
+        let state = self.raw_state();
+        if matches!(state, KernelState::Terminating) || state.is_final() {
+            return Err(self.not_running("send to", state));
+        }
+        Ok(())
+    }
+
+    /// The zero-copy send: fills up to `count` reserved slots, stamps them from one clock reading,
+    /// publishes them together. Returns how many and the wall-clock reading used.
+    fn send_filled(&self, count: usize, fill: &mut FillFn<'_>) -> Result<(usize, u64)> {
+        let mut input = lock(&self.input);
+        self.check_accepting()?;
+        let wanted = u32::try_from(count).unwrap_or(u32::MAX);
+        let mut chunk = match input.producer.write_chunk_up_to(wanted) {
+            Ok(chunk) => chunk,
+            Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
+            Err(PushError::Full(_)) => unreachable!("write_chunk_up_to reserves what there is"),
+        };
+        let reserved = chunk.len();
+        if reserved == 0 {
+            return Ok((0, 0));
+        }
+        let (first, wall) = self.clock.tick_many_reading(reserved);
+        for i in 0..reserved {
+            let mut message = Outgoing::new(chunk.slot_mut(i));
+            if let Err(error) = fill(i as usize, &mut message) {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
+            }
+            let (mut header, slot, payload_bytes) = message.into_parts();
+            header.source_kernel = HOST_KERNEL_ID;
+            header.dest_kernel = self.number;
+            // Stamped under the lock, from one reading: timestamps increase in queue order.
+            header.set_timestamp(first.plus_logical(u64::from(i)));
+            if let Err(error) = seal_slot(slot, &header, payload_bytes) {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(error.into());
+            }
+        }
+        chunk.commit_all();
+        bump(&self.stats.sent, u64::from(reserved));
+        input.producer.prefetch_next_for_write(&MESSAGE_LINES);
+        drop(input);
+        self.wake();
+        Ok((reserved as usize, wall))
+    }
+
+    /// Queues one envelope; `Ok(None)` when the ring is full. Returns the wall-clock reading of
+    /// the send.
+    fn try_send_envelope(&self, envelope: &Envelope) -> Result<Option<u64>> {
+        let (sent, wall) = self.send_filled(1, &mut |_, message| {
+            *message.header_mut() = envelope.header;
+            message.write_payload(&envelope.payload)?;
+            Ok(())
+        })?;
+        Ok((sent == 1).then_some(wall))
+    }
+
+    fn full_error(&self) -> RingKernelError {
+        RingKernelError::QueueFull { queue: "input ring", capacity: lock(&self.input).producer.capacity() }
+    }
+
+    /// Checks every envelope as a reader would, before anything of a batch is queued.
+    fn check_envelopes(&self, envelopes: &[Envelope]) -> Result<()> {
+        for envelope in envelopes {
+            if let Err(error) = check_header(&envelope.header, envelope.payload.len(), self.input_capacity_bytes) {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    // ----- receiving -------------------------------------------------------------------------
+
+    fn lock_output(&self) -> Result<MutexGuard<'_, OutputSide>> {
+        if VISITING.with(Cell::get) == self as *const Self as usize {
+            return Err(RingKernelError::InvalidState {
+                kernel: self.id.to_string(),
+                operation: "receive (from inside its own receive_with visitor) from",
+                state: self.raw_state(),
+            });
+        }
+        Ok(lock(&self.output))
+    }
+
+    /// Runs a `receive_with` visitor with this kernel marked as being visited on this thread.
+    fn visit(&self, visit: &mut VisitFn<'_>, message: DecodedSlot<'_>) {
+        struct Reset(usize);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                VISITING.with(|v| v.set(self.0));
+            }
+        }
+        let _reset = Reset(VISITING.with(|v| v.replace(self as *const Self as usize)));
+        visit(message);
+    }
+
+    /// Reads messages out of the output ring and routes them: a reply to `call` is returned (and
+    /// reading stops there), replies other calls wait for go to them, everything else goes to
+    /// `visit` (while nothing older is queued, up to `max`) or into the queue for `receive`.
+    fn pull(
+        &self,
+        out: &mut OutputSide,
+        call: Option<u64>,
+        max: usize,
+        mut visit: Option<&mut VisitFn<'_>>,
+    ) -> Result<Pulled> {
+        self.device.sync_from_device()?;
+        let OutputSide { consumer, scratch, pending, unclaimed } = out;
+        let mut pulled = Pulled::default();
+        if let Some(visit) = visit.as_deref_mut() {
+            while pulled.visited < max {
+                let Some(envelope) = unclaimed.pop_front() else { break };
+                self.visit(visit, DecodedSlot { header: envelope.header, payload: &envelope.payload });
+                pulled.visited += 1;
+            }
+        }
+        let mut newest: Option<HlcTimestamp> = None;
+        let (mut moved, mut routed) = (0u64, 0u64);
+        loop {
+            if pulled.reply.is_some() || (visit.is_some() && pulled.visited >= max) {
+                break;
+            }
+            match consumer.try_pop(|slot| slot.copy_message_into(scratch, RECEIVE_PART)) {
+                Ok(()) => moved += 1,
+                Err(PopError::Empty) => break,
+                Err(PopError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "output ring")),
+            }
+            let decoded = match scratch.decode() {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    bump(&self.stats.undecodable, 1);
+                    tracing::error!(kernel = %self.id, %error, "undecodable message in the output ring");
+                    continue;
+                }
+            };
+            let header = decoded.header;
+            newest = newest.max(Some(header.timestamp()));
+            if header.is_error() {
+                self.note_error_report(&decoded);
+            }
+            let correlation = header.correlation_id().0;
+            if header.is_reply() && correlation != CorrelationId::NONE.0 {
+                if call == Some(correlation) {
+                    pulled.reply = Some(Envelope::from_decoded(&decoded));
+                    continue;
+                }
+                if let Some(waiting @ None) = pending.get_mut(&correlation) {
+                    *waiting = Some(Box::new(Envelope::from_decoded(&decoded)));
+                    routed += 1;
+                    continue;
+                }
+            }
+            match visit.as_deref_mut() {
+                Some(visit) if unclaimed.is_empty() => {
+                    self.visit(visit, decoded);
+                    pulled.visited += 1;
+                }
+                _ => {
+                    unclaimed.push_back(Envelope::from_decoded(&decoded));
+                    routed += 1;
+                }
+            }
+        }
+        if moved > 0 {
+            bump(&self.stats.received, moved);
+            self.drains.fetch_add(1, Ordering::Release);
+            if let Some(newest) = newest
+                && let Err(error) = self.clock.observe(newest)
+            {
+                tracing::warn!(kernel = %self.id, %error, "kernel timestamp rejected by the host clock");
+            }
+            if routed > 0 {
+                // Another task may wait for what this drain routed.
+                self.doorbell.ring();
+            }
+            // A device waiting for room in a full output ring sees it once a quarter was handed
+            // back; tell it. (Smaller drains leave it to its own back-off.)
+            if moved >= u64::from(consumer.capacity().div_ceil(4)) {
+                self.device.wake();
+            }
+        }
+        Ok(pulled)
+    }
+
+    /// A fault report carries the reason the kernel failed: keep it for later errors.
+    fn note_error_report(&self, decoded: &DecodedSlot<'_>) {
+        let report = ErrorReport::decode(decoded.payload);
+        if report.code == codes::HANDLER_FAULT {
+            self.record_fault(report.reason);
+        }
+    }
+
+    /// What a waiting poll compares to skip a drain that cannot find anything new.
+    fn snapshot(&self) -> (u32, u64, u32, u8, bool) {
+        let block = self.control.block();
+        (
+            block.output_tail.load(Ordering::Acquire),
+            self.drains.load(Ordering::Acquire),
+            block.has_terminated.load(Ordering::Acquire),
+            self.lifecycle.load(Ordering::Acquire),
+            self.settled.load(Ordering::Acquire),
+        )
+    }
+
+    /// `try_receive_with`, plus the state read before draining: a device publishes its last output
+    /// before it reports stopping, so a final state read first means nothing more will come.
+    fn receive_now(&self, max: usize, visit: &mut VisitFn<'_>) -> Result<(usize, KernelState)> {
+        let state = self.raw_state();
+        if max == 0 {
+            return Ok((0, state));
+        }
+        let mut out = self.lock_output()?;
+        let pulled = self.pull(&mut out, None, max, Some(visit))?;
+        Ok((pulled.visited, state))
+    }
+
+    /// Waits at most `timeout` until `receive_now` hands over at least one message.
+    async fn receive_waiting(&self, max: usize, timeout: Option<Duration>, visit: &mut VisitFn<'_>) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut last_seen = None;
+        self.waiter()
+            .wait(timeout, "a message from the kernel", || {
+                if let Err(error) = self.device.sync_from_device() {
+                    return Some(Err(error));
+                }
+                let seen = self.snapshot();
+                if last_seen == Some(seen) {
+                    return None;
+                }
+                last_seen = Some(seen);
+                match self.receive_now(max, visit) {
+                    Ok((0, state)) if state.is_final() => {
+                        self.settle();
+                        Some(Err(self.not_running("receive from", state)))
+                    }
+                    Ok((0, _)) => None,
+                    Ok((visited, _)) => Some(Ok(visited)),
+                    Err(error) => Some(Err(error)),
+                }
+            })
+            .await
+    }
+
+    async fn receive_envelope(&self, timeout: Option<Duration>) -> Result<Envelope> {
+        let mut received = None;
+        self.receive_waiting(1, timeout, &mut |message| received = Some(Envelope::from_decoded(&message))).await?;
+        Ok(received.expect("one message was visited"))
+    }
+
+    fn record_latency(&self, sent_wall_ns: u64) {
+        let elapsed_ns = SystemClock.now_ns().saturating_sub(sent_wall_ns).max(1);
+        let _ = lock(&self.latency).record(elapsed_ns);
+    }
+}
+
+/// What one pull produced.
+#[derive(Default)]
+struct Pulled {
+    /// The reply the caller asked for.
+    reply: Option<Envelope>,
+    /// Messages handed to the visitor.
+    visited: usize,
+}
+
+/// Removes a call's entry if the call ends without its reply (an error, a timeout, or its future
+/// dropped); a reply that arrives for an abandoned call goes to `receive`, so it is not lost.
+struct PendingCall<'a> {
+    kernel: &'a HostKernel,
+    correlation: u64,
+    answered: bool,
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let mut out = lock(&self.kernel.output);
+        if let Some(Some(reply)) = out.pending.remove(&self.correlation) {
+            out.unclaimed.push_back(*reply);
+            drop(out);
+            self.kernel.doorbell.ring();
+        }
+    }
+}
+
+impl Drop for HostKernel {
+    /// The last handle is gone: nobody can read replies or terminate the kernel any more, so ask
+    /// it to stop (it still handles what it had accepted, dropping output that finds no room).
+    fn drop(&mut self) {
+        if !self.raw_state().is_final() {
+            self.control.request_terminate(true);
+            self.wake();
+        }
+    }
+}
+
+#[async_trait]
+impl KernelControl for HostKernel {
+    fn id(&self) -> &KernelId {
+        &self.id
+    }
+
+    fn state(&self) -> KernelState {
+        self.current_state()
+    }
+
+    async fn activate(&self) -> Result<()> {
+        self.transition("activate", KernelState::Active).map(|_| ())
+    }
+
+    async fn deactivate(&self) -> Result<()> {
+        let sequence = self.transition("deactivate", KernelState::Deactivated)?;
+        // Returns once the device acknowledged: from then on it handles nothing until activated.
+        self.wait_on_device("the kernel to acknowledge deactivation", || {
+            (self.control.acknowledged(sequence) || self.control.has_terminated()).then_some(Ok(()))
+        })
+        .await
+    }
+
+    async fn terminate(&self) -> Result<()> {
+        match self.transition("terminate", KernelState::Terminating) {
+            Ok(_) => {}
+            // Already terminating or stopped: wait for (or confirm) the end.
+            Err(_) if matches!(self.raw_state(), KernelState::Terminating) || self.raw_state().is_final() => {}
+            Err(error) => return Err(error),
+        }
+        // Waiting also drains the output ring, so a device blocked on a full ring can finish;
+        // what it holds stays receivable.
+        self.wait_on_device("termination", || {
+            if let Err(error) = self.device.sync_from_device() {
+                return Some(Err(error));
+            }
+            let stopped = self.raw_state().is_final();
+            match self.lock_output() {
+                Ok(mut out) => {
+                    if let Err(error) = self.pull(&mut out, None, 0, None) {
+                        return Some(Err(error));
+                    }
+                }
+                Err(error) => return Some(Err(error)),
+            }
+            stopped.then_some(Ok(()))
+        })
+        .await?;
+        self.settle();
+        if !self.released.swap(true, Ordering::AcqRel) && self.control.has_terminated() {
+            self.device.release();
+        }
+        Ok(())
+    }
+
+    async fn send(&self, envelope: Envelope) -> Result<()> {
+        match self.try_send_envelope(&envelope)? {
+            Some(_) => Ok(()),
+            None => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                Err(self.full_error())
+            }
+        }
+    }
+
+    async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
+        self.waiter()
+            .wait(Some(timeout), "room in the input ring", || match self.try_send_envelope(&envelope) {
+                Ok(Some(_)) => Some(Ok(())),
+                Ok(None) => None,
+                Err(error) => Some(Err(error)),
+            })
+            .await
+            .inspect_err(|error| {
+                if matches!(error, RingKernelError::Timeout { .. }) {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+    }
+
+    async fn send_raw(&self, slot: &[u8]) -> Result<()> {
+        let mut input = lock(&self.input);
+        self.check_accepting()?;
+        if slot.len() < MESSAGE_HEADER_BYTES {
+            // Not even a header: refused, and nothing is queued (a shorter write would leave the
+            // rest of the slot holding whatever message used it last).
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(MessageError::SlotTooSmall { len: slot.len(), header_bytes: MESSAGE_HEADER_BYTES }.into());
+        }
+        if slot.len() > input.producer.slot_bytes() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(MessageError::PayloadTooLarge {
+                payload_bytes: u32::try_from(slot.len()).unwrap_or(u32::MAX),
+                capacity_bytes: input.producer.slot_bytes(),
+            }
+            .into());
+        }
+        match input.producer.try_push(|target| {
+            target[..slot.len()].copy_from_slice(slot);
+            target[slot.len()..].fill(0);
+        }) {
+            Ok(()) => {}
+            Err(PushError::Full(full)) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(full.into_error("input ring"));
+            }
+            Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
+        }
+        bump(&self.stats.sent, 1);
+        drop(input);
+        self.wake();
+        Ok(())
+    }
+
+    async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize> {
+        {
+            let _input = lock(&self.input);
+            self.check_accepting()?;
+        }
+        self.check_envelopes(envelopes)?;
+        let (sent, _) = self.send_filled(envelopes.len(), &mut |i, message| {
+            *message.header_mut() = envelopes[i].header;
+            message.write_payload(&envelopes[i].payload)?;
+            Ok(())
+        })?;
+        Ok(sent)
+    }
+
+    fn send_with(&self, count: usize, fill: &mut FillFn<'_>) -> Result<usize> {
+        self.send_filled(count, fill).map(|(sent, _)| sent)
+    }
+
+    fn try_receive_with(&self, max: usize, visit: &mut VisitFn<'_>) -> Result<usize> {
+        self.receive_now(max, visit).map(|(visited, _)| visited)
+    }
+
+    async fn receive_with(&self, max: usize, timeout: Duration, visit: &mut VisitFn<'_>) -> Result<usize> {
+        self.receive_waiting(max, Some(timeout), visit).await
+    }
+
+    async fn receive(&self) -> Result<Envelope> {
+        self.receive_envelope(None).await
+    }
+
+    async fn receive_timeout(&self, timeout: Duration) -> Result<Envelope> {
+        self.receive_envelope(Some(timeout)).await
+    }
+
+    async fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Envelope>> {
+        let mut batch = Vec::new();
+        self.receive_waiting(max, Some(timeout), &mut |message| batch.push(Envelope::from_decoded(&message))).await?;
+        Ok(batch)
+    }
+
+    async fn call(&self, mut envelope: Envelope, timeout: Duration) -> Result<Envelope> {
+        if envelope.header.correlation_id() == CorrelationId::NONE {
+            envelope.header.correlation_id = CorrelationId::generate().to_words();
+        }
+        let correlation = envelope.header.correlation_id().0;
+        {
+            // Registered before the send, so that no drain can miss it.
+            let mut out = self.lock_output()?;
+            if out.pending.contains_key(&correlation) {
+                return Err(RingKernelError::InvalidConfig {
+                    field: "correlation_id",
+                    reason: format!("{correlation} is already awaited by another call"),
+                });
+            }
+            out.pending.insert(correlation, None);
+        }
+        let mut pending = PendingCall { kernel: self, correlation, answered: false };
+        let sent_at = match self.try_send_envelope(&envelope)? {
+            Some(wall) => wall,
+            None => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(self.full_error());
+            }
+        };
+        let mut last_seen = None;
+        let reply = self
+            .waiter()
+            .wait(Some(timeout), "the reply", || {
+                if let Err(error) = self.device.sync_from_device() {
+                    return Some(Err(error));
+                }
+                let seen = self.snapshot();
+                if last_seen == Some(seen) {
+                    return None;
+                }
+                last_seen = Some(seen);
+                // Read before draining: a device publishes its last output before it stops.
+                let state = self.raw_state();
+                let mut out = match self.lock_output() {
+                    Ok(out) => out,
+                    Err(error) => return Some(Err(error)),
+                };
+                // Ours from another task's drain, or from this one.
+                let found = match out.pending.get_mut(&correlation).and_then(Option::take) {
+                    Some(reply) => Some(*reply),
+                    None => match self.pull(&mut out, Some(correlation), 0, None) {
+                        Ok(pulled) => pulled.reply,
+                        Err(error) => return Some(Err(error)),
+                    },
+                };
+                match found {
+                    Some(reply) => {
+                        out.pending.remove(&correlation);
+                        Some(Ok(reply))
+                    }
+                    None if state.is_final() => {
+                        drop(out);
+                        self.settle();
+                        Some(Err(self.not_running("await a reply from", state)))
+                    }
+                    None => None,
+                }
+            })
+            .await?;
+        pending.answered = true;
+        self.record_latency(sent_at);
+        reply.into_result(self.id.as_str())
+    }
+
+    fn metrics(&self) -> KernelMetrics {
+        self.current_state();
+        let block = self.control.block();
+        let (processed, device_rejected, device_errors) = {
+            let mut widened = lock(&self.widened);
+            (
+                widened.processed.update(block.messages_processed.load(Ordering::Acquire)),
+                widened.rejected.update(block.messages_rejected.load(Ordering::Acquire)),
+                widened.errors.update(block.error_count.load(Ordering::Acquire)),
+            )
+        };
+        let stats = &*self.stats;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let (sent, returned, returned_invalid) =
+            (load(&stats.sent), load(&stats.returned), load(&stats.returned_invalid));
+        let latency = lock(&self.latency);
+        let quantile = |q: f64| (!latency.is_empty()).then(|| latency.value_at_quantile(q) as f64 / 1000.0);
+        KernelMetrics {
+            messages_sent: sent,
+            messages_processed: processed,
+            messages_rejected: device_rejected + load(&stats.refused) + returned_invalid,
+            messages_in_flight: sent.saturating_sub(processed + device_rejected + returned + returned_invalid),
+            replies_received: load(&stats.received),
+            errors: device_errors + load(&stats.undecodable),
+            latency_p50_us: quantile(0.5),
+            latency_p99_us: quantile(0.99),
+        }
+    }
+
+    fn take_unprocessed(&self) -> Vec<Envelope> {
+        self.current_state();
+        std::mem::take(&mut *lock(&self.unprocessed))
+    }
+}
+
+impl std::fmt::Debug for HostKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostKernel").field("id", &self.id).field("state", &self.raw_state()).finish()
+    }
+}

@@ -1,0 +1,105 @@
+//! How host tasks wait for the device: spin while answers come fast, then sleep until the
+//! doorbell rings (or, for a device without one, poll at an interval), until a deadline.
+//!
+//! Inside a Tokio runtime the sleeping half awaits the doorbell and the Tokio timer; outside one
+//! (another executor, a bare `block_on`) it blocks the calling thread in short sleeps instead of
+//! panicking.
+
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use ringkernel_core::error::{Result, RingKernelError};
+
+use crate::device::Doorbell;
+
+/// Longest sleep between checks when waiting outside a Tokio runtime.
+const NO_RUNTIME_SLEEP: Duration = Duration::from_micros(200);
+
+/// The waiting policy of one kernel.
+pub(crate) struct Waiter<'a> {
+    pub(crate) doorbell: &'a Doorbell,
+    /// Spin this long before sleeping.
+    pub(crate) spin: Duration,
+    /// `None`: the device rings the doorbell, so sleep until it does. `Some(interval)`: nobody
+    /// rings it for device events, so wake at least this often to look.
+    pub(crate) poll_interval: Option<Duration>,
+}
+
+impl Waiter<'_> {
+    /// Calls `poll` until it returns a result or `timeout` passes (then a
+    /// [`RingKernelError::Timeout`] naming `operation`).
+    pub(crate) async fn wait<T>(
+        &self,
+        timeout: Option<Duration>,
+        operation: &'static str,
+        mut poll: impl FnMut() -> Option<Result<T>>,
+    ) -> Result<T> {
+        // The clock is read only once a first round of polls came up empty: most answers arrive
+        // within it, and each reading costs about as much as a poll. The timeout therefore counts
+        // from that first reading, a few microseconds late at most.
+        let mut started = None;
+        loop {
+            for _ in 0..64 {
+                if let Some(result) = poll() {
+                    return result;
+                }
+                std::hint::spin_loop();
+            }
+            let now = Instant::now();
+            let started = *started.get_or_insert(now);
+            if now >= started + self.spin || timeout.is_some_and(|t| now >= started + t) {
+                break;
+            }
+        }
+        let deadline = timeout.map(|t| started.unwrap_or_else(Instant::now) + t);
+        let timed_out = || RingKernelError::Timeout { operation, waited: timeout.unwrap_or_default() };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.wait_without_tokio(deadline, timed_out, poll);
+        }
+        loop {
+            let mut notified = pin!(self.doorbell.notified());
+            notified.as_mut().enable();
+            let _waiting = self.doorbell.register();
+            if let Some(result) = poll() {
+                return result;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return Err(timed_out());
+            }
+            let wake_at = match (deadline, self.poll_interval) {
+                (Some(deadline), Some(interval)) => Some(deadline.min(now + interval)),
+                (Some(deadline), None) => Some(deadline),
+                (None, Some(interval)) => Some(now + interval),
+                (None, None) => None,
+            };
+            match wake_at {
+                None => notified.await,
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at.into(), notified).await;
+                }
+            }
+        }
+    }
+
+    /// The sleeping half of [`Self::wait`] outside a Tokio runtime: short sleeps on this thread.
+    fn wait_without_tokio<T>(
+        &self,
+        deadline: Option<Instant>,
+        timed_out: impl Fn() -> RingKernelError,
+        mut poll: impl FnMut() -> Option<Result<T>>,
+    ) -> Result<T> {
+        loop {
+            if let Some(result) = poll() {
+                return result;
+            }
+            let now = Instant::now();
+            let step = match deadline {
+                Some(deadline) if now >= deadline => return Err(timed_out()),
+                Some(deadline) => (deadline - now).min(NO_RUNTIME_SLEEP),
+                None => NO_RUNTIME_SLEEP,
+            };
+            std::thread::sleep(step);
+        }
+    }
+}
