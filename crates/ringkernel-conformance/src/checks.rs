@@ -8,12 +8,13 @@ use std::time::Duration;
 use ringkernel_core::error::{MessageError, RingKernelError};
 use ringkernel_core::hlc::{PhysicalClock, SystemClock};
 use ringkernel_core::kernel::builtin::{COUNTER, COUNTER_ADD, COUNTER_TOTAL, ECHO};
-use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader};
+use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, flags};
 use ringkernel_core::message::{CorrelationId, Envelope, HeaderBuilder, encode_slot};
 use ringkernel_core::runtime::{KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime};
 
 use crate::kernels::{
-    FALLIBLE, PANICKER, PIPELINE_RECORD, PipelineRecord, Probe, RELAY, SINK, STAGE1, STAGE2, STAGE2_LIMIT,
+    FALLIBLE, PANICKER, PIPELINE_RECORD, PROGRESS, PROGRESS_NOTE, PipelineRecord, Probe, RELAY, SINK, SLOW, STAGE1,
+    STAGE2, STAGE2_LIMIT,
 };
 
 /// Generous: CI machines are slow and shared, and a conformance failure must not be a timing flake.
@@ -551,4 +552,146 @@ pub async fn runtime_lists_and_totals(runtime: Runtime) {
     assert_eq!((totals.messages_sent, totals.messages_processed), (2, 2));
     let by_id: HashMap<_, _> = [(echo.id().clone(), echo.metrics().messages_sent)].into();
     assert_eq!(by_id[echo.id()], 1);
+}
+
+/// `send_raw` refuses a slot shorter than a header (an empty one included) with a typed error and
+/// queues nothing; a raw slot shorter than the ring's slots has the rest zeroed, so a header that
+/// claims more payload than was given never picks up the bytes of an earlier message.
+pub async fn raw_slots_are_checked_and_never_replay_stale_bytes(runtime: Runtime) {
+    // One slot, so that every message reuses the same memory.
+    let echo = launch(&runtime, ECHO, active().with_queue_capacity(1).with_slot_payload_bytes(16)).await;
+    let stale = echo.call(Envelope::new(1, [0xAA; 16]), TIMEOUT).await.unwrap();
+    assert_eq!(stale.payload, [0xAA; 16]);
+    for short in [&[][..], &[0x11; 100][..], &[0u8; MESSAGE_HEADER_BYTES - 1][..]] {
+        let result = echo.send_raw(short).await;
+        assert!(
+            matches!(result, Err(RingKernelError::InvalidMessage(MessageError::SlotTooSmall { len, .. })) if len == short.len()),
+            "a {}-byte raw slot: {result:?}",
+            short.len()
+        );
+    }
+    assert_eq!(echo.metrics().messages_sent, 1, "the refused raw slots queued nothing");
+    // A header claiming 16 payload bytes, sent without them: the kernel reads zeros, not 0xAA.
+    let mut raw = vec![0u8; MESSAGE_HEADER_BYTES + 16];
+    let header = HeaderBuilder::new(2).correlation_id(CorrelationId(0x5107)).build();
+    encode_slot(&mut raw, &header, &[0x55; 16]).unwrap();
+    raw.truncate(MESSAGE_HEADER_BYTES);
+    echo.send_raw(&raw).await.unwrap();
+    let reply = echo.receive_timeout(TIMEOUT).await.unwrap();
+    assert_eq!(reply.header.correlation_id(), CorrelationId(0x5107));
+    assert_eq!(reply.payload, [0u8; 16], "the rest of a short raw slot is zero, not the last message's bytes");
+    assert!(echo.send_raw(&vec![0; MESSAGE_HEADER_BYTES + 17]).await.is_err(), "longer than a slot");
+    let metrics = echo.metrics();
+    assert_eq!(metrics.messages_sent, 2);
+    assert_eq!(metrics.messages_rejected, 4, "every refused raw slot is counted: {metrics:?}");
+}
+
+/// A handler that emits a message carrying the request's correlation id before replying: `call`
+/// returns the reply (the `REPLY` flag set), and the emitted message goes to `receive`.
+pub async fn a_call_returns_its_reply_not_an_earlier_message_with_its_id(runtime: Runtime) {
+    let kernel = launch(&runtime, PROGRESS, active()).await;
+    for i in 0..50u32 {
+        let reply = kernel.call(Envelope::new(7, i.to_le_bytes()), TIMEOUT).await.unwrap();
+        assert!(reply.header.is_reply(), "call {i} returned a non-reply: {:?}", reply.header);
+        assert_eq!((reply.header.message_type, reply.payload.as_slice()), (7, &i.to_le_bytes()[..]));
+        let note = kernel.receive_timeout(TIMEOUT).await.unwrap();
+        assert_eq!((note.header.message_type, note.payload.as_slice()), (PROGRESS_NOTE, &b"working"[..]));
+        assert_eq!(note.header.correlation_id(), reply.header.correlation_id(), "the note carries the call's id");
+        assert_eq!(note.header.flags & flags::REPLY, 0);
+    }
+    assert!(matches!(kernel.receive_timeout(Duration::from_millis(10)).await, Err(RingKernelError::Timeout { .. })));
+}
+
+/// Once `deactivate` has returned, the kernel handles nothing more until `activate`, even with
+/// many messages queued; everything queued is handled after `activate`, in order.
+pub async fn deactivate_stops_handling_before_it_returns(runtime: Runtime) {
+    const QUEUED: u32 = 200;
+    for round in 0..3u32 {
+        let slow = launch(&runtime, &format!("{SLOW}#{round}"), active().with_queue_capacity(256)).await;
+        for i in 0..QUEUED {
+            slow.send(Envelope::new(1, i.to_le_bytes())).await.unwrap();
+        }
+        // Let it work on the queue for a while, then stop it mid-stream.
+        tokio::time::sleep(Duration::from_millis(2 + u64::from(round) * 3)).await;
+        slow.deactivate().await.unwrap();
+        let at_return = slow.metrics().messages_processed;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let later = slow.metrics().messages_processed;
+        assert_eq!(later, at_return, "round {round}: handled {} messages after deactivate returned", later - at_return);
+        assert!(at_return < u64::from(QUEUED), "round {round}: the test needs messages still queued");
+        slow.activate().await.unwrap();
+        for i in 0..QUEUED {
+            let reply = slow.receive_timeout(TIMEOUT).await.unwrap();
+            assert_eq!(reply.payload, i.to_le_bytes(), "round {round}: in order, none lost");
+        }
+        slow.terminate().await.unwrap();
+    }
+}
+
+/// Options that validation accepts but memory cannot hold fail the launch with a typed error; the
+/// runtime stays usable.
+pub async fn launch_options_memory_cannot_hold_are_typed_errors(runtime: Runtime) {
+    let huge_queue = LaunchOptions::default().with_queue_capacity(1 << 30).with_slot_payload_bytes(256);
+    let huge_slot = LaunchOptions::default().with_slot_payload_bytes(1 << 31);
+    for (what, options) in [("2^30 slots of 256 bytes", huge_queue), ("2 GiB payloads", huge_slot)] {
+        options.validate().unwrap_or_else(|e| panic!("{what}: validation accepts it ({e})"));
+        match runtime.launch(ECHO, options).await {
+            Err(RingKernelError::AllocationFailed { bytes, .. }) => assert!(bytes > 1 << 32, "{what}: {bytes}"),
+            other => panic!("{what}: expected AllocationFailed, got {other:?}"),
+        }
+    }
+    let echo = launch(&runtime, ECHO, active()).await;
+    assert_eq!(echo.call(Envelope::new(1, *b"ok"), TIMEOUT).await.unwrap().payload, b"ok");
+}
+
+/// The zero-copy path: `send_with` writes payloads in place (a failing or invalid message queues
+/// nothing of its batch), `receive_with` lends each reply in order and refuses to be re-entered.
+pub async fn zero_copy_sends_and_receives(runtime: Runtime) {
+    let echo = launch(&runtime, ECHO, LaunchOptions::default().with_queue_capacity(16)).await;
+    let queued = echo
+        .send_with(20, |i, message| {
+            message.set_message_type(3);
+            message.payload_mut(8)?.copy_from_slice(&(i as u64).to_le_bytes());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(queued, 16, "as many as fit");
+    assert_eq!(echo.send_with(4, |_, _| unreachable!("no room")).unwrap(), 0);
+    echo.activate().await.unwrap();
+    let mut next = 0u64;
+    while next < 16 {
+        let got = echo
+            .receive_with(5, TIMEOUT, |reply| {
+                assert_eq!(reply.payload, next.to_le_bytes(), "in order");
+                assert!(reply.header.is_reply());
+                next += 1;
+            })
+            .await
+            .unwrap();
+        assert!((1..=5).contains(&got));
+    }
+    // A failing fill, or a header no reader would accept, queues nothing of the batch.
+    let failing = echo.send_with(3, |i, message| {
+        message.write_payload(b"x")?;
+        if i == 2 { Err(RingKernelError::InvalidConfig { field: "test", reason: "stop".into() }) } else { Ok(()) }
+    });
+    assert!(matches!(failing, Err(RingKernelError::InvalidConfig { field: "test", .. })), "{failing:?}");
+    let invalid = echo.send_with(2, |i, message| {
+        message.header_mut().priority = if i == 1 { 99 } else { 1 };
+        Ok(())
+    });
+    assert!(matches!(invalid, Err(RingKernelError::InvalidMessage(MessageError::InvalidPriority { .. }))));
+    let too_big = echo.send_with(1, |_, message| Ok(message.write_payload(&[0; 100_000])?));
+    assert!(matches!(too_big, Err(RingKernelError::InvalidMessage(MessageError::PayloadTooLarge { .. }))));
+    assert_eq!(echo.metrics().messages_sent, 16, "nothing of the failed batches was queued");
+    // Receiving from inside a visitor would deadlock: it is an error instead.
+    echo.send(Envelope::new(4, *b"one")).await.unwrap();
+    echo.send(Envelope::new(4, *b"two")).await.unwrap();
+    let inner = echo.clone();
+    let mut nested = None;
+    echo.receive_with(1, TIMEOUT, |_| nested = Some(inner.try_receive_with(1, |_| ()))).await.unwrap();
+    assert!(matches!(nested, Some(Err(RingKernelError::InvalidState { .. }))), "{nested:?}");
+    let second = echo.receive_timeout(TIMEOUT).await.unwrap();
+    assert_eq!(second.payload, b"two", "the refused nested receive took nothing");
+    assert_eq!(echo.try_receive_with(8, |_| unreachable!("nothing left")).unwrap(), 0);
 }

@@ -19,6 +19,15 @@ pub const STAGE2: &str = "stage2";
 pub const RELAY: &str = "relay";
 /// Emits every message it receives to the host.
 pub const SINK: &str = "sink";
+/// Emits a progress message carrying the request's correlation id (not a reply), then replies
+/// with the payload: a call must get the reply, `receive` the progress message.
+pub const PROGRESS: &str = "progress";
+/// Message type of `progress`'s progress messages.
+pub const PROGRESS_NOTE: u32 = 0x0000_9001;
+/// Busy-waits [`SLOW_HANDLER_US`] µs, then echoes: keeps messages queued while the test acts.
+pub const SLOW: &str = "slow";
+/// How long `slow` works on each message.
+pub const SLOW_HANDLER_US: u64 = 200;
 
 /// Stage 2 refuses values at or above this (its error report then travels back over K2K).
 pub const STAGE2_LIMIT: u64 = 1_000_000;
@@ -108,6 +117,19 @@ pub fn registry() -> KernelRegistry {
         KernelSpec::new(SINK).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             Ok(ctx.emit(message_type, payload)?)
+        }),
+        KernelSpec::new(PROGRESS).cpu(|ctx| {
+            let (message_type, payload) = (ctx.message_type(), ctx.payload());
+            ctx.emit(PROGRESS_NOTE, b"working")?;
+            Ok(ctx.reply(message_type, payload)?)
+        }),
+        KernelSpec::new(SLOW).cpu(|ctx| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_micros(SLOW_HANDLER_US) {
+                std::hint::spin_loop();
+            }
+            let (message_type, payload) = (ctx.message_type(), ctx.payload());
+            Ok(ctx.reply(message_type, payload)?)
         }),
     ];
     for spec in specs {

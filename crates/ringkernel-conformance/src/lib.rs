@@ -45,6 +45,11 @@ macro_rules! conformance_tests {
             handler_panic_is_isolated,
             terminate_with_messages_in_flight_loses_nothing,
             runtime_lists_and_totals,
+            raw_slots_are_checked_and_never_replay_stale_bytes,
+            a_call_returns_its_reply_not_an_earlier_message_with_its_id,
+            deactivate_stops_handling_before_it_returns,
+            launch_options_memory_cannot_hold_are_typed_errors,
+            zero_copy_sends_and_receives,
         );
     };
     (@each $make:path; $($check:ident),* $(,)?) => {

@@ -1,18 +1,15 @@
-//! A heap buffer of bytes aligned to 16, allocated fallibly: actor state and private copies of
-//! message slots live in one, so that handlers can view them as any plain-old-data type of that
-//! alignment or less, and so that an allocation too large for the machine is a typed error rather
-//! than an abort.
+//! A heap buffer of bytes aligned to 16 (in fact 64), allocated fallibly and zeroed lazily: actor
+//! state and private copies of message slots live in one, so that handlers can view them as any
+//! plain-old-data type of that alignment or less, so that an allocation too large for the machine
+//! is a typed error rather than an abort, and so that a large buffer costs nothing until used.
 
 use crate::error::{Result, RingKernelError};
-
-#[repr(C, align(16))]
-#[derive(Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-struct Chunk([u8; 16]);
+use crate::region::{HeapRegion, Region};
 
 /// `len` zero-initialised bytes whose first byte is 16-byte aligned.
-#[derive(Clone, PartialEq, Eq)]
 pub struct AlignedBytes {
-    chunks: Vec<Chunk>,
+    /// `None` for zero bytes (a region cannot be empty).
+    region: Option<HeapRegion>,
     len: usize,
 }
 
@@ -25,12 +22,16 @@ impl AlignedBytes {
     /// # Errors
     /// [`RingKernelError::AllocationFailed`] naming `what` when the memory is not there.
     pub fn zeroed(len: usize, what: &'static str) -> Result<Self> {
-        let mut chunks = Vec::new();
-        chunks
-            .try_reserve_exact(len.div_ceil(16))
-            .map_err(|_| RingKernelError::AllocationFailed { what, bytes: len })?;
-        chunks.resize(len.div_ceil(16), Chunk([0; 16]));
-        Ok(Self { chunks, len })
+        if len == 0 {
+            return Ok(Self { region: None, len });
+        }
+        let region = HeapRegion::zeroed(len, Self::ALIGN).map_err(|error| match error {
+            RingKernelError::InvalidConfig { .. } | RingKernelError::AllocationFailed { .. } => {
+                RingKernelError::AllocationFailed { what, bytes: len }
+            }
+            other => other,
+        })?;
+        Ok(Self { region: Some(region), len })
     }
 
     /// A copy of `bytes`.
@@ -45,12 +46,32 @@ impl AlignedBytes {
 
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.chunks)[..self.len]
+        match &self.region {
+            // SAFETY: the region is a live, initialised (zeroed) allocation of at least `len` bytes
+            // owned by `self`; it is only ever reached through `self`, so the borrow rules of
+            // `&self` / `&mut self` apply to it.
+            Some(region) => unsafe { std::slice::from_raw_parts(region.as_ptr(), self.len) },
+            // SAFETY: an empty slice at a dangling, non-null, 16-aligned address (so that even an
+            // empty state keeps the alignment promise).
+            None => unsafe { std::slice::from_raw_parts(Self::empty(), 0) },
+        }
     }
 
     /// The bytes, writable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut bytemuck::cast_slice_mut(&mut self.chunks)[..self.len]
+        match &mut self.region {
+            // SAFETY: as in `as_slice`; `&mut self` makes this the only borrow.
+            Some(region) => unsafe { std::slice::from_raw_parts_mut(region.as_ptr(), self.len) },
+            // SAFETY: as in `as_slice`.
+            None => unsafe { std::slice::from_raw_parts_mut(Self::empty(), 0) },
+        }
+    }
+
+    /// A dangling, non-null address aligned to [`Self::ALIGN`].
+    fn empty() -> *mut u8 {
+        #[repr(align(16))]
+        struct Align16;
+        std::ptr::NonNull::<Align16>::dangling().as_ptr().cast()
     }
 
     /// Number of bytes.
@@ -63,6 +84,22 @@ impl AlignedBytes {
         self.len == 0
     }
 }
+
+impl Clone for AlignedBytes {
+    /// A copy. Panics like any allocation when the memory is not there; use
+    /// [`AlignedBytes::copy_of`] to get an error instead.
+    fn clone(&self) -> Self {
+        Self::copy_of(self.as_slice(), "a copy of aligned bytes").unwrap_or_else(|error| panic!("{error}"))
+    }
+}
+
+impl PartialEq for AlignedBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for AlignedBytes {}
 
 impl std::fmt::Debug for AlignedBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +120,12 @@ mod tests {
             assert_eq!(buffer.len(), len);
             assert_eq!(buffer.as_mut_slice().as_ptr() as usize % AlignedBytes::ALIGN, 0);
         }
+        assert_eq!(AlignedBytes::copy_of(b"ab", "test").unwrap().clone().as_slice(), b"ab");
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "miri reports huge allocations as unsupported instead of failing them")]
+    fn a_buffer_the_machine_cannot_hold_is_a_typed_error() {
         let err = AlignedBytes::zeroed(usize::MAX / 2, "a huge state").unwrap_err().to_string();
         assert!(err.contains("a huge state"), "{err}");
     }

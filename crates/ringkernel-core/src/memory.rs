@@ -138,7 +138,8 @@ impl KernelMemory {
             }
             other => other,
         })?;
-        Self::carve(region, layout, kernel_id, node_id)
+        // A fresh heap region is zero already (and lazily so: its pages cost nothing until used).
+        Self::lay_out(region, layout, kernel_id, node_id, false)
     }
 
     /// Lays `layout` out in `region`, which it takes over: zeroes the region (so every slot's
@@ -148,15 +149,21 @@ impl KernelMemory {
     /// # Errors
     /// [`RingKernelError::InvalidConfig`] when the region is smaller than `layout.bytes()`.
     pub fn carve(region: impl Region, layout: KernelLayout, kernel_id: u32, node_id: u32) -> Result<Self> {
+        Self::lay_out(region, layout, kernel_id, node_id, true)
+    }
+
+    fn lay_out(region: impl Region, layout: KernelLayout, kernel_id: u32, node_id: u32, zero: bool) -> Result<Self> {
         if region.len() < layout.bytes() {
             return Err(RingKernelError::InvalidConfig {
                 field: "region",
                 reason: format!("{} bytes cannot hold a kernel layout of {} bytes", region.len(), layout.bytes()),
             });
         }
-        // SAFETY: the region is valid for writes of `len()` bytes (Region's contract) and we own
-        // it: nobody else holds it yet.
-        unsafe { std::ptr::write_bytes(region.as_ptr(), 0, layout.bytes()) };
+        if zero {
+            // SAFETY: the region is valid for writes of `len()` bytes (Region's contract) and we
+            // own it: nobody else holds it yet.
+            unsafe { std::ptr::write_bytes(region.as_ptr(), 0, layout.bytes()) };
+        }
         let region: Arc<dyn Region> = Arc::new(region);
         let config = ControlConfig { input: layout.input, output: layout.output, kernel_id, node_id };
         // SAFETY: the region is ours alone (taken by value above); the control block, the two rings
@@ -249,8 +256,11 @@ mod tests {
         let inbox = RingGeometry::new(2, input.slot_bytes()).unwrap();
         let layout = KernelLayout::new(input, output, Some(inbox)).unwrap();
         assert_eq!(layout.input_offset(), 128);
-        assert!(layout.output_offset() >= 128 + input.bytes() && layout.output_offset() % 64 == 0);
-        assert!(layout.inbox_offset() >= layout.output_offset() + output.bytes() && layout.inbox_offset() % 64 == 0);
+        assert!(layout.output_offset() >= 128 + input.bytes() && layout.output_offset().is_multiple_of(64));
+        assert!(
+            layout.inbox_offset() >= layout.output_offset() + output.bytes()
+                && layout.inbox_offset().is_multiple_of(64)
+        );
         assert_eq!(layout.bytes(), layout.inbox_offset() + layout.inbox().unwrap().stride());
         let no_inbox = KernelLayout::new(input, output, None).unwrap();
         assert_eq!(no_inbox.bytes(), no_inbox.inbox_offset());

@@ -56,11 +56,12 @@ impl Default for LaunchOptions {
 }
 
 impl LaunchOptions {
-    /// Sets every queue capacity: input, output and K2K inbox.
+    /// Sets every queue capacity: input, output and K2K inbox (an inbox needs at least 2 slots, so
+    /// a capacity of 1 gives it 2).
     pub fn with_queue_capacity(mut self, capacity: u32) -> Self {
         self.input_capacity = capacity;
         self.output_capacity = capacity;
-        self.inbox_capacity = capacity;
+        self.inbox_capacity = capacity.max(2);
         self
     }
 

@@ -1,0 +1,199 @@
+//! The engine against a device played by the test through the kernel's memory alone — the control
+//! block and the rings, as a GPU would — including a device that lies.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ringkernel_core::error::RingKernelError;
+use ringkernel_core::hlc::{HlcConfig, HybridClock};
+use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, RingGeometry, termination};
+use ringkernel_core::memory::{DeviceEnds, KernelLayout, KernelMemory};
+use ringkernel_core::message::{Envelope, HeaderPart, SlotBuffer, seal_slot};
+use ringkernel_core::runtime::{KernelControl, KernelHandle, KernelId, KernelState};
+use ringkernel_host::{Device, Doorbell, HostConfig, HostKernel, KernelParts};
+
+/// A device that needs no wake-up: the test drives it.
+struct Scripted;
+
+// SAFETY: the tests stop touching the kernel's memory once they report a stop.
+unsafe impl Device for Scripted {
+    fn wake(&self) {}
+}
+
+const CAPACITY: u32 = 8;
+
+fn kernel(config: HostConfig) -> (KernelHandle, Arc<HostKernel>, DeviceEnds) {
+    let ring = RingGeometry::for_messages(CAPACITY, 32).unwrap();
+    let layout = KernelLayout::new(ring, ring, Some(RingGeometry::new(4, ring.slot_bytes()).unwrap())).unwrap();
+    let (host, device) = KernelMemory::allocate(layout, 5, 5).unwrap().split();
+    let kernel = HostKernel::new(KernelParts {
+        id: KernelId::from("peer"),
+        number: 5,
+        memory: host,
+        device: Arc::new(Scripted),
+        doorbell: Arc::new(Doorbell::new()),
+        clock: Arc::new(HybridClock::new(HlcConfig::new(0))),
+        config,
+        auto_activate: true,
+    })
+    .unwrap();
+    (KernelHandle::new(kernel.clone()), kernel, device)
+}
+
+fn quick() -> HostConfig {
+    HostConfig {
+        spin_before_park: Duration::from_micros(10),
+        poll_interval: Duration::from_micros(100),
+        watchdog: None,
+    }
+}
+
+/// Plays the device for one message: takes the oldest request, answers with its payload.
+fn answer_one(device: &mut DeviceEnds, buffer: &mut SlotBuffer) -> bool {
+    if device.input.try_pop(|slot| slot.copy_message_into(buffer, HeaderPart::Hot)).is_err() {
+        return false;
+    }
+    let request = buffer.decode().expect("the host writes valid slots");
+    let reply = request.header.reply(request.header.message_type);
+    let payload = request.payload.to_vec();
+    device
+        .output
+        .try_push(|slot| {
+            slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(&payload);
+            seal_slot(slot, &reply, payload.len()).unwrap();
+        })
+        .unwrap();
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_only_touches_memory_answers_calls() {
+    let (handle, _, mut device) = kernel(quick());
+    let responder = std::thread::spawn(move || {
+        let mut buffer = SlotBuffer::new(device.input.slot_bytes()).unwrap();
+        let mut answered = 0;
+        while answered < 100 {
+            if answer_one(&mut device, &mut buffer) {
+                answered += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        device
+    });
+    for i in 0..100u32 {
+        let reply = handle.call(Envelope::new(2, i.to_le_bytes()), Duration::from_secs(10)).await.unwrap();
+        assert_eq!(reply.payload, i.to_le_bytes());
+    }
+    let device = responder.join().unwrap();
+    assert_eq!(handle.state(), KernelState::Active);
+    device.control.block().report_stopped(termination::TERMINATED);
+    assert_eq!(handle.state(), KernelState::Terminated);
+}
+
+#[tokio::test]
+async fn a_device_that_claims_more_output_than_the_ring_holds_fails_the_kernel() {
+    let (handle, _, device) = kernel(quick());
+    device.control.block().output_tail.store(CAPACITY + 5, Ordering::Release);
+    let error = handle.receive_timeout(Duration::from_millis(100)).await.unwrap_err();
+    match &error {
+        RingKernelError::KernelFault { kernel, reason } => {
+            assert_eq!(kernel, "peer");
+            assert!(reason.contains("output ring") && reason.contains("tail = 13"), "{reason}");
+            assert!(reason.contains("0..=8"), "names the valid range: {reason}");
+        }
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+    assert_eq!(handle.state(), KernelState::Failed);
+    assert!(matches!(handle.send(Envelope::new(1, vec![])).await, Err(RingKernelError::KernelFault { .. })));
+    assert!(handle.take_unprocessed().is_empty(), "a lying device's memory is not trusted");
+    assert!(device.control.has_terminated() || device.control.block().should_terminate.load(Ordering::Acquire) != 0);
+}
+
+#[tokio::test]
+async fn a_device_that_moves_input_head_past_the_tail_fails_the_kernel_without_overwriting() {
+    let (handle, _, device) = kernel(quick());
+    for i in 0..CAPACITY {
+        handle.send(Envelope::new(1, i.to_le_bytes())).await.unwrap();
+    }
+    device.control.block().input_head.store(CAPACITY + 3, Ordering::Release);
+    match handle.send(Envelope::new(1, *b"more")).await {
+        Err(RingKernelError::KernelFault { reason, .. }) => {
+            assert!(reason.contains("input ring") && reason.contains("head = 11"), "{reason}")
+        }
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+    assert_eq!(handle.metrics().messages_sent, u64::from(CAPACITY), "nothing was written past the violation");
+    assert_eq!(handle.state(), KernelState::Failed);
+}
+
+#[tokio::test]
+async fn a_device_stop_code_no_version_defines_reads_as_failed() {
+    let (handle, _, device) = kernel(quick());
+    device.control.block().report_stopped(7);
+    assert_eq!(handle.state(), KernelState::Failed);
+    match handle.send(Envelope::new(1, vec![])).await {
+        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("error code"), "{reason}"),
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivate_returns_only_once_the_device_acknowledged() {
+    let (handle, kernel, device) = kernel(quick());
+    let deactivating = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.deactivate().await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(!deactivating.is_finished(), "no acknowledgement yet");
+    let block = device.control.block();
+    let flags = block.poll_control(0).expect("activation and deactivation were announced");
+    assert!(!flags.active);
+    block.acknowledge(flags.sequence);
+    deactivating.await.unwrap().unwrap();
+    assert_eq!(kernel.state(), KernelState::Deactivated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_turns_a_silent_device_into_an_error() {
+    let config = HostConfig { watchdog: Some(Duration::from_millis(50)), ..quick() };
+    let (handle, _, _device) = kernel(config);
+    let started = std::time::Instant::now();
+    match handle.deactivate().await {
+        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("no heartbeat"), "{reason}"),
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn what_a_failed_device_never_handled_is_taken_back_in_order() {
+    let (handle, _, mut device) = kernel(quick());
+    for i in 0..4u32 {
+        handle.send(Envelope::new(1, i.to_le_bytes())).await.unwrap();
+    }
+    // The device handles one message, then faults: it lets go of its rings, then reports.
+    let mut buffer = SlotBuffer::new(device.input.slot_bytes()).unwrap();
+    device.input.try_pop(|slot| slot.copy_message_into(&mut buffer, HeaderPart::Hot)).unwrap();
+    let block = device.control.block();
+    block.messages_processed.store(1, Ordering::Release);
+    block.last_error.store(ringkernel_core::error::codes::HANDLER_FAULT, Ordering::Release);
+    let DeviceEnds { control, input, output, inbox } = device;
+    drop((input, output, inbox));
+    control.block().report_stopped(termination::FAILED);
+
+    assert_eq!(handle.state(), KernelState::Failed);
+    let returned: Vec<Vec<u8>> = handle.take_unprocessed().into_iter().map(|e| e.payload).collect();
+    let expected: Vec<Vec<u8>> = (1..4u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    assert_eq!(returned, expected);
+    assert!(handle.take_unprocessed().is_empty(), "returned once");
+    let metrics = handle.metrics();
+    assert_eq!((metrics.messages_sent, metrics.messages_processed, metrics.messages_in_flight), (4, 1, 0));
+    match handle.call(Envelope::new(1, vec![]), Duration::from_secs(1)).await {
+        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("HANDLER_FAULT"), "{reason}"),
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+    handle.terminate().await.expect("terminating a failed kernel releases it");
+}
