@@ -48,6 +48,16 @@ impl EchoBench {
         Ok(Self { tokio, ring, echo })
     }
 
+    /// The echo kernel.
+    pub fn handle(&self) -> &KernelHandle {
+        &self.echo
+    }
+
+    /// Runs a future on the bench's Tokio runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.tokio.block_on(future)
+    }
+
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.ring.backend()

@@ -96,6 +96,7 @@ impl ControlBlock {
     /// Device side: the host's control flags, if `control_sequence` moved past `last_seen`.
     /// The device acts on them, then calls [`ControlBlock::acknowledge`] with the returned
     /// sequence.
+    #[inline]
     pub fn poll_control(&self, last_seen: u32) -> Option<ControlFlags> {
         let sequence = self.control_sequence.load(Ordering::Acquire);
         if sequence == last_seen {
@@ -110,6 +111,7 @@ impl ControlBlock {
 
     /// Device side: reports that it acts on the flags of `sequence` and handles nothing more
     /// under earlier ones.
+    #[inline]
     pub fn acknowledge(&self, sequence: u32) {
         self.control_ack.store(sequence, Ordering::Release);
     }
@@ -188,6 +190,7 @@ impl SharedControl {
     }
 
     /// The block.
+    #[inline]
     pub fn block(&self) -> &ControlBlock {
         // SAFETY: `ptr` points at a live, initialised ControlBlock kept alive by `_owner`; after
         // initialisation only its atomics are written.
@@ -226,6 +229,7 @@ impl SharedControl {
     }
 
     /// Whether the device has acknowledged control sequence `sequence` (or a later one).
+    #[inline]
     pub fn acknowledged(&self, sequence: u32) -> bool {
         let ack = self.block().control_ack.load(Ordering::Acquire);
         // Sequences are free-running: "at or after" in wrapping order.
@@ -234,11 +238,13 @@ impl SharedControl {
 
     /// What the device reported about stopping: `RK_RUNNING`, `RK_TERMINATED`, `RK_FAILED`, or
     /// any other value a faulty device wrote.
+    #[inline]
     pub fn termination(&self) -> u32 {
         self.block().has_terminated.load(Ordering::Acquire)
     }
 
     /// Whether the kernel reported that it stopped (terminated or failed).
+    #[inline]
     pub fn has_terminated(&self) -> bool {
         self.termination() != termination::RUNNING
     }

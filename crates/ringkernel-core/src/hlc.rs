@@ -38,6 +38,7 @@ pub struct HlcTimestamp {
 
 impl HlcTimestamp {
     /// A timestamp from its parts.
+    #[inline]
     pub const fn new(physical_ns: u64, logical: u32, node_id: u32) -> Self {
         Self { physical_ns, logical, node_id }
     }
@@ -45,6 +46,7 @@ impl HlcTimestamp {
     /// The timestamp `n` logical steps later, carrying into the physical part as the clock does
     /// (`(p, u32::MAX)` is followed by `(p + 1, 0)`). [`HybridClock::tick_many`] reserves a run of
     /// such timestamps with one wall-clock read; this names each of them.
+    #[inline]
     pub const fn plus_logical(self, n: u64) -> Self {
         let total = self.logical as u64 + n;
         Self { physical_ns: self.physical_ns + (total >> 32), logical: total as u32, node_id: self.node_id }
@@ -90,6 +92,7 @@ pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
     /// A clock reading `now_ns`.
+    #[inline]
     pub fn new(now_ns: u64) -> Self {
         Self(AtomicU64::new(now_ns))
     }
@@ -132,6 +135,7 @@ impl HlcConfig {
     pub const DEFAULT_MAX_OFFSET_NS: u64 = 500_000_000;
 
     /// Settings for `node_id` with the default maximum offset.
+    #[inline]
     pub fn new(node_id: u32) -> Self {
         Self { node_id, max_offset_ns: Some(Self::DEFAULT_MAX_OFFSET_NS) }
     }
@@ -173,6 +177,7 @@ struct ClockState {
 
 impl HybridClock<SystemClock> {
     /// A clock on the system wall clock.
+    #[inline]
     pub fn new(config: HlcConfig) -> Self {
         Self::with_clock(config, SystemClock)
     }
@@ -226,6 +231,7 @@ impl<C: PhysicalClock> HybridClock<C> {
 
     /// [`tick_many`](Self::tick_many), also returning the wall-clock reading it made (so that a
     /// caller timing the event needs no second reading).
+    #[inline]
     pub fn tick_many_reading(&self, count: u32) -> (HlcTimestamp, u64) {
         let wall = self.wall.now_ns();
         let first = reserve(&mut self.lock(), wall, count);
@@ -240,6 +246,7 @@ impl<C: PhysicalClock> HybridClock<C> {
 
     /// [`tick_exclusive`](Self::tick_exclusive) with a wall-clock reading the caller made (once
     /// per batch of events, say). An old reading keeps every guarantee but freshness.
+    #[inline]
     pub fn tick_exclusive_at(&mut self, wall_ns: u64) -> HlcTimestamp {
         let next = reserve(self.state_mut(), wall_ns, 1);
         self.stamp(next.0, next.1)
@@ -271,6 +278,7 @@ impl<C: PhysicalClock> HybridClock<C> {
     ///
     /// # Errors
     /// As [`update`](Self::update), judged against `wall_ns`.
+    #[inline]
     pub fn update_exclusive_at(&mut self, wall_ns: u64, received: HlcTimestamp) -> Result<HlcTimestamp> {
         self.check_skew(received, wall_ns)?;
         let next = update_state(self.state_mut(), wall_ns, received);
@@ -284,6 +292,7 @@ impl<C: PhysicalClock> HybridClock<C> {
     ///
     /// # Errors
     /// [`RingKernelError::ClockSkew`] as for [`update`](Self::update); the clock is then unchanged.
+    #[inline]
     pub fn observe(&self, received: HlcTimestamp) -> Result<()> {
         let mut state = self.lock();
         if let Some(max_offset_ns) = self.config.max_offset_ns

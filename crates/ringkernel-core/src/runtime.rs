@@ -7,7 +7,7 @@
 //! Two ways to move messages: [`Envelope`]s (owned header and payload: simple, one allocation per
 //! message), and the zero-copy path — [`KernelHandle::send_with`] writes payloads straight into
 //! input slots through [`Outgoing`], [`KernelHandle::receive_with`] lends each reply as a
-//! [`DecodedSlot`] borrowed from a private copy. The envelope methods are built on the same path.
+//! [`MessageView`] borrowed from a private copy. The envelope methods are built on the same path.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::error::{MessageError, Result, RingKernelError};
 pub use crate::ids::{Backend, KernelId, KernelState, UnknownBackend};
 use crate::layout::{MAX_QUEUE_CAPACITY, MESSAGE_HEADER_BYTES, MessageHeader, RingGeometry};
 use crate::memory::KernelLayout;
-use crate::message::{CorrelationId, DecodedSlot, Envelope, HeaderBuilder, RingMessage};
+use crate::message::{CorrelationId, Envelope, HeaderBuilder, MessageView, RingMessage, seal_slot};
 
 /// How to launch a kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,39 +200,52 @@ pub struct Outgoing<'a> {
 impl<'a> Outgoing<'a> {
     /// A message to be written into `slot` (a whole slot: header area, then payload area), with a
     /// fresh header: message type 0, a new message id, normal priority, no payload.
+    #[inline]
     pub fn new(slot: &'a mut [u8]) -> Self {
         Self { header: HeaderBuilder::new(0).build(), slot, payload_bytes: 0 }
     }
 
+    /// A message to be written into `slot` whose header starts as `header` (an envelope's, say).
+    #[inline]
+    pub fn with_header(slot: &'a mut [u8], header: &MessageHeader) -> Self {
+        Self { header: *header, slot, payload_bytes: 0 }
+    }
+
     /// The header so far.
+    #[inline]
     pub fn header(&self) -> &MessageHeader {
         &self.header
     }
 
     /// The header, to set any field (flags, priority, deadline, correlation id, …). Source,
     /// destination, timestamp, payload size and checksum are overwritten when the slot is sealed.
+    #[inline]
     pub fn header_mut(&mut self) -> &mut MessageHeader {
         &mut self.header
     }
 
     /// Sets the message type.
+    #[inline]
     pub fn set_message_type(&mut self, message_type: u32) -> &mut Self {
         self.header.message_type = message_type;
         self
     }
 
     /// Sets the correlation id.
+    #[inline]
     pub fn set_correlation_id(&mut self, id: CorrelationId) -> &mut Self {
         self.header.correlation_id = id.to_words();
         self
     }
 
     /// Bytes of payload the slot can carry.
+    #[inline]
     pub fn payload_capacity(&self) -> usize {
         self.slot.len().saturating_sub(MESSAGE_HEADER_BYTES)
     }
 
     /// Payload bytes written so far.
+    #[inline]
     pub fn payload_bytes(&self) -> usize {
         self.payload_bytes
     }
@@ -242,6 +255,7 @@ impl<'a> Outgoing<'a> {
     ///
     /// # Errors
     /// [`MessageError::PayloadTooLarge`] when `len` exceeds [`Self::payload_capacity`].
+    #[inline]
     pub fn payload_mut(&mut self, len: usize) -> std::result::Result<&mut [u8], MessageError> {
         if len > self.payload_capacity() {
             return Err(MessageError::PayloadTooLarge {
@@ -257,6 +271,7 @@ impl<'a> Outgoing<'a> {
     ///
     /// # Errors
     /// As [`Self::payload_mut`].
+    #[inline]
     pub fn write_payload(&mut self, bytes: &[u8]) -> std::result::Result<(), MessageError> {
         self.payload_mut(bytes.len())?.copy_from_slice(bytes);
         Ok(())
@@ -266,6 +281,7 @@ impl<'a> Outgoing<'a> {
     ///
     /// # Errors
     /// As [`Self::payload_mut`].
+    #[inline]
     pub fn write_message<M: RingMessage>(&mut self, message: &M) -> std::result::Result<(), MessageError> {
         self.header.message_type = M::MESSAGE_TYPE;
         self.write_payload(bytemuck::bytes_of(message))
@@ -274,6 +290,16 @@ impl<'a> Outgoing<'a> {
     /// For backends: the header, the slot and the payload length, to stamp and seal.
     pub fn into_parts(self) -> (MessageHeader, &'a mut [u8], usize) {
         (self.header, self.slot, self.payload_bytes)
+    }
+
+    /// For backends: checks the header as a reader would and writes it over the payload in the
+    /// slot (see [`seal_slot`]), in place.
+    ///
+    /// # Errors
+    /// Any error of [`seal_slot`]; the slot's header is then untouched.
+    #[inline]
+    pub fn seal(&mut self) -> std::result::Result<(), MessageError> {
+        seal_slot(self.slot, &self.header, self.payload_bytes)
     }
 }
 
@@ -290,7 +316,7 @@ impl fmt::Debug for Outgoing<'_> {
 /// Fills the `i`-th message of a [`KernelHandle::send_with`] batch.
 pub type FillFn<'f> = dyn FnMut(usize, &mut Outgoing<'_>) -> Result<()> + Send + 'f;
 /// Looks at one received message of [`KernelHandle::receive_with`].
-pub type VisitFn<'f> = dyn FnMut(DecodedSlot<'_>) + Send + 'f;
+pub type VisitFn<'f> = dyn FnMut(MessageView<'_>) + Send + 'f;
 
 /// What a backend implements for one launched kernel. Users hold a [`KernelHandle`] instead.
 #[async_trait]
@@ -351,6 +377,7 @@ pub struct KernelHandle {
 
 impl KernelHandle {
     /// Wraps a backend's kernel.
+    #[inline]
     pub fn new(inner: Arc<dyn KernelControl>) -> Self {
         Self { inner }
     }
@@ -432,7 +459,7 @@ impl KernelHandle {
     /// Hands up to `max` messages already there to `visit`, in order, each borrowed from a private
     /// copy (no envelope, no allocation); returns how many. Never waits. `visit` must not receive
     /// from this kernel itself (that is refused with an error).
-    pub fn try_receive_with(&self, max: usize, mut visit: impl FnMut(DecodedSlot<'_>) + Send) -> Result<usize> {
+    pub fn try_receive_with(&self, max: usize, mut visit: impl FnMut(MessageView<'_>) + Send) -> Result<usize> {
         self.inner.try_receive_with(max, &mut visit)
     }
 
@@ -442,7 +469,7 @@ impl KernelHandle {
         &self,
         max: usize,
         timeout: Duration,
-        mut visit: impl FnMut(DecodedSlot<'_>) + Send,
+        mut visit: impl FnMut(MessageView<'_>) + Send,
     ) -> Result<usize> {
         self.inner.receive_with(max, timeout, &mut visit).await
     }

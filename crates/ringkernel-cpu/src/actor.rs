@@ -33,6 +33,7 @@ use ringkernel_core::runtime::KernelId;
 use ringkernel_core::spec::StateBuffer;
 use ringkernel_host::Doorbell;
 
+use crate::device::ActorThread;
 use crate::directory::Directory;
 
 /// Messages handled from one queue before looking at the other and at the control block.
@@ -55,6 +56,8 @@ pub(crate) struct Wakeups {
     /// Rung after publishing output, consuming input, acknowledging a control change, stopping.
     /// `None` for a polling actor.
     pub(crate) doorbell: Option<Arc<Doorbell>>,
+    /// This actor's thread: how it sleeps (and how others wake it).
+    pub(crate) thread: Arc<ActorThread>,
     pub(crate) spin_before_park: Duration,
 }
 
@@ -62,19 +65,6 @@ impl Wakeups {
     fn ring(&self) {
         if let Some(doorbell) = &self.doorbell {
             doorbell.ring();
-        }
-    }
-
-    fn polling(&self) -> bool {
-        self.doorbell.is_none()
-    }
-
-    /// Sleeps until woken (threaded) or briefly (polling).
-    fn sleep(&self, threaded_for: Duration) {
-        if self.polling() {
-            std::thread::sleep(POLL_SLEEP);
-        } else {
-            std::thread::park_timeout(threaded_for);
         }
     }
 }
@@ -165,7 +155,10 @@ impl Io {
                     if since.elapsed() < self.wakeups.spin_before_park {
                         std::hint::spin_loop();
                     } else {
-                        self.wakeups.sleep(OUTPUT_FULL_BACKOFF);
+                        // The host wakes a sleeping actor when it hands slots back.
+                        let thread = self.wakeups.thread.clone();
+                        let output = &mut self.output;
+                        thread.sleep(OUTPUT_FULL_BACKOFF, POLL_SLEEP, || output.free_slots().map_or(true, |free| free > 0));
                     }
                 }
             }
@@ -235,7 +228,10 @@ pub(crate) struct ActorParts {
 impl Actor {
     pub(crate) fn new(parts: ActorParts) -> Self {
         let ActorParts { id, number, ends, inbox, directory, clock, wakeups, state, handler, scratch } = parts;
-        let DeviceEnds { control, input, output, .. } = ends;
+        let DeviceEnds { control, mut input, output, .. } = ends;
+        // `input_head` shares the device line with `output_tail` and the counters, which every
+        // reply writes anyway: handing each slot back at once costs no extra line.
+        if let Ok(v) = std::env::var("RK_IN_REL") { let v: u32 = v.parse().unwrap(); if v > 0 { input.set_release_batch(v); } } else { input.set_release_batch(1); }
         let io = Io {
             id: id.clone(),
             number,
@@ -375,7 +371,8 @@ impl Actor {
             }
         }
         self.core.publish_state();
-        self.core.io.wakeups.sleep(HEARTBEAT_PERIOD);
+        let thread = self.core.io.wakeups.thread.clone();
+        thread.sleep(HEARTBEAT_PERIOD, POLL_SLEEP, || self.has_work());
     }
 
     /// Leaves the K2K directory, handles everything accepted, and reports `RK_TERMINATED`.

@@ -9,8 +9,7 @@
 //! producers, for which the inbox's compare-and-swap protocol is safe.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
-use std::thread::Thread;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::handler::Destination;
@@ -19,13 +18,15 @@ use ringkernel_core::message::{check_header, seal_slot};
 use ringkernel_core::queue::mpsc::InboxSender;
 use ringkernel_core::runtime::KernelId;
 
+use crate::device::ActorThread;
+
 /// One running kernel's inbox.
 pub(crate) struct Route {
     pub(crate) id: KernelId,
     pub(crate) number: u32,
     pub(crate) sender: InboxSender,
-    /// The actor thread to unpark after a send; `None` for polling actors.
-    pub(crate) thread: Option<Thread>,
+    /// The actor to wake after a send (a polling actor ignores it).
+    pub(crate) actor: Arc<ActorThread>,
 }
 
 #[derive(Default)]
@@ -98,9 +99,7 @@ impl Directory {
             })
             .map_err(|error| error.into_error(route.id.as_str(), "k2k inbox"))?
             .expect("header and payload size were checked before claiming the slot");
-        if let Some(thread) = &route.thread {
-            thread.unpark();
-        }
+        route.actor.notify();
         Ok(())
     }
 }

@@ -209,6 +209,7 @@ impl CpuRuntime {
             clock: HybridClock::new(HlcConfig::new(number).with_max_offset_ns(self.config.max_clock_offset_ns)),
             wakeups: Wakeups {
                 doorbell: (!polling).then_some(doorbell),
+                thread: thread.clone(),
                 spin_before_park: self.config.spin_before_park,
             },
             state,
@@ -223,7 +224,7 @@ impl CpuRuntime {
                 }
             })?;
         thread.started(handle);
-        self.directory.insert(Route { id, number, sender: inbox_sender, thread: thread.thread() });
+        self.directory.insert(Route { id, number, sender: inbox_sender, actor: thread });
         Ok(kernel)
     }
 }

@@ -1,7 +1,7 @@
 //! What a backend gives the engine for one kernel: the [`Device`] trait, and the [`Doorbell`] a
 //! device may ring so that waiting hosts need not poll.
 
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ringkernel_core::error::Result;
 
@@ -56,13 +56,18 @@ pub unsafe trait Device: Send + Sync + 'static {
     fn release(&self) {}
 }
 
-/// A wake-up from the device side to waiting hosts that costs the ringer one fence and one load
-/// when nobody waits.
+/// A wake-up from the device side to waiting hosts that costs the ringer one plain load (and a
+/// compiler fence) when nobody waits.
 ///
 /// Waiters register, then re-check their condition, then await; ringers change the condition,
-/// then [`Doorbell::ring`]. The two SeqCst fences make sure that either the waiter sees the change
-/// or the ringer sees the waiter. The engine rings it too, when one host task's drain moved a
-/// message that another task waits for.
+/// then [`Doorbell::ring`]. That is Dekker's pattern, which needs a full barrier on both sides
+/// between the store and the load. The ringer is on the hot path (every reply), the waiter on the
+/// slow one (it has already spun and is about to sleep), so the barrier is asymmetric: the waiter
+/// issues a process-wide barrier (`membarrier(2)` where the OS has it, via `membarrier2`), which
+/// stands in for the ringer's, and the ringer only keeps the compiler from reordering. Either the
+/// waiter sees the change or the ringer sees the waiter. (Without OS support both sides fall back to
+/// an ordinary fence.) The engine rings it too, when one host task's drain moved a message that
+/// another task waits for.
 #[derive(Debug, Default)]
 pub struct Doorbell {
     waiters: AtomicUsize,
@@ -77,7 +82,7 @@ impl Doorbell {
 
     /// Wakes every waiting host task (cheap when there is none).
     pub fn ring(&self) {
-        fence(Ordering::SeqCst);
+        membarrier2::light();
         if self.waiters.load(Ordering::Relaxed) > 0 {
             self.notify.notify_waiters();
         }
@@ -90,7 +95,7 @@ impl Doorbell {
     /// Counts the caller as a waiter until the guard drops.
     pub(crate) fn register(&self) -> WaiterGuard<'_> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        membarrier2::heavy();
         WaiterGuard(self)
     }
 }

@@ -13,10 +13,10 @@ use hdrhistogram::Histogram;
 use ringkernel_core::control::{SharedControl, WideCounter};
 use ringkernel_core::error::{MessageError, Result, RingKernelError, codes};
 use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
-use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, termination};
+use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, termination};
 use ringkernel_core::memory::HostEnds;
 use ringkernel_core::message::{
-    CorrelationId, DecodedSlot, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, SlotBuffer, check_header, seal_slot,
+    CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header,
 };
 use ringkernel_core::queue::mpsc::InboxReclaim;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
@@ -33,6 +33,11 @@ const RECEIVE_PART: HeaderPart = HeaderPart::Used;
 /// Byte offsets of the cache lines a small message touches in its slot: the header's hot line,
 /// the line with `message_id` and `dest_kernel`, and the first payload line.
 const MESSAGE_LINES: [usize; 3] = [0, 64, MESSAGE_HEADER_BYTES];
+
+pub fn exp(bit: u32) -> bool {
+    static BITS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *BITS.get_or_init(|| std::env::var("RK_EXP").ok().and_then(|v| v.parse().ok()).unwrap_or(0)) & (1 << bit) != 0
+}
 
 /// Tuning of the engine's waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +209,11 @@ impl HostKernel {
         let KernelParts { id, number, memory, device, doorbell, clock, config, auto_activate } = parts;
         let HostEnds { control, input, output, inbox_reclaim } = memory;
         let scratch = SlotBuffer::new(output.slot_bytes())?;
+        let mut output = output;
+        // `output_head` shares the host's line with `input_tail`, which every send writes anyway:
+        // handing each slot back at once costs no extra line, and a device waiting for room sees it
+        // without waiting for a quarter of the ring to go by.
+        if let Ok(v) = std::env::var("RK_OUT_REL") { let v: u32 = v.parse().unwrap(); if v > 0 { output.set_release_batch(v); } } else { output.set_release_batch(1); }
         let input_capacity_bytes = input.slot_bytes() - MESSAGE_HEADER_BYTES;
         let initial = if auto_activate {
             control.activate();
@@ -418,7 +428,7 @@ impl HostKernel {
     async fn wait_on_device(
         &self,
         operation: &'static str,
-        mut done: impl FnMut() -> Option<Result<()>>,
+        mut done: impl FnMut() -> Option<Result<()>> + Send,
     ) -> Result<()> {
         let mut watchdog = self.config.watchdog.map(|limit| (limit, self.heartbeat(), Instant::now()));
         self.waiter()
@@ -449,6 +459,10 @@ impl HostKernel {
 
     /// Refuses a send unless the kernel accepts messages. Called under the input lock.
     fn check_accepting(&self) -> Result<()> {
+        if exp(0) {
+            let host = self.lifecycle.load(Ordering::Acquire);
+            if host == ACTIVE || host == LAUNCHED || host == DEACTIVATED { if !self.settled.load(Ordering::Acquire) { return Ok(()); } }
+        }
         let state = self.raw_state();
         if matches!(state, KernelState::Terminating) || state.is_final() {
             return Err(self.not_running("send to", state));
@@ -457,8 +471,14 @@ impl HostKernel {
     }
 
     /// The zero-copy send: fills up to `count` reserved slots, stamps them from one clock reading,
-    /// publishes them together. Returns how many and the wall-clock reading used.
-    fn send_filled(&self, count: usize, fill: &mut FillFn<'_>) -> Result<(usize, u64)> {
+    /// publishes them together. Returns how many and the wall-clock reading used. A `template`
+    /// header starts every message from it (an envelope's header) instead of a fresh one.
+    fn send_filled(
+        &self,
+        count: usize,
+        template: Option<&MessageHeader>,
+        fill: &mut FillFn<'_>,
+    ) -> Result<(usize, u64)> {
         let mut input = lock(&self.input);
         self.check_accepting()?;
         let wanted = u32::try_from(count).unwrap_or(u32::MAX);
@@ -473,17 +493,20 @@ impl HostKernel {
         }
         let (first, wall) = self.clock.tick_many_reading(reserved);
         for i in 0..reserved {
-            let mut message = Outgoing::new(chunk.slot_mut(i));
+            let mut message = match template {
+                Some(header) => Outgoing::with_header(chunk.slot_mut(i), header),
+                None => Outgoing::new(chunk.slot_mut(i)),
+            };
             if let Err(error) = fill(i as usize, &mut message) {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(error);
             }
-            let (mut header, slot, payload_bytes) = message.into_parts();
+            let header = message.header_mut();
             header.source_kernel = HOST_KERNEL_ID;
             header.dest_kernel = self.number;
             // Stamped under the lock, from one reading: timestamps increase in queue order.
             header.set_timestamp(first.plus_logical(u64::from(i)));
-            if let Err(error) = seal_slot(slot, &header, payload_bytes) {
+            if let Err(error) = message.seal() {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(error.into());
             }
@@ -499,8 +522,7 @@ impl HostKernel {
     /// Queues one envelope; `Ok(None)` when the ring is full. Returns the wall-clock reading of
     /// the send.
     fn try_send_envelope(&self, envelope: &Envelope) -> Result<Option<u64>> {
-        let (sent, wall) = self.send_filled(1, &mut |_, message| {
-            *message.header_mut() = envelope.header;
+        let (sent, wall) = self.send_filled(1, Some(&envelope.header), &mut |_, message| {
             message.write_payload(&envelope.payload)?;
             Ok(())
         })?;
@@ -536,7 +558,7 @@ impl HostKernel {
     }
 
     /// Runs a `receive_with` visitor with this kernel marked as being visited on this thread.
-    fn visit(&self, visit: &mut VisitFn<'_>, message: DecodedSlot<'_>) {
+    fn visit(&self, visit: &mut VisitFn<'_>, message: MessageView<'_>) {
         struct Reset(usize);
         impl Drop for Reset {
             fn drop(&mut self) {
@@ -563,22 +585,24 @@ impl HostKernel {
         if let Some(visit) = visit.as_deref_mut() {
             while pulled.visited < max {
                 let Some(envelope) = unclaimed.pop_front() else { break };
-                self.visit(visit, DecodedSlot { header: envelope.header, payload: &envelope.payload });
+                self.visit(visit, MessageView { header: &envelope.header, payload: &envelope.payload });
                 pulled.visited += 1;
             }
         }
         let mut newest: Option<HlcTimestamp> = None;
         let (mut moved, mut routed) = (0u64, 0u64);
+        let handed_back = consumer.handed_back();
         loop {
             if pulled.reply.is_some() || (visit.is_some() && pulled.visited >= max) {
                 break;
             }
-            match consumer.try_pop(|slot| slot.copy_message_into(scratch, RECEIVE_PART)) {
+            let part = if exp(1) { HeaderPart::Hot } else { RECEIVE_PART };
+            match consumer.try_pop(|slot| slot.copy_message_into(scratch, part)) {
                 Ok(()) => moved += 1,
                 Err(PopError::Empty) => break,
                 Err(PopError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "output ring")),
             }
-            let decoded = match scratch.decode() {
+            let decoded = match scratch.view() {
                 Ok(decoded) => decoded,
                 Err(error) => {
                     bump(&self.stats.undecodable, 1);
@@ -594,11 +618,11 @@ impl HostKernel {
             let correlation = header.correlation_id().0;
             if header.is_reply() && correlation != CorrelationId::NONE.0 {
                 if call == Some(correlation) {
-                    pulled.reply = Some(Envelope::from_decoded(&decoded));
+                    pulled.reply = Some(Box::new(Envelope::from_view(&decoded)));
                     continue;
                 }
                 if let Some(waiting @ None) = pending.get_mut(&correlation) {
-                    *waiting = Some(Box::new(Envelope::from_decoded(&decoded)));
+                    *waiting = Some(Box::new(Envelope::from_view(&decoded)));
                     routed += 1;
                     continue;
                 }
@@ -609,14 +633,14 @@ impl HostKernel {
                     pulled.visited += 1;
                 }
                 _ => {
-                    unclaimed.push_back(Envelope::from_decoded(&decoded));
+                    unclaimed.push_back(Envelope::from_view(&decoded));
                     routed += 1;
                 }
             }
         }
         if moved > 0 {
             bump(&self.stats.received, moved);
-            self.drains.fetch_add(1, Ordering::Release);
+            if exp(5) { bump(&self.drains, 1) } else { self.drains.fetch_add(1, Ordering::Release); }
             if let Some(newest) = newest
                 && let Err(error) = self.clock.observe(newest)
             {
@@ -626,17 +650,16 @@ impl HostKernel {
                 // Another task may wait for what this drain routed.
                 self.doorbell.ring();
             }
-            // A device waiting for room in a full output ring sees it once a quarter was handed
-            // back; tell it. (Smaller drains leave it to its own back-off.)
-            if moved >= u64::from(consumer.capacity().div_ceil(4)) {
-                self.device.wake();
-            }
+        }
+        if consumer.handed_back() != handed_back {
+            // Slots went back to the device: one waiting for room in a full output ring can go on.
+            self.device.wake();
         }
         Ok(pulled)
     }
 
     /// A fault report carries the reason the kernel failed: keep it for later errors.
-    fn note_error_report(&self, decoded: &DecodedSlot<'_>) {
+    fn note_error_report(&self, decoded: &MessageView<'_>) {
         let report = ErrorReport::decode(decoded.payload);
         if report.code == codes::HANDLER_FAULT {
             self.record_fault(report.reason);
@@ -698,7 +721,7 @@ impl HostKernel {
 
     async fn receive_envelope(&self, timeout: Option<Duration>) -> Result<Envelope> {
         let mut received = None;
-        self.receive_waiting(1, timeout, &mut |message| received = Some(Envelope::from_decoded(&message))).await?;
+        self.receive_waiting(1, timeout, &mut |message| received = Some(Envelope::from_view(&message))).await?;
         Ok(received.expect("one message was visited"))
     }
 
@@ -711,8 +734,8 @@ impl HostKernel {
 /// What one pull produced.
 #[derive(Default)]
 struct Pulled {
-    /// The reply the caller asked for.
-    reply: Option<Envelope>,
+    /// The reply the caller asked for (boxed: it travels through several layers of waiting).
+    reply: Option<Box<Envelope>>,
     /// Messages handed to the visitor.
     visited: usize,
 }
@@ -870,7 +893,7 @@ impl KernelControl for HostKernel {
             self.check_accepting()?;
         }
         self.check_envelopes(envelopes)?;
-        let (sent, _) = self.send_filled(envelopes.len(), &mut |i, message| {
+        let (sent, _) = self.send_filled(envelopes.len(), None, &mut |i, message| {
             *message.header_mut() = envelopes[i].header;
             message.write_payload(&envelopes[i].payload)?;
             Ok(())
@@ -879,7 +902,7 @@ impl KernelControl for HostKernel {
     }
 
     fn send_with(&self, count: usize, fill: &mut FillFn<'_>) -> Result<usize> {
-        self.send_filled(count, fill).map(|(sent, _)| sent)
+        self.send_filled(count, None, fill).map(|(sent, _)| sent)
     }
 
     fn try_receive_with(&self, max: usize, visit: &mut VisitFn<'_>) -> Result<usize> {
@@ -900,7 +923,7 @@ impl KernelControl for HostKernel {
 
     async fn receive_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Envelope>> {
         let mut batch = Vec::new();
-        self.receive_waiting(max, Some(timeout), &mut |message| batch.push(Envelope::from_decoded(&message))).await?;
+        self.receive_waiting(max, Some(timeout), &mut |message| batch.push(Envelope::from_view(&message))).await?;
         Ok(batch)
     }
 
@@ -948,7 +971,7 @@ impl KernelControl for HostKernel {
                 };
                 // Ours from another task's drain, or from this one.
                 let found = match out.pending.get_mut(&correlation).and_then(Option::take) {
-                    Some(reply) => Some(*reply),
+                    Some(reply) => Some(reply),
                     None => match self.pull(&mut out, Some(correlation), 0, None) {
                         Ok(pulled) => pulled.reply,
                         Err(error) => return Some(Err(error)),
@@ -970,7 +993,10 @@ impl KernelControl for HostKernel {
             .await?;
         pending.answered = true;
         self.record_latency(sent_at);
-        reply.into_result(self.id.as_str())
+        if let Some(report) = reply.error_report() {
+            return Err(report.into_error(self.id.as_str()));
+        }
+        Ok(*reply)
     }
 
     fn metrics(&self) -> KernelMetrics {

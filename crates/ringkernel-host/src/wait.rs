@@ -28,12 +28,33 @@ pub(crate) struct Waiter<'a> {
 impl Waiter<'_> {
     /// Calls `poll` until it returns a result or `timeout` passes (then a
     /// [`RingKernelError::Timeout`] naming `operation`).
+    ///
+    /// The spinning half runs right here, with no state of its own across an await; the sleeping
+    /// half is a separate boxed future, made only when spinning did not do. (The future of every
+    /// waiting operation is boxed by the trait; keeping the sleeping machinery out of it keeps that
+    /// box small, and the common case never pays for the rest.)
     pub(crate) async fn wait<T>(
         &self,
         timeout: Option<Duration>,
         operation: &'static str,
-        mut poll: impl FnMut() -> Option<Result<T>>,
-    ) -> Result<T> {
+        mut poll: impl FnMut() -> Option<Result<T>> + Send,
+    ) -> Result<T>
+    where
+        T: Send,
+    {
+        let started = match self.spin(timeout, &mut poll) {
+            Ok(result) => return result,
+            Err(started) => started,
+        };
+        Box::pin(self.sleep(started, timeout, operation, poll)).await
+    }
+
+    /// Polls for the spinning time; `Err(start)` when it ran out (the time it started counting).
+    fn spin<T>(
+        &self,
+        timeout: Option<Duration>,
+        poll: &mut impl FnMut() -> Option<Result<T>>,
+    ) -> std::result::Result<Result<T>, Instant> {
         // The clock is read only once a first round of polls came up empty: most answers arrive
         // within it, and each reading costs about as much as a poll. The timeout therefore counts
         // from that first reading, a few microseconds late at most.
@@ -41,17 +62,27 @@ impl Waiter<'_> {
         loop {
             for _ in 0..64 {
                 if let Some(result) = poll() {
-                    return result;
+                    return Ok(result);
                 }
                 std::hint::spin_loop();
             }
             let now = Instant::now();
             let started = *started.get_or_insert(now);
             if now >= started + self.spin || timeout.is_some_and(|t| now >= started + t) {
-                break;
+                return Err(started);
             }
         }
-        let deadline = timeout.map(|t| started.unwrap_or_else(Instant::now) + t);
+    }
+
+    /// The sleeping half of [`Self::wait`].
+    async fn sleep<T>(
+        &self,
+        started: Instant,
+        timeout: Option<Duration>,
+        operation: &'static str,
+        mut poll: impl FnMut() -> Option<Result<T>>,
+    ) -> Result<T> {
+        let deadline = timeout.map(|t| started + t);
         let timed_out = || RingKernelError::Timeout { operation, waited: timeout.unwrap_or_default() };
         if tokio::runtime::Handle::try_current().is_err() {
             return self.wait_without_tokio(deadline, timed_out, poll);

@@ -60,7 +60,7 @@ pub mod prelude {
     pub use crate::RingKernel;
     pub use ringkernel_core::error::{Result, RingKernelError};
     pub use ringkernel_core::kernel::{HandlerContext, HandlerError, KernelSpec, builtin};
-    pub use ringkernel_core::message::{CorrelationId, DecodedSlot, Envelope, HeaderBuilder, Priority, RingMessage};
+    pub use ringkernel_core::message::{CorrelationId, Envelope, HeaderBuilder, MessageView, Priority, RingMessage};
     pub use ringkernel_core::runtime::{
         Backend, KernelHandle, KernelId, KernelState, LaunchOptions, Outgoing, RingKernelRuntime,
     };

@@ -23,6 +23,7 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 /// Checks what a reader validates in a header before its payload: magic, version, flags,
 /// priority, and that `payload_bytes` fits a slot's `capacity_bytes`. Senders call it before
 /// committing a slot so that bad input is refused where it comes from.
+#[inline]
 pub fn check_header(header: &MessageHeader, payload_bytes: usize, capacity_bytes: usize) -> Result<(), MessageError> {
     if header.magic != MESSAGE_MAGIC {
         return Err(MessageError::BadMagic { found: header.magic, expected: MESSAGE_MAGIC });
@@ -62,16 +63,18 @@ pub fn payload_capacity(slot_len: usize) -> Result<usize, MessageError> {
 ///
 /// # Errors
 /// [`MessageError::SlotTooSmall`], or any error of [`check_header`]; the slot is then untouched.
+#[inline]
 pub fn seal_slot(slot: &mut [u8], header: &MessageHeader, payload_bytes: usize) -> Result<(), MessageError> {
     check_header(header, payload_bytes, payload_capacity(slot.len())?)?;
-    let mut header = *header;
-    header.payload_bytes = payload_bytes as u32;
-    header.checksum = if header.flags & flags::CHECKSUM != 0 {
+    let checksum = if header.flags & flags::CHECKSUM != 0 {
         crc32c(&slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload_bytes])
     } else {
         0
     };
-    slot[..MESSAGE_HEADER_USED_BYTES].copy_from_slice(&bytemuck::bytes_of(&header)[..MESSAGE_HEADER_USED_BYTES]);
+    slot[..MESSAGE_HEADER_USED_BYTES].copy_from_slice(&bytemuck::bytes_of(header)[..MESSAGE_HEADER_USED_BYTES]);
+    let word = |slot: &mut [u8], offset: usize, value: u32| slot[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    word(slot, std::mem::offset_of!(MessageHeader, payload_bytes), payload_bytes as u32);
+    word(slot, std::mem::offset_of!(MessageHeader, checksum), checksum);
     Ok(())
 }
 
@@ -180,6 +183,39 @@ impl SlotBuffer {
     pub fn decode(&self) -> Result<DecodedSlot<'_>, MessageError> {
         decode_slot(self.as_slice())
     }
+
+    /// Validates the copy like [`SlotBuffer::decode`] and lends it as a [`MessageView`], without
+    /// copying the header again.
+    #[inline]
+    pub fn view(&self) -> Result<MessageView<'_>, MessageError> {
+        let bytes = self.as_slice();
+        let capacity_bytes = payload_capacity(bytes.len())?;
+        // The buffer is 64-byte aligned and holds a whole header: its first bytes are one. What
+        // was not copied out of the slot (the padding, and `message_id`/`dest_kernel` for a hot-line
+        // copy) is zero.
+        let header: &MessageHeader = bytemuck::from_bytes(&bytes[..MESSAGE_HEADER_BYTES]);
+        let payload_bytes = header.payload_bytes as usize;
+        check_header(header, payload_bytes, capacity_bytes)?;
+        let payload = &bytes[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload_bytes];
+        if header.flags & flags::CHECKSUM != 0 {
+            let computed = crc32c(payload);
+            if computed != header.checksum {
+                return Err(MessageError::ChecksumMismatch { expected: header.checksum, computed });
+            }
+        }
+        Ok(MessageView { header, payload })
+    }
+}
+
+/// A validated message lent by reference: its header and payload in a private copy. What the
+/// zero-copy receive path ([`crate::runtime::KernelHandle::receive_with`]) hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    /// The header. A message the host read from an output ring carries only the hot line:
+    /// `message_id` reads as 0 there, and `dest_kernel` as the host (`RK_HOST_KERNEL_ID`).
+    pub header: &'a MessageHeader,
+    /// Exactly `header.payload_bytes` bytes.
+    pub payload: &'a [u8],
 }
 
 #[cfg(all(test, not(loom)))]

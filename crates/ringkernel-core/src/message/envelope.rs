@@ -1,7 +1,7 @@
 //! [`Envelope`]: an owned message (header and payload), for APIs that hand messages across
 //! threads or keep them for later.
 
-use super::codec::{DecodedSlot, decode_slot, encode_slot};
+use super::codec::{DecodedSlot, MessageView, decode_slot, encode_slot};
 use super::header::HeaderBuilder;
 use super::report::ErrorReport;
 use super::typed::RingMessage;
@@ -41,6 +41,12 @@ impl Envelope {
     /// An owned copy of a decoded slot.
     pub fn from_decoded(decoded: &DecodedSlot<'_>) -> Self {
         Self { header: decoded.header, payload: decoded.payload.to_vec() }
+    }
+
+    /// An owned copy of a lent message.
+    #[inline]
+    pub fn from_view(view: &MessageView<'_>) -> Self {
+        Self { header: *view.header, payload: view.payload.to_vec() }
     }
 }
 

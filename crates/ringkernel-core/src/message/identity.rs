@@ -53,6 +53,7 @@ pub struct MessageId(pub u128);
 
 impl MessageId {
     /// A fresh id.
+    #[inline]
     pub fn generate() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         thread_local! { static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) }; }
@@ -61,12 +62,14 @@ impl MessageId {
     }
 
     /// The four little-endian words stored in a header.
+    #[inline]
     pub fn to_words(self) -> [u32; 4] {
         let v = self.0;
         [v as u32, (v >> 32) as u32, (v >> 64) as u32, (v >> 96) as u32]
     }
 
     /// The id stored in a header's words.
+    #[inline]
     pub fn from_words(words: [u32; 4]) -> Self {
         Self(
             u128::from(words[0]) | u128::from(words[1]) << 32 | u128::from(words[2]) << 64 | u128::from(words[3]) << 96,
@@ -89,6 +92,7 @@ impl CorrelationId {
     pub const NONE: Self = Self(0);
 
     /// A fresh, non-zero id, unique within this process and unlikely to repeat across processes.
+    #[inline]
     pub fn generate() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(1);
         thread_local! { static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) }; }
@@ -99,11 +103,13 @@ impl CorrelationId {
     }
 
     /// The `[low, high]` words stored in a header.
+    #[inline]
     pub fn to_words(self) -> [u32; 2] {
         split_u64(self.0)
     }
 
     /// The id stored in a header's words.
+    #[inline]
     pub fn from_words(words: [u32; 2]) -> Self {
         Self(join_u64(words))
     }

@@ -27,7 +27,7 @@ pub mod report;
 pub mod typed;
 
 pub use codec::{
-    DecodedSlot, HeaderPart, SlotBuffer, check_header, crc32c, decode_slot, decode_slot_at, encode_slot,
+    DecodedSlot, HeaderPart, MessageView, SlotBuffer, check_header, crc32c, decode_slot, decode_slot_at, encode_slot,
     payload_capacity, seal_slot,
 };
 pub use envelope::Envelope;

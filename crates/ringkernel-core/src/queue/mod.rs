@@ -155,6 +155,7 @@ impl SharedSlot<'_> {
     }
 
     /// Bytes in the slot.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -166,6 +167,7 @@ impl SharedSlot<'_> {
 
     /// Copies `dst.len()` bytes starting at `offset` into `dst`, or fewer where the slot ends;
     /// returns how many were copied.
+    #[inline]
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> usize {
         let count = dst.len().min(self.len.saturating_sub(offset));
         if count > 0 {
@@ -177,6 +179,7 @@ impl SharedSlot<'_> {
     }
 
     /// The little-endian word at `offset` (0 past the end of the slot).
+    #[inline]
     pub fn read_u32(&self, offset: usize) -> u32 {
         let mut word = [0u8; 4];
         self.read(offset, &mut word);
@@ -193,6 +196,7 @@ impl SharedSlot<'_> {
     /// Copies a message out into `buffer`: the header's `part`, then exactly the payload that the
     /// copied header claims (clamped to what the slot and the buffer can hold, so a lying header
     /// costs nothing and fails validation). Decode the buffer afterwards, never the slot.
+    #[inline]
     pub fn copy_message_into(&self, buffer: &mut SlotBuffer, part: HeaderPart) {
         let bytes = buffer.as_mut_slice();
         let len = bytes.len();

@@ -504,6 +504,13 @@ impl Consumer {
         self.publish_every = slots.clamp(1, self.capacity());
     }
 
+    /// How many slots this consumer has handed back to the producer so far (a free-running count
+    /// of its `head` publications). A caller whose producer may be waiting for room compares it
+    /// before and after reading, and wakes the producer when it moved.
+    pub fn handed_back(&self) -> u32 {
+        self.published_head
+    }
+
     /// Published slots right now (rereads the producer's index).
     ///
     /// # Errors
