@@ -81,6 +81,9 @@ pub(crate) struct Io {
     /// The wall-clock reading of the current batch (every event of a batch is stamped from it; the
     /// HLC's logical counter keeps those stamps unique).
     batch_wall_ns: u64,
+    /// A reading made while idling, at most a few polls old, that the next batch uses instead of
+    /// reading the clock on the message's critical path.
+    idle_wall_ns: Option<u64>,
     /// Messages handed to the handler so far, and the count last stored in the control block.
     /// The store is made just before a reply is published, in the same cache line as the output
     /// tail, so that it costs no extra line transfer and a host that sees the reply sees the count.
@@ -158,7 +161,9 @@ impl Io {
                         // The host wakes a sleeping actor when it hands slots back.
                         let thread = self.wakeups.thread.clone();
                         let output = &mut self.output;
-                        thread.sleep(OUTPUT_FULL_BACKOFF, POLL_SLEEP, || output.free_slots().map_or(true, |free| free > 0));
+                        thread.sleep(OUTPUT_FULL_BACKOFF, POLL_SLEEP, || {
+                            output.free_slots().map_or(true, |free| free > 0)
+                        });
                     }
                 }
             }
@@ -188,8 +193,6 @@ struct Core {
     state: StateBuffer,
     handler: Arc<CpuHandler>,
     counters: Counters,
-    /// The private copy each message is decoded from (never the shared slot).
-    scratch: SlotBuffer,
     /// The clock after the last message received.
     last_event: HlcTimestamp,
     /// Set when the handler panicked; the loop then fails the kernel.
@@ -208,6 +211,8 @@ pub(crate) struct Actor {
     input: Consumer,
     inbox: InboxReceiver,
     flags: Flags,
+    /// The private copy each message is decoded from (never the shared slot).
+    scratch: SlotBuffer,
     core: Core,
 }
 
@@ -228,10 +233,7 @@ pub(crate) struct ActorParts {
 impl Actor {
     pub(crate) fn new(parts: ActorParts) -> Self {
         let ActorParts { id, number, ends, inbox, directory, clock, wakeups, state, handler, scratch } = parts;
-        let DeviceEnds { control, mut input, output, .. } = ends;
-        // `input_head` shares the device line with `output_tail` and the counters, which every
-        // reply writes anyway: handing each slot back at once costs no extra line.
-        if let Ok(v) = std::env::var("RK_IN_REL") { let v: u32 = v.parse().unwrap(); if v > 0 { input.set_release_batch(v); } } else { input.set_release_batch(1); }
+        let DeviceEnds { control, input, output, .. } = ends;
         let io = Io {
             id: id.clone(),
             number,
@@ -241,6 +243,7 @@ impl Actor {
             clock,
             wakeups,
             batch_wall_ns: 0,
+            idle_wall_ns: None,
             processed: 0,
             published_processed: 0,
             dropped_output: 0,
@@ -249,13 +252,13 @@ impl Actor {
             input,
             inbox,
             flags: Flags { sequence: 0, active: false, terminate: terminate_request::NONE },
+            scratch,
             core: Core {
                 id,
                 io,
                 state,
                 handler,
                 counters: Counters::default(),
-                scratch,
                 last_event: HlcTimestamp::default(),
                 fault: None,
             },
@@ -301,13 +304,18 @@ impl Actor {
     }
 
     /// Handles up to `max` messages from the input ring, then up to `max` from the inbox, with one
-    /// wall-clock reading for all of them.
+    /// wall-clock reading for all of them (the idle loop's last one, if it just made one).
     fn drain(&mut self, max: u32) -> u32 {
         let mut handled = 0;
         let core = &mut self.core;
         let mut clock_read = false;
+        if let Some(wall) = core.io.idle_wall_ns.take() {
+            core.io.batch_wall_ns = wall;
+            clock_read = true;
+        }
         while handled < max && core.fault.is_none() {
-            match self.input.try_pop(|slot| slot.copy_message_into(&mut core.scratch, HeaderPart::Hot)) {
+            let scratch = &mut self.scratch;
+            match self.input.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot)) {
                 Ok(()) => {}
                 Err(PopError::Empty) => break,
                 Err(PopError::Corrupt(violation)) => {
@@ -319,12 +327,13 @@ impl Actor {
                 core.io.batch_wall_ns = SystemClock.now_ns();
                 clock_read = true;
             }
-            core.handle_scratch();
+            core.handle(&self.scratch);
             handled += 1;
         }
         let from_input = handled;
         while handled < from_input.saturating_add(max) && core.fault.is_none() {
-            match self.inbox.try_pop(|slot| slot.copy_message_into(&mut core.scratch, HeaderPart::Hot)) {
+            let scratch = &mut self.scratch;
+            match self.inbox.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot)) {
                 Ok(()) => {}
                 Err(PopError::Empty) => break,
                 Err(PopError::Corrupt(violation)) => {
@@ -336,7 +345,7 @@ impl Actor {
                 core.io.batch_wall_ns = SystemClock.now_ns();
                 clock_read = true;
             }
-            core.handle_scratch();
+            core.handle(&self.scratch);
             handled += 1;
         }
         if from_input > 0 {
@@ -354,22 +363,31 @@ impl Actor {
     }
 
     /// Spins, then parks until woken or a heartbeat period passes (or, polling, sleeps briefly).
+    ///
+    /// While spinning it reads the wall clock every few polls: idle time is free, and the next
+    /// batch stamps its messages from the last reading instead of reading the clock (35 ns on the
+    /// developer VM) on the message's critical path. The reading is at most a few polls old; the
+    /// HLC stays strictly ordered whatever the reading, only its physical part lags by that much.
     fn idle(&mut self) {
-        // The clock is read only after a first round of checks, which usually finds the next
-        // message: a reading per message would cost about as much as the checks.
+        let spin = self.core.io.wakeups.spin_before_park;
         let mut spin_until = None;
         loop {
-            for _ in 0..64 {
+            for _ in 0..8 {
                 if self.has_work() {
                     return;
                 }
                 std::hint::spin_loop();
             }
-            let now = Instant::now();
-            if now >= *spin_until.get_or_insert(now + self.core.io.wakeups.spin_before_park) {
+            let wall = SystemClock.now_ns();
+            self.core.io.idle_wall_ns = Some(wall);
+            let until = *spin_until.get_or_insert(wall.saturating_add(spin.as_nanos() as u64));
+            // A wall clock that steps back by more than a second ends the spin rather than
+            // stretching it.
+            if wall >= until || wall < until.saturating_sub(spin.as_nanos() as u64 + 1_000_000_000) {
                 break;
             }
         }
+        self.core.io.idle_wall_ns = None;
         self.core.publish_state();
         let thread = self.core.io.wakeups.thread.clone();
         thread.sleep(HEARTBEAT_PERIOD, POLL_SLEEP, || self.has_work());
@@ -418,8 +436,8 @@ impl Actor {
 
 impl Core {
     /// Validates the copied slot and runs the handler on it; never panics.
-    fn handle_scratch(&mut self) {
-        let decoded = match self.scratch.decode() {
+    fn handle(&mut self, scratch: &SlotBuffer) {
+        let decoded = match scratch.view() {
             Ok(decoded) => decoded,
             Err(error) => {
                 // The header cannot be trusted, so there is nobody to answer: count it.
@@ -434,7 +452,7 @@ impl Core {
             if now_ns > deadline_ns {
                 let error = MessageError::DeadlineExpired { deadline_ns, now_ns };
                 self.reject(error.code());
-                return self.report(&header, ErrorReport::from_message_error(&error));
+                return self.report(header, ErrorReport::from_message_error(&error));
             }
         }
         let received_at = match self.io.clock.update_exclusive_at(self.io.batch_wall_ns, header.timestamp()) {
@@ -445,8 +463,7 @@ impl Core {
                     _ => [0, 0],
                 };
                 self.reject(codes::CLOCK_SKEW);
-                return self
-                    .report(&header, ErrorReport { code: codes::CLOCK_SKEW, values, reason: error.to_string() });
+                return self.report(header, ErrorReport { code: codes::CLOCK_SKEW, values, reason: error.to_string() });
             }
         };
         self.last_event = received_at;
@@ -455,14 +472,14 @@ impl Core {
         self.io.processed = self.io.processed.wrapping_add(1);
         let handler = &self.handler;
         let mut ctx =
-            HandlerContext::new(&self.id, &header, decoded.payload, received_at, self.state.bytes_mut(), &mut self.io);
+            HandlerContext::new(&self.id, header, decoded.payload, received_at, self.state.bytes_mut(), &mut self.io);
         let outcome = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx)));
         self.io.publish_processed();
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 self.error(codes::HANDLER_ERROR);
-                self.report(&header, ErrorReport { code: codes::HANDLER_ERROR, values: [0, 0], reason: error.0 });
+                self.report(header, ErrorReport { code: codes::HANDLER_ERROR, values: [0, 0], reason: error.0 });
             }
             Err(panic) => {
                 let reason = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
@@ -471,10 +488,7 @@ impl Core {
                     _ => "handler panicked".to_string(),
                 };
                 self.error(codes::HANDLER_FAULT);
-                self.report(
-                    &header,
-                    ErrorReport { code: codes::HANDLER_FAULT, values: [0, 0], reason: reason.clone() },
-                );
+                self.report(header, ErrorReport { code: codes::HANDLER_FAULT, values: [0, 0], reason: reason.clone() });
                 self.fault = Some(reason);
             }
         }

@@ -89,6 +89,9 @@ pub struct CpuConfig {
     /// If set, waits on a kernel fail once its heartbeat has not moved for this long (see
     /// [`HostConfig::watchdog`]). Off by default: handlers may run long.
     pub watchdog: Option<Duration>,
+    /// Whether received messages carry their `message_id` (one more cache line per message; see
+    /// [`HostConfig::read_message_ids`]). Off by default.
+    pub read_message_ids: bool,
 }
 
 impl Default for CpuConfig {
@@ -99,6 +102,7 @@ impl Default for CpuConfig {
             max_clock_offset_ns: Some(HlcConfig::DEFAULT_MAX_OFFSET_NS),
             device_model: DeviceModel::Threads,
             watchdog: None,
+            read_message_ids: false,
         }
     }
 }
@@ -196,6 +200,7 @@ impl CpuRuntime {
             config: HostConfig {
                 spin_before_park: self.config.spin_before_park,
                 watchdog: self.config.watchdog,
+                read_message_ids: self.config.read_message_ids,
                 ..HostConfig::default()
             },
             auto_activate: options.auto_activate,

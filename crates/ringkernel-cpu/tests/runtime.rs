@@ -86,6 +86,34 @@ async fn dropping_every_handle_stops_the_kernel() {
     }
 }
 
+/// Received messages carry the header's hot line: `message_id` reads 0 and `dest_kernel` is the
+/// host, unless `read_message_ids` asks for the extra cache line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_ids_of_received_messages_are_read_only_when_asked() {
+    use ringkernel_core::message::{HOST_KERNEL_ID, MessageId};
+    for read_message_ids in [false, true] {
+        let runtime = CpuRuntime::with_config(
+            KernelRegistry::with_builtins(),
+            CpuConfig { read_message_ids, ..CpuConfig::default() },
+        );
+        let echo = runtime.launch(builtin::ECHO, active()).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..3u8 {
+            let reply = echo.call(Envelope::new(1, vec![i]), Duration::from_secs(10)).await.unwrap();
+            assert_eq!(reply.header.dest_kernel, HOST_KERNEL_ID);
+            ids.push(reply.header.message_id());
+        }
+        if read_message_ids {
+            assert!(ids.iter().all(|id| *id != MessageId(0)), "{ids:?}");
+            ids.dedup();
+            assert_eq!(ids.len(), 3, "each reply has its own id");
+        } else {
+            assert!(ids.iter().all(|id| *id == MessageId(0)), "{ids:?}");
+        }
+        runtime.shutdown().await.unwrap();
+    }
+}
+
 /// A minimal executor: polls on the calling thread and parks between polls.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct ThreadWaker(std::thread::Thread);

@@ -26,18 +26,14 @@ use ringkernel_core::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, K
 use crate::device::{Device, Doorbell};
 use crate::wait::Waiter;
 
-/// How the engine reads a message out of the output ring: the whole used header, so that
-/// envelopes carry `message_id` and `dest_kernel` (see BENCHMARKS.md for the cost of the extra line).
-const RECEIVE_PART: HeaderPart = HeaderPart::Used;
+/// Calls whose latency is always recorded; after them, one in [`LATENCY_SAMPLE_EVERY`].
+const LATENCY_SAMPLE_ALL: u64 = 1024;
+/// The sampling period of latency records after the first [`LATENCY_SAMPLE_ALL`] calls.
+const LATENCY_SAMPLE_EVERY: u64 = 8;
 
 /// Byte offsets of the cache lines a small message touches in its slot: the header's hot line,
 /// the line with `message_id` and `dest_kernel`, and the first payload line.
 const MESSAGE_LINES: [usize; 3] = [0, 64, MESSAGE_HEADER_BYTES];
-
-pub fn exp(bit: u32) -> bool {
-    static BITS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *BITS.get_or_init(|| std::env::var("RK_EXP").ok().and_then(|v| v.parse().ok()).unwrap_or(0)) & (1 << bit) != 0
-}
 
 /// Tuning of the engine's waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +48,21 @@ pub struct HostConfig {
     /// [`RingKernelError::KernelFault`] once the control block's heartbeat has not moved for this
     /// long. Off by default: a handler may legitimately run for a long time.
     pub watchdog: Option<Duration>,
+    /// Whether received messages carry their `message_id`. It sits outside the header's hot line,
+    /// so reading it costs one more cache line (or PCIe read) per message: about 10% of a `call()`
+    /// round trip on the developer VM (BENCHMARKS.md). Off by default: received messages then read
+    /// `message_id` as 0 (their `dest_kernel` is always the host's).
+    pub read_message_ids: bool,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
-        Self { spin_before_park: Duration::from_micros(50), poll_interval: Duration::from_micros(200), watchdog: None }
+        Self {
+            spin_before_park: Duration::from_micros(50),
+            poll_interval: Duration::from_micros(200),
+            watchdog: None,
+            read_message_ids: false,
+        }
     }
 }
 
@@ -183,6 +189,8 @@ pub struct HostKernel {
     doorbell: Arc<Doorbell>,
     clock: Arc<HybridClock>,
     config: HostConfig,
+    /// What `pull` copies out of the output ring (see [`HostConfig::read_message_ids`]).
+    receive_part: HeaderPart,
     input_capacity_bytes: usize,
     lifecycle: CachePadded<AtomicU8>,
     input: CachePadded<Mutex<InputSide>>,
@@ -191,6 +199,8 @@ pub struct HostKernel {
     /// Drains that moved at least one message (lets waiters skip polls that cannot succeed).
     drains: CachePadded<AtomicU64>,
     latency: Mutex<Histogram<u64>>,
+    /// Calls made so far (decides which are timed for the latency histogram).
+    calls: AtomicU64,
     widened: Mutex<Widened>,
     fault: Mutex<Option<String>>,
     /// The device's stop was handled: sends closed, leftovers taken back.
@@ -209,11 +219,11 @@ impl HostKernel {
         let KernelParts { id, number, memory, device, doorbell, clock, config, auto_activate } = parts;
         let HostEnds { control, input, output, inbox_reclaim } = memory;
         let scratch = SlotBuffer::new(output.slot_bytes())?;
-        let mut output = output;
-        // `output_head` shares the host's line with `input_tail`, which every send writes anyway:
-        // handing each slot back at once costs no extra line, and a device waiting for room sees it
-        // without waiting for a quarter of the ring to go by.
-        if let Ok(v) = std::env::var("RK_OUT_REL") { let v: u32 = v.parse().unwrap(); if v > 0 { output.set_release_batch(v); } } else { output.set_release_batch(1); }
+        // The output consumer hands slots back per quarter of the ring (and whenever it finds the
+        // ring empty), not per message: `output_head` sits in the line the device polls, and a
+        // store there right before the next locked instruction (the clock's lock, say) stalls the
+        // host until the line has moved (~200 ns on the developer VM). `pull` wakes a device that
+        // sleeps for room whenever slots go back.
         let input_capacity_bytes = input.slot_bytes() - MESSAGE_HEADER_BYTES;
         let initial = if auto_activate {
             control.activate();
@@ -228,6 +238,7 @@ impl HostKernel {
             device,
             doorbell,
             clock,
+            receive_part: if config.read_message_ids { HeaderPart::Used } else { HeaderPart::Hot },
             config,
             input_capacity_bytes,
             lifecycle: CachePadded::new(AtomicU8::new(initial)),
@@ -241,6 +252,7 @@ impl HostKernel {
             stats: CachePadded::default(),
             drains: CachePadded::default(),
             latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")),
+            calls: AtomicU64::new(0),
             widened: Mutex::default(),
             fault: Mutex::new(None),
             settled: AtomicBool::new(false),
@@ -459,9 +471,12 @@ impl HostKernel {
 
     /// Refuses a send unless the kernel accepts messages. Called under the input lock.
     fn check_accepting(&self) -> Result<()> {
-        if exp(0) {
-            let host = self.lifecycle.load(Ordering::Acquire);
-            if host == ACTIVE || host == LAUNCHED || host == DEACTIVATED { if !self.settled.load(Ordering::Acquire) { return Ok(()); } }
+        // Host-side state only: reading the device line here would cost a cache-line transfer (or a
+        // PCIe read) per send. A device that stopped on its own is noticed on the next wait, a full
+        // ring, or `state()`; what lands in its ring meanwhile is taken back (`settle`).
+        let host = self.lifecycle.load(Ordering::Acquire);
+        if matches!(host, LAUNCHED | ACTIVE | DEACTIVATED) && !self.settled.load(Ordering::Acquire) {
+            return Ok(());
         }
         let state = self.raw_state();
         if matches!(state, KernelState::Terminating) || state.is_final() {
@@ -489,6 +504,11 @@ impl HostKernel {
         };
         let reserved = chunk.len();
         if reserved == 0 {
+            // A full ring may be a device that stopped: say so rather than "full".
+            let state = self.raw_state();
+            if state.is_final() {
+                return Err(self.not_running("send to", state));
+            }
             return Ok((0, 0));
         }
         let (first, wall) = self.clock.tick_many_reading(reserved);
@@ -596,9 +616,16 @@ impl HostKernel {
             if pulled.reply.is_some() || (visit.is_some() && pulled.visited >= max) {
                 break;
             }
-            let part = if exp(1) { HeaderPart::Hot } else { RECEIVE_PART };
-            match consumer.try_pop(|slot| slot.copy_message_into(scratch, part)) {
-                Ok(()) => moved += 1,
+            match consumer.try_pop(|slot| slot.copy_message_into(scratch, self.receive_part)) {
+                Ok(()) => {
+                    moved += 1;
+                    if self.receive_part == HeaderPart::Hot {
+                        // Not read from the slot, but known: everything in the output ring is for
+                        // the host.
+                        let at = std::mem::offset_of!(MessageHeader, dest_kernel);
+                        scratch.as_mut_slice()[at..at + 4].copy_from_slice(&HOST_KERNEL_ID.to_le_bytes());
+                    }
+                }
                 Err(PopError::Empty) => break,
                 Err(PopError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "output ring")),
             }
@@ -640,7 +667,8 @@ impl HostKernel {
         }
         if moved > 0 {
             bump(&self.stats.received, moved);
-            if exp(5) { bump(&self.drains, 1) } else { self.drains.fetch_add(1, Ordering::Release); }
+            // Written only under the output lock: a store, not a read-modify-write.
+            self.drains.store(self.drains.load(Ordering::Relaxed) + 1, Ordering::Release);
             if let Some(newest) = newest
                 && let Err(error) = self.clock.observe(newest)
             {
@@ -720,12 +748,55 @@ impl HostKernel {
     }
 
     async fn receive_envelope(&self, timeout: Option<Duration>) -> Result<Envelope> {
-        let mut received = None;
-        self.receive_waiting(1, timeout, &mut |message| received = Some(Envelope::from_view(&message))).await?;
-        Ok(received.expect("one message was visited"))
+        // Boxed while it travels through the waiting layers (a 280-byte move less at each).
+        let mut received: Option<Box<Envelope>> = None;
+        self.receive_waiting(1, timeout, &mut |message| received = Some(Box::new(Envelope::from_view(&message))))
+            .await?;
+        Ok(*received.expect("one message was visited"))
     }
 
+    /// The synchronous start of a call: gives it a correlation id, registers it and sends.
+    /// Returns the correlation id and the wall-clock reading of the send.
+    fn start_call(&self, mut envelope: Envelope) -> Result<(u64, u64)> {
+        if envelope.header.correlation_id() == CorrelationId::NONE {
+            envelope.header.correlation_id = CorrelationId::generate().to_words();
+        }
+        let correlation = envelope.header.correlation_id().0;
+        let sent_at = {
+            // Registered before the send, under the same lock as drains, so that no drain can miss
+            // it. (Lock order: output, then input; nothing takes them the other way round.)
+            let mut out = self.lock_output()?;
+            if out.pending.contains_key(&correlation) {
+                return Err(RingKernelError::InvalidConfig {
+                    field: "correlation_id",
+                    reason: format!("{correlation} is already awaited by another call"),
+                });
+            }
+            match self.try_send_envelope(&envelope)? {
+                Some(wall) => {
+                    out.pending.insert(correlation, None);
+                    wall
+                }
+                None => {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    return Err(self.full_error());
+                }
+            }
+        };
+        Ok((correlation, sent_at))
+    }
+
+    /// Records a call's round trip in the latency histogram: every call up to the
+    /// [`LATENCY_SAMPLE_ALL`]-th, then one in [`LATENCY_SAMPLE_EVERY`] (reading the clock and
+    /// taking the histogram's lock cost about as much as a tenth of a round trip).
     fn record_latency(&self, sent_wall_ns: u64) {
+        // A load and a store, not a read-modify-write: concurrent calls may count one call twice,
+        // which only shifts which calls are sampled.
+        let call = self.calls.load(Ordering::Relaxed);
+        self.calls.store(call + 1, Ordering::Relaxed);
+        if call >= LATENCY_SAMPLE_ALL && !call.is_multiple_of(LATENCY_SAMPLE_EVERY) {
+            return;
+        }
         let elapsed_ns = SystemClock.now_ns().saturating_sub(sent_wall_ns).max(1);
         let _ = lock(&self.latency).record(elapsed_ns);
     }
@@ -877,7 +948,12 @@ impl KernelControl for HostKernel {
             Ok(()) => {}
             Err(PushError::Full(full)) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(full.into_error("input ring"));
+                let state = self.raw_state();
+                return Err(if state.is_final() {
+                    self.not_running("send to", state)
+                } else {
+                    full.into_error("input ring")
+                });
             }
             Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
         }
@@ -927,30 +1003,11 @@ impl KernelControl for HostKernel {
         Ok(batch)
     }
 
-    async fn call(&self, mut envelope: Envelope, timeout: Duration) -> Result<Envelope> {
-        if envelope.header.correlation_id() == CorrelationId::NONE {
-            envelope.header.correlation_id = CorrelationId::generate().to_words();
-        }
-        let correlation = envelope.header.correlation_id().0;
-        {
-            // Registered before the send, so that no drain can miss it.
-            let mut out = self.lock_output()?;
-            if out.pending.contains_key(&correlation) {
-                return Err(RingKernelError::InvalidConfig {
-                    field: "correlation_id",
-                    reason: format!("{correlation} is already awaited by another call"),
-                });
-            }
-            out.pending.insert(correlation, None);
-        }
+    async fn call(&self, envelope: Envelope, timeout: Duration) -> Result<Envelope> {
+        // Everything before the first await is synchronous and leaves nothing large alive across it:
+        // the boxed future of a call stays small.
+        let (correlation, sent_at) = self.start_call(envelope)?;
         let mut pending = PendingCall { kernel: self, correlation, answered: false };
-        let sent_at = match self.try_send_envelope(&envelope)? {
-            Some(wall) => wall,
-            None => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(self.full_error());
-            }
-        };
         let mut last_seen = None;
         let reply = self
             .waiter()

@@ -24,4 +24,4 @@ mod engine;
 mod wait;
 
 pub use device::{Device, Doorbell};
-pub use engine::{HostConfig, HostKernel, KernelParts, exp};
+pub use engine::{HostConfig, HostKernel, KernelParts};

@@ -45,7 +45,7 @@ fn quick() -> HostConfig {
     HostConfig {
         spin_before_park: Duration::from_micros(10),
         poll_interval: Duration::from_micros(100),
-        watchdog: None,
+        ..HostConfig::default()
     }
 }
 

@@ -72,7 +72,8 @@ pub fn seal_slot(slot: &mut [u8], header: &MessageHeader, payload_bytes: usize) 
         0
     };
     slot[..MESSAGE_HEADER_USED_BYTES].copy_from_slice(&bytemuck::bytes_of(header)[..MESSAGE_HEADER_USED_BYTES]);
-    let word = |slot: &mut [u8], offset: usize, value: u32| slot[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    let word =
+        |slot: &mut [u8], offset: usize, value: u32| slot[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
     word(slot, std::mem::offset_of!(MessageHeader, payload_bytes), payload_bytes as u32);
     word(slot, std::mem::offset_of!(MessageHeader, checksum), checksum);
     Ok(())

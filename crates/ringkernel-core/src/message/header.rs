@@ -69,13 +69,13 @@ impl MessageHeader {
     /// sender.
     #[inline]
     pub fn reply(&self, message_type: u32) -> MessageHeader {
-        HeaderBuilder::new(message_type)
-            .correlation_id(self.correlation_id())
-            .source_kernel(self.dest_kernel)
-            .dest_kernel(self.source_kernel)
-            .priority(self.priority())
-            .flags(flags::REPLY | (self.flags & flags::CHECKSUM))
-            .build()
+        let mut reply = HeaderBuilder::new(message_type).build();
+        reply.correlation_id = self.correlation_id;
+        reply.source_kernel = self.dest_kernel;
+        reply.dest_kernel = self.source_kernel;
+        reply.priority = self.priority() as u32;
+        reply.flags = flags::REPLY | (self.flags & flags::CHECKSUM);
+        reply
     }
 }
 
