@@ -1,6 +1,7 @@
 //! End-to-end actor benchmarks through the public API: `call()` round trips and pipelined
-//! streaming through the built-in `echo` kernel, with the same-run baselines of the queue
-//! benchmarks (rtrb ping-pong and throughput between two threads).
+//! streaming through the built-in `echo` kernel — with envelopes and through the zero-copy path —
+//! with the same-run baselines of the queue benchmarks (rtrb ping-pong and throughput between two
+//! threads).
 //!
 //! [`slot_ping_pong`] sits between the two: the same slots an actor exchanges (a 256-byte header,
 //! validated, then the payload) over two bare SPSC rings, with no runtime around them. It shows
@@ -99,6 +100,47 @@ impl EchoBench {
                 }
                 expect_in_order(&self.echo.receive_timeout(TIMEOUT).await?, received)?;
                 received += 1;
+            }
+            Ok(start.elapsed())
+        })
+    }
+
+    /// [`Self::stream`] through the zero-copy path: `send_with` of one message (its payload written
+    /// straight into the slot) and `receive_with` of one (a borrowed view of a private copy). No
+    /// allocation per message.
+    pub fn stream_zero_copy(&self, messages: u64, window: u64) -> Result<Duration> {
+        self.stream_zero_copy_batched(messages, window, 1)
+    }
+
+    /// The zero-copy path in batches: `send_with` of up to `batch` messages (one clock reading,
+    /// one publication, one wake-up per batch) and `receive_with` of up to `batch`.
+    pub fn stream_zero_copy_batched(&self, messages: u64, window: u64, batch: usize) -> Result<Duration> {
+        self.tokio.block_on(async {
+            let start = Instant::now();
+            let (mut sent, mut received) = (0u64, 0u64);
+            let mut out_of_order = None;
+            while received < messages {
+                let room = (messages - sent).min(window - (sent - received)).min(batch as u64) as usize;
+                let first = sent;
+                sent += self.echo.send_with(room, |i, message| {
+                    message.set_message_type(1);
+                    message.payload_mut(PAYLOAD_BYTES)?.copy_from_slice(&(first + i as u64).to_le_bytes());
+                    Ok(())
+                })? as u64;
+                self.echo
+                    .receive_with(batch, TIMEOUT, |reply| {
+                        if reply.payload != received.to_le_bytes() {
+                            out_of_order.get_or_insert(received);
+                        }
+                        received += 1;
+                    })
+                    .await?;
+                if let Some(expected) = out_of_order {
+                    return Err(RingKernelError::KernelFault {
+                        kernel: "echo".into(),
+                        reason: format!("streamed reply {expected} carried another payload"),
+                    });
+                }
             }
             Ok(start.elapsed())
         })

@@ -56,12 +56,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("backend {backend}; warming up");
     bench.call_round_trips(args.rounds / 10)?;
     bench.stream(args.messages / 10, u64::from(args.capacity))?;
+    bench.stream_zero_copy_batched(args.messages / 10, u64::from(args.capacity), BATCH)?;
     ping_pong(Queue::Rtrb, args.rounds / 10);
     slot_ping_pong(args.rounds / 10);
 
     let (mut actor, mut rtrb, mut spsc, mut slots) =
         (Series::default(), Series::default(), Series::default(), Series::default());
     let mut batched_mmsg_per_s = Vec::new();
+    let (mut envelope_mmsg_per_s, mut envelope_batched_mmsg_per_s) = (Vec::new(), Vec::new());
     for repeat in 0..args.repeats {
         rtrb.push_times(ping_pong(Queue::Rtrb, args.rounds));
         spsc.push_times(ping_pong(Queue::RingKernel, args.rounds));
@@ -69,10 +71,12 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         actor.push_times(bench.call_round_trips(args.rounds)?);
         let elapsed = throughput(Queue::Rtrb, args.messages);
         rtrb.mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
-        let elapsed = bench.stream(args.messages, u64::from(args.capacity))?;
-        actor.mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
-        let elapsed = bench.stream_batched(args.messages, u64::from(args.capacity), BATCH)?;
-        batched_mmsg_per_s.push(args.messages as f64 / elapsed.as_secs_f64() / 1e6);
+        let rate = |elapsed: std::time::Duration| args.messages as f64 / elapsed.as_secs_f64() / 1e6;
+        let window = u64::from(args.capacity);
+        actor.mmsg_per_s.push(rate(bench.stream_zero_copy(args.messages, window)?));
+        batched_mmsg_per_s.push(rate(bench.stream_zero_copy_batched(args.messages, window, BATCH)?));
+        envelope_mmsg_per_s.push(rate(bench.stream(args.messages, window)?));
+        envelope_batched_mmsg_per_s.push(rate(bench.stream_batched(args.messages, window, BATCH)?));
         eprintln!("repeat {}/{} done", repeat + 1, args.repeats);
     }
     let metrics = bench.metrics();
@@ -81,6 +85,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let m = |v: &mut Vec<f64>| median(v);
     let (a50, a99, atp) = (m(&mut actor.p50_ns), m(&mut actor.p99_ns), m(&mut actor.mmsg_per_s));
     let btp = m(&mut batched_mmsg_per_s);
+    let (etp, ebtp) = (m(&mut envelope_mmsg_per_s), m(&mut envelope_batched_mmsg_per_s));
     let (r50, r99, rtp) = (m(&mut rtrb.p50_ns), m(&mut rtrb.p99_ns), m(&mut rtrb.mmsg_per_s));
     let (s50, s99) = (m(&mut spsc.p50_ns), m(&mut spsc.p99_ns));
     let (f50, f99) = (m(&mut slots.p50_ns), m(&mut slots.p99_ns));
@@ -100,10 +105,13 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         f99 / r99
     );
     println!("{:<36} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", "actor call()", a50, a50 / r50, a99, a99 / r99);
+    println!("{:<36} {:>10} {:>8.2} {:>10} {:>8.2}", "  actor call() / message slots", "", a50 / f50, "", a99 / f99);
     println!("{:<36} {:>10} {:>8}", "throughput", "Mmsg/s", "x rtrb");
     println!("{:<36} {:>10.2} {:>8.2}", "rtrb two threads (baseline)", rtp, 1.0);
-    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming send/receive", atp, atp / rtp);
-    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming, batches of 64", btp, btp / rtp);
+    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming, zero-copy, 1 by 1", atp, atp / rtp);
+    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming, zero-copy, by 64", btp, btp / rtp);
+    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming, envelopes, 1 by 1", etp, etp / rtp);
+    println!("{:<36} {:>10.2} {:>8.3}", "actor streaming, envelopes, by 64", ebtp, ebtp / rtp);
     println!(
         "kernel metrics: {} sent, {} processed, {} rejected, {} in flight, {} errors",
         metrics.messages_sent,
@@ -130,18 +138,27 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 "rtrb_ping_pong": {"p50_ns": r50, "p99_ns": r99},
                 "ringkernel_spsc_ping_pong": {"p50_ns": s50, "p99_ns": s99, "p50_ratio_to_rtrb": s50 / r50, "p99_ratio_to_rtrb": s99 / r99},
                 "message_slots_ping_pong": {"p50_ns": f50, "p99_ns": f99, "p50_ratio_to_rtrb": f50 / r50, "p99_ratio_to_rtrb": f99 / r99},
-                "actor_call": {"p50_ns": a50, "p99_ns": a99, "p50_ratio_to_rtrb": a50 / r50, "p99_ratio_to_rtrb": a99 / r99},
+                "actor_call": {"p50_ns": a50, "p99_ns": a99, "p50_ratio_to_rtrb": a50 / r50, "p99_ratio_to_rtrb": a99 / r99, "p50_ratio_to_message_slots": a50 / f50, "p99_ratio_to_message_slots": a99 / f99},
                 "rtrb_throughput_mmsg_per_s": rtp,
                 "actor_streaming_mmsg_per_s": atp,
                 "actor_streaming_ratio_to_rtrb": atp / rtp,
                 "actor_streaming_batched_mmsg_per_s": btp,
                 "actor_streaming_batched_ratio_to_rtrb": btp / rtp,
+                "actor_streaming_api": "zero-copy: send_with / receive_with (one message at a time; batched: up to streaming_batch)",
+                "actor_streaming_envelope_mmsg_per_s": etp,
+                "actor_streaming_envelope_ratio_to_rtrb": etp / rtp,
+                "actor_streaming_envelope_batched_mmsg_per_s": ebtp,
+                "actor_streaming_envelope_batched_ratio_to_rtrb": ebtp / rtp,
+                "actor_streaming_envelope_api": "Envelope: send / receive_timeout (batched: send_batch / receive_batch)",
                 "streaming_batch": BATCH,
                 "samples": {
                     "actor_call_p50_ns": actor.p50_ns, "actor_call_p99_ns": actor.p99_ns,
                     "rtrb_p50_ns": rtrb.p50_ns, "rtrb_p99_ns": rtrb.p99_ns,
+                    "message_slots_p50_ns": slots.p50_ns, "message_slots_p99_ns": slots.p99_ns,
                     "actor_streaming_mmsg_per_s": actor.mmsg_per_s, "rtrb_mmsg_per_s": rtrb.mmsg_per_s,
                     "actor_streaming_batched_mmsg_per_s": batched_mmsg_per_s,
+                    "actor_streaming_envelope_mmsg_per_s": envelope_mmsg_per_s,
+                    "actor_streaming_envelope_batched_mmsg_per_s": envelope_batched_mmsg_per_s,
                 },
             },
         });

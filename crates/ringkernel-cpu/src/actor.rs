@@ -47,8 +47,10 @@ const POLL_SLEEP: Duration = Duration::from_micros(50);
 const OUTPUT_FULL_BACKOFF: Duration = Duration::from_micros(500);
 /// Loop passes between heartbeat and clock publications while busy.
 const PUBLISH_EVERY: u32 = 256;
-/// Byte offsets of the cache lines a small message touches in its slot.
+/// Byte offsets of the cache lines a small message touches in its slot when written.
 const MESSAGE_LINES: [usize; 3] = [0, 64, MESSAGE_HEADER_BYTES];
+/// Byte offsets of the cache lines a reader reads: the header's hot line and the first payload line.
+const READ_LINES: [usize; 2] = [0, MESSAGE_HEADER_BYTES];
 
 /// How the actor meets the host.
 #[derive(Clone)]
@@ -316,7 +318,7 @@ impl Actor {
         while handled < max && core.fault.is_none() {
             let scratch = &mut self.scratch;
             match self.input.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot)) {
-                Ok(()) => {}
+                Ok(()) => self.input.prefetch_following(&READ_LINES),
                 Err(PopError::Empty) => break,
                 Err(PopError::Corrupt(violation)) => {
                     core.fault = Some(format!("input ring: {violation}"));

@@ -26,6 +26,9 @@ use ringkernel_core::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, K
 use crate::device::{Device, Doorbell};
 use crate::wait::Waiter;
 
+/// Byte offsets of the cache lines a reader reads: the header's hot line and the first payload line.
+const READ_LINES: [usize; 2] = [0, MESSAGE_HEADER_BYTES];
+
 /// Calls whose latency is always recorded; after them, one in [`LATENCY_SAMPLE_EVERY`].
 const LATENCY_SAMPLE_ALL: u64 = 1024;
 /// The sampling period of latency records after the first [`LATENCY_SAMPLE_ALL`] calls.
@@ -619,6 +622,7 @@ impl HostKernel {
             match consumer.try_pop(|slot| slot.copy_message_into(scratch, self.receive_part)) {
                 Ok(()) => {
                     moved += 1;
+                    consumer.prefetch_following(&READ_LINES);
                     if self.receive_part == HeaderPart::Hot {
                         // Not read from the slot, but known: everything in the output ring is for
                         // the host.

@@ -579,6 +579,22 @@ impl Consumer {
         Ok(result)
     }
 
+    /// Hints the CPU to fetch the cache lines at `byte_offsets` of the slot after the one the next
+    /// pop reads, if that slot is already known to be published: while one message is handled,
+    /// the next one's lines travel from the producer's core (or over the bus). Only a hint: it
+    /// reads nothing the protocol cares about and writes nothing.
+    #[inline]
+    pub fn prefetch_following(&self, byte_offsets: &[usize]) {
+        if self.cached_tail.wrapping_sub(self.head) >= 2 {
+            let ptr = self.shared.slot_ptr(self.head.wrapping_add(1));
+            for &offset in byte_offsets {
+                if offset < self.slot_bytes() {
+                    crate::sync::prefetch(ptr.wrapping_add(offset), false);
+                }
+            }
+        }
+    }
+
     /// Borrows up to `max` published slots to read together.
     ///
     /// # Errors
