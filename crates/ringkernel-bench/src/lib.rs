@@ -11,6 +11,7 @@
 //! crossbeam's `ArrayQueue`, in the same process, so that ratios compare like with like.
 
 pub mod actor;
+pub mod costs;
 
 use std::hint::black_box;
 use std::sync::Arc;

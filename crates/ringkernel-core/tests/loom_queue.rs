@@ -164,3 +164,51 @@ fn mpsc_full_then_reuse_after_receive() {
         assert_eq!(rx.try_pop(byte), Ok(3));
     });
 }
+
+/// The control handshake: once the host has seen the device acknowledge a deactivation, the device
+/// handles nothing more. The device polls the control block before each message, as every
+/// backend's loop does; the host deactivates and waits for the acknowledgement.
+#[test]
+fn control_handshake_stops_the_device_before_deactivate_returns() {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicU32, Ordering};
+    use ringkernel_core::control::{ControlConfig, SharedControl};
+
+    loom::model(|| {
+        let geometry = RingGeometry::new(2, 16).unwrap();
+        let control = SharedControl::new(ControlConfig { input: geometry, output: geometry, kernel_id: 1, node_id: 1 });
+        control.activate();
+        let handled = Arc::new(AtomicU32::new(0));
+        let device = {
+            let (control, handled) = (control.clone(), handled.clone());
+            thread::spawn(move || {
+                let mut seen = 0;
+                let mut active = false;
+                for _ in 0..3 {
+                    if let Some(flags) = control.block().poll_control(seen) {
+                        seen = flags.sequence;
+                        active = flags.active;
+                        control.block().acknowledge(flags.sequence);
+                    }
+                    if active {
+                        // "Handle a message".
+                        handled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    thread::yield_now();
+                }
+                // Like every device loop, it keeps polling until it has seen the latest change.
+                while let Some(flags) = control.block().poll_control(seen) {
+                    seen = flags.sequence;
+                    control.block().acknowledge(flags.sequence);
+                }
+            })
+        };
+        let sequence = control.deactivate();
+        while !control.acknowledged(sequence) {
+            thread::yield_now();
+        }
+        let at_return = handled.load(Ordering::Relaxed);
+        device.join().unwrap();
+        assert_eq!(handled.load(Ordering::Relaxed), at_return, "handled a message after deactivate returned");
+    });
+}

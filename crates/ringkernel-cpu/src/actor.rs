@@ -308,53 +308,23 @@ impl Actor {
     /// Handles up to `max` messages from the input ring, then up to `max` from the inbox, with one
     /// wall-clock reading for all of them (the idle loop's last one, if it just made one).
     fn drain(&mut self, max: u32) -> u32 {
-        let mut handled = 0;
-        let core = &mut self.core;
-        let mut clock_read = false;
-        if let Some(wall) = core.io.idle_wall_ns.take() {
-            core.io.batch_wall_ns = wall;
-            clock_read = true;
-        }
-        while handled < max && core.fault.is_none() {
-            let scratch = &mut self.scratch;
-            match self.input.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot)) {
-                Ok(()) => self.input.prefetch_following(&READ_LINES),
-                Err(PopError::Empty) => break,
-                Err(PopError::Corrupt(violation)) => {
-                    core.fault = Some(format!("input ring: {violation}"));
-                    break;
-                }
+        let Actor { input, inbox, scratch, core, .. } = self;
+        let mut batch_wall = core.io.idle_wall_ns.take();
+        let from_input = core.drain_queue(scratch, max, &mut batch_wall, "input ring", |scratch| {
+            let popped = input.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot));
+            if popped.is_ok() {
+                input.prefetch_following(&READ_LINES);
             }
-            if !clock_read {
-                core.io.batch_wall_ns = SystemClock.now_ns();
-                clock_read = true;
-            }
-            core.handle(&self.scratch);
-            handled += 1;
-        }
-        let from_input = handled;
-        while handled < from_input.saturating_add(max) && core.fault.is_none() {
-            let scratch = &mut self.scratch;
-            match self.inbox.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot)) {
-                Ok(()) => {}
-                Err(PopError::Empty) => break,
-                Err(PopError::Corrupt(violation)) => {
-                    core.fault = Some(format!("k2k inbox: {violation}"));
-                    break;
-                }
-            }
-            if !clock_read {
-                core.io.batch_wall_ns = SystemClock.now_ns();
-                clock_read = true;
-            }
-            core.handle(&self.scratch);
-            handled += 1;
-        }
+            popped
+        });
+        let from_inbox = core.drain_queue(scratch, max, &mut batch_wall, "k2k inbox", |scratch| {
+            inbox.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot))
+        });
         if from_input > 0 {
             // Room in the input ring for a host waiting to send.
             core.io.wakeups.ring();
         }
-        handled
+        from_input + from_inbox
     }
 
     fn has_work(&mut self) -> bool {
@@ -437,6 +407,33 @@ impl Actor {
 }
 
 impl Core {
+    /// Handles up to `max` messages that `pop` copies into `scratch`, one at a time, stamping them
+    /// from `batch_wall` (read from the clock at the first message if the batch has no reading).
+    fn drain_queue(
+        &mut self,
+        scratch: &mut SlotBuffer,
+        max: u32,
+        batch_wall: &mut Option<u64>,
+        queue: &str,
+        mut pop: impl FnMut(&mut SlotBuffer) -> Result<(), PopError>,
+    ) -> u32 {
+        let mut handled = 0;
+        while handled < max && self.fault.is_none() {
+            match pop(scratch) {
+                Ok(()) => {}
+                Err(PopError::Empty) => break,
+                Err(PopError::Corrupt(violation)) => {
+                    self.fault = Some(format!("{queue}: {violation}"));
+                    break;
+                }
+            }
+            self.io.batch_wall_ns = *batch_wall.get_or_insert_with(|| SystemClock.now_ns());
+            self.handle(scratch);
+            handled += 1;
+        }
+        handled
+    }
+
     /// Validates the copied slot and runs the handler on it; never panics.
     fn handle(&mut self, scratch: &SlotBuffer) {
         let decoded = match scratch.view() {

@@ -626,8 +626,7 @@ impl HostKernel {
                     if self.receive_part == HeaderPart::Hot {
                         // Not read from the slot, but known: everything in the output ring is for
                         // the host.
-                        let at = std::mem::offset_of!(MessageHeader, dest_kernel);
-                        scratch.as_mut_slice()[at..at + 4].copy_from_slice(&HOST_KERNEL_ID.to_le_bytes());
+                        scratch.set_dest_kernel(HOST_KERNEL_ID);
                     }
                 }
                 Err(PopError::Empty) => break,
@@ -698,8 +697,16 @@ impl HostKernel {
         }
     }
 
+    /// Whether anything a waiter looks at changed since `last_seen` (which it updates): a poll that
+    /// sees the same output tail, drain count, stop code and state as the last one skips the locks.
+    fn changed_since(&self, last_seen: &mut Option<Snapshot>) -> Result<bool> {
+        self.device.sync_from_device()?;
+        let seen = self.snapshot();
+        Ok(last_seen.replace(seen) != Some(seen))
+    }
+
     /// What a waiting poll compares to skip a drain that cannot find anything new.
-    fn snapshot(&self) -> (u32, u64, u32, u8, bool) {
+    fn snapshot(&self) -> Snapshot {
         let block = self.control.block();
         (
             block.output_tail.load(Ordering::Acquire),
@@ -730,14 +737,11 @@ impl HostKernel {
         let mut last_seen = None;
         self.waiter()
             .wait(timeout, "a message from the kernel", || {
-                if let Err(error) = self.device.sync_from_device() {
-                    return Some(Err(error));
+                match self.changed_since(&mut last_seen) {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(error) => return Some(Err(error)),
                 }
-                let seen = self.snapshot();
-                if last_seen == Some(seen) {
-                    return None;
-                }
-                last_seen = Some(seen);
                 match self.receive_now(max, visit) {
                     Ok((0, state)) if state.is_final() => {
                         self.settle();
@@ -805,6 +809,9 @@ impl HostKernel {
         let _ = lock(&self.latency).record(elapsed_ns);
     }
 }
+
+/// Output tail, drains, stop code, host lifecycle, settled: see [`HostKernel::changed_since`].
+type Snapshot = (u32, u64, u32, u8, bool);
 
 /// What one pull produced.
 #[derive(Default)]
@@ -1016,14 +1023,11 @@ impl KernelControl for HostKernel {
         let reply = self
             .waiter()
             .wait(Some(timeout), "the reply", || {
-                if let Err(error) = self.device.sync_from_device() {
-                    return Some(Err(error));
+                match self.changed_since(&mut last_seen) {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(error) => return Some(Err(error)),
                 }
-                let seen = self.snapshot();
-                if last_seen == Some(seen) {
-                    return None;
-                }
-                last_seen = Some(seen);
                 // Read before draining: a device publishes its last output before it stops.
                 let state = self.raw_state();
                 let mut out = match self.lock_output() {

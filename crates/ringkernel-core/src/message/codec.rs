@@ -115,8 +115,20 @@ pub fn decode_slot(slot: &[u8]) -> Result<DecodedSlot<'_>, MessageError> {
     let mut header: MessageHeader = bytemuck::Zeroable::zeroed();
     bytemuck::bytes_of_mut(&mut header)[..MESSAGE_HEADER_USED_BYTES]
         .copy_from_slice(&slot[..MESSAGE_HEADER_USED_BYTES]);
+    let payload = checked_payload(&header, slot, capacity_bytes)?;
+    Ok(DecodedSlot { header, payload })
+}
+
+/// Checks `header` as a reader would and returns the payload it describes in `slot`, its checksum
+/// verified when flagged.
+#[inline]
+fn checked_payload<'a>(
+    header: &MessageHeader,
+    slot: &'a [u8],
+    capacity_bytes: usize,
+) -> Result<&'a [u8], MessageError> {
     let payload_bytes = header.payload_bytes as usize;
-    check_header(&header, payload_bytes, capacity_bytes)?;
+    check_header(header, payload_bytes, capacity_bytes)?;
     let payload = &slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload_bytes];
     if header.flags & flags::CHECKSUM != 0 {
         let computed = crc32c(payload);
@@ -124,7 +136,7 @@ pub fn decode_slot(slot: &[u8]) -> Result<DecodedSlot<'_>, MessageError> {
             return Err(MessageError::ChecksumMismatch { expected: header.checksum, computed });
         }
     }
-    Ok(DecodedSlot { header, payload })
+    Ok(payload)
 }
 
 /// [`decode_slot`], then rejects a message whose deadline is before `now_ns` (ns since the Unix
@@ -175,9 +187,19 @@ impl SlotBuffer {
         self.bytes.as_slice()
     }
 
-    /// The copy, writable (what the copy-out writes into).
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+    /// The copy, writable: only the queues' copy-out writes it, so that the header padding stays
+    /// zero and a view never shows another message's bytes.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         self.bytes.as_mut_slice()
+    }
+
+    /// Sets the copied header's `dest_kernel`: a reader that copied only the hot line but knows
+    /// whom the message is for (the host, for everything in an output ring) fills it in.
+    pub fn set_dest_kernel(&mut self, kernel: u32) {
+        let at = std::mem::offset_of!(MessageHeader, dest_kernel);
+        if let Some(word) = self.bytes.as_mut_slice().get_mut(at..at + 4) {
+            word.copy_from_slice(&kernel.to_le_bytes());
+        }
     }
 
     /// Validates the copy (see [`decode_slot`]).
@@ -195,15 +217,7 @@ impl SlotBuffer {
         // was not copied out of the slot (the padding, and `message_id`/`dest_kernel` for a hot-line
         // copy) is zero.
         let header: &MessageHeader = bytemuck::from_bytes(&bytes[..MESSAGE_HEADER_BYTES]);
-        let payload_bytes = header.payload_bytes as usize;
-        check_header(header, payload_bytes, capacity_bytes)?;
-        let payload = &bytes[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload_bytes];
-        if header.flags & flags::CHECKSUM != 0 {
-            let computed = crc32c(payload);
-            if computed != header.checksum {
-                return Err(MessageError::ChecksumMismatch { expected: header.checksum, computed });
-            }
-        }
+        let payload = checked_payload(header, bytes, capacity_bytes)?;
         Ok(MessageView { header, payload })
     }
 }

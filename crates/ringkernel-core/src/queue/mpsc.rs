@@ -49,7 +49,7 @@ use crate::layout::{K2KInboxHeader, K2KInboxLayout, RingGeometry};
 use crate::region::{HeapRegion, Owner, Region};
 use crate::sync::{AccessTracker, AtomicU32, Ordering};
 
-struct InboxShared {
+struct InboxState {
     header: NonNull<K2KInboxHeader>,
     sequences: NonNull<AtomicU32>,
     slots: NonNull<u8>,
@@ -60,11 +60,11 @@ struct InboxShared {
 
 // SAFETY: header and sequence words are atomics (plus words fixed before sharing); slot bytes are
 // handed over through the sequence words with release/acquire, so a slot has one accessor at a time.
-unsafe impl Send for InboxShared {}
+unsafe impl Send for InboxState {}
 // SAFETY: as above.
-unsafe impl Sync for InboxShared {}
+unsafe impl Sync for InboxState {}
 
-impl InboxShared {
+impl InboxState {
     fn header(&self) -> &K2KInboxHeader {
         // SAFETY: initialised before sharing and kept alive by `_owners`.
         unsafe { self.header.as_ref() }
@@ -121,7 +121,7 @@ impl InboxShared {
 
 /// An initialised inbox, not yet split into its ends.
 pub struct Inbox {
-    shared: Arc<InboxShared>,
+    shared: Arc<InboxState>,
 }
 
 impl Inbox {
@@ -156,13 +156,13 @@ impl Inbox {
             (sequences, start.add(layout.slots_offset()))
         };
         Ok(Self {
-            shared: Arc::new(InboxShared {
+            shared: Arc::new(InboxState {
                 header,
                 sequences,
                 slots,
                 layout,
                 _owners: vec![region],
-                trackers: InboxShared::new_trackers(geometry),
+                trackers: InboxState::new_trackers(geometry),
             }),
         })
     }
@@ -180,13 +180,13 @@ impl Inbox {
         let sequences: Arc<[AtomicU32]> = (0..geometry.capacity()).map(AtomicU32::new).collect();
         let slots = Arc::new(HeapRegion::zeroed(geometry.bytes(), 64)?);
         Ok(Self {
-            shared: Arc::new(InboxShared {
+            shared: Arc::new(InboxState {
                 header: NonNull::from(&*header),
                 sequences: NonNull::from(&sequences[0]),
                 slots: NonNull::new(slots.as_ptr()).expect("regions are non-null"),
                 layout,
                 _owners: vec![header, Arc::new(sequences), slots],
-                trackers: InboxShared::new_trackers(geometry),
+                trackers: InboxState::new_trackers(geometry),
             }),
         })
     }
@@ -235,7 +235,7 @@ pub fn channel(geometry: RingGeometry) -> Result<(InboxSender, InboxReceiver)> {
 /// A sending end. `Clone` it for every producer.
 #[derive(Clone)]
 pub struct InboxSender {
-    shared: Arc<InboxShared>,
+    shared: Arc<InboxState>,
 }
 
 impl InboxSender {
@@ -336,13 +336,13 @@ impl InboxSender {
 
 /// The receiving end. Not `Clone`.
 pub struct InboxReceiver {
-    shared: Arc<InboxShared>,
+    shared: Arc<InboxState>,
     head: u32,
     poisoned: Option<IndexViolation>,
 }
 
 impl InboxReceiver {
-    fn new(shared: Arc<InboxShared>) -> Self {
+    fn new(shared: Arc<InboxState>) -> Self {
         let head = shared.header().head.load(Ordering::Relaxed);
         Self { shared, head, poisoned: None }
     }
@@ -414,7 +414,7 @@ impl InboxReceiver {
 /// Takes back the messages an inbox's owner never received, once nobody uses the inbox any more
 /// (the owner stopped and no producer can reach it). See [`InboxReclaim::take_unreceived`].
 pub struct InboxReclaim {
-    shared: Arc<InboxShared>,
+    shared: Arc<InboxState>,
 }
 
 impl InboxReclaim {

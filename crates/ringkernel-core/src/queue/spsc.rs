@@ -48,7 +48,7 @@ use crate::region::{HeapRegion, Owner, Region};
 use crate::sync::{AccessTracker, AtomicU32, Ordering};
 
 /// What both ends of a ring share.
-struct RingShared {
+struct RingState {
     control: SharedControl,
     side: RingSide,
     slots: NonNull<u8>,
@@ -61,11 +61,11 @@ struct RingShared {
 
 // SAFETY: the slot memory is only touched under the SPSC protocol (one producer, one consumer,
 // hand-over through release/acquire on the indices); the control block is atomics.
-unsafe impl Send for RingShared {}
+unsafe impl Send for RingState {}
 // SAFETY: as above.
-unsafe impl Sync for RingShared {}
+unsafe impl Sync for RingState {}
 
-impl RingShared {
+impl RingState {
     fn indices(&self) -> (&AtomicU32, &AtomicU32) {
         self.control.index_pair(self.side)
     }
@@ -109,7 +109,7 @@ fn new_trackers(capacity: u32) -> Box<[AccessTracker]> {
 
 /// A ring attached to memory, not yet split into its ends.
 pub struct Ring {
-    shared: Arc<RingShared>,
+    shared: Arc<RingState>,
 }
 
 impl Ring {
@@ -141,7 +141,7 @@ impl Ring {
         )?;
         let store_fence = slots.kind().needs_store_fence();
         Ok(Self {
-            shared: Arc::new(RingShared {
+            shared: Arc::new(RingState {
                 control,
                 side,
                 slots: start,
@@ -190,7 +190,7 @@ pub fn check_geometry(control: &SharedControl, side: RingSide, expected: RingGeo
 
 /// The producing end. Not `Clone`.
 pub struct Producer {
-    shared: Arc<RingShared>,
+    shared: Arc<RingState>,
     /// Our own tail (we are its only writer).
     tail: u32,
     /// Last head we read; the real one is never behind it.
@@ -200,7 +200,7 @@ pub struct Producer {
 }
 
 impl Producer {
-    fn new(shared: Arc<RingShared>) -> Self {
+    fn new(shared: Arc<RingState>) -> Self {
         let (head, tail) = shared.indices();
         let tail = tail.load(Ordering::Relaxed);
         let cached_head = head.load(Ordering::Acquire);
@@ -433,7 +433,7 @@ impl WriteChunk<'_> {
 
 /// The consuming end. Not `Clone`.
 pub struct Consumer {
-    shared: Arc<RingShared>,
+    shared: Arc<RingState>,
     /// Our own head (we are its only writer).
     head: u32,
     /// The head value last stored in shared memory (at most `head`).
@@ -447,7 +447,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    fn new(shared: Arc<RingShared>) -> Self {
+    fn new(shared: Arc<RingState>) -> Self {
         let (head, tail) = shared.indices();
         let head = head.load(Ordering::Relaxed);
         let publish_every = (shared.geometry.capacity() / 4).max(1);
