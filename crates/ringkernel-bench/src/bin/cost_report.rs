@@ -11,6 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ringkernel_bench::{costs, machine_description, median};
 use serde_json::json;
 
+/// Name, unit, what "with" means, what "without" means, the samples of each.
+type Row = (&'static str, &'static str, &'static str, &'static str, Vec<f64>, Vec<f64>);
+
 fn main() {
     let mut repeats = 7usize;
     let mut json_path = None;
@@ -24,7 +27,7 @@ fn main() {
             _ => usage(),
         }
     }
-    let mut rows: Vec<(&str, &str, &str, &str, Vec<f64>, Vec<f64>)> = vec![
+    let mut rows: Vec<Row> = vec![
         (
             "wall clock",
             "ns/message",
