@@ -626,6 +626,24 @@ pub async fn deactivate_stops_handling_before_it_returns(runtime: Runtime) {
         }
         slow.terminate().await.unwrap();
     }
+    // A kernel blocked in the middle of a message on a full output ring: deactivate drains that
+    // ring while it waits, so the kernel can finish the message and acknowledge; every reply
+    // stays receivable. Eight messages queued, four output slots: the fifth reply blocks.
+    let options = LaunchOptions { input_capacity: 8, output_capacity: 4, ..LaunchOptions::default() };
+    let echo = launch(&runtime, &format!("{ECHO}#blocked"), options).await;
+    for i in 0..8u32 {
+        echo.send(Envelope::new(1, i.to_le_bytes())).await.unwrap();
+    }
+    echo.activate().await.unwrap();
+    eventually("the kernel is in the middle of its fifth message", || echo.metrics().messages_processed >= 5).await;
+    tokio::time::timeout(TIMEOUT, echo.deactivate())
+        .await
+        .expect("deactivate returns while the output ring is full")
+        .unwrap();
+    echo.activate().await.unwrap();
+    for i in 0..8u32 {
+        assert_eq!(echo.receive_timeout(TIMEOUT).await.unwrap().payload, i.to_le_bytes());
+    }
 }
 
 /// Options that validation accepts but memory cannot hold fail the launch with a typed error; the
@@ -684,6 +702,22 @@ pub async fn zero_copy_sends_and_receives(runtime: Runtime) {
     let too_big = echo.send_with(1, |_, message| Ok(message.write_payload(&[0; 100_000])?));
     assert!(matches!(too_big, Err(RingKernelError::InvalidMessage(MessageError::PayloadTooLarge { .. }))));
     assert_eq!(echo.metrics().messages_sent, 16, "nothing of the failed batches was queued");
+    // Receiving from, sending to or changing the state of the kernel inside its own fill would
+    // deadlock: errors instead, and the batch is not queued. Reading its state is fine.
+    let inner = echo.clone();
+    let nested = echo.send_with(1, |_, message| {
+        assert!(matches!(inner.state(), KernelState::Active));
+        let _ = inner.metrics();
+        assert!(matches!(inner.try_receive_with(1, |_| ()), Err(RingKernelError::InvalidState { .. })));
+        assert!(matches!(inner.send_with(1, |_, _| Ok(())), Err(RingKernelError::InvalidState { .. })));
+        message.write_payload(b"fill")?;
+        Ok(())
+    });
+    assert_eq!(nested.unwrap(), 1);
+    assert_eq!(echo.receive_timeout(TIMEOUT).await.unwrap().payload, b"fill");
+    // "Wait forever" spelled as the longest duration works (it is no deadline).
+    let reply = echo.call(Envelope::new(5, *b"max"), Duration::MAX).await.unwrap();
+    assert_eq!(reply.payload, b"max");
     // Receiving from inside a visitor would deadlock: it is an error instead.
     echo.send(Envelope::new(4, *b"one")).await.unwrap();
     echo.send(Envelope::new(4, *b"two")).await.unwrap();

@@ -198,8 +198,8 @@ impl SharedControl {
     }
 
     /// Host side: asks the kernel to process messages; returns the control sequence to wait for
-    /// (see [`SharedControl::acknowledged`]). The host is the only writer of its line: calls must
-    /// not race each other (the engine makes them under one lock).
+    /// (see [`SharedControl::acknowledged`]). Host threads may call these at once: every change
+    /// counts in the sequence, and the device acts on the flags as they stand at the last one.
     pub fn activate(&self) -> u32 {
         self.block().is_active.store(1, Ordering::Relaxed);
         self.announce()
@@ -220,12 +220,11 @@ impl SharedControl {
         self.announce()
     }
 
-    /// Publishes a flag change: increments `control_sequence` with release ordering.
+    /// Publishes a flag change: increments `control_sequence` with release ordering. A
+    /// read-modify-write, so that two host threads announcing at once (a transition, and a fault
+    /// found elsewhere) both count. Rare: only on state changes.
     fn announce(&self) -> u32 {
-        let control_sequence = &self.block().control_sequence;
-        let next = control_sequence.load(Ordering::Relaxed).wrapping_add(1);
-        control_sequence.store(next, Ordering::Release);
-        next
+        self.block().control_sequence.fetch_add(1, Ordering::AcqRel).wrapping_add(1)
     }
 
     /// Whether the device has acknowledged control sequence `sequence` (or a later one).

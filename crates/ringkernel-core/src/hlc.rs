@@ -48,8 +48,12 @@ impl HlcTimestamp {
     /// such timestamps with one wall-clock read; this names each of them.
     #[inline]
     pub const fn plus_logical(self, n: u64) -> Self {
-        let total = self.logical as u64 + n;
-        Self { physical_ns: self.physical_ns + (total >> 32), logical: total as u32, node_id: self.node_id }
+        let total = (self.logical as u64).saturating_add(n);
+        match self.physical_ns.checked_add(total >> 32) {
+            Some(physical_ns) => Self { physical_ns, logical: total as u32, node_id: self.node_id },
+            // The end of representable time: the clock stays there (see `bump`).
+            None => Self { physical_ns: u64::MAX, logical: u32::MAX, node_id: self.node_id },
+        }
     }
 }
 
@@ -355,11 +359,16 @@ fn update_state(last: &mut ClockState, wall: u64, received: HlcTimestamp) -> (u6
 }
 
 /// The successor of `(physical, logical)`. A logical counter that would overflow carries into the
-/// physical part (one nanosecond), so the order stays strict.
+/// physical part (one nanosecond), so the order stays strict — until the end of representable time
+/// (`u64::MAX` ns, the year 2554), where the clock saturates instead of wrapping back to 1970: only
+/// a timestamp forged that far ahead (accepted with no maximum offset) can take it there.
 fn bump(physical: u64, logical: u32) -> (u64, u32) {
     match logical.checked_add(1) {
         Some(l) => (physical, l),
-        None => (physical + 1, 0),
+        None => match physical.checked_add(1) {
+            Some(p) => (p, 0),
+            None => (u64::MAX, u32::MAX),
+        },
     }
 }
 
@@ -499,6 +508,17 @@ mod tests {
         wall.set(4_950);
         clock.observe(ts(5_000, 0, 2)).unwrap();
         assert_eq!(clock.tick(), ts(5_000, 1, 1));
+    }
+
+    /// A timestamp forged at the end of time neither panics nor wraps the clock back to 1970.
+    #[test]
+    fn the_clock_saturates_at_the_end_of_time() {
+        let clock = HybridClock::with_clock(HlcConfig::new(1).with_max_offset_ns(None), ManualClock::new(5));
+        let end = ts(u64::MAX, u32::MAX, 2);
+        assert_eq!(clock.update(end).unwrap(), ts(u64::MAX, u32::MAX, 1));
+        assert_eq!(clock.tick(), ts(u64::MAX, u32::MAX, 1));
+        assert_eq!(clock.tick_many(10).plus_logical(9), ts(u64::MAX, u32::MAX, 1));
+        clock.observe(end).unwrap();
     }
 
     #[test]

@@ -160,6 +160,12 @@ impl Io {
                     if since.elapsed() < self.wakeups.spin_before_park {
                         std::hint::spin_loop();
                     } else {
+                        // Still alive while blocked: a host watchdog must not mistake back-pressure
+                        // for a hang.
+                        let block = self.control.block();
+                        block
+                            .heartbeat
+                            .store(block.heartbeat.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
                         // The host wakes a sleeping actor when it hands slots back.
                         let thread = self.wakeups.thread.clone();
                         let output = &mut self.output;
@@ -390,6 +396,26 @@ impl Actor {
         self.core.io.directory.remove(self.core.io.number);
         self.control().block().last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
         self.stop(termination::FAILED);
+    }
+
+    /// Runs the loop; a panic outside any handler (a bug in the loop itself) still ends in a
+    /// reported failure, so that no host waits forever: the actor leaves the directory, lets go of
+    /// its rings while unwinding, and reports `RK_FAILED`.
+    pub(crate) fn run_reporting_panics(self) {
+        let control = self.core.io.control.clone();
+        let directory = self.core.io.directory.clone();
+        let (id, number) = (self.core.id.clone(), self.core.io.number);
+        let wakeups = self.core.io.wakeups.clone();
+        if std::panic::catch_unwind(AssertUnwindSafe(|| self.run())).is_err() {
+            tracing::error!(kernel = %id, "the actor loop panicked outside a handler; the kernel failed");
+            directory.remove(number);
+            let block = control.block();
+            block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
+            if block.has_terminated.load(Ordering::Acquire) == termination::RUNNING {
+                block.report_stopped(termination::FAILED);
+            }
+            wakeups.ring();
+        }
     }
 
     /// Publishes the final counters and clock, lets go of the rings (handing consumed slots

@@ -48,10 +48,13 @@ impl Directory {
         routes.by_number.insert(route.number, route);
     }
 
-    /// Removes a kernel; returns once no K2K send into its inbox is in progress.
+    /// Removes a kernel; returns once no K2K send into its inbox is in progress. The id's entry
+    /// goes only if it still names this kernel: a kernel relaunched under the same id keeps its own.
     pub(crate) fn remove(&self, number: u32) {
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(route) = routes.by_number.remove(&number) {
+        if let Some(route) = routes.by_number.remove(&number)
+            && routes.numbers.get(&route.id) == Some(&number)
+        {
             routes.numbers.remove(&route.id);
         }
     }

@@ -221,12 +221,12 @@ impl CpuRuntime {
             handler,
             scratch,
         });
-        let handle =
-            std::thread::Builder::new().name(format!("rk-cpu-{id}")).spawn(move || actor.run()).map_err(|error| {
-                RingKernelError::KernelFault {
-                    kernel: id.to_string(),
-                    reason: format!("could not start its thread: {error}"),
-                }
+        let handle = std::thread::Builder::new()
+            .name(format!("rk-cpu-{id}"))
+            .spawn(move || actor.run_reporting_panics())
+            .map_err(|error| RingKernelError::KernelFault {
+                kernel: id.to_string(),
+                reason: format!("could not start its thread: {error}"),
             })?;
         thread.started(handle);
         self.directory.insert(Route { id, number, sender: inbox_sender, actor: thread });

@@ -114,6 +114,29 @@ async fn message_ids_of_received_messages_are_read_only_when_asked() {
     }
 }
 
+/// A timestamp forged at the end of representable time (accepted: no maximum clock offset) does
+/// not kill the kernel or wrap its clock back to 1970.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_timestamp_at_the_end_of_time_is_survived() {
+    use ringkernel_core::hlc::HlcTimestamp;
+    use ringkernel_core::layout::MESSAGE_HEADER_BYTES;
+    use ringkernel_core::message::{HeaderBuilder, encode_slot};
+    let runtime = CpuRuntime::with_config(
+        KernelRegistry::with_builtins(),
+        CpuConfig { max_clock_offset_ns: None, ..CpuConfig::default() },
+    );
+    let echo = runtime.launch(builtin::ECHO, active()).await.unwrap();
+    let mut slot = vec![0u8; MESSAGE_HEADER_BYTES + 8];
+    let header = HeaderBuilder::new(1).timestamp(HlcTimestamp::new(u64::MAX, u32::MAX, 9)).build();
+    encode_slot(&mut slot, &header, b"forged!!").unwrap();
+    echo.send_raw(&slot).await.unwrap();
+    assert_eq!(echo.receive_timeout(Duration::from_secs(10)).await.unwrap().payload, b"forged!!");
+    let reply = echo.call(Envelope::new(1, *b"after"), Duration::from_secs(10)).await.unwrap();
+    assert_eq!(reply.payload, b"after");
+    assert_eq!(echo.state(), KernelState::Active);
+    runtime.shutdown().await.unwrap();
+}
+
 /// A minimal executor: polls on the calling thread and parks between polls.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct ThreadWaker(std::thread::Thread);

@@ -20,8 +20,11 @@ use ringkernel_core::error::Result;
 /// # Safety
 /// The engine relies on one promise: once the device has stored `RK_TERMINATED` or `RK_FAILED`
 /// into the control block's `has_terminated` (as its last write), it never touches the kernel's
-/// memory again, and nothing can still write into the kernel's K2K inbox. The engine then plays
-/// the device's part to take back what was accepted but never handled.
+/// memory again, and nothing can still write into the kernel's K2K inbox; and before that store the
+/// device published the exact `input_head` (and inbox `head`) of what it consumed — a consumer that
+/// hands slots back in batches publishes the rest first. The engine then plays the device's part
+/// to take back what was accepted but never handled. (A device that writes any other stop code, or
+/// breaks the ring protocol, is not trusted: nothing is taken back from it.)
 pub unsafe trait Device: Send + Sync + 'static {
     /// The host published input or changed a control flag: make the device look.
     fn wake(&self);

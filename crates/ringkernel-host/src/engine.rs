@@ -153,13 +153,35 @@ struct Widened {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // No lock here is held across user code that could panic halfway through an update.
+    // User code runs under two of these locks (a `send_with` fill under the input lock, a
+    // `receive_with` visitor under the output lock); a panic there leaves the data consistent, since
+    // nothing is published or consumed halfway.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 thread_local! {
     /// The kernel whose `receive_with` visitor runs on this thread: its output lock is held.
     static VISITING: Cell<usize> = const { Cell::new(0) };
+    /// The kernel whose `send_with` fill runs on this thread: its input lock is held.
+    static FILLING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread as running user code of `kernel` under one of its locks until dropped.
+struct InUserCode {
+    slot: &'static std::thread::LocalKey<Cell<usize>>,
+    previous: usize,
+}
+
+impl InUserCode {
+    fn enter(slot: &'static std::thread::LocalKey<Cell<usize>>, kernel: usize) -> Self {
+        Self { slot, previous: slot.with(|s| s.replace(kernel)) }
+    }
+}
+
+impl Drop for InUserCode {
+    fn drop(&mut self) {
+        self.slot.with(|s| s.set(self.previous));
+    }
 }
 
 /// Host-side lifecycle values (the device's own report overrides them once it stopped).
@@ -195,6 +217,8 @@ pub struct HostKernel {
     /// What `pull` copies out of the output ring (see [`HostConfig::read_message_ids`]).
     receive_part: HeaderPart,
     input_capacity_bytes: usize,
+    /// Slots of the input ring.
+    input_capacity: u32,
     lifecycle: CachePadded<AtomicU8>,
     input: CachePadded<Mutex<InputSide>>,
     output: CachePadded<Mutex<OutputSide>>,
@@ -228,6 +252,7 @@ impl HostKernel {
         // host until the line has moved (~200 ns on the developer VM). `pull` wakes a device that
         // sleeps for room whenever slots go back.
         let input_capacity_bytes = input.slot_bytes() - MESSAGE_HEADER_BYTES;
+        let input_capacity = input.capacity();
         let initial = if auto_activate {
             control.activate();
             ACTIVE
@@ -244,6 +269,7 @@ impl HostKernel {
             receive_part: if config.read_message_ids { HeaderPart::Used } else { HeaderPart::Hot },
             config,
             input_capacity_bytes,
+            input_capacity,
             lifecycle: CachePadded::new(AtomicU8::new(initial)),
             input: CachePadded::new(Mutex::new(InputSide { producer: input, inbox_reclaim })),
             output: CachePadded::new(Mutex::new(OutputSide {
@@ -350,7 +376,7 @@ impl HostKernel {
         }
         self.lifecycle.store(FAULTED, Ordering::Release);
         self.control.request_terminate(true);
-        self.wake();
+        self.device.wake();
         self.doorbell.ring();
         error
     }
@@ -361,13 +387,26 @@ impl HostKernel {
         if self.settled.load(Ordering::Acquire) {
             return;
         }
-        let mut input = lock(&self.input);
+        // From inside a `send_with` fill of this kernel the input lock is held: settle later.
+        let Ok(mut input) = self.lock_input() else { return };
         if self.settled.load(Ordering::Relaxed) {
             return;
         }
-        let trusted = self.lifecycle.load(Ordering::Acquire) != FAULTED;
+        // Only a device that reported a defined stop keeps the `Device` contract; a lying one (a
+        // protocol fault, an undefined stop code) or memory that cannot be read back is not
+        // trusted, and nothing is taken back from it.
+        let code = self.control.termination();
+        let mut trusted = self.lifecycle.load(Ordering::Acquire) != FAULTED
+            && matches!(code, termination::TERMINATED | termination::FAILED);
+        if !matches!(code, termination::RUNNING | termination::TERMINATED | termination::FAILED) {
+            self.record_fault(format!(
+                "the device reported stop code {code}, which no protocol version defines; its memory is not trusted"
+            ));
+        }
         if trusted && let Err(error) = self.device.sync_from_device() {
-            tracing::warn!(kernel = %self.id, %error, "could not read the stopped device's memory back");
+            tracing::error!(kernel = %self.id, %error, "could not read the stopped device's memory back");
+            self.record_fault(format!("could not read the stopped device's memory back: {error}"));
+            trusted = false;
         }
         let mut returned = Vec::new();
         let mut invalid = 0;
@@ -410,30 +449,44 @@ impl HostKernel {
         self.doorbell.ring();
     }
 
-    fn wake(&self) {
+    /// Makes the host's writes visible to the device and wakes it. A device whose memory cannot be
+    /// synchronised has failed: the kernel faults (its memory is not trusted any more).
+    fn wake(&self) -> Result<()> {
         if let Err(error) = self.device.sync_to_device() {
-            tracing::warn!(kernel = %self.id, %error, "could not make host writes visible to the device");
+            let reason = format!("could not make host writes visible to the device: {error}");
+            tracing::error!(kernel = %self.id, %reason);
+            self.record_fault(reason.clone());
+            self.lifecycle.store(FAULTED, Ordering::Release);
+            self.control.request_terminate(true);
+            self.device.wake();
+            self.doorbell.ring();
+            return Err(RingKernelError::KernelFault { kernel: self.id.to_string(), reason });
         }
         self.device.wake();
+        Ok(())
     }
 
     /// Moves to `next` if the lifecycle allows it and tells the device; returns the control
     /// sequence whose acknowledgement means the device acts on it.
     fn transition(&self, operation: &'static str, next: KernelState) -> Result<u32> {
         let sequence = {
-            let _input = lock(&self.input);
+            let _input = self.lock_input()?;
+            let host = self.lifecycle.load(Ordering::Acquire);
             let current = self.raw_state();
             if !current.can_become(next) {
                 return Err(self.not_running(operation, current));
             }
-            self.lifecycle.store(encode(next), Ordering::Release);
+            // A protocol fault found meanwhile (outside this lock) is final: never overwrite it.
+            if self.lifecycle.compare_exchange(host, encode(next), Ordering::AcqRel, Ordering::Acquire).is_err() {
+                return Err(self.not_running(operation, self.raw_state()));
+            }
             match next {
                 KernelState::Active => self.control.activate(),
                 KernelState::Deactivated => self.control.deactivate(),
                 _ => self.control.request_terminate(false),
             }
         };
-        self.wake();
+        self.wake()?;
         self.doorbell.ring();
         Ok(sequence)
     }
@@ -445,25 +498,12 @@ impl HostKernel {
         operation: &'static str,
         mut done: impl FnMut() -> Option<Result<()>> + Send,
     ) -> Result<()> {
-        let mut watchdog = self.config.watchdog.map(|limit| (limit, self.heartbeat(), Instant::now()));
-        self.waiter()
-            .wait(None, operation, || {
-                if let Some(result) = done() {
-                    return Some(result);
-                }
-                let (limit, last, since) = watchdog.as_mut()?;
-                let beat = self.heartbeat();
-                if beat != *last {
-                    (*last, *since) = (beat, Instant::now());
-                    return None;
-                }
-                (since.elapsed() > *limit).then(|| {
-                    let reason = format!("no heartbeat for {limit:?} while waiting for {operation}");
-                    self.record_fault(reason.clone());
-                    Err(RingKernelError::KernelFault { kernel: self.id.to_string(), reason })
-                })
-            })
-            .await
+        let mut watchdog = self.watchdog(operation);
+        self.waiter().wait(None, operation, || done().or_else(|| watchdog.check(self))).await
+    }
+
+    fn watchdog(&self, operation: &'static str) -> Watchdog {
+        Watchdog { limit: self.config.watchdog, operation, beat: self.heartbeat(), since: None }
     }
 
     fn heartbeat(&self) -> u32 {
@@ -497,7 +537,7 @@ impl HostKernel {
         template: Option<&MessageHeader>,
         fill: &mut FillFn<'_>,
     ) -> Result<(usize, u64)> {
-        let mut input = lock(&self.input);
+        let mut input = self.lock_input()?;
         self.check_accepting()?;
         let wanted = u32::try_from(count).unwrap_or(u32::MAX);
         let mut chunk = match input.producer.write_chunk_up_to(wanted) {
@@ -520,7 +560,11 @@ impl HostKernel {
                 Some(header) => Outgoing::with_header(chunk.slot_mut(i), header),
                 None => Outgoing::new(chunk.slot_mut(i)),
             };
-            if let Err(error) = fill(i as usize, &mut message) {
+            let filled = {
+                let _filling = InUserCode::enter(&FILLING, self.address());
+                fill(i as usize, &mut message)
+            };
+            if let Err(error) = filled {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(error);
             }
@@ -538,7 +582,7 @@ impl HostKernel {
         bump(&self.stats.sent, u64::from(reserved));
         input.producer.prefetch_next_for_write(&MESSAGE_LINES);
         drop(input);
-        self.wake();
+        self.wake()?;
         Ok((reserved as usize, wall))
     }
 
@@ -553,7 +597,7 @@ impl HostKernel {
     }
 
     fn full_error(&self) -> RingKernelError {
-        RingKernelError::QueueFull { queue: "input ring", capacity: lock(&self.input).producer.capacity() }
+        RingKernelError::QueueFull { queue: "input ring", capacity: self.input_capacity }
     }
 
     /// Checks every envelope as a reader would, before anything of a batch is queued.
@@ -569,26 +613,38 @@ impl HostKernel {
 
     // ----- receiving -------------------------------------------------------------------------
 
+    fn address(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// The output lock, unless this thread already runs user code of this kernel under a lock:
+    /// a `receive_with` visitor holds it already, and a `send_with` fill holds the input lock,
+    /// which is taken after the output lock elsewhere. Either would deadlock; both are errors.
     fn lock_output(&self) -> Result<MutexGuard<'_, OutputSide>> {
-        if VISITING.with(Cell::get) == self as *const Self as usize {
-            return Err(RingKernelError::InvalidState {
-                kernel: self.id.to_string(),
-                operation: "receive (from inside its own receive_with visitor) from",
-                state: self.raw_state(),
-            });
+        if VISITING.with(Cell::get) == self.address() {
+            return Err(self.reentered("receive (from inside its own receive_with visitor) from"));
+        }
+        if FILLING.with(Cell::get) == self.address() {
+            return Err(self.reentered("receive (from inside its own send_with fill) from"));
         }
         Ok(lock(&self.output))
     }
 
+    /// The input lock, unless a `send_with` fill of this kernel runs on this thread (it holds it).
+    fn lock_input(&self) -> Result<MutexGuard<'_, InputSide>> {
+        if FILLING.with(Cell::get) == self.address() {
+            return Err(self.reentered("send to or change the state of (from inside its own send_with fill)"));
+        }
+        Ok(lock(&self.input))
+    }
+
+    fn reentered(&self, operation: &'static str) -> RingKernelError {
+        RingKernelError::InvalidState { kernel: self.id.to_string(), operation, state: self.raw_state() }
+    }
+
     /// Runs a `receive_with` visitor with this kernel marked as being visited on this thread.
     fn visit(&self, visit: &mut VisitFn<'_>, message: MessageView<'_>) {
-        struct Reset(usize);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                VISITING.with(|v| v.set(self.0));
-            }
-        }
-        let _reset = Reset(VISITING.with(|v| v.replace(self as *const Self as usize)));
+        let _visiting = InUserCode::enter(&VISITING, self.address());
         visit(message);
     }
 
@@ -689,6 +745,12 @@ impl HostKernel {
         Ok(pulled)
     }
 
+    /// Moves everything in the output ring to the waiting calls and the `receive` queue.
+    fn drain_for_others(&self) -> Result<()> {
+        let mut out = self.lock_output()?;
+        self.pull(&mut out, None, 0, None).map(drop)
+    }
+
     /// A fault report carries the reason the kernel failed: keep it for later errors.
     fn note_error_report(&self, decoded: &MessageView<'_>) {
         let report = ErrorReport::decode(decoded.payload);
@@ -735,11 +797,12 @@ impl HostKernel {
             return Ok(0);
         }
         let mut last_seen = None;
+        let mut watchdog = self.watchdog("a message from the kernel");
         self.waiter()
             .wait(timeout, "a message from the kernel", || {
                 match self.changed_since(&mut last_seen) {
                     Ok(true) => {}
-                    Ok(false) => return None,
+                    Ok(false) => return watchdog.check(self),
                     Err(error) => return Some(Err(error)),
                 }
                 match self.receive_now(max, visit) {
@@ -810,6 +873,34 @@ impl HostKernel {
     }
 }
 
+/// Turns a device whose heartbeat stopped into an error while a host task waits on it (see
+/// [`HostConfig::watchdog`]); does nothing when the watchdog is off.
+struct Watchdog {
+    limit: Option<Duration>,
+    operation: &'static str,
+    beat: u32,
+    /// When the heartbeat was last seen to move (read lazily: the first check starts the clock).
+    since: Option<Instant>,
+}
+
+impl Watchdog {
+    fn check<T>(&mut self, kernel: &HostKernel) -> Option<Result<T>> {
+        let limit = self.limit?;
+        let beat = kernel.heartbeat();
+        let now = Instant::now();
+        if beat != self.beat || self.since.is_none() {
+            (self.beat, self.since) = (beat, Some(now));
+            return None;
+        }
+        let since = self.since?;
+        (now.duration_since(since) > limit).then(|| {
+            let reason = format!("no heartbeat for {limit:?} while waiting for {}", self.operation);
+            kernel.record_fault(reason.clone());
+            Err(RingKernelError::KernelFault { kernel: kernel.id.to_string(), reason })
+        })
+    }
+}
+
 /// Output tail, drains, stop code, host lifecycle, settled: see [`HostKernel::changed_since`].
 type Snapshot = (u32, u64, u32, u8, bool);
 
@@ -838,6 +929,9 @@ impl Drop for PendingCall<'_> {
         let mut out = lock(&self.kernel.output);
         if let Some(Some(reply)) = out.pending.remove(&self.correlation) {
             out.unclaimed.push_back(*reply);
+            // A receiver that skips polls while nothing changed must see this.
+            let drains = &self.kernel.drains;
+            drains.store(drains.load(Ordering::Relaxed) + 1, Ordering::Release);
             drop(out);
             self.kernel.doorbell.ring();
         }
@@ -850,7 +944,8 @@ impl Drop for HostKernel {
     fn drop(&mut self) {
         if !self.raw_state().is_final() {
             self.control.request_terminate(true);
-            self.wake();
+            // A failed sync has nobody left to report to; the device was asked to stop anyway.
+            let _ = self.wake();
         }
     }
 }
@@ -872,8 +967,13 @@ impl KernelControl for HostKernel {
     async fn deactivate(&self) -> Result<()> {
         let sequence = self.transition("deactivate", KernelState::Deactivated)?;
         // Returns once the device acknowledged: from then on it handles nothing until activated.
+        // Waiting drains the output ring, so a device blocked on a full ring in the middle of a
+        // message can finish it and acknowledge; what it wrote stays receivable.
         self.wait_on_device("the kernel to acknowledge deactivation", || {
-            (self.control.acknowledged(sequence) || self.control.has_terminated()).then_some(Ok(()))
+            if self.control.acknowledged(sequence) || self.control.has_terminated() {
+                return Some(Ok(()));
+            }
+            self.drain_for_others().err().map(Err)
         })
         .await
     }
@@ -892,19 +992,16 @@ impl KernelControl for HostKernel {
                 return Some(Err(error));
             }
             let stopped = self.raw_state().is_final();
-            match self.lock_output() {
-                Ok(mut out) => {
-                    if let Err(error) = self.pull(&mut out, None, 0, None) {
-                        return Some(Err(error));
-                    }
-                }
-                Err(error) => return Some(Err(error)),
+            if let Err(error) = self.drain_for_others() {
+                return Some(Err(error));
             }
             stopped.then_some(Ok(()))
         })
         .await?;
         self.settle();
-        if !self.released.swap(true, Ordering::AcqRel) && self.control.has_terminated() {
+        // Only a device that reported its stop is let go of (a faulted one may still run: it was
+        // asked to stop, and a later terminate releases it once it has).
+        if self.control.has_terminated() && !self.released.swap(true, Ordering::AcqRel) {
             self.device.release();
         }
         Ok(())
@@ -921,10 +1018,11 @@ impl KernelControl for HostKernel {
     }
 
     async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
+        let mut watchdog = self.watchdog("room in the input ring");
         self.waiter()
             .wait(Some(timeout), "room in the input ring", || match self.try_send_envelope(&envelope) {
                 Ok(Some(_)) => Some(Ok(())),
-                Ok(None) => None,
+                Ok(None) => watchdog.check(self),
                 Err(error) => Some(Err(error)),
             })
             .await
@@ -936,7 +1034,7 @@ impl KernelControl for HostKernel {
     }
 
     async fn send_raw(&self, slot: &[u8]) -> Result<()> {
-        let mut input = lock(&self.input);
+        let mut input = self.lock_input()?;
         self.check_accepting()?;
         if slot.len() < MESSAGE_HEADER_BYTES {
             // Not even a header: refused, and nothing is queued (a shorter write would leave the
@@ -970,13 +1068,12 @@ impl KernelControl for HostKernel {
         }
         bump(&self.stats.sent, 1);
         drop(input);
-        self.wake();
-        Ok(())
+        self.wake()
     }
 
     async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize> {
         {
-            let _input = lock(&self.input);
+            let _input = self.lock_input()?;
             self.check_accepting()?;
         }
         self.check_envelopes(envelopes)?;
@@ -1020,12 +1117,13 @@ impl KernelControl for HostKernel {
         let (correlation, sent_at) = self.start_call(envelope)?;
         let mut pending = PendingCall { kernel: self, correlation, answered: false };
         let mut last_seen = None;
+        let mut watchdog = self.watchdog("the reply");
         let reply = self
             .waiter()
             .wait(Some(timeout), "the reply", || {
                 match self.changed_since(&mut last_seen) {
                     Ok(true) => {}
-                    Ok(false) => return None,
+                    Ok(false) => return watchdog.check(self),
                     Err(error) => return Some(Err(error)),
                 }
                 // Read before draining: a device publishes its last output before it stops.

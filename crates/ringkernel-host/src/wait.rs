@@ -68,7 +68,8 @@ impl Waiter<'_> {
             }
             let now = Instant::now();
             let started = *started.get_or_insert(now);
-            if now >= started + self.spin || timeout.is_some_and(|t| now >= started + t) {
+            let passed = now.duration_since(started);
+            if passed >= self.spin || timeout.is_some_and(|t| passed >= t) {
                 return Err(started);
             }
         }
@@ -82,7 +83,8 @@ impl Waiter<'_> {
         operation: &'static str,
         mut poll: impl FnMut() -> Option<Result<T>>,
     ) -> Result<T> {
-        let deadline = timeout.map(|t| started + t);
+        // A timeout too long to add to the clock (`Duration::MAX`, say) means no deadline.
+        let deadline = timeout.and_then(|t| started.checked_add(t));
         let timed_out = || RingKernelError::Timeout { operation, waited: timeout.unwrap_or_default() };
         if tokio::runtime::Handle::try_current().is_err() {
             return self.wait_without_tokio(deadline, timed_out, poll);

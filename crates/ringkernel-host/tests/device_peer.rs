@@ -129,12 +129,59 @@ async fn a_device_that_moves_input_head_past_the_tail_fails_the_kernel_without_o
 }
 
 #[tokio::test]
-async fn a_device_stop_code_no_version_defines_reads_as_failed() {
+async fn a_device_stop_code_no_version_defines_reads_as_failed_and_is_not_trusted() {
     let (handle, _, device) = kernel(quick());
+    handle.send(Envelope::new(1, *b"queued")).await.unwrap();
     device.control.block().report_stopped(7);
     assert_eq!(handle.state(), KernelState::Failed);
     match handle.send(Envelope::new(1, vec![])).await {
-        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("error code"), "{reason}"),
+        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("stop code 7"), "{reason}"),
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+    assert!(handle.take_unprocessed().is_empty(), "nothing is taken back from a device that broke the contract");
+}
+
+/// A device whose memory cannot be synchronised has failed: the send that found out says so.
+#[tokio::test]
+async fn a_failed_sync_fails_the_kernel_instead_of_losing_the_message() {
+    struct Unsyncable;
+    // SAFETY: never reports a stop.
+    unsafe impl Device for Unsyncable {
+        fn wake(&self) {}
+        fn sync_to_device(&self) -> ringkernel_core::Result<()> {
+            Err(RingKernelError::BackendUnavailable("the staging copy failed".into()))
+        }
+    }
+    let ring = RingGeometry::for_messages(CAPACITY, 32).unwrap();
+    let layout = KernelLayout::new(ring, ring, None).unwrap();
+    let (host, _device) = KernelMemory::allocate(layout, 6, 6).unwrap().split();
+    let kernel = HostKernel::new(KernelParts {
+        id: KernelId::from("staged"),
+        number: 6,
+        memory: host,
+        device: Arc::new(Unsyncable),
+        doorbell: Arc::new(Doorbell::new()),
+        clock: Arc::new(HybridClock::new(HlcConfig::new(0))),
+        config: quick(),
+        auto_activate: false,
+    })
+    .unwrap();
+    let handle = KernelHandle::new(kernel);
+    match handle.send(Envelope::new(1, vec![])).await {
+        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("staging copy failed"), "{reason}"),
+        other => panic!("expected KernelFault, got {other:?}"),
+    }
+    assert_eq!(handle.state(), KernelState::Failed);
+}
+
+/// With the watchdog on, a call to a device whose heartbeat stopped fails as a fault, not a
+/// timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_covers_calls_too() {
+    let config = HostConfig { watchdog: Some(Duration::from_millis(50)), ..quick() };
+    let (handle, _, _device) = kernel(config);
+    match handle.call(Envelope::new(1, vec![]), Duration::from_secs(30)).await {
+        Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("the reply"), "{reason}"),
         other => panic!("expected KernelFault, got {other:?}"),
     }
 }
