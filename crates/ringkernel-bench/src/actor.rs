@@ -109,7 +109,41 @@ impl EchoBench {
     /// straight into the slot) and `receive_with` of one (a borrowed view of a private copy). No
     /// allocation per message.
     pub fn stream_zero_copy(&self, messages: u64, window: u64) -> Result<Duration> {
-        self.stream_zero_copy_batched(messages, window, 1)
+        self.tokio.block_on(async {
+            let start = Instant::now();
+            let (mut sent, mut received) = (0u64, 0u64);
+            let mut out_of_order = None;
+            while received < messages {
+                // Pipelined like `stream`: fill the window one message at a time, then take one.
+                while sent < messages && sent - received < window {
+                    let sequence = sent;
+                    let queued = self.echo.send_with(1, |_, message| {
+                        message.set_message_type(1);
+                        message.payload_mut(PAYLOAD_BYTES)?.copy_from_slice(&sequence.to_le_bytes());
+                        Ok(())
+                    })?;
+                    if queued == 0 {
+                        break;
+                    }
+                    sent += 1;
+                }
+                self.echo
+                    .receive_with(1, TIMEOUT, |reply| {
+                        if reply.payload != received.to_le_bytes() {
+                            out_of_order.get_or_insert(received);
+                        }
+                        received += 1;
+                    })
+                    .await?;
+                if let Some(expected) = out_of_order {
+                    return Err(RingKernelError::KernelFault {
+                        kernel: "echo".into(),
+                        reason: format!("streamed reply {expected} carried another payload"),
+                    });
+                }
+            }
+            Ok(start.elapsed())
+        })
     }
 
     /// The zero-copy path in batches: `send_with` of up to `batch` messages (one clock reading,

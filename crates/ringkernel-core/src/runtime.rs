@@ -10,6 +10,7 @@
 //! [`MessageView`] borrowed from a private copy. The envelope methods are built on the same path.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -408,13 +409,17 @@ impl KernelHandle {
     }
 
     /// Queues a message; [`RingKernelError::QueueFull`] if there is no room.
-    pub async fn send(&self, envelope: Envelope) -> Result<()> {
-        self.inner.send(envelope).await
+    pub fn send(&self, envelope: Envelope) -> impl Future<Output = Result<()>> + Send + '_ {
+        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
+        // in another: one state machine less to build and move on every message.
+        self.inner.send(envelope)
     }
 
     /// Queues a message, waiting at most `timeout` for room.
-    pub async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
-        self.inner.send_timeout(envelope, timeout).await
+    pub fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> impl Future<Output = Result<()>> + Send + '_ {
+        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
+        // in another: one state machine less to build and move on every message.
+        self.inner.send_timeout(envelope, timeout)
     }
 
     /// Queues one slot's bytes exactly as given; the kernel validates them like any slot.
@@ -480,18 +485,24 @@ impl KernelHandle {
     }
 
     /// Waits for the next message from the kernel.
-    pub async fn receive(&self) -> Result<Envelope> {
-        self.inner.receive().await
+    pub fn receive(&self) -> impl Future<Output = Result<Envelope>> + Send + '_ {
+        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
+        // in another: one state machine less to build and move on every message.
+        self.inner.receive()
     }
 
     /// Waits at most `timeout` for the next message.
-    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Envelope> {
-        self.inner.receive_timeout(timeout).await
+    pub fn receive_timeout(&self, timeout: Duration) -> impl Future<Output = Result<Envelope>> + Send + '_ {
+        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
+        // in another: one state machine less to build and move on every message.
+        self.inner.receive_timeout(timeout)
     }
 
     /// Sends and waits at most `timeout` for the reply with the same correlation id.
-    pub async fn call(&self, envelope: Envelope, timeout: Duration) -> Result<Envelope> {
-        self.inner.call(envelope, timeout).await
+    pub fn call(&self, envelope: Envelope, timeout: Duration) -> impl Future<Output = Result<Envelope>> + Send + '_ {
+        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
+        // in another: one state machine less to build and move on every message.
+        self.inner.call(envelope, timeout)
     }
 
     /// Sends a typed message and waits at most `timeout` for the typed reply `R`.

@@ -16,7 +16,7 @@ use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock
 use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, termination};
 use ringkernel_core::memory::HostEnds;
 use ringkernel_core::message::{
-    CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header,
+    CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header, seal_slot,
 };
 use ringkernel_core::queue::mpsc::InboxReclaim;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
@@ -28,6 +28,19 @@ use crate::wait::Waiter;
 
 /// Byte offsets of the cache lines a reader reads: the header's hot line and the first payload line.
 const READ_LINES: [usize; 2] = [0, MESSAGE_HEADER_BYTES];
+
+/// Writes the words of a sealed host → kernel slot that the engine owns: source (the host),
+/// destination and send timestamp.
+fn stamp(slot: &mut [u8], destination: u32, timestamp: HlcTimestamp) {
+    let mut word = |offset: usize, value: u32| slot[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    word(std::mem::offset_of!(MessageHeader, source_kernel), HOST_KERNEL_ID);
+    word(std::mem::offset_of!(MessageHeader, dest_kernel), destination);
+    let physical = std::mem::offset_of!(MessageHeader, timestamp_physical_ns);
+    word(physical, timestamp.physical_ns as u32);
+    word(physical + 4, (timestamp.physical_ns >> 32) as u32);
+    word(std::mem::offset_of!(MessageHeader, timestamp_logical), timestamp.logical);
+    word(std::mem::offset_of!(MessageHeader, timestamp_node), timestamp.node_id);
+}
 
 /// Calls whose latency is always recorded; after them, one in [`LATENCY_SAMPLE_EVERY`].
 const LATENCY_SAMPLE_ALL: u64 = 1024;
@@ -529,14 +542,8 @@ impl HostKernel {
     }
 
     /// The zero-copy send: fills up to `count` reserved slots, stamps them from one clock reading,
-    /// publishes them together. Returns how many and the wall-clock reading used. A `template`
-    /// header starts every message from it (an envelope's header) instead of a fresh one.
-    fn send_filled(
-        &self,
-        count: usize,
-        template: Option<&MessageHeader>,
-        fill: &mut FillFn<'_>,
-    ) -> Result<(usize, u64)> {
+    /// publishes them together. Returns how many and the wall-clock reading used.
+    fn send_filled(&self, count: usize, fill: &mut FillFn<'_>) -> Result<(usize, u64)> {
         let mut input = self.lock_input()?;
         self.check_accepting()?;
         let wanted = u32::try_from(count).unwrap_or(u32::MAX);
@@ -556,10 +563,7 @@ impl HostKernel {
         }
         let (first, wall) = self.clock.tick_many_reading(reserved);
         for i in 0..reserved {
-            let mut message = match template {
-                Some(header) => Outgoing::with_header(chunk.slot_mut(i), header),
-                None => Outgoing::new(chunk.slot_mut(i)),
-            };
+            let mut message = Outgoing::new(chunk.slot_mut(i));
             let filled = {
                 let _filling = InUserCode::enter(&FILLING, self.address());
                 fill(i as usize, &mut message)
@@ -589,11 +593,38 @@ impl HostKernel {
     /// Queues one envelope; `Ok(None)` when the ring is full. Returns the wall-clock reading of
     /// the send.
     fn try_send_envelope(&self, envelope: &Envelope) -> Result<Option<u64>> {
-        let (sent, wall) = self.send_filled(1, Some(&envelope.header), &mut |_, message| {
-            message.write_payload(&envelope.payload)?;
-            Ok(())
-        })?;
-        Ok((sent == 1).then_some(wall))
+        let mut input = self.lock_input()?;
+        self.check_accepting()?;
+        let (header, payload) = (&envelope.header, envelope.payload.as_slice());
+        if let Err(error) = check_header(header, payload.len(), self.input_capacity_bytes) {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(error.into());
+        }
+        // The envelope's header goes straight into the slot (its used bytes), then the words the
+        // engine owns are written over it: no copy of the whole 256-byte header on the way.
+        let pushed = input.producer.try_push(|slot| {
+            let (timestamp, wall) = self.clock.tick_many_reading(1);
+            slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
+            seal_slot(slot, header, payload.len()).expect("the header and payload size were checked");
+            stamp(slot, self.number, timestamp);
+            wall
+        });
+        let wall = match pushed {
+            Ok(wall) => wall,
+            Err(PushError::Full(_)) => {
+                let state = self.raw_state();
+                if state.is_final() {
+                    return Err(self.not_running("send to", state));
+                }
+                return Ok(None);
+            }
+            Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
+        };
+        bump(&self.stats.sent, 1);
+        input.producer.prefetch_next_for_write(&MESSAGE_LINES);
+        drop(input);
+        self.wake()?;
+        Ok(Some(wall))
     }
 
     fn full_error(&self) -> RingKernelError {
@@ -1077,7 +1108,7 @@ impl KernelControl for HostKernel {
             self.check_accepting()?;
         }
         self.check_envelopes(envelopes)?;
-        let (sent, _) = self.send_filled(envelopes.len(), None, &mut |i, message| {
+        let (sent, _) = self.send_filled(envelopes.len(), &mut |i, message| {
             *message.header_mut() = envelopes[i].header;
             message.write_payload(&envelopes[i].payload)?;
             Ok(())
@@ -1086,7 +1117,7 @@ impl KernelControl for HostKernel {
     }
 
     fn send_with(&self, count: usize, fill: &mut FillFn<'_>) -> Result<usize> {
-        self.send_filled(count, None, fill).map(|(sent, _)| sent)
+        self.send_filled(count, fill).map(|(sent, _)| sent)
     }
 
     fn try_receive_with(&self, max: usize, visit: &mut VisitFn<'_>) -> Result<usize> {
