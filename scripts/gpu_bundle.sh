@@ -53,6 +53,12 @@ for round in 1 2 3; do
   fi
 done
 RINGKERNEL_COMMIT="$after" $pin "$here/cost_report" --repeats 5 --json "$runs/costs.json"
+# The hardware floor of a host <-> GPU slot round trip, in the same run (for the device backends).
+if command -v nvcc >/dev/null && [ -f "$here/slot_floor.cu" ]; then
+  echo "== slot_floor (CUDA C, no framework)"
+  nvcc -O3 -arch=sm_90 -std=c++17 "$here/slot_floor.cu" -o "$runs/slot_floor" && timeout 300 "$runs/slot_floor" | tee "$runs/slot_floor.txt"
+  rm -f "$runs/slot_floor"
+fi
 tar -C "$runs" -cf "$out/results.tar" .
 echo "done"
 RUN
