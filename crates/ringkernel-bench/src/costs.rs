@@ -4,7 +4,7 @@
 //! * **wall clock** — HLC stamping with a wall-clock read per message (`tick`) against one per
 //!   batch of 64 (`tick_many`);
 //! * **allocation** — an [`Envelope`] built and read back per message (two heap allocations)
-//!   against writing into a slot and reading a [`MessageView`](ringkernel::message::MessageView)
+//!   against writing into a slot and reading a [`MessageView`]
 //!   (none);
 //! * **padding** — the general encoder, which checks the 172 padding bytes of every header, against
 //!   sealing a slot of a ring zeroed once at creation;

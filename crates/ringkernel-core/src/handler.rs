@@ -148,7 +148,7 @@ impl<'a> HandlerContext<'a> {
     }
 
     /// The actor's state as a plain-old-data value (the state must have exactly its size; backends
-    /// align it to [`StateBuffer::ALIGN`] bytes).
+    /// align it to [`StateBuffer::ALIGN`](crate::spec::StateBuffer::ALIGN) bytes).
     pub fn state<T: bytemuck::Pod>(&mut self) -> std::result::Result<&mut T, HandlerError> {
         let bytes = self.state.len();
         bytemuck::try_from_bytes_mut(self.state).map_err(|e| {

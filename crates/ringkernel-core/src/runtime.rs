@@ -403,7 +403,9 @@ impl KernelHandle {
         self.inner.deactivate().await
     }
 
-    /// Drains what was accepted, stops, and releases resources.
+    /// Drains what was accepted, stops, and releases resources. On a kernel that has already
+    /// stopped, terminated or failed, it returns `Ok` (there is nothing left to stop): a failure
+    /// stays visible in [`Self::state`], and what it left unhandled in [`Self::take_unprocessed`].
     pub async fn terminate(&self) -> Result<()> {
         self.inner.terminate().await
     }
@@ -443,6 +445,12 @@ impl KernelHandle {
     /// how many were queued: fewer than `count`, possibly 0, when the ring has less room. If `fill`
     /// fails or leaves an invalid header, nothing of the batch is queued.
     ///
+    /// `fill` runs while this kernel's input ring is held, so other senders to this kernel wait
+    /// for it: keep it short and never block in it. Sending to this same kernel from inside `fill`
+    /// is refused with an error. Sending to *another* kernel works, but two closures that wait on
+    /// each other's kernels (a `fill` of A sending to B on one thread while a `fill` of B sends
+    /// to A on another) deadlock, as two mutexes taken in opposite orders would.
+    ///
     /// ```
     /// # use ringkernel_core::runtime::KernelHandle;
     /// # fn demo(kernel: &KernelHandle) -> ringkernel_core::Result<()> {
@@ -462,8 +470,10 @@ impl KernelHandle {
     }
 
     /// Hands up to `max` messages already there to `visit`, in order, each borrowed from a private
-    /// copy (no envelope, no allocation); returns how many. Never waits. `visit` must not receive
-    /// from this kernel itself (that is refused with an error).
+    /// copy (no envelope, no allocation); returns how many. Never waits. `visit` runs while this
+    /// kernel's output ring is held (calls and receives of this kernel wait for it), so keep it
+    /// short; receiving from or calling this kernel inside `visit` is refused with an error, and
+    /// the caveat of [`Self::send_with`] about closures of two kernels applies.
     pub fn try_receive_with(&self, max: usize, mut visit: impl FnMut(MessageView<'_>) + Send) -> Result<usize> {
         self.inner.try_receive_with(max, &mut visit)
     }

@@ -3,7 +3,7 @@
 //! The CPU backend of RingKernel: every actor is an OS thread running the persistent loop over
 //! the same control block, input and output rings and K2K inbox that GPU backends share with their
 //! devices, here laid out in one heap region per kernel
-//! ([`KernelMemory`](ringkernel_core::memory::KernelMemory)). It is always available and is the
+//! ([`KernelMemory`]). It is always available and is the
 //! reference semantics that the conformance suite holds every other backend to.
 //!
 //! This crate holds no send, call or receive logic of its own: the host half of every kernel is
