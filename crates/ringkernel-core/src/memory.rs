@@ -24,6 +24,7 @@
 //! # Ok::<(), ringkernel_core::error::RingKernelError>(())
 //! ```
 
+#[cfg(not(loom))]
 use std::sync::Arc;
 
 #[cfg(not(loom))]
