@@ -371,6 +371,12 @@ pub trait KernelControl: Send + Sync {
 }
 
 /// A launched kernel. Cheap to clone; every clone controls the same kernel.
+///
+/// Its waiting operations (`call`, `receive*`, `send_timeout`, `deactivate`, `terminate`) are
+/// plain futures. Inside a Tokio runtime they sleep on Tokio's timer, so the runtime needs it
+/// enabled (`enable_time` or `enable_all` on the builder; `#[tokio::main]` and `#[tokio::test]`
+/// do it): without it, Tokio panics with "timers are disabled". Under any other executor they
+/// block their thread in short sleeps instead.
 #[derive(Clone)]
 pub struct KernelHandle {
     inner: Arc<dyn KernelControl>,
@@ -508,7 +514,11 @@ impl KernelHandle {
         self.inner.receive_timeout(timeout)
     }
 
-    /// Sends and waits at most `timeout` for the reply with the same correlation id.
+    /// Sends and waits at most `timeout` for the reply with the same correlation id (a message
+    /// with the `REPLY` flag; anything else the handler emits goes to `receive`). The send does
+    /// not wait: with no room in the input ring the call fails at once with
+    /// [`RingKernelError::QueueFull`]. If the call ends without its reply (a timeout, an error, the
+    /// future dropped), a reply that arrives later is delivered to `receive`.
     pub fn call(&self, envelope: Envelope, timeout: Duration) -> impl Future<Output = Result<Envelope>> + Send + '_ {
         // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
         // in another: one state machine less to build and move on every message.

@@ -38,8 +38,16 @@ use crate::directory::Directory;
 
 /// Messages handled from one queue before looking at the other and at the control block.
 pub(crate) const BATCH: u32 = 64;
-/// How long a parked actor sleeps before it refreshes its heartbeat.
+/// How long an idle actor goes without refreshing its heartbeat, with no watchdog.
 const HEARTBEAT_PERIOD: Duration = Duration::from_millis(100);
+/// The shortest heartbeat period, whatever the watchdog.
+const MIN_HEARTBEAT_PERIOD: Duration = Duration::from_micros(20);
+
+/// The heartbeat period of an idle actor: four beats per watchdog limit at least, so that a
+/// quiet kernel never looks hung (see `CpuConfig::watchdog`).
+pub(crate) fn heartbeat_period(watchdog: Option<Duration>) -> Duration {
+    watchdog.map_or(HEARTBEAT_PERIOD, |limit| (limit / 4).clamp(MIN_HEARTBEAT_PERIOD, HEARTBEAT_PERIOD))
+}
 /// How long an idle polling actor sleeps between looks (a GPU kernel would `__nanosleep`).
 const POLL_SLEEP: Duration = Duration::from_micros(50);
 /// Longest sleep of an actor waiting for room in its output ring (the host wakes a threaded actor
@@ -61,6 +69,8 @@ pub(crate) struct Wakeups {
     /// This actor's thread: how it sleeps (and how others wake it).
     pub(crate) thread: Arc<ActorThread>,
     pub(crate) spin_before_park: Duration,
+    /// Longest time an idle actor leaves its heartbeat unchanged ([`heartbeat_period`]).
+    pub(crate) heartbeat_period: Duration,
 }
 
 impl Wakeups {
@@ -348,7 +358,9 @@ impl Actor {
     /// HLC stays strictly ordered whatever the reading, only its physical part lags by that much.
     fn idle(&mut self) {
         let spin = self.core.io.wakeups.spin_before_park;
+        let beat = self.core.io.wakeups.heartbeat_period.as_nanos() as u64;
         let mut spin_until = None;
+        let mut beat_at: Option<u64> = None;
         loop {
             for _ in 0..8 {
                 if self.has_work() {
@@ -359,6 +371,12 @@ impl Actor {
             let wall = SystemClock.now_ns();
             self.core.io.idle_wall_ns = Some(wall);
             let until = *spin_until.get_or_insert(wall.saturating_add(spin.as_nanos() as u64));
+            // A long spin (a large `spin_before_park`) still beats, for the host's watchdog.
+            let next_beat = *beat_at.get_or_insert(wall.saturating_add(beat));
+            if wall >= next_beat {
+                self.core.publish_state();
+                beat_at = Some(wall.saturating_add(beat));
+            }
             // A wall clock that steps back by more than a second ends the spin rather than
             // stretching it.
             if wall >= until || wall < until.saturating_sub(spin.as_nanos() as u64 + 1_000_000_000) {
@@ -368,7 +386,8 @@ impl Actor {
         self.core.io.idle_wall_ns = None;
         self.core.publish_state();
         let thread = self.core.io.wakeups.thread.clone();
-        thread.sleep(HEARTBEAT_PERIOD, POLL_SLEEP, || self.has_work());
+        let period = self.core.io.wakeups.heartbeat_period;
+        thread.sleep(period, POLL_SLEEP.min(period), || self.has_work());
     }
 
     /// Leaves the K2K directory, handles everything accepted, and reports `RK_TERMINATED`.

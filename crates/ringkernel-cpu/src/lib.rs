@@ -87,7 +87,10 @@ pub struct CpuConfig {
     /// How actors meet the host.
     pub device_model: DeviceModel,
     /// If set, waits on a kernel fail once its heartbeat has not moved for this long (see
-    /// [`HostConfig::watchdog`]). Off by default: handlers may run long.
+    /// [`HostConfig::watchdog`]): a handler that runs longer than this makes the wait fail with
+    /// `KernelFault`. Idle actors beat at least four times per limit (every 100 ms without a
+    /// watchdog, every 20 µs at most often), so a quiet kernel never looks hung. Off by default:
+    /// handlers may run long.
     pub watchdog: Option<Duration>,
     /// Whether received messages carry their `message_id` (one more cache line per message; see
     /// [`HostConfig::read_message_ids`]). Off by default.
@@ -216,6 +219,7 @@ impl CpuRuntime {
                 doorbell: (!polling).then_some(doorbell),
                 thread: thread.clone(),
                 spin_before_park: self.config.spin_before_park,
+                heartbeat_period: actor::heartbeat_period(self.config.watchdog),
             },
             state,
             handler,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use ringkernel_core::error::RingKernelError;
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec, builtin};
 use ringkernel_core::message::Envelope;
 use ringkernel_core::runtime::{KernelState, LaunchOptions, RingKernelRuntime};
@@ -153,5 +154,73 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park_timeout(Duration::from_millis(1));
+    }
+}
+
+/// A registry with `stuck`: a handler that sleeps for `STUCK_FOR` before it replies.
+fn with_stuck_kernel() -> KernelRegistry {
+    let mut registry = KernelRegistry::with_builtins();
+    registry
+        .register(KernelSpec::new("stuck").cpu(|ctx| {
+            std::thread::sleep(STUCK_FOR);
+            let (message_type, payload) = (ctx.message_type(), ctx.payload().to_vec());
+            Ok(ctx.reply(message_type, &payload)?)
+        }))
+        .unwrap();
+    registry
+}
+
+const STUCK_FOR: Duration = Duration::from_secs(1);
+
+/// The watchdog fires while a caller sleeps (a hung handler rings no doorbell), on both device
+/// models, long before the call's own timeout, and also for a call with no deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_fires_while_the_caller_sleeps() {
+    for config in [CpuConfig::default(), CpuConfig::polling()] {
+        let model = format!("{:?}", config.device_model);
+        let watchdog = Duration::from_millis(50);
+        let runtime = CpuRuntime::with_config(with_stuck_kernel(), CpuConfig { watchdog: Some(watchdog), ..config });
+        let stuck = runtime.launch("stuck", active()).await.unwrap();
+        for timeout in [Duration::from_secs(2), Duration::MAX] {
+            let started = std::time::Instant::now();
+            let result = stuck.call(Envelope::new(1, vec![1]), timeout).await;
+            let waited = started.elapsed();
+            assert!(
+                matches!(&result, Err(RingKernelError::KernelFault { reason, .. }) if reason.contains("no heartbeat")),
+                "{model}: {result:?}"
+            );
+            assert!(waited < STUCK_FOR * 4 / 5, "{model}: the watchdog fired after {waited:?}");
+        }
+        // The waits failed, the kernel did not: once the handler is done with both messages,
+        // their replies (their calls were abandoned) arrive through `receive`.
+        assert_eq!(stuck.state(), KernelState::Active, "{model}");
+        tokio::time::sleep(STUCK_FOR * 2 + Duration::from_millis(300)).await;
+        for _ in 0..2 {
+            let late = stuck.receive_timeout(Duration::from_secs(5)).await.unwrap();
+            assert_eq!(late.payload, vec![1], "{model}");
+        }
+        runtime.shutdown().await.unwrap();
+    }
+}
+
+/// A quiet kernel is not a hung one: with a short watchdog, waits on an idle kernel (threaded
+/// actors park) end in their own timeout, not in a fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_watchdog_leaves_idle_kernels_alone() {
+    for config in [CpuConfig::default(), CpuConfig::polling()] {
+        let model = format!("{:?}", config.device_model);
+        let runtime = CpuRuntime::with_config(
+            KernelRegistry::with_builtins(),
+            CpuConfig { watchdog: Some(Duration::from_millis(20)), ..config },
+        );
+        let echo = runtime.launch(builtin::ECHO, active()).await.unwrap();
+        let waited = echo.receive_timeout(Duration::from_millis(400)).await;
+        assert!(matches!(waited, Err(RingKernelError::Timeout { .. })), "{model}: {waited:?}");
+        echo.deactivate().await.unwrap();
+        let waited = echo.call(Envelope::new(1, vec![3]), Duration::from_millis(300)).await;
+        assert!(matches!(waited, Err(RingKernelError::Timeout { .. })), "{model}: {waited:?}");
+        echo.activate().await.unwrap();
+        assert_eq!(echo.receive_timeout(Duration::from_secs(5)).await.unwrap().payload, vec![3], "{model}");
+        runtime.shutdown().await.unwrap();
     }
 }

@@ -42,6 +42,9 @@ fn stamp(slot: &mut [u8], destination: u32, timestamp: HlcTimestamp) {
     word(std::mem::offset_of!(MessageHeader, timestamp_node), timestamp.node_id);
 }
 
+/// The shortest interval at which a sleeping waiter looks at the heartbeat for the watchdog.
+const WATCHDOG_MIN_TICK: Duration = Duration::from_micros(100);
+
 /// Calls whose latency is always recorded; after them, one in [`LATENCY_SAMPLE_EVERY`].
 const LATENCY_SAMPLE_ALL: u64 = 1024;
 /// The sampling period of latency records after the first [`LATENCY_SAMPLE_ALL`] calls.
@@ -60,9 +63,15 @@ pub struct HostConfig {
     /// For a device that does not ring the doorbell: how often a sleeping waiter looks again
     /// (inside Tokio the timer rounds it up to its 1 ms resolution).
     pub poll_interval: Duration,
-    /// If set, a wait on the device (a reply, a deactivation, termination) fails with
-    /// [`RingKernelError::KernelFault`] once the control block's heartbeat has not moved for this
-    /// long. Off by default: a handler may legitimately run for a long time.
+    /// If set, a wait on the device (a reply, a message, room in the input ring, a deactivation,
+    /// termination) fails with [`RingKernelError::KernelFault`] once the control block's heartbeat
+    /// has not moved for this long; sleeping waiters wake a few times per period to check it. The
+    /// wait fails, the kernel is left as it is: terminate it, or wait again. Off by default: a
+    /// handler may legitimately run for a long time.
+    ///
+    /// The limit must be longer than the heartbeat period of an idle device, or quiet kernels
+    /// fault: the CPU backend beats at least four times per limit, and each device backend says
+    /// what its devices do.
     pub watchdog: Option<Duration>,
     /// Whether received messages carry their `message_id`. It sits outside the header's hot line,
     /// so reading it costs one more cache line (or PCIe read) per message: about 10% of a `call()`
@@ -322,11 +331,16 @@ impl HostKernel {
     }
 
     fn waiter(&self) -> Waiter<'_> {
-        Waiter {
-            doorbell: &self.doorbell,
-            spin: self.config.spin_before_park,
-            poll_interval: (!self.device.rings_doorbell()).then_some(self.config.poll_interval),
-        }
+        // A device without a doorbell is looked at every poll interval. With the watchdog on, a
+        // sleeping waiter also wakes a few times per watchdog period to look at the heartbeat: a
+        // hung device rings no doorbell.
+        let polling = (!self.device.rings_doorbell()).then_some(self.config.poll_interval);
+        let watching = self.config.watchdog.map(|limit| (limit / 4).max(WATCHDOG_MIN_TICK));
+        let poll_interval = match (polling, watching) {
+            (Some(polling), Some(watching)) => Some(polling.min(watching)),
+            (polling, watching) => polling.or(watching),
+        };
+        Waiter { doorbell: &self.doorbell, spin: self.config.spin_before_park, poll_interval }
     }
 
     // ----- state -----------------------------------------------------------------------------
@@ -924,9 +938,11 @@ impl Watchdog {
             return None;
         }
         let since = self.since?;
+        // The wait fails; the kernel itself is left as it is (the caller decides: terminate it,
+        // or wait again), so a later failure of the device reports its own reason.
         (now.duration_since(since) > limit).then(|| {
             let reason = format!("no heartbeat for {limit:?} while waiting for {}", self.operation);
-            kernel.record_fault(reason.clone());
+            tracing::warn!(kernel = %kernel.id, %reason);
             Err(RingKernelError::KernelFault { kernel: kernel.id.to_string(), reason })
         })
     }
