@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use ringkernel::layout::{MESSAGE_HEADER_BYTES, RingGeometry};
-use ringkernel::message::{HeaderPart, SlotBuffer, seal_slot};
+use ringkernel::layout::RingGeometry;
+use ringkernel::message::{HeaderPart, SlotBuffer, write_slot};
 use ringkernel::prelude::*;
 use ringkernel::queue::spsc;
 
@@ -112,35 +112,15 @@ impl EchoBench {
         self.tokio.block_on(async {
             let start = Instant::now();
             let (mut sent, mut received) = (0u64, 0u64);
-            let mut out_of_order = None;
             while received < messages {
                 // Pipelined like `stream`: fill the window one message at a time, then take one.
                 while sent < messages && sent - received < window {
-                    let sequence = sent;
-                    let queued = self.echo.send_with(1, |_, message| {
-                        message.set_message_type(1);
-                        message.payload_mut(PAYLOAD_BYTES)?.copy_from_slice(&sequence.to_le_bytes());
-                        Ok(())
-                    })?;
-                    if queued == 0 {
+                    if self.send_sequence(sent, 1)? == 0 {
                         break;
                     }
                     sent += 1;
                 }
-                self.echo
-                    .receive_with(1, TIMEOUT, |reply| {
-                        if reply.payload != received.to_le_bytes() {
-                            out_of_order.get_or_insert(received);
-                        }
-                        received += 1;
-                    })
-                    .await?;
-                if let Some(expected) = out_of_order {
-                    return Err(RingKernelError::KernelFault {
-                        kernel: "echo".into(),
-                        reason: format!("streamed reply {expected} carried another payload"),
-                    });
-                }
+                self.receive_in_order(1, &mut received).await?;
             }
             Ok(start.elapsed())
         })
@@ -152,32 +132,44 @@ impl EchoBench {
         self.tokio.block_on(async {
             let start = Instant::now();
             let (mut sent, mut received) = (0u64, 0u64);
-            let mut out_of_order = None;
             while received < messages {
                 let room = (messages - sent).min(window - (sent - received)).min(batch as u64) as usize;
-                let first = sent;
-                sent += self.echo.send_with(room, |i, message| {
-                    message.set_message_type(1);
-                    message.payload_mut(PAYLOAD_BYTES)?.copy_from_slice(&(first + i as u64).to_le_bytes());
-                    Ok(())
-                })? as u64;
-                self.echo
-                    .receive_with(batch, TIMEOUT, |reply| {
-                        if reply.payload != received.to_le_bytes() {
-                            out_of_order.get_or_insert(received);
-                        }
-                        received += 1;
-                    })
-                    .await?;
-                if let Some(expected) = out_of_order {
-                    return Err(RingKernelError::KernelFault {
-                        kernel: "echo".into(),
-                        reason: format!("streamed reply {expected} carried another payload"),
-                    });
-                }
+                sent += self.send_sequence(sent, room)? as u64;
+                self.receive_in_order(batch, &mut received).await?;
             }
             Ok(start.elapsed())
         })
+    }
+
+    /// Zero-copy send of up to `count` messages carrying the sequence numbers from `first` on;
+    /// returns how many were queued.
+    fn send_sequence(&self, first: u64, count: usize) -> Result<usize> {
+        self.echo.send_with(count, |i, message| {
+            message.set_message_type(1);
+            message.payload_mut(PAYLOAD_BYTES)?.copy_from_slice(&(first + i as u64).to_le_bytes());
+            Ok(())
+        })
+    }
+
+    /// Zero-copy receive of up to `max` replies, each checked to carry sequence number
+    /// `*received` (which it advances).
+    async fn receive_in_order(&self, max: usize, received: &mut u64) -> Result<()> {
+        let mut out_of_order = None;
+        self.echo
+            .receive_with(max, TIMEOUT, |reply| {
+                if reply.payload != received.to_le_bytes() {
+                    out_of_order.get_or_insert(*received);
+                }
+                *received += 1;
+            })
+            .await?;
+        match out_of_order {
+            None => Ok(()),
+            Some(expected) => Err(RingKernelError::KernelFault {
+                kernel: "echo".into(),
+                reason: format!("streamed reply {expected} carried another payload"),
+            }),
+        }
     }
 
     /// [`Self::stream`] with `send_batch` and `receive_batch` of up to `batch` messages.
@@ -245,7 +237,7 @@ pub fn slot_ping_pong(rounds: usize) -> Vec<u64> {
             let request = buffer.decode().expect("valid request");
             let header = request.header.reply(request.header.message_type);
             let payload = request.payload;
-            while reply_tx.try_push(|out| write(out, &header, payload)).is_err() {
+            while reply_tx.try_push(|out| write_slot(out, &header, payload).expect("payload fits")).is_err() {
                 std::hint::spin_loop();
             }
             handled += 1;
@@ -257,7 +249,7 @@ pub fn slot_ping_pong(rounds: usize) -> Vec<u64> {
         let payload = i.to_le_bytes();
         let start = Instant::now();
         let header = HeaderBuilder::new(1).build();
-        request_tx.try_push(|slot| write(slot, &header, &payload)).expect("one in flight");
+        request_tx.try_push(|slot| write_slot(slot, &header, &payload).expect("payload fits")).expect("one in flight");
         while reply_rx.try_pop(|slot| slot.copy_message_into(&mut buffer, HeaderPart::Used)).is_err() {
             std::hint::spin_loop();
         }
@@ -267,10 +259,4 @@ pub fn slot_ping_pong(rounds: usize) -> Vec<u64> {
     }
     echo.join().expect("echo thread panicked");
     times
-}
-
-/// Writes `payload` straight into `slot` and seals `header` over it.
-fn write(slot: &mut [u8], header: &ringkernel::layout::MessageHeader, payload: &[u8]) {
-    slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-    seal_slot(slot, header, payload.len()).expect("payload fits");
 }

@@ -22,7 +22,7 @@ use ringkernel::hlc::{HlcConfig, HybridClock};
 use ringkernel::host::{Device, Doorbell, HostConfig, HostKernel, KernelParts};
 use ringkernel::layout::{MESSAGE_HEADER_BYTES, MessageHeader, RingGeometry};
 use ringkernel::memory::{DeviceEnds, KernelLayout, KernelMemory};
-use ringkernel::message::{HeaderPart, SlotBuffer, decode_slot, encode_slot, seal_slot};
+use ringkernel::message::{HeaderPart, SlotBuffer, decode_slot, encode_slot, seal_slot, write_slot};
 use ringkernel::prelude::*;
 use ringkernel::queue::spsc;
 
@@ -59,8 +59,7 @@ pub fn allocation(n: u64) -> (f64, f64) {
     let mut buffer = SlotBuffer::new(geometry.slot_bytes() as usize).expect("a slot fits in memory");
     let mut through = |header: &MessageHeader, payload: &[u8], buffer: &mut SlotBuffer| {
         tx.try_push(|slot| {
-            slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-            seal_slot(slot, header, payload.len()).expect("fits");
+            write_slot(slot, header, payload).expect("fits");
         })
         .expect("room");
         rx.try_pop(|slot| slot.copy_message_into(buffer, HeaderPart::Hot)).expect("published");
@@ -150,8 +149,7 @@ unsafe impl Device for InlineEcho {
             let payload = request.payload;
             ends.output
                 .try_push(|slot| {
-                    slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-                    seal_slot(slot, &reply, payload.len()).expect("fits");
+                    write_slot(slot, &reply, payload).expect("fits");
                 })
                 .expect("room for the reply");
         }

@@ -38,6 +38,12 @@ pub const MESSAGE_HEADER_HOT_BYTES: usize = 64;
 /// it again and decoders never read it, so the padding-only cache lines of a slot never travel
 /// between cores (or over PCIe).
 pub const MESSAGE_HEADER_USED_BYTES: usize = 84;
+/// Byte offsets, within a slot, of the cache lines a reader of a small message reads: the header's
+/// hot line and the first payload line (what to prefetch ahead of the next read).
+pub const SLOT_READ_LINES: [usize; 2] = [0, MESSAGE_HEADER_BYTES];
+/// Byte offsets, within a slot, of the cache lines a writer of a small message writes: the hot
+/// line, the line with `message_id` and `dest_kernel`, and the first payload line.
+pub const SLOT_WRITE_LINES: [usize; 3] = [0, MESSAGE_HEADER_HOT_BYTES, MESSAGE_HEADER_BYTES];
 /// Payload capacities (and therefore slot sizes) are multiples of this many bytes.
 pub const SLOT_ALIGN_BYTES: usize = 16;
 /// Largest ring or inbox capacity, in slots (indices are free-running `u32`s).

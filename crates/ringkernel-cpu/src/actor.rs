@@ -23,9 +23,11 @@ use ringkernel_core::control::SharedControl;
 use ringkernel_core::error::{MessageError, RingKernelError, codes};
 use ringkernel_core::handler::{CpuHandler, Destination, HandlerContext, HandlerIo};
 use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
-use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, flags, terminate_request, termination};
+use ringkernel_core::layout::{
+    MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LINES, SLOT_WRITE_LINES, flags, terminate_request, termination,
+};
 use ringkernel_core::memory::DeviceEnds;
-use ringkernel_core::message::{ErrorReport, HOST_KERNEL_ID, HeaderPart, SlotBuffer, check_header, seal_slot};
+use ringkernel_core::message::{ErrorReport, HOST_KERNEL_ID, HeaderPart, SlotBuffer, check_header, write_slot};
 use ringkernel_core::queue::mpsc::InboxReceiver;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
 use ringkernel_core::queue::{PopError, PushError};
@@ -42,12 +44,6 @@ pub(crate) const BATCH: u32 = 64;
 const HEARTBEAT_PERIOD: Duration = Duration::from_millis(100);
 /// The shortest heartbeat period, whatever the watchdog.
 const MIN_HEARTBEAT_PERIOD: Duration = Duration::from_micros(20);
-
-/// The heartbeat period of an idle actor: four beats per watchdog limit at least, so that a
-/// quiet kernel never looks hung (see `CpuConfig::watchdog`).
-pub(crate) fn heartbeat_period(watchdog: Option<Duration>) -> Duration {
-    watchdog.map_or(HEARTBEAT_PERIOD, |limit| (limit / 4).clamp(MIN_HEARTBEAT_PERIOD, HEARTBEAT_PERIOD))
-}
 /// How long an idle polling actor sleeps between looks (a GPU kernel would `__nanosleep`).
 const POLL_SLEEP: Duration = Duration::from_micros(50);
 /// Longest sleep of an actor waiting for room in its output ring (the host wakes a threaded actor
@@ -55,10 +51,12 @@ const POLL_SLEEP: Duration = Duration::from_micros(50);
 const OUTPUT_FULL_BACKOFF: Duration = Duration::from_micros(500);
 /// Loop passes between heartbeat and clock publications while busy.
 const PUBLISH_EVERY: u32 = 256;
-/// Byte offsets of the cache lines a small message touches in its slot when written.
-const MESSAGE_LINES: [usize; 3] = [0, 64, MESSAGE_HEADER_BYTES];
-/// Byte offsets of the cache lines a reader reads: the header's hot line and the first payload line.
-const READ_LINES: [usize; 2] = [0, MESSAGE_HEADER_BYTES];
+
+/// The heartbeat period of an idle actor: four beats per watchdog limit at least, so that a
+/// quiet kernel never looks hung (see `CpuConfig::watchdog`).
+pub(crate) fn heartbeat_period(watchdog: Option<Duration>) -> Duration {
+    watchdog.map_or(HEARTBEAT_PERIOD, |limit| (limit / 4).clamp(MIN_HEARTBEAT_PERIOD, HEARTBEAT_PERIOD))
+}
 
 /// How the actor meets the host.
 #[derive(Clone)]
@@ -146,15 +144,12 @@ impl Io {
         self.publish_processed();
         let mut full_since: Option<Instant> = None;
         loop {
-            let pushed = self.output.try_push(|slot| {
-                slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-                seal_slot(slot, &header, payload.len())
-            });
+            let pushed = self.output.try_push(|slot| write_slot(slot, &header, payload));
             match pushed {
                 Ok(sealed) => {
                     sealed.expect("header and payload size were checked before claiming the slot");
                     self.wakeups.ring();
-                    self.output.prefetch_next_for_write(&MESSAGE_LINES);
+                    self.output.prefetch_next_for_write(&SLOT_WRITE_LINES);
                     return Ok(());
                 }
                 Err(PushError::Corrupt(violation)) => {
@@ -329,7 +324,7 @@ impl Actor {
         let from_input = core.drain_queue(scratch, max, &mut batch_wall, "input ring", |scratch| {
             let popped = input.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot));
             if popped.is_ok() {
-                input.prefetch_following(&READ_LINES);
+                input.prefetch_following(&SLOT_READ_LINES);
             }
             popped
         });

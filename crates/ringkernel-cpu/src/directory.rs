@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::handler::Destination;
 use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader};
-use ringkernel_core::message::{check_header, seal_slot};
+use ringkernel_core::message::{check_header, write_slot};
 use ringkernel_core::queue::mpsc::InboxSender;
 use ringkernel_core::runtime::KernelId;
 
@@ -96,10 +96,7 @@ impl Directory {
         check_header(header, payload.len(), capacity)?;
         route
             .sender
-            .try_push(source, |slot| {
-                slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-                seal_slot(slot, header, payload.len())
-            })
+            .try_push(source, |slot| write_slot(slot, header, payload))
             .map_err(|error| error.into_error(route.id.as_str(), "k2k inbox"))?
             .expect("header and payload size were checked before claiming the slot");
         route.actor.notify();

@@ -13,10 +13,10 @@ use hdrhistogram::Histogram;
 use ringkernel_core::control::{SharedControl, WideCounter};
 use ringkernel_core::error::{MessageError, Result, RingKernelError, codes};
 use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
-use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, termination};
+use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LINES, SLOT_WRITE_LINES, termination};
 use ringkernel_core::memory::HostEnds;
 use ringkernel_core::message::{
-    CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header, seal_slot,
+    CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header, write_slot,
 };
 use ringkernel_core::queue::mpsc::InboxReclaim;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
@@ -25,9 +25,6 @@ use ringkernel_core::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, K
 
 use crate::device::{Device, Doorbell};
 use crate::wait::Waiter;
-
-/// Byte offsets of the cache lines a reader reads: the header's hot line and the first payload line.
-const READ_LINES: [usize; 2] = [0, MESSAGE_HEADER_BYTES];
 
 /// Writes the words of a sealed host → kernel slot that the engine owns: source (the host),
 /// destination and send timestamp.
@@ -49,10 +46,6 @@ const WATCHDOG_MIN_TICK: Duration = Duration::from_micros(100);
 const LATENCY_SAMPLE_ALL: u64 = 1024;
 /// The sampling period of latency records after the first [`LATENCY_SAMPLE_ALL`] calls.
 const LATENCY_SAMPLE_EVERY: u64 = 8;
-
-/// Byte offsets of the cache lines a small message touches in its slot: the header's hot line,
-/// the line with `message_id` and `dest_kernel`, and the first payload line.
-const MESSAGE_LINES: [usize; 3] = [0, 64, MESSAGE_HEADER_BYTES];
 
 /// Tuning of the engine's waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,11 +394,17 @@ impl HostKernel {
             tracing::error!(kernel = %self.id, %reason, "the device broke the ring protocol");
             self.record_fault(reason.clone());
         }
+        self.fault();
+        error
+    }
+
+    /// The kernel fails on the host's side (its memory is not trusted any more): waiters wake,
+    /// and the device is asked to stop.
+    fn fault(&self) {
         self.lifecycle.store(FAULTED, Ordering::Release);
         self.control.request_terminate(true);
         self.device.wake();
         self.doorbell.ring();
-        error
     }
 
     /// Handles the device's stop once: no more sends, and whatever it accepted but never handled
@@ -483,10 +482,7 @@ impl HostKernel {
             let reason = format!("could not make host writes visible to the device: {error}");
             tracing::error!(kernel = %self.id, %reason);
             self.record_fault(reason.clone());
-            self.lifecycle.store(FAULTED, Ordering::Release);
-            self.control.request_terminate(true);
-            self.device.wake();
-            self.doorbell.ring();
+            self.fault();
             return Err(RingKernelError::KernelFault { kernel: self.id.to_string(), reason });
         }
         self.device.wake();
@@ -569,11 +565,7 @@ impl HostKernel {
         let reserved = chunk.len();
         if reserved == 0 {
             // A full ring may be a device that stopped: say so rather than "full".
-            let state = self.raw_state();
-            if state.is_final() {
-                return Err(self.not_running("send to", state));
-            }
-            return Ok((0, 0));
+            return self.stopped().map_or(Ok((0, 0)), Err);
         }
         let (first, wall) = self.clock.tick_many_reading(reserved);
         for i in 0..reserved {
@@ -583,8 +575,7 @@ impl HostKernel {
                 fill(i as usize, &mut message)
             };
             if let Err(error) = filled {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(error);
+                return Err(self.refuse(error));
             }
             let header = message.header_mut();
             header.source_kernel = HOST_KERNEL_ID;
@@ -592,13 +583,12 @@ impl HostKernel {
             // Stamped under the lock, from one reading: timestamps increase in queue order.
             header.set_timestamp(first.plus_logical(u64::from(i)));
             if let Err(error) = message.seal() {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(error.into());
+                return Err(self.refuse(error));
             }
         }
         chunk.commit_all();
         bump(&self.stats.sent, u64::from(reserved));
-        input.producer.prefetch_next_for_write(&MESSAGE_LINES);
+        input.producer.prefetch_next_for_write(&SLOT_WRITE_LINES);
         drop(input);
         self.wake()?;
         Ok((reserved as usize, wall))
@@ -609,51 +599,47 @@ impl HostKernel {
     fn try_send_envelope(&self, envelope: &Envelope) -> Result<Option<u64>> {
         let mut input = self.lock_input()?;
         self.check_accepting()?;
-        let (header, payload) = (&envelope.header, envelope.payload.as_slice());
-        if let Err(error) = check_header(header, payload.len(), self.input_capacity_bytes) {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(error.into());
-        }
+        self.check_envelope(envelope)?;
         // The envelope's header goes straight into the slot (its used bytes), then the words the
         // engine owns are written over it: no copy of the whole 256-byte header on the way.
         let pushed = input.producer.try_push(|slot| {
             let (timestamp, wall) = self.clock.tick_many_reading(1);
-            slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-            seal_slot(slot, header, payload.len()).expect("the header and payload size were checked");
+            write_slot(slot, &envelope.header, &envelope.payload).expect("the envelope was checked");
             stamp(slot, self.number, timestamp);
             wall
         });
         let wall = match pushed {
             Ok(wall) => wall,
-            Err(PushError::Full(_)) => {
-                let state = self.raw_state();
-                if state.is_final() {
-                    return Err(self.not_running("send to", state));
-                }
-                return Ok(None);
-            }
+            Err(PushError::Full(_)) => return self.stopped().map_or(Ok(None), Err),
             Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
         };
         bump(&self.stats.sent, 1);
-        input.producer.prefetch_next_for_write(&MESSAGE_LINES);
+        input.producer.prefetch_next_for_write(&SLOT_WRITE_LINES);
         drop(input);
         self.wake()?;
         Ok(Some(wall))
+    }
+
+    /// Counts a refused send and returns its error.
+    fn refuse(&self, error: impl Into<RingKernelError>) -> RingKernelError {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        error.into()
     }
 
     fn full_error(&self) -> RingKernelError {
         RingKernelError::QueueFull { queue: "input ring", capacity: self.input_capacity }
     }
 
-    /// Checks every envelope as a reader would, before anything of a batch is queued.
-    fn check_envelopes(&self, envelopes: &[Envelope]) -> Result<()> {
-        for envelope in envelopes {
-            if let Err(error) = check_header(&envelope.header, envelope.payload.len(), self.input_capacity_bytes) {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(error.into());
-            }
-        }
-        Ok(())
+    /// Why a send found the input ring full when the device has stopped (then nothing will ever
+    /// make room); `None` when the ring is merely full.
+    fn stopped(&self) -> Option<RingKernelError> {
+        let state = self.raw_state();
+        state.is_final().then(|| self.not_running("send to", state))
+    }
+
+    /// Checks an envelope as a reader would, before it is queued.
+    fn check_envelope(&self, envelope: &Envelope) -> Result<()> {
+        check_header(&envelope.header, envelope.payload.len(), self.input_capacity_bytes).map_err(|e| self.refuse(e))
     }
 
     // ----- receiving -------------------------------------------------------------------------
@@ -723,7 +709,7 @@ impl HostKernel {
             match consumer.try_pop(|slot| slot.copy_message_into(scratch, self.receive_part)) {
                 Ok(()) => {
                     moved += 1;
-                    consumer.prefetch_following(&READ_LINES);
+                    consumer.prefetch_following(&SLOT_READ_LINES);
                     if self.receive_part == HeaderPart::Hot {
                         // Not read from the slot, but known: everything in the output ring is for
                         // the host.
@@ -893,10 +879,7 @@ impl HostKernel {
                     out.pending.insert(correlation, None);
                     wall
                 }
-                None => {
-                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    return Err(self.full_error());
-                }
+                None => return Err(self.refuse(self.full_error())),
             }
         };
         Ok((correlation, sent_at))
@@ -1057,10 +1040,7 @@ impl KernelControl for HostKernel {
     async fn send(&self, envelope: Envelope) -> Result<()> {
         match self.try_send_envelope(&envelope)? {
             Some(_) => Ok(()),
-            None => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                Err(self.full_error())
-            }
+            None => Err(self.refuse(self.full_error())),
         }
     }
 
@@ -1086,16 +1066,13 @@ impl KernelControl for HostKernel {
         if slot.len() < MESSAGE_HEADER_BYTES {
             // Not even a header: refused, and nothing is queued (a shorter write would leave the
             // rest of the slot holding whatever message used it last).
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(MessageError::SlotTooSmall { len: slot.len(), header_bytes: MESSAGE_HEADER_BYTES }.into());
+            return Err(self.refuse(MessageError::SlotTooSmall { len: slot.len(), header_bytes: MESSAGE_HEADER_BYTES }));
         }
         if slot.len() > input.producer.slot_bytes() {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(MessageError::PayloadTooLarge {
+            return Err(self.refuse(MessageError::PayloadTooLarge {
                 payload_bytes: u32::try_from(slot.len()).unwrap_or(u32::MAX),
                 capacity_bytes: input.producer.slot_bytes(),
-            }
-            .into());
+            }));
         }
         match input.producer.try_push(|target| {
             target[..slot.len()].copy_from_slice(slot);
@@ -1103,13 +1080,7 @@ impl KernelControl for HostKernel {
         }) {
             Ok(()) => {}
             Err(PushError::Full(full)) => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                let state = self.raw_state();
-                return Err(if state.is_final() {
-                    self.not_running("send to", state)
-                } else {
-                    full.into_error("input ring")
-                });
+                return Err(self.refuse(self.stopped().unwrap_or_else(|| full.into_error("input ring"))));
             }
             Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
         }
@@ -1123,7 +1094,9 @@ impl KernelControl for HostKernel {
             let _input = self.lock_input()?;
             self.check_accepting()?;
         }
-        self.check_envelopes(envelopes)?;
+        for envelope in envelopes {
+            self.check_envelope(envelope)?;
+        }
         let (sent, _) = self.send_filled(envelopes.len(), &mut |i, message| {
             *message.header_mut() = envelopes[i].header;
             message.write_payload(&envelopes[i].payload)?;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use ringkernel_core::error::RingKernelError;
 use ringkernel_core::hlc::{HlcConfig, HybridClock};
-use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, RingGeometry, termination};
+use ringkernel_core::layout::{RingGeometry, termination};
 use ringkernel_core::memory::{DeviceEnds, KernelLayout, KernelMemory};
-use ringkernel_core::message::{Envelope, HeaderPart, SlotBuffer, seal_slot};
+use ringkernel_core::message::{Envelope, HeaderPart, SlotBuffer, write_slot};
 use ringkernel_core::runtime::{KernelControl, KernelHandle, KernelId, KernelState};
 use ringkernel_host::{Device, Doorbell, HostConfig, HostKernel, KernelParts};
 
@@ -23,22 +23,32 @@ unsafe impl Device for Scripted {
 
 const CAPACITY: u32 = 8;
 
+/// An active kernel `peer` (with a K2K inbox) over the scripted device; the test plays the device
+/// through the returned ends.
 fn kernel(config: HostConfig) -> (KernelHandle, Arc<HostKernel>, DeviceEnds) {
+    kernel_over(Arc::new(Scripted), config, true)
+}
+
+fn kernel_over(
+    device: Arc<dyn Device>,
+    config: HostConfig,
+    active: bool,
+) -> (KernelHandle, Arc<HostKernel>, DeviceEnds) {
     let ring = RingGeometry::for_messages(CAPACITY, 32).unwrap();
     let layout = KernelLayout::new(ring, ring, Some(RingGeometry::new(4, ring.slot_bytes()).unwrap())).unwrap();
-    let (host, device) = KernelMemory::allocate(layout, 5, 5).unwrap().split();
+    let (host, device_ends) = KernelMemory::allocate(layout, 5, 5).unwrap().split();
     let kernel = HostKernel::new(KernelParts {
         id: KernelId::from("peer"),
         number: 5,
         memory: host,
-        device: Arc::new(Scripted),
+        device,
         doorbell: Arc::new(Doorbell::new()),
         clock: Arc::new(HybridClock::new(HlcConfig::new(0))),
         config,
-        auto_activate: true,
+        auto_activate: active,
     })
     .unwrap();
-    (KernelHandle::new(kernel.clone()), kernel, device)
+    (KernelHandle::new(kernel.clone()), kernel, device_ends)
 }
 
 fn quick() -> HostConfig {
@@ -60,8 +70,7 @@ fn answer_one(device: &mut DeviceEnds, buffer: &mut SlotBuffer) -> bool {
     device
         .output
         .try_push(|slot| {
-            slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(&payload);
-            seal_slot(slot, &reply, payload.len()).unwrap();
+            write_slot(slot, &reply, &payload).unwrap();
         })
         .unwrap();
     true
@@ -152,21 +161,7 @@ async fn a_failed_sync_fails_the_kernel_instead_of_losing_the_message() {
             Err(RingKernelError::BackendUnavailable("the staging copy failed".into()))
         }
     }
-    let ring = RingGeometry::for_messages(CAPACITY, 32).unwrap();
-    let layout = KernelLayout::new(ring, ring, None).unwrap();
-    let (host, _device) = KernelMemory::allocate(layout, 6, 6).unwrap().split();
-    let kernel = HostKernel::new(KernelParts {
-        id: KernelId::from("staged"),
-        number: 6,
-        memory: host,
-        device: Arc::new(Unsyncable),
-        doorbell: Arc::new(Doorbell::new()),
-        clock: Arc::new(HybridClock::new(HlcConfig::new(0))),
-        config: quick(),
-        auto_activate: false,
-    })
-    .unwrap();
-    let handle = KernelHandle::new(kernel);
+    let (handle, _, _device) = kernel_over(Arc::new(Unsyncable), quick(), false);
     match handle.send(Envelope::new(1, vec![])).await {
         Err(RingKernelError::KernelFault { reason, .. }) => assert!(reason.contains("staging copy failed"), "{reason}"),
         other => panic!("expected KernelFault, got {other:?}"),

@@ -66,6 +66,27 @@ pub fn payload_capacity(slot_len: usize) -> Result<usize, MessageError> {
 #[inline]
 pub fn seal_slot(slot: &mut [u8], header: &MessageHeader, payload_bytes: usize) -> Result<(), MessageError> {
     check_header(header, payload_bytes, payload_capacity(slot.len())?)?;
+    seal_checked(slot, header, payload_bytes);
+    Ok(())
+}
+
+/// Copies `payload` into the slot's payload area and seals `header` over it: [`seal_slot`] for a
+/// payload that is not in the slot yet. For ring slots (their header padding was zeroed when the
+/// ring was created); [`encode_slot`] accepts any buffer.
+///
+/// # Errors
+/// [`MessageError::SlotTooSmall`], or any error of [`check_header`]; the slot is then untouched.
+#[inline]
+pub fn write_slot(slot: &mut [u8], header: &MessageHeader, payload: &[u8]) -> Result<(), MessageError> {
+    check_header(header, payload.len(), payload_capacity(slot.len())?)?;
+    slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
+    seal_checked(slot, header, payload.len());
+    Ok(())
+}
+
+/// [`seal_slot`] once the header has been checked against the slot.
+#[inline]
+fn seal_checked(slot: &mut [u8], header: &MessageHeader, payload_bytes: usize) {
     let checksum = if header.flags & flags::CHECKSUM != 0 {
         crc32c(&slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload_bytes])
     } else {
@@ -76,7 +97,6 @@ pub fn seal_slot(slot: &mut [u8], header: &MessageHeader, payload_bytes: usize) 
         |slot: &mut [u8], offset: usize, value: u32| slot[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
     word(slot, std::mem::offset_of!(MessageHeader, payload_bytes), payload_bytes as u32);
     word(slot, std::mem::offset_of!(MessageHeader, checksum), checksum);
-    Ok(())
 }
 
 /// Writes `header` and `payload` into `slot`: sets `payload_bytes`, and `checksum` when the header
@@ -87,9 +107,7 @@ pub fn seal_slot(slot: &mut [u8], header: &MessageHeader, payload_bytes: usize) 
 /// # Errors
 /// [`MessageError::SlotTooSmall`], or any error of [`check_header`]; the slot is then untouched.
 pub fn encode_slot(slot: &mut [u8], header: &MessageHeader, payload: &[u8]) -> Result<(), MessageError> {
-    check_header(header, payload.len(), payload_capacity(slot.len())?)?;
-    slot[MESSAGE_HEADER_BYTES..MESSAGE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-    seal_slot(slot, header, payload.len())?;
+    write_slot(slot, header, payload)?;
     let padding = &mut slot[MESSAGE_HEADER_USED_BYTES..MESSAGE_HEADER_BYTES];
     // An OR over all bytes (no early exit) compiles to a few vector instructions.
     if padding.iter().fold(0u8, |any, byte| any | byte) != 0 {

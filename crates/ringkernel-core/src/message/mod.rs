@@ -28,7 +28,7 @@ pub mod typed;
 
 pub use codec::{
     DecodedSlot, HeaderPart, MessageView, SlotBuffer, check_header, crc32c, decode_slot, decode_slot_at, encode_slot,
-    payload_capacity, seal_slot,
+    payload_capacity, seal_slot, write_slot,
 };
 pub use envelope::Envelope;
 pub use header::HeaderBuilder;

@@ -223,3 +223,23 @@ impl SharedSlot<'_> {
 pub(crate) fn in_window(value: u32, low: u32, high: u32) -> bool {
     value.wrapping_sub(low) <= high.wrapping_sub(low)
 }
+
+/// One end's view of an index the peer writes: the last value accepted, and the violation that
+/// stopped this end, if any.
+pub(crate) struct PeerIndex<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) cached: &'a mut u32,
+    pub(crate) poisoned: &'a mut Option<IndexViolation>,
+}
+
+impl PeerIndex<'_> {
+    /// Accepts `found` if it lies in `cached..=high` (it may only move forward, and never past
+    /// `high`); otherwise records the first violation, which poisons this end.
+    pub(crate) fn accept(self, found: u32, high: u32, capacity: u32) {
+        if in_window(found, *self.cached, high) {
+            *self.cached = found;
+        } else if self.poisoned.is_none() {
+            *self.poisoned = Some(IndexViolation { index: self.name, found, low: *self.cached, high, capacity });
+        }
+    }
+}

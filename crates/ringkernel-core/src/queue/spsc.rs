@@ -40,7 +40,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{IndexViolation, PopError, PushError, QueueFull, SharedSlot, in_window};
+use super::{IndexViolation, PeerIndex, PopError, PushError, QueueFull, SharedSlot};
 use crate::control::{ControlConfig, RingSide, SharedControl, geometry_mismatch};
 use crate::error::{MessageError, Result, RingKernelError};
 use crate::layout::RingGeometry;
@@ -227,17 +227,9 @@ impl Producer {
     /// Checks a `head` read from the consumer: it may only have moved forward, and never past our
     /// tail. A violation poisons the producer.
     fn accept_head(&mut self, head: u32) {
-        if in_window(head, self.cached_head, self.tail) {
-            self.cached_head = head;
-        } else if self.poisoned.is_none() {
-            self.poisoned = Some(IndexViolation {
-                index: "head",
-                found: head,
-                low: self.cached_head,
-                high: self.tail,
-                capacity: self.capacity(),
-            });
-        }
+        let capacity = self.capacity();
+        PeerIndex { name: "head", cached: &mut self.cached_head, poisoned: &mut self.poisoned }
+            .accept(head, self.tail, capacity);
     }
 
     /// The violation that stopped this producer, if any.
@@ -481,18 +473,12 @@ impl Consumer {
     /// Checks a `tail` read from the producer: it may only have moved forward, and never more than
     /// a ring ahead of our head. A violation poisons the consumer.
     fn accept_tail(&mut self, tail: u32) {
-        let limit = self.head.wrapping_add(self.capacity());
-        if in_window(tail, self.cached_tail, limit) {
-            self.cached_tail = tail;
-        } else if self.poisoned.is_none() {
-            self.poisoned = Some(IndexViolation {
-                index: "tail",
-                found: tail,
-                low: self.cached_tail,
-                high: limit,
-                capacity: self.capacity(),
-            });
-        }
+        let capacity = self.capacity();
+        PeerIndex { name: "tail", cached: &mut self.cached_tail, poisoned: &mut self.poisoned }.accept(
+            tail,
+            self.head.wrapping_add(capacity),
+            capacity,
+        );
     }
 
     /// Sets how many consumed slots may stay unpublished before `head` is stored (clamped to
