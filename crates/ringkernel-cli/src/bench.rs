@@ -18,19 +18,22 @@ pub(crate) struct BenchArgs {
     backend: Backend,
     /// Repeats; every figure is the median over them.
     #[arg(long, default_value_t = 5)]
-    repeats: usize,
+    pub(crate) repeats: usize,
     /// Round trips per repeat (actor and baselines alike).
     #[arg(long, default_value_t = 100_000)]
-    rounds: usize,
+    pub(crate) rounds: usize,
     /// Messages streamed per repeat.
     #[arg(long, default_value_t = 1_000_000)]
-    messages: u64,
+    pub(crate) messages: u64,
     /// Queue capacity of the actor (also its streaming window).
     #[arg(long, default_value_t = 1024)]
-    capacity: u32,
+    pub(crate) capacity: u32,
     /// Writes the results as JSON to this path.
     #[arg(long)]
-    json: Option<String>,
+    pub(crate) json: Option<String>,
+    /// GPU backends: streaming actors, one host thread each.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) actors: u32,
 }
 
 #[derive(Default)]
@@ -50,6 +53,9 @@ impl Series {
 pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.repeats == 0 || args.rounds == 0 || args.messages == 0 {
         return Err("--repeats, --rounds and --messages must be positive".into());
+    }
+    if args.backend == Backend::Cuda {
+        return crate::bench_cuda::run(&args);
     }
     let bench = EchoBench::new(args.backend, args.capacity)?;
     let backend = bench.backend();

@@ -2,6 +2,7 @@
 //! benchmarks against same-run baselines.
 
 mod bench;
+mod bench_cuda;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,10 @@ fn info() {
             Ok(()) if backend == Backend::Cpu => {
                 println!("  {:<6} available   one thread per actor; {cores} logical cores", backend.name())
             }
+            Ok(()) if backend == Backend::Cuda => match ringkernel::CudaRuntime::probe(0) {
+                Ok(device) => println!("  {:<6} available   {device}", backend.name()),
+                Err(error) => println!("  {:<6} unavailable: {error}", backend.name()),
+            },
             Ok(()) => println!("  {:<6} available", backend.name()),
             Err(reason) => println!("  {:<6} unavailable: {reason}", backend.name()),
         }

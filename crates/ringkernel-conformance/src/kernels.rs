@@ -86,20 +86,152 @@ fn echo_unless(
     }
 }
 
+/// CUDA C versions of the suite's kernels (the `cuda` backend's handler ABI), beside the CPU
+/// closures below. Constants the kernels need are prepended as `#define`s by [`cuda_source`].
+pub mod cuda {
+    /// Echoes; fails the actor on the payload `panic` (the CPU kernel panics).
+    pub const PANICKER: &str = r#"
+__device__ bool rk_payload_is(const RkContext& ctx, const char* text, unsigned int len) {
+    if (ctx.payload_bytes != len) return false;
+    for (unsigned int i = 0; i < len; ++i) if (ctx.payload[i] != (unsigned char)text[i]) return false;
+    return true;
+}
+__device__ void rk_handle(RkContext& ctx) {
+    if (rk_payload_is(ctx, "panic", 5)) {
+        rk_fail(ctx, "handler failed: asked to panic");
+        return;
+    }
+    if (rk_reply(ctx, ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// Echoes; refuses the payload `bad` with a handler error.
+    pub const FALLIBLE: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    if (ctx.payload_bytes == 3 && ctx.payload[0] == 'b' && ctx.payload[1] == 'a' && ctx.payload[2] == 'd') {
+        rk_error(ctx, "refused payload \"bad\"");
+        return;
+    }
+    if (rk_reply(ctx, ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// The pipeline record as device code sees it.
+    pub const PIPELINE_RECORD_DECL: &str = r#"
+struct RkStamp { unsigned long long physical; unsigned int logical; unsigned int node; };
+struct PipelineRecord {
+    RkStamp host_sent, stage1_received, stage1_sent, stage2_received;
+    unsigned long long value, reserved;
+};
+static_assert(sizeof(PipelineRecord) == 80, "PipelineRecord is 80 bytes");
+__device__ RkStamp rk_stamp(RkTimestamp t) { RkStamp s; s.physical = t.physical; s.logical = t.logical; s.node = t.node; return s; }
+"#;
+
+    /// Stage 1: records its timestamps, doubles the value, forwards to `stage2`.
+    pub const STAGE1: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    __shared__ PipelineRecord record;
+    if (ctx.payload_bytes != sizeof(PipelineRecord)) {
+        rk_error(ctx, "payload does not match the 80-byte PipelineRecord");
+        return;
+    }
+    if (threadIdx.x == 0) {
+        memcpy(&record, ctx.payload, sizeof(PipelineRecord));
+        record.host_sent = rk_stamp(rk_header_timestamp(ctx.header));
+        record.stage1_received = rk_stamp(ctx.received_at);
+        record.value *= 2;
+    }
+    __syncthreads();
+    if (rk_send_to(ctx, "stage2", PIPELINE_RECORD_TYPE, &record, sizeof(PipelineRecord)) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// Stage 2: refuses values at or above the limit, else records and emits to the host.
+    pub const STAGE2: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    __shared__ PipelineRecord record;
+    if (ctx.payload_bytes != sizeof(PipelineRecord)) {
+        rk_error(ctx, "payload does not match the 80-byte PipelineRecord");
+        return;
+    }
+    if (threadIdx.x == 0) memcpy(&record, ctx.payload, sizeof(PipelineRecord));
+    __syncthreads();
+    if (record.value >= STAGE2_LIMIT) {
+        rk_error(ctx, "value is over the limit");
+        return;
+    }
+    if (threadIdx.x == 0) {
+        record.stage1_sent = rk_stamp(rk_header_timestamp(ctx.header));
+        record.stage2_received = rk_stamp(ctx.received_at);
+        record.value += 1;
+    }
+    __syncthreads();
+    if (rk_emit(ctx, PIPELINE_RECORD_TYPE, &record, sizeof(PipelineRecord)) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// Forwards to `sink` over K2K, then acknowledges with an empty reply.
+    pub const RELAY: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    if (rk_send_to(ctx, "sink", ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) {
+        rk_error(ctx, nullptr);
+        return;
+    }
+    if (rk_reply(ctx, ctx.message_type, nullptr, 0) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// Emits every message to the host.
+    pub const SINK: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    if (rk_emit(ctx, ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// Emits a progress note, then replies with the payload.
+    pub const PROGRESS: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    if (rk_emit(ctx, PROGRESS_NOTE, "working", 7) != RK_OK) { rk_error(ctx, nullptr); return; }
+    if (rk_reply(ctx, ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// Busy-waits `SLOW_HANDLER_US`, then echoes.
+    pub const SLOW: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    unsigned long long start = rk_globaltimer();
+    while (rk_globaltimer() - start < SLOW_HANDLER_US * 1000ull) { }
+    __syncthreads();
+    if (rk_reply(ctx, ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+}
+
+/// A suite kernel's CUDA C source: the constants it uses, then its handler.
+pub fn cuda_source(handler: &str) -> String {
+    format!(
+        "#define PIPELINE_RECORD_TYPE 0x{PIPELINE_RECORD:08x}u\n#define STAGE2_LIMIT {STAGE2_LIMIT}ull\n\
+         #define PROGRESS_NOTE 0x{PROGRESS_NOTE:08x}u\n#define SLOW_HANDLER_US {SLOW_HANDLER_US}ull\n{}{handler}",
+        cuda::PIPELINE_RECORD_DECL
+    )
+}
+
 /// The built-in kernels plus the suite's own.
 pub fn registry() -> KernelRegistry {
     let mut registry = KernelRegistry::with_builtins();
     let specs = [
-        KernelSpec::new(PANICKER).cpu(echo_unless(b"panic", || panic!("asked to panic"))),
-        KernelSpec::new(FALLIBLE).cpu(echo_unless(b"bad", || {})),
-        KernelSpec::new(STAGE1).cpu(|ctx| {
+        KernelSpec::new(PANICKER)
+            .cuda(cuda_source(cuda::PANICKER))
+            .cpu(echo_unless(b"panic", || panic!("asked to panic"))),
+        KernelSpec::new(FALLIBLE).cuda(cuda_source(cuda::FALLIBLE)).cpu(echo_unless(b"bad", || {})),
+        KernelSpec::new(STAGE1).cuda(cuda_source(cuda::STAGE1)).cpu(|ctx| {
             let mut record: PipelineRecord = ctx.payload_as()?;
             record.host_sent = ctx.header().timestamp();
             record.stage1_received = ctx.received_at();
             record.value *= 2;
             Ok(ctx.send_to(&KernelId::from(STAGE2), PIPELINE_RECORD, bytemuck::bytes_of(&record))?)
         }),
-        KernelSpec::new(STAGE2).cpu(|ctx| {
+        KernelSpec::new(STAGE2).cuda(cuda_source(cuda::STAGE2)).cpu(|ctx| {
             let mut record: PipelineRecord = ctx.payload_as()?;
             if record.value >= STAGE2_LIMIT {
                 return Err(HandlerError(format!("value {} is over the limit", record.value)));
@@ -109,21 +241,21 @@ pub fn registry() -> KernelRegistry {
             record.value += 1;
             Ok(ctx.emit(PIPELINE_RECORD, bytemuck::bytes_of(&record))?)
         }),
-        KernelSpec::new(RELAY).cpu(|ctx| {
+        KernelSpec::new(RELAY).cuda(cuda_source(cuda::RELAY)).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             ctx.send_to(&KernelId::from(SINK), message_type, payload)?;
             Ok(ctx.reply(message_type, &[])?)
         }),
-        KernelSpec::new(SINK).cpu(|ctx| {
+        KernelSpec::new(SINK).cuda(cuda_source(cuda::SINK)).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             Ok(ctx.emit(message_type, payload)?)
         }),
-        KernelSpec::new(PROGRESS).cpu(|ctx| {
+        KernelSpec::new(PROGRESS).cuda(cuda_source(cuda::PROGRESS)).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             ctx.emit(PROGRESS_NOTE, b"working")?;
             Ok(ctx.reply(message_type, payload)?)
         }),
-        KernelSpec::new(SLOW).cpu(|ctx| {
+        KernelSpec::new(SLOW).cuda(cuda_source(cuda::SLOW)).cpu(|ctx| {
             let start = std::time::Instant::now();
             while start.elapsed() < std::time::Duration::from_micros(SLOW_HANDLER_US) {
                 std::hint::spin_loop();

@@ -81,6 +81,17 @@ pub enum RingKernelError {
         reason: String,
     },
 
+    /// A kernel's device handler does not compile (CUDA C under NVRTC, WGSL under naga). `log` is
+    /// the compiler's output; its line numbers are those of the handler source the user gave,
+    /// in a file named after the kernel (`echo.cu:3`). Nothing was launched.
+    #[error("kernel `{kernel}` does not compile:\n{log}")]
+    Compile {
+        /// The kernel whose handler failed to compile.
+        kernel: String,
+        /// The compiler's log.
+        log: String,
+    },
+
     /// The kernel's handler returned an error for this message; the kernel keeps running.
     #[error("kernel `{kernel}` handler failed: {reason}")]
     HandlerError {

@@ -263,9 +263,44 @@ pub mod builtin {
     /// `counter` reply: the payload is the running total, one little-endian `u64`.
     pub const COUNTER_TOTAL: u32 = 0x0000_C002;
 
+    /// `echo` for the `cuda` backend (see the handler ABI in `ringkernel-cuda`).
+    pub const ECHO_CUDA: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    if (rk_reply(ctx, ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
+    /// `counter` for the `cuda` backend: the same checks and messages as the CPU closure.
+    pub const COUNTER_CUDA: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    if (ctx.message_type != 0xC001u) {
+        rk_error(ctx, "counter accepts message type 0xc001");
+        return;
+    }
+    if (ctx.payload_bytes % 8u != 0u) {
+        rk_error(ctx, "counter payload must be whole u64 values");
+        return;
+    }
+    __shared__ unsigned long long total;
+    if (threadIdx.x == 0) {
+        unsigned long long sum = 0, value = 0;
+        for (unsigned int i = 0; i < ctx.payload_bytes / 8u; ++i) {
+            memcpy(&value, ctx.payload + 8u * i, 8);
+            sum += value;
+        }
+        memcpy(&value, ctx.state, 8);
+        value += sum;
+        memcpy(ctx.state, &value, 8);
+        total = value;
+    }
+    __syncthreads();
+    if (rk_reply(ctx, 0xC002u, &total, 8u) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
     /// The `echo` kernel.
     pub fn echo() -> KernelSpec {
-        KernelSpec::new(ECHO).cpu(|ctx| {
+        KernelSpec::new(ECHO).cuda(ECHO_CUDA).cpu(|ctx| {
             // The payload borrows the slot, not the context, so it can be sent as it is.
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             Ok(ctx.reply(message_type, payload)?)
@@ -274,7 +309,7 @@ pub mod builtin {
 
     /// The `counter` kernel: state is the running total (`u64`, wrapping).
     pub fn counter() -> KernelSpec {
-        KernelSpec::new(COUNTER).with_state(0u64).cpu(|ctx| {
+        KernelSpec::new(COUNTER).with_state(0u64).cuda(COUNTER_CUDA).cpu(|ctx| {
             if ctx.message_type() != COUNTER_ADD {
                 return Err(HandlerError(format!(
                     "counter accepts message type 0x{COUNTER_ADD:x}, got 0x{:x}",

@@ -54,6 +54,13 @@ pub unsafe trait Device: Send + Sync + 'static {
         false
     }
 
+    /// Why the device stopped, when it knows better than the control block's `last_error` code (a
+    /// GPU backend names the hardware error that lost its context). The engine puts it into the
+    /// `KernelFault` of a kernel that failed. `None` (the default): the code says it all.
+    fn fault_detail(&self) -> Option<String> {
+        None
+    }
+
     /// The device stopped for good: release what it holds (join a thread, free a context). Called
     /// at most once, by `terminate`.
     fn release(&self) {}

@@ -366,7 +366,7 @@ impl HostKernel {
     }
 
     fn fault_reason(&self) -> String {
-        lock(&self.fault).clone().unwrap_or_else(|| {
+        lock(&self.fault).clone().or_else(|| self.device.fault_detail()).unwrap_or_else(|| {
             let code = self.control.block().last_error.load(Ordering::Acquire);
             format!("the kernel stopped with error code {code} ({})", codes::name(code).unwrap_or("unknown code"))
         })

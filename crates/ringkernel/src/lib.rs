@@ -48,6 +48,7 @@ pub use ringkernel_core::{
     region, runtime, spec,
 };
 pub use ringkernel_cpu::{CpuConfig, CpuRuntime, DeviceModel};
+pub use ringkernel_cuda::{CudaConfig, CudaRuntime, DeviceInfo as CudaDeviceInfo};
 pub use ringkernel_derive::RingMessage;
 /// The host engine every backend's kernels run on (for backend authors).
 pub use ringkernel_host as host;
@@ -73,9 +74,10 @@ pub mod prelude {
 pub fn backend_status(backend: Backend) -> std::result::Result<(), String> {
     match backend {
         Backend::Auto | Backend::Cpu => Ok(()),
-        Backend::Cuda => {
-            Err("the cuda backend (persistent kernels through cudarc) is not part of this build yet".into())
-        }
+        Backend::Cuda => CudaRuntime::probe(0).map(|_| ()).map_err(|error| match error {
+            RingKernelError::BackendUnavailable(reason) => reason.trim_start_matches("cuda: ").to_string(),
+            other => other.to_string(),
+        }),
         Backend::Wgpu => Err("the wgpu backend (event-driven dispatches) is not part of this build yet".into()),
         Backend::Metal if !cfg!(target_vendor = "apple") => Err("Metal runs only on Apple systems (macOS, iOS)".into()),
         Backend::Metal => Err("the metal backend is not part of this build yet".into()),
@@ -126,6 +128,7 @@ pub struct RingKernelBuilder {
     backend: Backend,
     registry: KernelRegistry,
     cpu_config: CpuConfig,
+    cuda_config: CudaConfig,
     error: Option<RingKernelError>,
 }
 
@@ -135,6 +138,7 @@ impl Default for RingKernelBuilder {
             backend: Backend::Auto,
             registry: KernelRegistry::with_builtins(),
             cpu_config: CpuConfig::default(),
+            cuda_config: CudaConfig::default(),
             error: None,
         }
     }
@@ -161,6 +165,12 @@ impl RingKernelBuilder {
         self
     }
 
+    /// Tuning of the CUDA backend.
+    pub fn cuda_config(mut self, config: CudaConfig) -> Self {
+        self.cuda_config = config;
+        self
+    }
+
     /// Starts the runtime.
     ///
     /// # Errors
@@ -178,6 +188,7 @@ impl RingKernelBuilder {
             .map_err(|reason| RingKernelError::BackendUnavailable(format!("{backend}: {reason}")))?;
         let runtime: Arc<dyn RingKernelRuntime> = match backend {
             Backend::Cpu => Arc::new(CpuRuntime::with_config(self.registry, self.cpu_config)),
+            Backend::Cuda => Arc::new(CudaRuntime::with_config(self.registry, self.cuda_config)?),
             other => {
                 return Err(RingKernelError::BackendUnavailable(format!("{other}: no runtime is built in for it")));
             }

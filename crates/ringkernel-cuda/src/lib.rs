@@ -1,0 +1,82 @@
+//! # ringkernel-cuda
+//!
+//! The CUDA backend of RingKernel: every actor is **persistent** — one thread block of a resident
+//! pool kernel, launched once per runtime — and polls its control block and input ring in pinned host
+//! memory mapped into the GPU, keeps its state in device memory, writes replies straight into the
+//! host's output ring, and exchanges K2K messages with other actors through bounded inboxes in
+//! device memory. The host half of every kernel is `ringkernel-host`'s engine; this crate supplies
+//! the device: memory, compilation, launch, and fault detection.
+//!
+//! The crate always builds: cudarc loads `libcuda` and `libnvrtc` at run time. Without them (or
+//! without a GPU), [`CudaRuntime::new`] returns [`RingKernelError::BackendUnavailable`](ringkernel_core::error::RingKernelError::BackendUnavailable) saying
+//! why and [`CudaRuntime::is_available`] is false.
+//!
+//! ## Device handlers
+//!
+//! A kernel's CUDA handler ([`KernelSpec::cuda`](ringkernel_core::spec::KernelSpec::cuda)) is one
+//! function, `__device__ void rk_handle(RkContext& ctx)`, called for each valid message in order by
+//! every thread of the actor's block (`CudaConfig::block_size` threads, a multiple of 32; a
+//! launch's `LaunchOptions::block_size` must match). The
+//! whole ABI — the context's fields and `rk_reply`, `rk_emit`, `rk_send_to`, `rk_send_to_number`,
+//! `rk_error`, `rk_fail` — is documented at the top of [`compile::PRELUDE`]. It is compiled with
+//! NVRTC when the runtime starts, for the device's architecture, cached per source; a compile error is
+//! [`RingKernelError::Compile`](ringkernel_core::error::RingKernelError::Compile) with NVRTC's log, whose line numbers are those of the handler
+//! source (`echo.cu(3): error: …`).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ringkernel_core::kernel::{KernelRegistry, builtin};
+//! use ringkernel_core::message::Envelope;
+//! use ringkernel_core::runtime::{LaunchOptions, RingKernelRuntime};
+//! use ringkernel_cuda::CudaRuntime;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ringkernel_core::Result<()> {
+//! let runtime = CudaRuntime::new(KernelRegistry::with_builtins())?;
+//! let counter = runtime.launch(builtin::COUNTER, LaunchOptions::default().with_auto_activate(true)).await?;
+//! let reply = counter.call(Envelope::new(builtin::COUNTER_ADD, 5u64.to_le_bytes()), Duration::from_secs(1)).await?;
+//! assert_eq!(reply.payload, 5u64.to_le_bytes());
+//! runtime.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## How actors map onto the GPU
+//!
+//! A **resident pool**: when the runtime starts, one cooperative kernel of
+//! [`CudaConfig::actor_slots`] blocks (128 by default, `CudaConfig::block_size` threads each) is
+//! launched and stays resident for the runtime's life; the occupancy API checks first that every
+//! block fits at once, and the runtime refuses to start with an error saying how many do. Launching
+//! an actor writes its arguments into a free slot in pinned memory; the slot's idle block picks
+//! them up and runs the persistent actor loop until the actor terminates or fails, then waits for
+//! the next. A launch beyond the slots is refused with the count.
+//!
+//! Why not one persistent kernel per actor, each on its own stream: streams share the device's
+//! hardware queues (at most 32), work queued behind a kernel that never ends waits forever, and on
+//! an H100 the 35th such actor never started (BENCHMARKS.md). And code cannot be loaded into a
+//! context while persistent kernels run, so every registered CUDA handler is compiled into one
+//! module (each in its own namespace) before the pool starts; a handler that does not compile is
+//! left out and its launch returns the compile error. Nothing here waits for the whole device:
+//! device memory is allocated and freed stream-ordered, pinned memory is pooled.
+//!
+//! ## Faults
+//!
+//! A handler's `rk_fail` stops its actor alone (`KernelState::Failed`; the host takes back what it
+//! had not handled). A hardware fault (a trap, an illegal address) loses the whole CUDA context: a
+//! monitor thread notices as soon as the driver reports it (3.4 s after a `trap` on an H100 with
+//! driver 580), marks every actor of the runtime failed with `KernelFault` naming the CUDA error,
+//! and `take_unprocessed` returns what each had accepted from the host. K2K messages in device
+//! memory are then lost, and the fault says so. Each runtime has its own context, but that driver
+//! refuses new contexts for the rest of the process after such a fault: `CudaRuntime::new` then
+//! returns `BackendUnavailable` saying to restart the process. A watchdog (2 s by default) may
+//! answer a waiting call before the driver does, with its own `KernelFault`.
+
+pub mod compile;
+pub mod driver;
+pub mod floor;
+
+mod actor;
+mod runtime;
+
+pub use driver::DeviceInfo;
+pub use runtime::{CudaConfig, CudaRuntime};
