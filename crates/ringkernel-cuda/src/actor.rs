@@ -102,7 +102,9 @@ unsafe impl Device for CudaActor {
         self.context.poisoned().map(|error| {
             format!(
                 "the GPU context was lost ({error}); every actor of this runtime stopped, and K2K messages still \
-                 in device memory cannot be read back. Create a new runtime to go on"
+                 in device memory cannot be read back (the message an actor was handling when it stopped is \
+                 returned with the unhandled ones, though it may already have sent some replies). Create a new \
+                 runtime to go on"
             )
         })
     }

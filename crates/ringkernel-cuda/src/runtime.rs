@@ -167,18 +167,31 @@ struct Inner {
     launched: AtomicU64,
     /// Device memory: MAX_ACTORS route entries (entry = slot).
     routes: u64,
-    tracks: Mutex<Vec<Track>>,
     /// Each registered kernel's handler index in the pool module, or its compile error.
     kinds: Kinds,
     _module: Module,
-    pool: Pool,
+    /// The pool and its actors, shared with the monitor (which outlives the runtime while actors
+    /// whose handles were kept still run).
+    watch: Arc<Watch>,
     probes: Probes,
     clock_offset_ns: i64,
     /// Launch preparation (allocations and copies of a new actor's memory).
     admin: Mutex<sys::CUstream>,
+}
+
+/// What the monitor watches: the pool, its actors, and the stream it tidies up with.
+struct Watch {
+    context: Arc<Context>,
+    pool: Pool,
+    tracks: Mutex<Vec<Track>>,
     /// The monitor's copies and frees.
     tidy: sys::CUstream,
 }
+
+// SAFETY: the stream handle is used only with the context bound; the rest sits behind locks.
+unsafe impl Send for Watch {}
+// SAFETY: as above.
+unsafe impl Sync for Watch {}
 
 // SAFETY: raw handles (streams, device pointers) are used only with the context bound, and the
 // mutable state sits behind locks.
@@ -380,7 +393,7 @@ impl CudaRuntime {
         let host_clock =
             HybridClock::new(HlcConfig::new(config.host_node_id).with_max_offset_ns(config.max_clock_offset_ns));
         let inner = Arc::new(Inner {
-            context,
+            context: context.clone(),
             registry,
             config,
             kernels: Mutex::new(BTreeMap::new()),
@@ -388,25 +401,28 @@ impl CudaRuntime {
             next_number: AtomicU32::new(1),
             launched: AtomicU64::new(0),
             routes,
-            tracks: Mutex::new(Vec::new()),
             kinds,
             _module: module,
-            pool: Pool {
-                stream: pool_stream,
-                slots: pool_slots,
-                capacity: slots,
-                threads,
-                used: Mutex::new(vec![false; slots]),
-            },
+            watch: Arc::new(Watch {
+                context,
+                pool: Pool {
+                    stream: pool_stream,
+                    slots: pool_slots,
+                    capacity: slots,
+                    threads,
+                    used: Mutex::new(vec![false; slots]),
+                },
+                tracks: Mutex::new(Vec::new()),
+                tidy,
+            }),
             probes,
             clock_offset_ns,
             admin: Mutex::new(admin),
-            tidy,
         });
-        let weak = Arc::downgrade(&inner);
+        let (weak, watch) = (Arc::downgrade(&inner), inner.watch.clone());
         std::thread::Builder::new()
             .name("rk-cuda-monitor".into())
-            .spawn(move || monitor(weak))
+            .spawn(move || monitor(weak, watch))
             .map_err(|error| unavailable(format!("could not start the monitor thread: {error}")))?;
         Ok(Self { inner })
     }
@@ -436,7 +452,7 @@ impl CudaRuntime {
 
     /// Actor slots of the pool (how many actors can run at once).
     pub fn actor_slots(&self) -> usize {
-        self.inner.pool.capacity
+        self.inner.watch.pool.capacity
     }
 
     /// The floor probes in this runtime's context (for benchmarks).
@@ -485,17 +501,27 @@ fn clock_offset(probes: &Probes, stream: sys::CUstream) -> Result<i64> {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Idle blocks exit; blocks still running an actor exit when it ends.
-        for slot in 0..self.pool.capacity {
-            self.pool.word(slot, 4).store(1, Ordering::Release);
+        // Idle blocks exit; a block still running an actor (whose handle was kept) exits when the
+        // actor ends. The route table and the pool's memory go with the context, which waits for
+        // the pool kernel: actors still running use them.
+        for slot in 0..self.watch.pool.capacity {
+            self.watch.pool.word(slot, 4).store(1, Ordering::Release);
         }
         if self.context.bind().is_ok() {
             let admin = *lock(&self.admin);
-            // SAFETY: stream-ordered frees on idle streams; the route table is read only by the
-            // pool, and the context (which waits for the pool) outlives this.
+            // SAFETY: the admin stream is idle (launches hold the runtime); destroying it returns at once.
             unsafe {
-                let _ = sys::cuMemFreeAsync(self.routes, admin);
                 let _ = sys::cuStreamDestroy_v2(admin);
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.context.bind().is_ok() {
+            // SAFETY: the monitor, the only user of this stream, has stopped.
+            unsafe {
                 let _ = sys::cuStreamDestroy_v2(self.tidy);
             }
         }
@@ -503,27 +529,37 @@ impl Drop for Inner {
 }
 
 /// Watches the pool: an actor that ended gets its inbox copied back and its device memory freed,
-/// and its slot is free again; a hardware error (the context is lost) fails every actor.
-fn monitor(inner: Weak<Inner>) {
-    while let Some(inner) = inner.upgrade() {
-        inner.poll();
-        drop(inner);
+/// and its slot is free again; a hardware error (the context is lost) fails every actor. Runs
+/// until the runtime is gone and every actor has ended.
+fn monitor(inner: Weak<Inner>, watch: Arc<Watch>) {
+    loop {
+        watch.poll();
+        let ended = inner.strong_count() == 0 && (lock(&watch.tracks).is_empty() || watch.context.poisoned().is_some());
+        if ended {
+            return;
+        }
         std::thread::sleep(Duration::from_micros(500));
     }
 }
 
-impl Inner {
+impl Watch {
     fn poll(&self) {
         if self.context.poisoned().is_some() {
             return;
         }
         let mut tracks = lock(&self.tracks);
+        let mut pool_ended = false;
         let lost = match self.context.bind() {
             Err(reason) => Some(reason),
             // SAFETY: querying enqueues nothing.
             Ok(()) => match unsafe { sys::cuStreamQuery(self.pool.stream) } {
                 CUresult::CUDA_ERROR_NOT_READY => None,
-                CUresult::CUDA_SUCCESS => Some("the actor pool kernel ended".to_string()),
+                CUresult::CUDA_SUCCESS => {
+                    // Normal once the runtime is gone (its blocks exit when idle); otherwise the
+                    // actors it still ran are failed below.
+                    pool_ended = true;
+                    None
+                }
                 error => Some(describe("the GPU", error)),
             },
         };
@@ -542,7 +578,13 @@ impl Inner {
             return;
         }
         tracks.retain(|track| {
-            let ended = self.pool.state(track.slot) == SLOT_IDLE && track.control.termination() != termination::RUNNING;
+            if pool_ended && track.control.termination() == termination::RUNNING {
+                let block = track.control.block();
+                block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
+                block.report_stopped(termination::FAILED);
+            }
+            let ended = (pool_ended || self.pool.state(track.slot) == SLOT_IDLE)
+                && track.control.termination() != termination::RUNNING;
             if ended {
                 self.finish(track);
             }
@@ -587,13 +629,15 @@ impl Inner {
             }
         }
     }
+}
 
+impl Inner {
     fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<HostKernel>> {
         options.validate()?;
         if let Some(reason) = self.context.poisoned() {
             return Err(unavailable(format!("this runtime's GPU context was lost ({reason}); create a new runtime")));
         }
-        let threads = self.pool.threads;
+        let threads = self.watch.pool.threads;
         if options.block_size != threads {
             return Err(RingKernelError::InvalidConfig {
                 field: "block_size",
@@ -645,7 +689,7 @@ impl Inner {
         let host_base = control.block() as *const _ as *mut u8;
         let inbox_mirror = host_base.wrapping_add(layout.inbox_offset());
         let slot = {
-            let mut used = lock(&self.pool.used);
+            let mut used = lock(&self.watch.pool.used);
             let free = used.iter().position(|used| !used);
             if let Some(free) = free {
                 used[free] = true;
@@ -654,13 +698,13 @@ impl Inner {
         };
         let Some(slot) = slot else {
             reusable.store(true, Ordering::Release);
-            let running = lock(&self.tracks).len();
+            let running = lock(&self.watch.tracks).len();
             return Err(RingKernelError::InvalidConfig {
                 field: "kernel",
                 reason: format!(
                     "all {} actor slots of the pool are in use ({running} actors run or are ending); terminate one, or \
                      start the runtime with more CudaConfig::actor_slots",
-                    self.pool.capacity
+                    self.watch.pool.capacity
                 ),
             });
         };
@@ -670,8 +714,8 @@ impl Inner {
         let sizes = [state_bytes.max(16), inbox_layout.stride(), scratch_bytes];
         let mut buffers = [0u64; 3];
         let abandon = |buffers: &[u64; 3]| {
-            self.release(buffers);
-            lock(&self.pool.used)[slot] = false;
+            self.watch.release(buffers);
+            lock(&self.watch.pool.used)[slot] = false;
             reusable.store(true, Ordering::Release);
         };
         let prepared = {
@@ -754,7 +798,7 @@ impl Inner {
             kind,
             name: name_field,
         };
-        lock(&self.tracks).push(Track {
+        lock(&self.watch.tracks).push(Track {
             slot,
             buffers,
             inbox_mirror: inbox_mirror as usize,
@@ -767,10 +811,10 @@ impl Inner {
         // SAFETY: the slot is ours (marked used) and idle; its block reads `args` only after it
         // sees ASSIGNED (acquire). The bytes are written through the region's pointer.
         unsafe {
-            let target = self.pool.slots.as_ptr().add(slot * SLOT_BYTES + SLOT_ARGS_OFFSET).cast::<RkArgs>();
+            let target = self.watch.pool.slots.as_ptr().add(slot * SLOT_BYTES + SLOT_ARGS_OFFSET).cast::<RkArgs>();
             std::ptr::write_volatile(target, args);
         }
-        self.pool.word(slot, 0).store(SLOT_ASSIGNED, Ordering::Release);
+        self.watch.pool.word(slot, 0).store(SLOT_ASSIGNED, Ordering::Release);
 
         // Started once the actor's first heartbeat lands.
         let deadline = Instant::now() + self.config.start_timeout;

@@ -10,10 +10,15 @@
 // the actor with RK_FAILED after publishing exactly what it consumed.
 
 #define RK_ERROR_REPORT_TYPE 0xFFFFFFFEu
-#define RK_IDLE_SPIN_NS 200000ull
+// Passes spent spinning before an idle actor naps 2 µs between looks (~200 µs of passes).
+#define RK_IDLE_SPIN_PASSES 200u
 #define RK_HOST_POLL_EVERY 16u
-#define RK_INBOX_HOT_NS 20000ull
-#define RK_K2K_PUBLISH_NS 50000ull
+// Passes after a K2K message during which the host's line is read every RK_HOST_POLL_EVERY.
+#define RK_INBOX_HOT_PASSES 256u
+// Passes a busy actor may leave K2K-only counters unpublished.
+#define RK_K2K_PUBLISH_PASSES 64u
+// Busy passes between looks at the clock for the heartbeat.
+#define RK_CLOCK_EVERY 256u
 
 __shared__ __align__(16) unsigned char rk_report_buffer[sizeof(ErrorReportHeader) + RK_REASON_BYTES];
 
@@ -153,26 +158,12 @@ __device__ __forceinline__ void rk_read_chunk(RkActor& s, rk_u32 index, rk_u32 m
     *reinterpret_cast<uint4*>(s.a.scratch + (size_t)m * slot_bytes + offset) = value;
 }
 
-// Whether the copy of the next input slot, read speculatively in the same round trip as the
-// tail (before the tail said it was published), is that message, whole: a small payload, a
-// checksum that matches it, and a timestamp later than any message taken from the ring before
-// (so not last lap's message in this slot). Anything else is read again. Thread 0.
-__device__ bool rk_speculation_holds(RkActor& s) {
-    const MessageHeader* h = reinterpret_cast<const MessageHeader*>(s.a.scratch);
-    rk_u32 capacity = s.in_slot_bytes - RK_MESSAGE_HEADER_BYTES;
-    if (h->magic != RK_MESSAGE_MAGIC || h->version != RK_PROTOCOL_VERSION) return false;
-    if (!(h->flags & RK_FLAG_CHECKSUM) || h->payload_bytes > 64u || h->payload_bytes > capacity) return false;
-    if (!rk_ts_less(s.max_taken, rk_header_timestamp(h))) return false;
-    return rk_crc32c(s.a.scratch + RK_MESSAGE_HEADER_BYTES, h->payload_bytes) == h->checksum;
-}
-
-__device__ __noinline__ rk_u32 rk_drain_input(RkActor& s, rk_u32 tail, rk_u32 speculated) {
-    __shared__ rk_u32 count, skip;
+__device__ __noinline__ rk_u32 rk_drain_input(RkActor& s, rk_u32 tail) {
+    __shared__ rk_u32 count;
     if (threadIdx.x == 0) {
         rk_u32 available = tail - s.in_head;
         if (available > s.in_capacity) available = s.in_capacity;  // a host bug; never read past a lap
         count = available < RK_BATCH ? available : RK_BATCH;
-        skip = (count != 0 && speculated && rk_speculation_holds(s)) ? 1u : 0u;
         if (count != 0) s.batch_wall = rk_wall_ns(s);
     }
     __syncthreads();
@@ -181,18 +172,11 @@ __device__ __noinline__ rk_u32 rk_drain_input(RkActor& s, rk_u32 tail, rk_u32 sp
     rk_u32 first = s.in_head;  // s.in_head advances as messages are handled
     rk_u32 slot_bytes = s.in_slot_bytes;
     rk_u32 capacity = slot_bytes - RK_MESSAGE_HEADER_BYTES;
-    // One round trip: 4 × 16 B of header hot line and up to 4 × 16 B of payload per message
-    // (none at all for a lone message whose speculative copy holds).
-    if (n > skip) {
+    // One round trip: 4 × 16 B of header hot line and up to 4 × 16 B of payload per message,
+    // read after the acquire of the tail (ordered by the barrier that follows it).
+    {
         rk_u32 m = threadIdx.x / 8u, chunk = threadIdx.x % 8u;
-        if (m < n && m >= skip) rk_read_chunk(s, first + m, m, chunk);
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (rk_u32 m = 0; m < n; ++m) {
-            RkTimestamp t = rk_header_timestamp(reinterpret_cast<const MessageHeader*>(s.a.scratch + (size_t)m * slot_bytes));
-            if (rk_ts_less(s.max_taken, t)) s.max_taken = t;
-        }
+        if (m < n) rk_read_chunk(s, first + m, m, chunk);
     }
     __syncthreads();
     for (rk_u32 m = 0; m < n; ++m) {
@@ -302,9 +286,7 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
         s.terminate = RK_TERMINATE_NONE;
         s.failed = 0u;
         s.dirty = 0u;
-        s.max_taken.physical = 0u;
-        s.max_taken.logical = 0u;
-        s.max_taken.node = 0u;
+        s.route_cache_valid = 0u;
         // Publish the route: K2K senders find this actor from here on.
         RkRoute* r = &args.routes[args.route_index];
         r->number = args.number;
@@ -313,7 +295,8 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
         r->payload_capacity = s.inbox_slot_bytes - RK_MESSAGE_HEADER_BYTES;
         r->name_len = args.name_len;
         for (rk_u32 i = 0; i < RK_NAME_BYTES; ++i) r->name[i] = args.name[i];
-        rk_st_relaxed_gpu(&r->in_flight, 0u);
+        // `in_flight` is not reset: a sender that looked at this entry's previous actor may
+        // still be undoing its increment (the route table starts zeroed).
         __threadfence();
         rk_st_release_gpu(&r->alive, 1u);
         // Started: the host's launch waits for the first heartbeat.
@@ -323,60 +306,53 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
     __syncthreads();
 
     __shared__ rk_u32 tail;
-    rk_u64 idle_since = rk_globaltimer();
-    rk_u64 last_beat = idle_since;
+    // %globaltimer is read only where a time is needed (a batch's stamps, heartbeats every
+    // RK_CLOCK_EVERY idle passes): pass counters pace everything else.
+    rk_u64 last_beat = rk_globaltimer();
     // While K2K traffic flows, the host's line (a round trip over the bus, ~1 µs) is read only
     // every RK_HOST_POLL_EVERY passes, so that the inbox is looked at far more often.
-    rk_u64 inbox_hot_until = 0;
+    rk_u32 hot_passes = 0, idle_passes = 0, unpublished_passes = 0;
     rk_u32 pass = 0;
-    __shared__ rk_u32 poll_host, speculated;
-    rk_u64 last_publish = 0;
+    __shared__ rk_u32 poll_host, publish_now;
     if (threadIdx.x == 0) tail = 0;
     while (true) {
         if (threadIdx.x == 0) {
             pass += 1u;
-            poll_host = (pass % RK_HOST_POLL_EVERY == 0u || (inbox_hot_until != 0 && rk_globaltimer() >= inbox_hot_until)) ? 1u : 0u;
-            if (inbox_hot_until == 0) poll_host = 1u;
-            speculated = (poll_host && s.active && RK_THREADS >= 64) ? 1u : 0u;
+            poll_host = (hot_passes == 0u || pass % RK_HOST_POLL_EVERY == 0u) ? 1u : 0u;
+            if (hot_passes != 0u) hot_passes -= 1u;
         }
         __syncthreads();
-        // One round trip: thread 0 reads the host's control sequence and input tail while the
-        // second warp reads the next input slot speculatively (see rk_speculation_holds).
-        if (poll_host) {
-            if (threadIdx.x == 0) {
-                ControlBlock* c = s.a.control;
-                rk_u32 sequence = rk_ld_relaxed_sys(&c->control_sequence);
-                tail = rk_ld_acquire_sys(&c->input_tail);
-                rk_poll_control(s, sequence);
-            } else if (speculated && threadIdx.x >= 32u && threadIdx.x < 40u) {
-                rk_read_chunk(s, s.in_head, 0u, threadIdx.x - 32u);
-            }
+        // One round trip: thread 0 reads the host's control sequence and input tail.
+        if (poll_host && threadIdx.x == 0) {
+            ControlBlock* c = s.a.control;
+            rk_u32 sequence = rk_ld_relaxed_sys(&c->control_sequence);
+            tail = rk_ld_acquire_sys(&c->input_tail);
+            rk_poll_control(s, sequence);
         }
         __syncthreads();
         if (s.terminate != RK_TERMINATE_NONE) break;
         rk_u32 handled = 0, from_host = 0;
         if (s.active) {
-            from_host = rk_drain_input(s, tail, speculated);
+            from_host = rk_drain_input(s, tail);
             handled = from_host;
             if (!s.failed) {
                 rk_u32 k2k = rk_drain_inbox(s);
                 if (k2k != 0 && threadIdx.x == 0) {
-                    inbox_hot_until = s.batch_wall - s.a.clock_offset_ns + RK_INBOX_HOT_NS;
+                    hot_passes = RK_INBOX_HOT_PASSES;
                     s.dirty = 1u;
                 }
                 handled += k2k;
             }
         }
         // The host must see replies and freed input slots at once; counters of K2K-only work
-        // can wait a little (a system fence costs about a microsecond).
-        __shared__ rk_u32 publish_now;
+        // can wait a few passes (a system fence costs about a microsecond).
         if (threadIdx.x == 0) {
-            rk_u64 now = rk_globaltimer();
+            unpublished_passes = s.dirty ? unpublished_passes + 1u : 0u;
             publish_now = s.pending_outputs != 0 || from_host != 0 || s.failed ||
-                          (s.dirty && (handled == 0 || now - last_publish > RK_K2K_PUBLISH_NS));
+                          (s.dirty && (handled == 0 || unpublished_passes >= RK_K2K_PUBLISH_PASSES));
             if (publish_now) {
-                last_publish = now;
                 s.dirty = 0u;
+                unpublished_passes = 0u;
             }
         }
         __syncthreads();
@@ -387,15 +363,17 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
             return;
         }
         if (threadIdx.x == 0) {
-            rk_u64 now = rk_globaltimer();
-            if (handled != 0) idle_since = now;
-            if (now - last_beat >= s.a.heartbeat_ns) {
-                s.heartbeat += 1u;
-                rk_st_relaxed_sys(&s.a.control->heartbeat, s.heartbeat);
-                if (handled == 0) rk_publish_clock(s);
-                last_beat = now;
+            idle_passes = handled != 0 ? 0u : idle_passes + 1u;
+            if (pass % RK_CLOCK_EVERY == 0u || (handled == 0 && idle_passes % 16u == 0u)) {
+                rk_u64 now = rk_globaltimer();
+                if (now - last_beat >= s.a.heartbeat_ns) {
+                    s.heartbeat += 1u;
+                    rk_st_relaxed_sys(&s.a.control->heartbeat, s.heartbeat);
+                    if (handled == 0) rk_publish_clock(s);
+                    last_beat = now;
+                }
             }
-            if (handled == 0 && now - idle_since > RK_IDLE_SPIN_NS) __nanosleep(2000);
+            if (idle_passes > RK_IDLE_SPIN_PASSES) __nanosleep(2000);
         }
         __syncthreads();
     }
@@ -405,7 +383,7 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
     while (true) {
         if (threadIdx.x == 0) tail = rk_ld_acquire_sys(&s.a.control->input_tail);
         __syncthreads();
-        rk_u32 handled = rk_drain_input(s, tail, 0u);
+        rk_u32 handled = rk_drain_input(s, tail);
         if (!s.failed) handled += rk_drain_inbox(s);
         if (handled != 0 || s.pending_outputs != 0) rk_publish(s);
         if (s.failed) {

@@ -266,7 +266,7 @@ struct RkActor {
     rk_u32 control_sequence, active, terminate;
     rk_u32 hlc_sequence;
     rk_u32 dirty;             // counters changed and not yet published
-    RkTimestamp max_taken;    // the latest timestamp of a message taken from the input ring
+    rk_u32 route_cache_valid, route_cache_by_name, route_cache_key, route_cache_index;
     rk_u32 failed;
     rk_u32 result;            // broadcast slot for block-cooperative calls
 };
@@ -423,9 +423,23 @@ __device__ __noinline__ RkRoute* rk_route_enter(RkActor& s, const char* name, rk
     __shared__ rk_u32 candidate;
     __shared__ RkRoute* entered;
     rk_u32 hash = name ? rk_fnv1a(name, name_len) : 0u;
-    if (threadIdx.x == 0) { candidate = 0xFFFFFFFFu; entered = nullptr; }
+    rk_u32 key = name ? hash : number;
+    if (threadIdx.x == 0) {
+        candidate = 0xFFFFFFFFu;
+        entered = nullptr;
+        // The last destination first: a stream of sends to one actor skips the scan.
+        if (s.route_cache_valid && s.route_cache_by_name == (name != nullptr) && s.route_cache_key == key) {
+            RkRoute* r = &s.a.routes[s.route_cache_index];
+            bool same = rk_ld_relaxed_gpu(&r->alive) == 1u &&
+                        (name ? (rk_ld_relaxed_gpu(&r->name_hash) == hash && rk_ld_relaxed_gpu(&r->name_len) == name_len)
+                              : rk_ld_relaxed_gpu(&r->number) == number);
+            if (same) candidate = s.route_cache_index;
+        }
+    }
     __syncthreads();
-    for (rk_u32 i = threadIdx.x; i < RK_ROUTE_CAPACITY; i += blockDim.x) {
+    bool cached = candidate != 0xFFFFFFFFu;
+    __syncthreads();
+    for (rk_u32 i = threadIdx.x; !cached && i < RK_ROUTE_CAPACITY; i += blockDim.x) {
         RkRoute* r = &s.a.routes[i];
         if (rk_ld_relaxed_gpu(&r->alive) != 1u) continue;
         bool match = name ? (rk_ld_relaxed_gpu(&r->name_hash) == hash && rk_ld_relaxed_gpu(&r->name_len) == name_len)
@@ -441,8 +455,20 @@ __device__ __noinline__ RkRoute* rk_route_enter(RkActor& s, const char* name, rk
             // Dekker with the owner's final drain: announce, then check that it still accepts.
             rk_add_gpu(&r->in_flight, 1u);
             rk_fence_sc_gpu();
-            if (rk_ld_relaxed_gpu(&r->alive) == 1u) entered = r;
-            else rk_add_gpu(&r->in_flight, 0xFFFFFFFFu);
+            // Still alive, and still the same actor (the entry may have been reused meanwhile:
+            // numbers are never reused, names by a relaunch of the same kernel id only).
+            bool same = rk_ld_relaxed_gpu(&r->alive) == 1u &&
+                        (name ? (rk_ld_relaxed_gpu(&r->name_hash) == hash && rk_ld_relaxed_gpu(&r->name_len) == name_len)
+                              : rk_ld_relaxed_gpu(&r->number) == number);
+            if (same) {
+                entered = r;
+                s.route_cache_valid = 1u;
+                s.route_cache_by_name = name != nullptr;
+                s.route_cache_key = key;
+                s.route_cache_index = candidate;
+            } else {
+                rk_add_gpu(&r->in_flight, 0xFFFFFFFFu);
+            }
         }
     }
     __syncthreads();
