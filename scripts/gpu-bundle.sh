@@ -67,6 +67,11 @@ step "bench --backend cuda (SM clock sampled every 500 ms into gpu_clocks.log)"
  echo $! > /tmp/rk_smi.pid)
 timeout 400 "$here/ringkernel" bench --backend cuda --repeats ${REPEATS:-5} --rounds 20000 --messages 2000000 \
   --actors ${ACTORS:-8} --json "$out/cuda-h100.json" || status=1
+if [ -n "${ALSO_BLOCK_SIZE:-}" ]; then
+  step "bench --backend cuda, actor blocks of $ALSO_BLOCK_SIZE threads"
+  timeout 300 "$here/ringkernel" bench --backend cuda --repeats ${REPEATS:-5} --rounds 20000 --messages 2000000 \
+    --actors ${ACTORS:-8} --block-size "$ALSO_BLOCK_SIZE" --json "$out/cuda-h100-block$ALSO_BLOCK_SIZE.json" || status=1
+fi
 kill "$(cat /tmp/rk_smi.pid)" 2>/dev/null || true
 echo "SM clock while the bench ran (MHz): $(awk -F', ' 'NR>1 {print $2}' "$out/gpu_clocks.log" | sort | uniq -c | sort -rn | head -5 | tr '\n' ';')"
 echo "exit status $status"

@@ -31,6 +31,9 @@ pub(crate) struct BenchArgs {
     /// Writes the results as JSON to this path.
     #[arg(long)]
     pub(crate) json: Option<String>,
+    /// CUDA: threads per actor block (a multiple of 32).
+    #[arg(long, default_value_t = 128)]
+    pub(crate) block_size: u32,
     /// GPU backends: streaming actors, one host thread each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(crate) actors: u32,

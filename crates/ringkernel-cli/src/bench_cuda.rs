@@ -219,13 +219,14 @@ fn k2k_round_trips(tokio: &tokio::runtime::Runtime, ping: &KernelHandle) -> Resu
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = CudaRuntime::new(registry()?)?;
+    let config = ringkernel::CudaConfig { block_size: args.block_size, ..ringkernel::CudaConfig::default() };
+    let runtime = CudaRuntime::with_config(registry()?, config)?;
     let device = runtime.device().clone();
     eprintln!("cuda bench on {device}");
     let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let mut floor = runtime.floor()?;
     let rounds = args.rounds.min(20_000);
-    let active = LaunchOptions::default().with_auto_activate(true);
+    let active = LaunchOptions::default().with_auto_activate(true).with_block_size(args.block_size);
     let (echo, streamers, ping) = tokio.block_on(async {
         let echo = runtime.launch("echo", active.clone().with_slot_payload_bytes(PAYLOAD as u32)).await?;
         let mut streamers = Vec::new();
@@ -279,7 +280,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (c50, c99) = call.medians();
     let (k50, k99) = k2k.medians();
     let rate = median(&mut rates.clone());
-    println!("{} repeats of {rounds} round trips, medians; {device}", args.repeats);
+    println!(
+        "{} repeats of {rounds} round trips, medians; {device}; actor blocks of {} threads",
+        args.repeats, args.block_size
+    );
     println!("{:<52} {:>10} {:>8} {:>10} {:>8}", "round trip", "p50", "x floor", "p99", "x floor");
     let row = |name: &str, p50: f64, p99: f64| {
         println!("{name:<52} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", p50, p50 / f50, p99, p99 / f99)
@@ -317,6 +321,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "roundtrip_speedup_over_offload_graph_p50": o50 / c50,
             "stream_msgs_per_s": rate,
             "stream_actors": args.actors,
+            "block_size": args.block_size,
             "stream_payload_bytes": PAYLOAD,
             "stream_batch": STREAM_BATCH,
             "k2k_roundtrip_p50_ns": k50, "k2k_roundtrip_p99_ns": k99,
