@@ -67,6 +67,11 @@ step "bench --backend cuda (SM clock sampled every 500 ms into gpu_clocks.log)"
  echo $! > /tmp/rk_smi.pid)
 timeout 400 "$here/ringkernel" bench --backend cuda --repeats ${REPEATS:-5} --rounds 20000 --messages 2000000 \
   --actors ${ACTORS:-8} --json "$out/cuda-h100.json" || status=1
+if [ -n "${PROFILE_RUN:-}" ]; then
+  step "bench --backend cuda with the device phase profile (RK_PROFILE; slower, for the breakdown only)"
+  RINGKERNEL_PROFILE=1 timeout 300 "$here/ringkernel" bench --backend cuda --repeats 3 --rounds 20000 --messages 500000 \
+    --actors ${ACTORS:-8} --json "$out/cuda-h100-profile.json" || status=1
+fi
 if [ -n "${ALSO_BLOCK_SIZE:-}" ]; then
   step "bench --backend cuda, actor blocks of $ALSO_BLOCK_SIZE threads"
   timeout 300 "$here/ringkernel" bench --backend cuda --repeats ${REPEATS:-5} --rounds 20000 --messages 2000000 \

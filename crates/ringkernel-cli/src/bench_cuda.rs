@@ -219,7 +219,8 @@ fn k2k_round_trips(tokio: &tokio::runtime::Runtime, ping: &KernelHandle) -> Resu
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ringkernel::CudaConfig { block_size: args.block_size, ..ringkernel::CudaConfig::default() };
+    let profile = std::env::var_os("RINGKERNEL_PROFILE").is_some();
+    let config = ringkernel::CudaConfig { block_size: args.block_size, profile, ..ringkernel::CudaConfig::default() };
     let runtime = CudaRuntime::with_config(registry()?, config)?;
     let device = runtime.device().clone();
     eprintln!("cuda bench on {device}");
@@ -270,6 +271,27 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("repeat {}/{} done", repeat + 1, args.repeats);
     }
     let metrics = echo.metrics();
+    if profile {
+        // Cycles per message in each phase, converted at the peak SM clock (the clock sat at its
+        // peak in every sample of the runs recorded in BENCHMARKS.md).
+        let ghz = f64::from(device.clock_khz) / 1e6;
+        for (name, id) in [("echo (call round trips)", "echo"), ("k2k_ping", "k2k_ping")] {
+            if let Some(p) = runtime.profile(&id.into()) {
+                let n = p[6].max(1) as f64;
+                let ns = |c: u64| c as f64 / n / ghz;
+                println!(
+                    "device profile, {name}, {} messages, ns per message: poll {:.0}, read {:.0}, check {:.0}, handler {:.0} (K2K sends {:.0}), publish {:.0}",
+                    p[6],
+                    ns(p[0]),
+                    ns(p[1]),
+                    ns(p[2]),
+                    ns(p[3]),
+                    ns(p[5]),
+                    ns(p[4])
+                );
+            }
+        }
+    }
     tokio.block_on(runtime.shutdown())?;
     drop(floor);
 

@@ -47,6 +47,8 @@ pub struct DeviceInfo {
     pub memory_bytes: usize,
     /// Driver API version (`13000` for CUDA 13.0).
     pub driver_version: i32,
+    /// Peak SM clock in kHz.
+    pub clock_khz: i32,
 }
 
 impl std::fmt::Display for DeviceInfo {
@@ -140,6 +142,7 @@ pub fn probe(ordinal: i32) -> Result<DeviceInfo> {
                 attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR),
             ),
             multiprocessors: attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
+            clock_khz: attribute(CU_DEVICE_ATTRIBUTE_CLOCK_RATE),
             memory_bytes,
             driver_version,
         })

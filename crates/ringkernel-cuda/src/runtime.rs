@@ -58,6 +58,9 @@ pub struct CudaConfig {
     /// Threads of every actor block (`LaunchOptions::block_size` must equal it): a multiple of 32
     /// from 32 to 1024. Default 128.
     pub block_size: u32,
+    /// Compile the actor loop with `RK_PROFILE`: each actor adds up the SM cycles of each phase of
+    /// its message path, read with [`CudaRuntime::profile`]. For measurements; off by default.
+    pub profile: bool,
     /// Actor slots of the resident pool: how many actors run at once (at most 256). Every slot
     /// is a block that stays resident for the runtime's life; the runtime refuses to start if
     /// the GPU cannot hold them all at once. Default 128.
@@ -75,6 +78,7 @@ impl Default for CudaConfig {
             read_message_ids: false,
             start_timeout: Duration::from_secs(10),
             block_size: 128,
+            profile: false,
             actor_slots: 128,
         }
     }
@@ -104,6 +108,7 @@ type Kinds = HashMap<String, std::result::Result<u32, RingKernelError>>;
 
 /// A running actor (or one that ended and is not yet tidied up), as the monitor sees it.
 struct Track {
+    id: KernelId,
     slot: usize,
     /// Device memory: state, inbox, scratch.
     buffers: [u64; 3],
@@ -222,6 +227,7 @@ fn unavailable(reason: String) -> RingKernelError {
 fn compile_pool(
     registry: &KernelRegistry,
     threads: u32,
+    profile: bool,
     arch: &'static str,
 ) -> Result<(Arc<cudarc::nvrtc::Ptx>, Kinds)> {
     let mut kernels: Vec<(String, String)> = registry
@@ -231,7 +237,8 @@ fn compile_pool(
     let mut failed = HashMap::new();
     loop {
         let pairs: Vec<(&str, &str)> = kernels.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
-        let source = format!("#define RK_THREADS {threads}\n{}", pool_source(&pairs));
+        let defines = if profile { "#define RK_PROFILE 1\n" } else { "" };
+        let source = format!("{defines}#define RK_THREADS {threads}\n{}", pool_source(&pairs));
         match compile("ringkernel_pool", &source, arch) {
             Ok(ptx) => {
                 let mut kinds: Kinds = failed;
@@ -322,7 +329,7 @@ impl CudaRuntime {
         context.bind().map_err(unavailable)?;
         let (major, minor) = context.info().compute_capability;
         let arch = arch_name(major, minor);
-        let (ptx, kinds) = compile_pool(&registry, threads, arch)?;
+        let (ptx, kinds) = compile_pool(&registry, threads, config.profile, arch)?;
         let module = Module::load(&context, &ptx).map_err(unavailable)?;
         let pool_function = module.function("rk_pool_main").map_err(unavailable)?;
         let probes_ptx = compile("ringkernel_probes", PROBES, arch)?;
@@ -453,6 +460,30 @@ impl CudaRuntime {
     /// Actor slots of the pool (how many actors can run at once).
     pub fn actor_slots(&self) -> usize {
         self.inner.watch.pool.capacity
+    }
+
+    /// With [`CudaConfig::profile`]: the SM cycles a running actor has spent, summed over its
+    /// messages from the host, in each phase of its message path — `[poll, read, check, handler,
+    /// publish, k2k_send, messages]` (the poll that found the message; the batch read over the bus;
+    /// validation and stamping; the handler, replies included; the publish behind a system fence;
+    /// all of its K2K sends; the count of messages, from the host and over K2K). `None` for an
+    /// actor not running; without
+    /// profiling, all zero.
+    pub fn profile(&self, kernel: &KernelId) -> Option<[u64; 7]> {
+        let watch = &self.inner.watch;
+        let tracks = lock(&watch.tracks);
+        let track = tracks.iter().find(|track| &track.id == kernel)?;
+        let mut out = [0u64; 7];
+        for (i, value) in out.iter_mut().enumerate() {
+            // SAFETY: the slot's reserved words (bytes 8..64) hold 7 u64 the actor writes; read
+            // volatile (the device writes them), aligned to 8.
+            *value = unsafe {
+                std::ptr::read_volatile(
+                    watch.pool.slots.as_ptr().add(track.slot * SLOT_BYTES + 8 + 8 * i).cast::<u64>(),
+                )
+            };
+        }
+        Some(out)
     }
 
     /// The floor probes in this runtime's context (for benchmarks).
@@ -799,6 +830,7 @@ impl Inner {
             name: name_field,
         };
         lock(&self.watch.tracks).push(Track {
+            id: id.clone(),
             slot,
             buffers,
             inbox_mirror: inbox_mirror as usize,

@@ -83,6 +83,10 @@ fn the_whole_suite_compiles_as_one_pool_module() {
     let source = format!("#define RK_THREADS 128\n{}", pool_source(&kernels));
     let ptx = compile("pool", &source, "sm_90").unwrap_or_else(|e| panic!("the suite's pool module: {e}")).to_src();
     assert!(ptx.contains(".entry rk_pool_main"));
+    // And with the phase profile compiled in (CudaConfig::profile).
+    let profiled = format!("#define RK_PROFILE 1\n{source}");
+    let ptx = compile("pool", &profiled, "sm_90").unwrap_or_else(|e| panic!("the profiled pool module: {e}")).to_src();
+    assert!(ptx.contains(".entry rk_pool_main"));
     assert_eq!(kernels.len(), 10);
 }
 

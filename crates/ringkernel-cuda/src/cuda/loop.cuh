@@ -73,6 +73,10 @@ __device__ __noinline__ rk_u32 rk_check(const MessageHeader* h, const unsigned c
 
 // Validates, stamps and handles one message whose copy starts at `copy`. Block-cooperative.
 __device__ __noinline__ void rk_handle_copy(RkActor& s, unsigned char* copy, rk_u32 capacity) {
+    RK_PROF_T(t_check);
+#ifdef RK_PROFILE
+    if (threadIdx.x == 0) s.prof[6] += 1u;
+#endif
     RkContext& ctx = rk_ctx;
     const MessageHeader* h = reinterpret_cast<const MessageHeader*>(copy);
     __shared__ rk_u32 verdict;
@@ -120,8 +124,11 @@ __device__ __noinline__ void rk_handle_copy(RkActor& s, unsigned char* copy, rk_
         s.processed += 1u;
     }
     __syncthreads();
+    RK_PROF_ADD(2, t_check);
+    RK_PROF_T(t_handler);
     rk_dispatch(s.a.kind, ctx);
     __syncthreads();
+    RK_PROF_ADD(3, t_handler);
     rk_u32 outcome = ctx.outcome;
     if (outcome != RK_OK) {
         rk_count_error(s, outcome, false);
@@ -159,6 +166,7 @@ __device__ __forceinline__ void rk_read_chunk(RkActor& s, rk_u32 index, rk_u32 m
 }
 
 __device__ __noinline__ rk_u32 rk_drain_input(RkActor& s, rk_u32 tail) {
+    RK_PROF_T(t_read);
     __shared__ rk_u32 count;
     if (threadIdx.x == 0) {
         rk_u32 available = tail - s.in_head;
@@ -179,6 +187,7 @@ __device__ __noinline__ rk_u32 rk_drain_input(RkActor& s, rk_u32 tail) {
         if (m < n) rk_read_chunk(s, first + m, m, chunk);
     }
     __syncthreads();
+    RK_PROF_ADD(1, t_read);
     for (rk_u32 m = 0; m < n; ++m) {
         unsigned char* copy = s.a.scratch + (size_t)m * slot_bytes;
         rk_u32 payload = reinterpret_cast<const MessageHeader*>(copy)->payload_bytes;
@@ -287,6 +296,8 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
         s.failed = 0u;
         s.dirty = 0u;
         s.route_cache_valid = 0u;
+        s.slot = reinterpret_cast<RkSlot*>(reinterpret_cast<unsigned char*>(const_cast<RkArgs*>(&args)) - 64);
+        for (int i = 0; i < 7; ++i) s.prof[i] = 0u;
         // Publish the route: K2K senders find this actor from here on.
         RkRoute* r = &args.routes[args.route_index];
         r->number = args.number;
@@ -316,6 +327,7 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
     __shared__ rk_u32 poll_host, publish_now;
     if (threadIdx.x == 0) tail = 0;
     while (true) {
+        RK_PROF_T(t_pass);
         if (threadIdx.x == 0) {
             pass += 1u;
             poll_host = (hot_passes == 0u || pass % RK_HOST_POLL_EVERY == 0u) ? 1u : 0u;
@@ -330,6 +342,7 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
             rk_poll_control(s, sequence);
         }
         __syncthreads();
+        RK_PROF_T(t_polled);
         if (s.terminate != RK_TERMINATE_NONE) break;
         rk_u32 handled = 0, from_host = 0;
         if (s.active) {
@@ -356,7 +369,12 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
             }
         }
         __syncthreads();
+#ifdef RK_PROFILE
+        if (from_host != 0 && threadIdx.x == 0) s.prof[0] += (rk_u64)(t_polled - t_pass);
+#endif
+        RK_PROF_T(t_publish);
         if (publish_now) rk_publish(s);
+        if (publish_now) RK_PROF_ADD(4, t_publish);
         if (s.failed) {
             rk_leave_routes(s);
             rk_stop(s, RK_FAILED);

@@ -267,9 +267,21 @@ struct RkActor {
     rk_u32 hlc_sequence;
     rk_u32 dirty;             // counters changed and not yet published
     rk_u32 route_cache_valid, route_cache_by_name, route_cache_key, route_cache_index;
+    RkSlot* slot;             // this actor's pool slot
+    rk_u64 prof[7];           // RK_PROFILE: cycles per phase (poll, read, check, handler, publish, k2k send) and messages
     rk_u32 failed;
     rk_u32 result;            // broadcast slot for block-cooperative calls
 };
+
+// RK_PROFILE (CudaConfig::profile): thread 0 adds the SM cycles of each phase of the message path
+// to s.prof, published into the pool slot's reserved words with every flush.
+#ifdef RK_PROFILE
+#define RK_PROF_T(var) long long var = clock64()
+#define RK_PROF_ADD(i, since) do { if (threadIdx.x == 0) rk_actor_state.prof[i] += (rk_u64)(clock64() - (since)); } while (0)
+#else
+#define RK_PROF_T(var)
+#define RK_PROF_ADD(i, since) do { } while (0)
+#endif
 
 __device__ __forceinline__ rk_u64 rk_wall_ns(const RkActor& s) {
     return (rk_u64)((long long)rk_globaltimer() + s.a.clock_offset_ns);
@@ -325,6 +337,9 @@ __device__ __noinline__ void rk_flush(RkActor& s) {
     rk_st_relaxed_sys(&c->error_count, s.errors + s.dropped_output);
     rk_st_relaxed_sys(&c->last_error, s.last_error);
     rk_st_relaxed_sys(&c->input_head, s.in_head);
+#ifdef RK_PROFILE
+    for (int i = 0; i < 7; ++i) reinterpret_cast<volatile rk_u64*>(&s.slot->reserved[0])[i] = s.prof[i];
+#endif
     __threadfence_system();
     rk_st_relaxed_sys(&c->output_tail, s.out_tail);
     s.pending_outputs = 0;
@@ -478,6 +493,7 @@ __device__ __noinline__ RkRoute* rk_route_enter(RkActor& s, const char* name, rk
 // Sends one message to another actor's inbox. Block-cooperative.
 __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const char* name, rk_u32 number, MessageHeader* h,
                               const unsigned char* data, rk_u32 len) {
+    RK_PROF_T(t_send);
     rk_u32 name_len = rk_strlen(name);
     __shared__ rk_u32 claimed, status;
     RkRoute* route = rk_route_enter(s, name, name_len, number);
@@ -547,6 +563,7 @@ __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const cha
         }
     }
     __syncthreads();
+    RK_PROF_ADD(5, t_send);
     return result;
 }
 
