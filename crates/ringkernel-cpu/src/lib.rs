@@ -39,9 +39,8 @@ mod actor;
 mod device;
 mod directory;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,11 +48,9 @@ use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::hlc::{HlcConfig, HybridClock};
 use ringkernel_core::memory::KernelMemory;
 use ringkernel_core::message::SlotBuffer;
-use ringkernel_core::runtime::{
-    Backend, KernelControl, KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime, RuntimeMetrics,
-};
+use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
 use ringkernel_core::spec::KernelRegistry;
-use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts};
+use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts, KernelTable};
 
 use actor::{Actor, ActorParts, Wakeups};
 use device::ActorThread;
@@ -117,10 +114,6 @@ impl CpuConfig {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The CPU backend's runtime.
 ///
 /// Dropping it without [`RingKernelRuntime::shutdown`] stops every kernel whose handles are all
@@ -129,11 +122,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct CpuRuntime {
     registry: KernelRegistry,
     config: CpuConfig,
-    kernels: Mutex<BTreeMap<KernelId, Arc<HostKernel>>>,
+    kernels: KernelTable,
     directory: Arc<Directory>,
     host_clock: Arc<HybridClock>,
     next_number: AtomicU32,
-    launched: AtomicU64,
 }
 
 impl CpuRuntime {
@@ -149,11 +141,10 @@ impl CpuRuntime {
         Self {
             registry,
             config,
-            kernels: Mutex::new(BTreeMap::new()),
+            kernels: KernelTable::new(),
             directory: Arc::default(),
             host_clock: Arc::new(host_clock),
             next_number: AtomicU32::new(1),
-            launched: AtomicU64::new(0),
         }
     }
 
@@ -249,57 +240,22 @@ impl RingKernelRuntime for CpuRuntime {
     }
 
     async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        let id = KernelId::from(kernel_id);
-        let mut kernels = lock(&self.kernels);
-        if let Some(existing) = kernels.get(&id)
-            && !existing.state().is_final()
-        {
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel_id",
-                reason: format!(
-                    "`{id}` is already running; terminate it first, or launch another instance as `{}#2`",
-                    id.spec_name()
-                ),
-            });
-        }
-        let kernel = self.start(id.clone(), &options)?;
-        kernels.insert(id, kernel.clone());
-        self.launched.fetch_add(1, Ordering::Relaxed);
-        Ok(KernelHandle::new(kernel))
+        self.kernels.launch(kernel_id, |id| self.start(id, &options))
     }
 
     fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
-        lock(&self.kernels).get(kernel_id).map(|kernel| KernelHandle::new(kernel.clone() as Arc<dyn KernelControl>))
+        self.kernels.get(kernel_id)
     }
 
     fn list_kernels(&self) -> Vec<KernelId> {
-        lock(&self.kernels).keys().cloned().collect()
+        self.kernels.ids()
     }
 
     fn metrics(&self) -> RuntimeMetrics {
-        let kernels: Vec<Arc<HostKernel>> = lock(&self.kernels).values().cloned().collect();
-        let mut totals =
-            RuntimeMetrics { kernels_launched: self.launched.load(Ordering::Relaxed), ..Default::default() };
-        for kernel in kernels {
-            let metrics = kernel.metrics();
-            totals.kernels_active += u64::from(kernel.state() == KernelState::Active);
-            totals.messages_sent += metrics.messages_sent;
-            totals.messages_processed += metrics.messages_processed;
-            totals.messages_rejected += metrics.messages_rejected;
-            totals.errors += metrics.errors;
-        }
-        totals
+        self.kernels.metrics()
     }
 
     async fn shutdown(&self) -> Result<()> {
-        let kernels: Vec<Arc<HostKernel>> = lock(&self.kernels).values().cloned().collect();
-        // Ask every kernel first so that they drain in parallel, then wait for each.
-        for kernel in &kernels {
-            kernel.request_terminate();
-        }
-        for kernel in kernels {
-            kernel.terminate().await?;
-        }
-        Ok(())
+        self.kernels.shutdown().await
     }
 }

@@ -94,36 +94,37 @@ impl Floor {
         }
     }
 
-    /// Empty kernel launch + stream sync, nanoseconds each.
-    pub fn launch_round_trips(&mut self, rounds: usize) -> Result<Vec<u64>> {
+    /// Enqueues the empty kernel on the stream (or records it, while capturing).
+    fn launch_empty(&self) -> std::result::Result<(), String> {
+        let (function, stream) = (self.empty, self.stream);
+        // SAFETY: a kernel without parameters on our own stream.
+        let r = unsafe {
+            sys::cuLaunchKernel(function, 1, 1, 1, 32, 1, 1, 0, stream, std::ptr::null_mut(), std::ptr::null_mut())
+        };
+        check(r, "cuLaunchKernel")
+    }
+
+    /// Nanoseconds of each of `rounds` times `enqueue` + a sync of the stream.
+    fn time_synced(
+        &self,
+        rounds: usize,
+        enqueue: impl Fn(&Self) -> std::result::Result<(), String>,
+    ) -> Result<Vec<u64>> {
         self.context.bind().map_err(unavailable)?;
         let mut times = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             let start = Instant::now();
-            // SAFETY: a kernel without parameters on our own stream.
-            unsafe {
-                check(
-                    sys::cuLaunchKernel(
-                        self.empty,
-                        1,
-                        1,
-                        1,
-                        32,
-                        1,
-                        1,
-                        0,
-                        self.stream,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                    ),
-                    "cuLaunchKernel",
-                )
-                .and_then(|()| check(sys::cuStreamSynchronize(self.stream), "cuStreamSynchronize"))
-                .map_err(unavailable)?;
-            }
+            enqueue(self).map_err(unavailable)?;
+            // SAFETY: waits for our own stream only.
+            check(unsafe { sys::cuStreamSynchronize(self.stream) }, "cuStreamSynchronize").map_err(unavailable)?;
             times.push(start.elapsed().as_nanos() as u64);
         }
         Ok(times)
+    }
+
+    /// Empty kernel launch + stream sync, nanoseconds each.
+    pub fn launch_round_trips(&mut self, rounds: usize) -> Result<Vec<u64>> {
+        self.time_synced(rounds, Self::launch_empty)
     }
 
     /// Captures `record` on the stream into an executable graph.
@@ -149,47 +150,19 @@ impl Floor {
     }
 
     fn graph_round_trips(&mut self, exec: sys::CUgraphExec, rounds: usize) -> Result<Vec<u64>> {
-        let mut times = Vec::with_capacity(rounds);
-        for _ in 0..rounds {
-            let start = Instant::now();
-            // SAFETY: an instantiated graph on our own stream.
-            unsafe {
-                check(sys::cuGraphLaunch(exec, self.stream), "cuGraphLaunch")
-                    .and_then(|()| check(sys::cuStreamSynchronize(self.stream), "cuStreamSynchronize"))
-                    .map_err(unavailable)?;
-            }
-            times.push(start.elapsed().as_nanos() as u64);
-        }
+        // SAFETY: an instantiated graph on our own stream.
+        let times =
+            self.time_synced(rounds, |floor| check(unsafe { sys::cuGraphLaunch(exec, floor.stream) }, "cuGraphLaunch"));
         // SAFETY: no launch of it is pending any more.
         unsafe {
             let _ = sys::cuGraphExecDestroy(exec);
         }
-        Ok(times)
+        times
     }
 
     /// A one-node CUDA Graph (the empty kernel) launched + synced, nanoseconds each.
     pub fn graph_launch_round_trips(&mut self, rounds: usize) -> Result<Vec<u64>> {
-        let exec = self.capture(|floor| {
-            // SAFETY: recorded into the capture, not run.
-            check(
-                unsafe {
-                    sys::cuLaunchKernel(
-                        floor.empty,
-                        1,
-                        1,
-                        1,
-                        32,
-                        1,
-                        1,
-                        0,
-                        floor.stream,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                    )
-                },
-                "cuLaunchKernel",
-            )
-        })?;
+        let exec = self.capture(Self::launch_empty)?;
         self.graph_round_trips(exec, rounds)
     }
 

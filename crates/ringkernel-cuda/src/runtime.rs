@@ -1,8 +1,8 @@
 //! [`CudaRuntime`]: a resident pool of actor blocks, the monitor that watches it, and launches that
 //! hand each kernel's host half to the engine.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,11 +14,9 @@ use ringkernel_core::hlc::{HlcConfig, HybridClock};
 use ringkernel_core::layout::termination;
 use ringkernel_core::memory::KernelMemory;
 use ringkernel_core::region::Region;
-use ringkernel_core::runtime::{
-    Backend, KernelControl, KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime, RuntimeMetrics,
-};
+use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
 use ringkernel_core::spec::KernelRegistry;
-use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts};
+use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts, KernelTable};
 
 use crate::actor::{ActorShared, CudaActor, NAME_BYTES, RkArgs, fnv1a};
 use crate::compile::{PROBES, arch_name, compile, pool_source};
@@ -166,10 +164,9 @@ struct Inner {
     context: Arc<Context>,
     registry: KernelRegistry,
     config: CudaConfig,
-    kernels: Mutex<BTreeMap<KernelId, Arc<HostKernel>>>,
+    kernels: KernelTable,
     host_clock: Arc<HybridClock>,
     next_number: AtomicU32,
-    launched: AtomicU64,
     /// Device memory: MAX_ACTORS route entries (entry = slot).
     routes: u64,
     /// Each registered kernel's handler index in the pool module, or its compile error.
@@ -403,10 +400,9 @@ impl CudaRuntime {
             context: context.clone(),
             registry,
             config,
-            kernels: Mutex::new(BTreeMap::new()),
+            kernels: KernelTable::new(),
             host_clock: Arc::new(host_clock),
             next_number: AtomicU32::new(1),
-            launched: AtomicU64::new(0),
             routes,
             kinds,
             _module: module,
@@ -878,59 +874,22 @@ impl RingKernelRuntime for CudaRuntime {
     }
 
     async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        let id = KernelId::from(kernel_id);
-        let inner = &self.inner;
-        let mut kernels = lock(&inner.kernels);
-        if let Some(existing) = kernels.get(&id)
-            && !existing.state().is_final()
-        {
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel_id",
-                reason: format!(
-                    "`{id}` is already running; terminate it first, or launch another instance as `{}#2`",
-                    id.spec_name()
-                ),
-            });
-        }
-        let kernel = inner.start(id.clone(), &options)?;
-        kernels.insert(id, kernel.clone());
-        inner.launched.fetch_add(1, Ordering::Relaxed);
-        Ok(KernelHandle::new(kernel))
+        self.inner.kernels.launch(kernel_id, |id| self.inner.start(id, &options))
     }
 
     fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
-        lock(&self.inner.kernels)
-            .get(kernel_id)
-            .map(|kernel| KernelHandle::new(kernel.clone() as Arc<dyn KernelControl>))
+        self.inner.kernels.get(kernel_id)
     }
 
     fn list_kernels(&self) -> Vec<KernelId> {
-        lock(&self.inner.kernels).keys().cloned().collect()
+        self.inner.kernels.ids()
     }
 
     fn metrics(&self) -> RuntimeMetrics {
-        let kernels: Vec<Arc<HostKernel>> = lock(&self.inner.kernels).values().cloned().collect();
-        let mut totals =
-            RuntimeMetrics { kernels_launched: self.inner.launched.load(Ordering::Relaxed), ..Default::default() };
-        for kernel in kernels {
-            let metrics = kernel.metrics();
-            totals.kernels_active += u64::from(kernel.state() == KernelState::Active);
-            totals.messages_sent += metrics.messages_sent;
-            totals.messages_processed += metrics.messages_processed;
-            totals.messages_rejected += metrics.messages_rejected;
-            totals.errors += metrics.errors;
-        }
-        totals
+        self.inner.kernels.metrics()
     }
 
     async fn shutdown(&self) -> Result<()> {
-        let kernels: Vec<Arc<HostKernel>> = lock(&self.inner.kernels).values().cloned().collect();
-        for kernel in &kernels {
-            kernel.request_terminate();
-        }
-        for kernel in kernels {
-            kernel.terminate().await?;
-        }
-        Ok(())
+        self.inner.kernels.shutdown().await
     }
 }

@@ -21,7 +21,9 @@
 
 mod device;
 mod engine;
+mod table;
 mod wait;
 
 pub use device::{Device, Doorbell};
 pub use engine::{HostConfig, HostKernel, KernelParts};
+pub use table::KernelTable;
