@@ -60,6 +60,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.backend == Backend::Cuda {
         return crate::bench_cuda::run(&args);
     }
+    if args.backend == Backend::Wgpu {
+        return crate::bench_wgpu::run(&args);
+    }
     let bench = EchoBench::new(args.backend, args.capacity)?;
     let backend = bench.backend();
     eprintln!("backend {backend}; warming up");

@@ -114,7 +114,11 @@ impl Latency {
     }
 }
 
-fn call_round_trips(tokio: &tokio::runtime::Runtime, echo: &KernelHandle, rounds: usize) -> Result<Vec<u64>> {
+pub(crate) fn call_round_trips(
+    tokio: &tokio::runtime::Runtime,
+    echo: &KernelHandle,
+    rounds: usize,
+) -> Result<Vec<u64>> {
     tokio.block_on(async {
         let mut times = Vec::with_capacity(rounds);
         let mut payload = [0u8; PAYLOAD];
@@ -137,7 +141,7 @@ fn call_round_trips(tokio: &tokio::runtime::Runtime, echo: &KernelHandle, rounds
 
 /// Streams `per_actor` 64-byte messages through each actor, one host thread per actor, zero-copy
 /// batches of 64; returns messages per second over all of them.
-fn stream(actors: &[KernelHandle], per_actor: u64, window: u64) -> Result<f64> {
+pub(crate) fn stream(actors: &[KernelHandle], per_actor: u64, window: u64) -> Result<f64> {
     let barrier = Arc::new(Barrier::new(actors.len() + 1));
     let threads: Vec<_> = actors
         .iter()

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_cuda;
+mod bench_wgpu;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,19 @@ fn info() {
                 Ok(device) => println!("  {:<6} available   {device}", backend.name()),
                 Err(error) => println!("  {:<6} unavailable: {error}", backend.name()),
             },
+            Ok(()) if backend == Backend::Wgpu => {
+                match ringkernel::WgpuRuntime::probe(ringkernel::WgpuConfig::default().backends) {
+                    Ok(a) => println!(
+                        "  {:<6} available   {} ({:?}, {:?}, {})",
+                        backend.name(),
+                        a.name,
+                        a.backend,
+                        a.device_type,
+                        a.driver
+                    ),
+                    Err(error) => println!("  {:<6} unavailable: {error}", backend.name()),
+                }
+            }
             Ok(()) => println!("  {:<6} available", backend.name()),
             Err(reason) => println!("  {:<6} unavailable: {reason}", backend.name()),
         }

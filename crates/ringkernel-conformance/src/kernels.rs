@@ -207,6 +207,141 @@ __device__ void rk_handle(RkContext& ctx) {
 "#;
 }
 
+/// WGSL versions of the suite's kernels (the `wgpu`/`metal` handler ABI in `ringkernel-wgpu`),
+/// beside the CPU closures below. Constants they use are prepended by [`wgsl_source`].
+pub mod wgsl {
+    /// Echoes; fails the actor on the payload `panic` (the CPU kernel panics).
+    pub const PANICKER: &str = r#"
+fn rk_handle() {
+    if (rk_payload_is("panic")) {
+        rk_fail("handler failed: asked to panic");
+        return;
+    }
+    if (rk_reply(rk_message_type(), rk_out_payload()) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// Echoes; refuses the payload `bad` with a handler error.
+    pub const FALLIBLE: &str = r#"
+fn rk_handle() {
+    if (rk_payload_is("bad")) {
+        rk_error("refused payload \"bad\"");
+        return;
+    }
+    if (rk_reply(rk_message_type(), rk_out_payload()) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// Stage 1: records its timestamps, doubles the value, forwards to `stage2`.
+    pub const STAGE1: &str = r#"
+fn rk_handle() {
+    if (rk_payload_len() != 80u) {
+        rk_error("payload does not match the 80-byte PipelineRecord");
+        return;
+    }
+    let len = rk_out_payload();
+    rk_out_stamp(0u, rk_header_stamp());
+    rk_out_stamp(4u, rk_received_at());
+    let value = vec2<u32>(rk_payload_word(16u), rk_payload_word(17u));
+    let doubled = rk_add64(value, value);
+    rk_out_word(16u, doubled.x);
+    rk_out_word(17u, doubled.y);
+    if (rk_send_to("stage2", PIPELINE_RECORD_TYPE, len) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// Stage 2: refuses values at or above the limit, else records and emits to the host.
+    pub const STAGE2: &str = r#"
+fn rk_handle() {
+    if (rk_payload_len() != 80u) {
+        rk_error("payload does not match the 80-byte PipelineRecord");
+        return;
+    }
+    let value = vec2<u32>(rk_payload_word(16u), rk_payload_word(17u));
+    if (value.y != 0u || value.x >= STAGE2_LIMIT) {
+        rk_error("value is over the limit");
+        return;
+    }
+    let len = rk_out_payload();
+    rk_out_stamp(8u, rk_header_stamp());
+    rk_out_stamp(12u, rk_received_at());
+    let next = rk_add64(value, vec2<u32>(1u, 0u));
+    rk_out_word(16u, next.x);
+    rk_out_word(17u, next.y);
+    if (rk_emit(PIPELINE_RECORD_TYPE, len) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// Forwards to `sink` over K2K, then acknowledges with an empty reply.
+    pub const RELAY: &str = r#"
+fn rk_handle() {
+    if (rk_send_to("sink", rk_message_type(), rk_out_payload()) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+        return;
+    }
+    if (rk_reply(rk_message_type(), 0u) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// Emits every message to the host.
+    pub const SINK: &str = r#"
+fn rk_handle() {
+    if (rk_emit(rk_message_type(), rk_out_payload()) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// Emits a progress note, then replies with the payload.
+    pub const PROGRESS: &str = r#"
+fn rk_handle() {
+    if (rk_emit(PROGRESS_NOTE, rk_out_lit("working")) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+        return;
+    }
+    if (rk_reply(rk_message_type(), rk_out_payload()) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// Works a while (WGSL has no clock: a fixed amount of dependent arithmetic), then echoes.
+    pub const SLOW: &str = r#"
+fn rk_handle() {
+    var x = rk_payload_len() + 1u;
+    for (var i = 0u; i < SLOW_SPIN_ITERATIONS; i += 1u) {
+        x = x * 1664525u + 1013904223u;
+    }
+    rk_set_state_word(0u, x);
+    if (rk_reply(rk_message_type(), rk_out_payload()) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+}
+
+/// Iterations `slow`'s WGSL handler spins (it has no clock to wait on). Under 65 535: lavapipe cuts
+/// a loop nest there.
+pub const SLOW_SPIN_ITERATIONS: u32 = 60_000;
+
+/// A suite kernel's WGSL source: the constants it uses, then its handler.
+pub fn wgsl_source(handler: &str) -> String {
+    format!(
+        "const PIPELINE_RECORD_TYPE: u32 = 0x{PIPELINE_RECORD:08x}u;\nconst STAGE2_LIMIT: u32 = {STAGE2_LIMIT}u;\n\
+         const PROGRESS_NOTE: u32 = 0x{PROGRESS_NOTE:08x}u;\nconst SLOW_SPIN_ITERATIONS: u32 = {SLOW_SPIN_ITERATIONS}u;\n{handler}"
+    )
+}
+
 /// A suite kernel's CUDA C source: the constants it uses, then its handler.
 pub fn cuda_source(handler: &str) -> String {
     format!(
@@ -222,16 +357,20 @@ pub fn registry() -> KernelRegistry {
     let specs = [
         KernelSpec::new(PANICKER)
             .cuda(cuda_source(cuda::PANICKER))
+            .wgsl(wgsl_source(wgsl::PANICKER))
             .cpu(echo_unless(b"panic", || panic!("asked to panic"))),
-        KernelSpec::new(FALLIBLE).cuda(cuda_source(cuda::FALLIBLE)).cpu(echo_unless(b"bad", || {})),
-        KernelSpec::new(STAGE1).cuda(cuda_source(cuda::STAGE1)).cpu(|ctx| {
+        KernelSpec::new(FALLIBLE)
+            .cuda(cuda_source(cuda::FALLIBLE))
+            .wgsl(wgsl_source(wgsl::FALLIBLE))
+            .cpu(echo_unless(b"bad", || {})),
+        KernelSpec::new(STAGE1).cuda(cuda_source(cuda::STAGE1)).wgsl(wgsl_source(wgsl::STAGE1)).cpu(|ctx| {
             let mut record: PipelineRecord = ctx.payload_as()?;
             record.host_sent = ctx.header().timestamp();
             record.stage1_received = ctx.received_at();
             record.value *= 2;
             Ok(ctx.send_to(&KernelId::from(STAGE2), PIPELINE_RECORD, bytemuck::bytes_of(&record))?)
         }),
-        KernelSpec::new(STAGE2).cuda(cuda_source(cuda::STAGE2)).cpu(|ctx| {
+        KernelSpec::new(STAGE2).cuda(cuda_source(cuda::STAGE2)).wgsl(wgsl_source(wgsl::STAGE2)).cpu(|ctx| {
             let mut record: PipelineRecord = ctx.payload_as()?;
             if record.value >= STAGE2_LIMIT {
                 return Err(HandlerError(format!("value {} is over the limit", record.value)));
@@ -241,21 +380,21 @@ pub fn registry() -> KernelRegistry {
             record.value += 1;
             Ok(ctx.emit(PIPELINE_RECORD, bytemuck::bytes_of(&record))?)
         }),
-        KernelSpec::new(RELAY).cuda(cuda_source(cuda::RELAY)).cpu(|ctx| {
+        KernelSpec::new(RELAY).cuda(cuda_source(cuda::RELAY)).wgsl(wgsl_source(wgsl::RELAY)).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             ctx.send_to(&KernelId::from(SINK), message_type, payload)?;
             Ok(ctx.reply(message_type, &[])?)
         }),
-        KernelSpec::new(SINK).cuda(cuda_source(cuda::SINK)).cpu(|ctx| {
+        KernelSpec::new(SINK).cuda(cuda_source(cuda::SINK)).wgsl(wgsl_source(wgsl::SINK)).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             Ok(ctx.emit(message_type, payload)?)
         }),
-        KernelSpec::new(PROGRESS).cuda(cuda_source(cuda::PROGRESS)).cpu(|ctx| {
+        KernelSpec::new(PROGRESS).cuda(cuda_source(cuda::PROGRESS)).wgsl(wgsl_source(wgsl::PROGRESS)).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             ctx.emit(PROGRESS_NOTE, b"working")?;
             Ok(ctx.reply(message_type, payload)?)
         }),
-        KernelSpec::new(SLOW).cuda(cuda_source(cuda::SLOW)).cpu(|ctx| {
+        KernelSpec::new(SLOW).cuda(cuda_source(cuda::SLOW)).wgsl(wgsl_source(wgsl::SLOW)).cpu(|ctx| {
             let start = std::time::Instant::now();
             while start.elapsed() < std::time::Duration::from_micros(SLOW_HANDLER_US) {
                 std::hint::spin_loop();

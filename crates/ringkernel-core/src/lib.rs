@@ -23,6 +23,7 @@ pub mod aligned;
 pub mod codegen;
 pub mod control;
 pub mod error;
+pub mod halo;
 pub mod handler;
 pub mod hlc;
 pub mod ids;

@@ -298,9 +298,46 @@ __device__ void rk_handle(RkContext& ctx) {
 }
 "#;
 
+    /// `echo` for the `wgpu` and `metal` backends (see the handler ABI in `ringkernel-wgpu`).
+    pub const ECHO_WGSL: &str = r#"
+fn rk_handle() {
+    let len = rk_out_payload();
+    if (rk_reply(rk_message_type(), len) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
+    /// `counter` for the `wgpu` and `metal` backends: the same checks and messages as the CPU
+    /// closure (the total is a `[low, high]` word pair).
+    pub const COUNTER_WGSL: &str = r#"
+fn rk_handle() {
+    if (rk_message_type() != 0xC001u) {
+        rk_error("counter accepts message type 0xc001");
+        return;
+    }
+    let len = rk_payload_len();
+    if (len % 8u != 0u) {
+        rk_error("counter payload must be whole u64 values");
+        return;
+    }
+    var total = vec2<u32>(rk_state_word(0u), rk_state_word(1u));
+    for (var i = 0u; i < len / 8u; i += 1u) {
+        total = rk_add64(total, vec2<u32>(rk_payload_word(2u * i), rk_payload_word(2u * i + 1u)));
+    }
+    rk_set_state_word(0u, total.x);
+    rk_set_state_word(1u, total.y);
+    rk_out_word(0u, total.x);
+    rk_out_word(1u, total.y);
+    if (rk_reply(0xC002u, 8u) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
     /// The `echo` kernel.
     pub fn echo() -> KernelSpec {
-        KernelSpec::new(ECHO).cuda(ECHO_CUDA).cpu(|ctx| {
+        KernelSpec::new(ECHO).cuda(ECHO_CUDA).wgsl(ECHO_WGSL).cpu(|ctx| {
             // The payload borrows the slot, not the context, so it can be sent as it is.
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             Ok(ctx.reply(message_type, payload)?)
@@ -309,7 +346,7 @@ __device__ void rk_handle(RkContext& ctx) {
 
     /// The `counter` kernel: state is the running total (`u64`, wrapping).
     pub fn counter() -> KernelSpec {
-        KernelSpec::new(COUNTER).with_state(0u64).cuda(COUNTER_CUDA).cpu(|ctx| {
+        KernelSpec::new(COUNTER).with_state(0u64).cuda(COUNTER_CUDA).wgsl(COUNTER_WGSL).cpu(|ctx| {
             if ctx.message_type() != COUNTER_ADD {
                 return Err(HandlerError(format!(
                     "counter accepts message type 0x{COUNTER_ADD:x}, got 0x{:x}",

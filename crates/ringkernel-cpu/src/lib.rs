@@ -38,6 +38,9 @@
 mod actor;
 mod device;
 mod directory;
+mod halo;
+
+pub use halo::CpuHaloExchange;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

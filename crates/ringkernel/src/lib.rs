@@ -52,6 +52,8 @@ pub use ringkernel_cuda::{CudaConfig, CudaRuntime, DeviceInfo as CudaDeviceInfo}
 pub use ringkernel_derive::RingMessage;
 /// The host engine every backend's kernels run on (for backend authors).
 pub use ringkernel_host as host;
+pub use ringkernel_metal::{MetalRuntime, is_metal_available};
+pub use ringkernel_wgpu::{UnifiedMemory, WgpuConfig, WgpuRuntime};
 
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
 use ringkernel_core::runtime::{Backend, RingKernelRuntime};
@@ -78,15 +80,28 @@ pub fn backend_status(backend: Backend) -> std::result::Result<(), String> {
             RingKernelError::BackendUnavailable(reason) => reason.trim_start_matches("cuda: ").to_string(),
             other => other.to_string(),
         }),
-        Backend::Wgpu => Err("the wgpu backend (event-driven dispatches) is not part of this build yet".into()),
+        Backend::Wgpu => WgpuRuntime::probe(WgpuConfig::default().backends).map(|_| ()).map_err(|error| match error {
+            RingKernelError::BackendUnavailable(reason) => reason,
+            other => other.to_string(),
+        }),
         Backend::Metal if !cfg!(target_vendor = "apple") => Err("Metal runs only on Apple systems (macOS, iOS)".into()),
-        Backend::Metal => Err("the metal backend is not part of this build yet".into()),
+        Backend::Metal if ringkernel_metal::is_metal_available() => Ok(()),
+        Backend::Metal => Err("no Metal device was found".into()),
     }
 }
 
 /// The backend `Auto` picks: the first available of [`Backend::CONCRETE`] (GPU backends first).
+/// A software Vulkan device (Mesa's lavapipe) is not a GPU: `Auto` picks the CPU backend over it
+/// (ask for `Backend::Wgpu` explicitly to use it).
 pub fn best_backend() -> Backend {
-    Backend::CONCRETE.into_iter().find(|b| backend_status(*b).is_ok()).unwrap_or(Backend::Cpu)
+    Backend::CONCRETE
+        .into_iter()
+        .find(|b| match b {
+            Backend::Wgpu => WgpuRuntime::probe(WgpuConfig::default().backends)
+                .is_ok_and(|adapter| adapter.device_type != ringkernel_wgpu::wgpu::DeviceType::Cpu),
+            other => backend_status(*other).is_ok(),
+        })
+        .unwrap_or(Backend::Cpu)
 }
 
 /// A runtime on one backend, with every kernel of its registry launchable by name.
@@ -129,6 +144,7 @@ pub struct RingKernelBuilder {
     registry: KernelRegistry,
     cpu_config: CpuConfig,
     cuda_config: CudaConfig,
+    wgpu_config: WgpuConfig,
     error: Option<RingKernelError>,
 }
 
@@ -139,6 +155,7 @@ impl Default for RingKernelBuilder {
             registry: KernelRegistry::with_builtins(),
             cpu_config: CpuConfig::default(),
             cuda_config: CudaConfig::default(),
+            wgpu_config: WgpuConfig::default(),
             error: None,
         }
     }
@@ -171,6 +188,12 @@ impl RingKernelBuilder {
         self
     }
 
+    /// Tuning of the wgpu backend.
+    pub fn wgpu_config(mut self, config: WgpuConfig) -> Self {
+        self.wgpu_config = config;
+        self
+    }
+
     /// Starts the runtime.
     ///
     /// # Errors
@@ -189,9 +212,9 @@ impl RingKernelBuilder {
         let runtime: Arc<dyn RingKernelRuntime> = match backend {
             Backend::Cpu => Arc::new(CpuRuntime::with_config(self.registry, self.cpu_config)),
             Backend::Cuda => Arc::new(CudaRuntime::with_config(self.registry, self.cuda_config)?),
-            other => {
-                return Err(RingKernelError::BackendUnavailable(format!("{other}: no runtime is built in for it")));
-            }
+            Backend::Wgpu => Arc::new(WgpuRuntime::with_config(self.registry, self.wgpu_config).await?),
+            Backend::Metal => Arc::new(ringkernel_metal::MetalRuntime::with_registry(self.registry).await?),
+            Backend::Auto => unreachable!("Auto was resolved above"),
         };
         Ok(RingKernel { runtime })
     }

@@ -1,0 +1,96 @@
+//! The halo exchange, in WGSL on the adapter and on CPU threads, equals the CPU reference stencil
+//! over the whole grid bit for bit: random data, several grid and tile sizes, widths 1 and 2,
+//! 2D (4 and 8 neighbours) and 3D (6 and 26).
+
+use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood, reference_step};
+use ringkernel_cpu::CpuHaloExchange;
+use ringkernel_wgpu::{WgpuConfig, WgpuHaloExchange, WgpuRuntime};
+
+const CASES: &[([u32; 3], [u32; 3], u32, Neighbourhood)] = &[
+    ([16, 12, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D),
+    ([16, 12, 1], [8, 6, 1], 2, Neighbourhood::VonNeumann2D),
+    ([12, 12, 1], [4, 3, 1], 1, Neighbourhood::Moore2D),
+    ([20, 10, 1], [5, 5, 1], 2, Neighbourhood::Moore2D),
+    ([8, 8, 8], [4, 4, 4], 1, Neighbourhood::VonNeumann3D),
+    ([12, 6, 6], [4, 3, 3], 2, Neighbourhood::VonNeumann3D),
+    ([8, 8, 8], [4, 4, 4], 1, Neighbourhood::Moore3D),
+    ([12, 8, 4], [4, 4, 2], 2, Neighbourhood::Moore3D),
+];
+const STEPS: u32 = 3;
+
+fn random_cells(n: usize, seed: u32) -> Vec<f32> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x % 100_000) as f32 / 37.0 - 1000.0
+        })
+        .collect()
+}
+
+fn reference(grid: &HaloGrid, cells: &[f32], steps: u32) -> Vec<f32> {
+    (0..steps).fold(cells.to_vec(), |c, _| reference_step(grid, &c))
+}
+
+fn assert_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!("{what}: cell {i} is {} but the reference has {}", got[i], want[i]);
+    }
+}
+
+#[test]
+fn cpu_exchange_equals_reference() {
+    for (i, &(g, t, w, n)) in CASES.iter().enumerate() {
+        let grid = HaloGrid::new(g, t, w, n).unwrap();
+        let cells = random_cells(grid.cell_count(), 7 + i as u32);
+        let mut halo = CpuHaloExchange::new(grid);
+        halo.upload(&cells).unwrap();
+        halo.step(STEPS).unwrap();
+        assert_bits(
+            &halo.download().unwrap(),
+            &reference(&grid, &cells, STEPS),
+            &format!("cpu {n:?} {g:?}/{t:?} w{w}"),
+        );
+        assert_eq!(halo.stats().steps, u64::from(STEPS));
+        assert_eq!(halo.stats().messages, grid.step_traffic().0 * u64::from(STEPS));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wgsl_exchange_equals_reference() {
+    if let Err(error) = WgpuRuntime::probe(WgpuConfig::default().backends) {
+        assert!(std::env::var_os("RINGKERNEL_REQUIRE_WGPU").is_none(), "{error}");
+        eprintln!("SKIPPED wgsl_exchange_equals_reference: {error}");
+        return;
+    }
+    for (i, &(g, t, w, n)) in CASES.iter().enumerate() {
+        let grid = HaloGrid::new(g, t, w, n).unwrap();
+        let cells = random_cells(grid.cell_count(), 11 + i as u32);
+        let mut halo = WgpuHaloExchange::new(grid, WgpuConfig::default().backends).await.unwrap();
+        halo.upload(&cells).unwrap();
+        halo.step(1).unwrap();
+        assert_bits(
+            &halo.download().unwrap(),
+            &reference(&grid, &cells, 1),
+            &format!("wgsl {n:?} {g:?}/{t:?} w{w} step 1"),
+        );
+        halo.step(STEPS - 1).unwrap();
+        assert_bits(
+            &halo.download().unwrap(),
+            &reference(&grid, &cells, STEPS),
+            &format!("wgsl {n:?} {g:?}/{t:?} w{w}"),
+        );
+        assert_eq!(halo.stats().mismatches, 0);
+    }
+}
+
+#[test]
+fn wrong_cell_counts_are_typed_errors() {
+    let grid = HaloGrid::new([8, 8, 1], [4, 4, 1], 1, Neighbourhood::Moore2D).unwrap();
+    let mut halo = CpuHaloExchange::new(grid);
+    let error = halo.upload(&[0.0; 10]).unwrap_err();
+    assert!(error.to_string().contains("10 values"), "{error}");
+}
