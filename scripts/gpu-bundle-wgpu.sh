@@ -30,9 +30,10 @@ git rev-parse --short HEAD > "$bundle/COMMIT"
 if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
   mkdir -p .gl /tmp/amd64/partial
   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
-  apt-get $o update >/dev/null && (cd .gl && apt-get $o download libvulkan1)
+  apt-get $o update >/dev/null && (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
-cp .gl/libvulkan1_*.deb "$bundle/gl/"
+# NVIDIA's ICD (libGLX_nvidia) needs the GL dispatch libraries too.
+cp .gl/*.deb "$bundle/gl/"
 cat > "$bundle/run_wgpu.sh" <<'RUN'
 #!/usr/bin/env bash
 # The wgpu backend on NVIDIA's Vulkan driver: info, smoke, the conformance suite, the halo

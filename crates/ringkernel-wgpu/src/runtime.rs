@@ -308,7 +308,6 @@ impl Pump {
             output_from: u32,
             output_slots: u32,
             readback_at: u64,
-            uploaded_before: u32,
             dispatches: u32,
         }
         let mut planned: Vec<Planned> = Vec::new();
@@ -317,6 +316,7 @@ impl Pump {
         let PumpState { gpu, actors, arena, routes, .. } = state;
         let mut readback_bytes = 0u64;
         let mut any_wants = false;
+        let mut idle: Vec<(u64, u64)> = Vec::new();
         let mut uploads: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut param_uploads: Vec<(u64, Vec<u8>)> = Vec::new();
         for key in keys {
@@ -337,10 +337,15 @@ impl Pump {
                 || terminate != 0
                 || (actor.parked != 0 && can_work)
                 || ((active != 0) && (input_pending || actor.inbox_pending) && can_work);
-            any_wants |= wants;
+            if !wants {
+                // Not dispatched: only its inbox header comes back (another actor may send to it).
+                idle.push((key, readback_bytes));
+                readback_bytes += 64;
+                continue;
+            }
+            any_wants = true;
 
             // New input slots, as published (the acquire of the tail above orders these reads).
-            let uploaded_before = actor.uploaded_tail;
             let mut at = actor.uploaded_tail;
             let slot_bytes = input.slot_bytes() as u64;
             while at != tail {
@@ -425,21 +430,12 @@ impl Pump {
             let dispatches = work.clamp(1, config.messages_per_dispatch);
             // The round's output count starts at zero.
             uploads.push((scratch_at + 12, 0u32.to_le_bytes().to_vec()));
-            planned.push(Planned {
-                key,
-                output_from: actor.device_output_tail,
-                output_slots,
-                readback_at,
-                uploaded_before,
-                dispatches,
-            });
+            planned.push(Planned { key, output_from: actor.device_output_tail, output_slots, readback_at, dispatches });
         }
-        // Every live actor is dispatched when any has work: a K2K message may reach any of them,
-        // and an idle dispatch costs little. None has work: nothing is submitted.
+        // Only actors with work are dispatched; the others' inbox headers come back so that a K2K
+        // message sent to them this round gets them dispatched next round. None has work: nothing
+        // is submitted.
         if !any_wants {
-            for plan in &planned {
-                actors.get_mut(&plan.key).expect("planned").uploaded_tail = plan.uploaded_before;
-            }
             return Ok(false);
         }
         // Uploads: params through the queue; the arena through the queue or the mapping.
@@ -496,6 +492,10 @@ impl Pump {
                 }
                 r
             })
+            .chain(idle.iter().map(|&(key, at)| {
+                let actor = &actors[&key];
+                (actor.base + actor.layout.inbox_offset() as u64, at, 64)
+            }))
             .collect();
         let mut readback = vec![0u8; readback_bytes as usize];
         if gpu.unified {
@@ -523,6 +523,13 @@ impl Pump {
                     readback[at..at + 192].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
                 eprintln!("rk-wgpu: actor {} control {:?} inbox {:?}", plan.key, &w[..32], &w[32..40]);
             }
+        }
+        for &(key, at) in &idle {
+            let actor = actors.get_mut(&key).expect("idle actor");
+            let word = |i: usize| {
+                u32::from_le_bytes(readback[at as usize + i * 4..at as usize + i * 4 + 4].try_into().expect("4 bytes"))
+            };
+            actor.inbox_pending = word(2) != word(5);
         }
         // Publish, in the protocol's order.
         let mut more = false;
@@ -1044,10 +1051,6 @@ impl WgpuRuntime {
                 reason: "this runtime has used every kernel number; create a new runtime".into(),
             });
         }
-        let memory = KernelMemory::allocate(layout, number, number)?;
-        let (host_ends, device_ends) = memory.split();
-        drop(device_ends);
-        let control = host_ends.control.clone();
         let state_bytes = state.bytes().len() as u64;
         let payloads = [
             u64::from(layout.output().slot_bytes()) - MESSAGE_HEADER_BYTES as u64,
@@ -1057,6 +1060,17 @@ impl WgpuRuntime {
         let scratch_bytes = SCRATCH_RESERVED_BYTES + payloads.iter().max().copied().unwrap_or(0).next_multiple_of(16);
         let park_bytes = u64::from(self.pump.config.outputs_per_message) * u64::from(layout.output().slot_bytes());
         let block_bytes = layout.bytes() as u64 + state_bytes.next_multiple_of(16) + scratch_bytes + park_bytes;
+        // The arena bounds what one actor may hold: refuse before touching any memory.
+        if block_bytes > self.pump.config.arena_bytes {
+            return Err(RingKernelError::AllocationFailed {
+                what: "an actor's block in the wgpu arena (WgpuConfig::arena_bytes)",
+                bytes: usize::try_from(block_bytes).unwrap_or(usize::MAX),
+            });
+        }
+        let memory = KernelMemory::allocate(layout, number, number)?;
+        let (host_ends, device_ends) = memory.split();
+        drop(device_ends);
+        let control = host_ends.control.clone();
         let doorbell = Arc::new(Doorbell::new());
         let shared = Arc::new(ActorShared::default());
         {
