@@ -1235,8 +1235,21 @@ fn build_pipeline(gpu: &mut Gpu, module: &compile::Assembled) -> Result<usize> {
     Ok(index)
 }
 
+/// The process's wgpu instance for `backends`: created once and shared by every runtime, probe
+/// and halo exchange (some drivers, NVIDIA's Vulkan among them, stop creating instances after a
+/// few dozen in one process).
 pub(crate) fn instance(backends: wgpu::Backends) -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() })
+    static INSTANCES: Mutex<Vec<(wgpu::Backends, wgpu::Instance)>> = Mutex::new(Vec::new());
+    let mut instances = lock(&INSTANCES);
+    if let Some((_, instance)) = instances.iter().find(|(b, _)| *b == backends) {
+        return instance.clone();
+    }
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    instances.push((backends, instance.clone()));
+    instance
 }
 
 fn summary(adapter: &wgpu::Adapter, unified: bool) -> AdapterSummary {

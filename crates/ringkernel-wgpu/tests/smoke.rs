@@ -7,11 +7,21 @@ use ringkernel_core::message::Envelope;
 use ringkernel_core::runtime::{LaunchOptions, RingKernelRuntime};
 use ringkernel_wgpu::{WgpuConfig, WgpuRuntime};
 
+/// Whether to skip: no adapter (a failure when RINGKERNEL_REQUIRE_WGPU is set).
+fn no_adapter(test: &str) -> bool {
+    match WgpuRuntime::probe(WgpuConfig::default().backends) {
+        Ok(_) => false,
+        Err(error) => {
+            assert!(std::env::var_os("RINGKERNEL_REQUIRE_WGPU").is_none(), "{error}");
+            eprintln!("SKIPPED {test}: {error}");
+            true
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_round_trip() {
-    if let Err(error) = WgpuRuntime::probe(WgpuConfig::default().backends) {
-        assert!(std::env::var_os("RINGKERNEL_REQUIRE_WGPU").is_none(), "{error}");
-        eprintln!("SKIPPED echo_round_trip: {error}");
+    if no_adapter("echo_round_trip") {
         return;
     }
     let unified = if std::env::var_os("RK_STAGED").is_some() {
@@ -38,7 +48,7 @@ async fn echo_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_of_messages_is_drained_in_few_dispatches() {
-    if WgpuRuntime::probe(WgpuConfig::default().backends).is_err() {
+    if no_adapter("smoke") {
         return;
     }
     let runtime = WgpuRuntime::new(KernelRegistry::with_builtins()).await.unwrap();
@@ -55,7 +65,7 @@ async fn a_queue_of_messages_is_drained_in_few_dispatches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_handlers_still_batch() {
-    if WgpuRuntime::probe(WgpuConfig::default().backends).is_err() {
+    if no_adapter("smoke") {
         return;
     }
     let mut registry = KernelRegistry::with_builtins();
