@@ -561,6 +561,8 @@ mod tests {
     }
 
     #[test]
+    // Safe code only, and minutes under miri: the other halo tests cover it there.
+    #[cfg_attr(miri, ignore)]
     fn tiled_steps_equal_the_reference() {
         let cases = [
             ([12, 8, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D),
