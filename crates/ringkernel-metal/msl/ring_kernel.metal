@@ -1579,8 +1579,8 @@ uint rk_k2k_send(
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e4 = rk_find_route(name_lit_2, number_2, rk_arena, rk_params, rk_lits, _buffer_sizes);
-    rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
     if (_e4 == 4294967295u) {
+        rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(3u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(4u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
@@ -1590,6 +1590,7 @@ uint rk_k2k_send(
     uint capacity_2 = rk_arena[ib + 0u];
     uint slot_bytes = rk_arena[ib + 1u];
     if (len_3 > (slot_bytes - RK_MESSAGE_HEADER_BYTES)) {
+        rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(5u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_u32_(len_3, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(6u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
@@ -1604,6 +1605,7 @@ uint rk_k2k_send(
         uint rejections = ib + 3u;
         uint _e55 = rk_arena[rejections];
         rk_arena[rejections] = _e55 + 1u;
+        rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(8u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(9u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);

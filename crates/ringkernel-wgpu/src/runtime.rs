@@ -4,8 +4,8 @@
 //! The host engine owns each kernel's memory in host RAM (the same layout as every backend). The
 //! pump is the device's agent: when woken it takes, for every actor with work, the input the host
 //! published since the last round and the host's control line; uploads them into the actor's
-//! copy of that memory in the arena; records one dispatch per actor (one workgroup each) into one
-//! compute pass; copies back each actor's control block, inbox header and the output slots the
+//! copy of that memory in the arena; records up to `messages_per_dispatch` dispatches per actor
+//! (one workgroup, one message each) into one compute pass; copies back each actor's control block, inbox header and the output slots the
 //! dispatch may have written; submits; waits for wgpu's completion callback (the buffer map); then
 //! copies replies into the host's output ring, publishes the device line of the control block
 //! with the orders the protocol asks for, and rings the kernels' doorbells. A K2K message written
@@ -262,16 +262,12 @@ impl Pump {
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
-            let mut state = lock(&self.state);
-            // Rounds until no actor has work the device can do without the host.
-            loop {
+            // Rounds until no actor has work the device can do without the host. The lock is
+            // taken per round, so that launches and drop get in between under sustained traffic.
+            while !self.shutdown.load(Ordering::Acquire) {
+                let mut state = lock(&self.state);
                 match self.round(&mut state) {
-                    Ok(true) => {
-                        if *lock(&self.wake) {
-                            // The host published more meanwhile; the next round takes it.
-                        }
-                        continue;
-                    }
+                    Ok(true) => {}
                     Ok(false) => break,
                     Err(error) => {
                         self.lose(&mut state, error);
@@ -334,7 +330,7 @@ impl Pump {
             let detached = terminate == ringkernel_core::layout::terminate_request::DRAIN_DETACHED;
             let can_work = detached || room >= 1;
             let wants = sequence != actor.control_ack
-                || terminate != 0
+                || (terminate != 0 && can_work)
                 || (actor.parked != 0 && can_work)
                 || ((active != 0) && (input_pending || actor.inbox_pending) && can_work);
             if !wants {
@@ -882,7 +878,7 @@ impl WgpuRuntime {
             }
         }
         let route_bytes = ROUTE_BYTES * u64::from(config.max_actors);
-        if route_bytes.next_multiple_of(ARENA_ALIGN) >= config.arena_bytes {
+        if route_bytes.next_multiple_of(ARENA_ALIGN) + 2 * ARENA_ALIGN > config.arena_bytes {
             return Err(RingKernelError::InvalidConfig {
                 field: "max_actors",
                 reason: format!(

@@ -528,8 +528,10 @@ fn rk_find_route(name_lit: u32, number: u32) -> u32 {
 
 fn rk_k2k_send(name_lit: u32, number: u32, src_at: u32, len: u32) -> u32 {
     let route = rk_find_route(name_lit, number);
-    rk_send_reason_clear();
+    // The reason buffer is cleared only by a failure (an earlier failure's reason survives a
+    // later successful send).
     if (route == 0xFFFFFFFFu) {
+        rk_send_reason_clear();
         rk_send_reason_lit("kernel `");
         rk_send_reason_kernel(name_lit, number);
         rk_send_reason_lit("` is not running (no running kernel has this id)");
@@ -539,6 +541,7 @@ fn rk_k2k_send(name_lit: u32, number: u32, src_at: u32, len: u32) -> u32 {
     let capacity = rk_arena[ib + RK_K2K_INBOX_HEADER_CAPACITY_OFFSET / 4u];
     let slot_bytes = rk_arena[ib + RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET / 4u];
     if (len > slot_bytes - RK_MESSAGE_HEADER_BYTES) {
+        rk_send_reason_clear();
         rk_send_reason_lit("payload of ");
         rk_send_reason_u32(len);
         rk_send_reason_lit(" bytes does not fit the K2K inbox slot's ");
@@ -552,6 +555,7 @@ fn rk_k2k_send(name_lit: u32, number: u32, src_at: u32, len: u32) -> u32 {
     if (seq != pos) {
         let rejections = ib + RK_K2K_INBOX_HEADER_FULL_REJECTIONS_OFFSET / 4u;
         rk_arena[rejections] = rk_arena[rejections] + 1u;
+        rk_send_reason_clear();
         rk_send_reason_lit("queue full: K2K inbox of `");
         rk_send_reason_kernel(name_lit, number);
         rk_send_reason_lit("` holds ");
