@@ -12,6 +12,7 @@
 
 pub mod actor;
 pub mod costs;
+pub mod device;
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -34,9 +34,13 @@ pub(crate) struct BenchArgs {
     /// CUDA: threads per actor block (a multiple of 32).
     #[arg(long, default_value_t = 128)]
     pub(crate) block_size: u32,
-    /// GPU backends: streaming actors, one host thread each.
+    /// GPU backends: streaming actors.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(crate) actors: u32,
+    /// GPU backends: host threads driving the streaming actors (each drives its share of them);
+    /// default: one per actor, at most half of this machine's cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) host_threads: Option<u32>,
 }
 
 #[derive(Default)]

@@ -1,25 +1,22 @@
 //! `ringkernel bench --backend cuda`: every figure beside the hardware's floor, measured in the
-//! same run on the same GPU and context: a raw flag ping-pong through mapped host memory, empty
-//! launch + sync, a one-node CUDA Graph, the 64-byte offload graph; then RingKernel `call()` with a
-//! 64-byte payload (full header, HLC, checksum on), streaming over several actors, and a device-side
-//! K2K round trip between two actors.
+//! same run on the same GPU and context: a raw flag ping-pong through mapped host memory, a
+//! 320-byte slot echoed with one read per poll, two blocks bouncing a word through global memory,
+//! raw host → GPU → host rings of 320-byte slots, empty launch + sync, a one-node CUDA Graph, the
+//! 64-byte offload graph; then RingKernel `call()` with a 64-byte payload (full header, HLC,
+//! checksum on), streaming over several actors, and a device-side K2K round trip between two
+//! actors.
 
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ringkernel::CudaRuntime;
-use ringkernel::message::HeaderBuilder;
 use ringkernel::prelude::*;
+use ringkernel_bench::device::{PAYLOAD, STREAM_BATCH, call_round_trips, default_host_threads, stream};
 use ringkernel_bench::{machine_description, median, quantile};
 use serde_json::json;
 
 use crate::bench::BenchArgs;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Payload of the round-trip and streaming messages.
-const PAYLOAD: usize = 64;
-/// Messages per zero-copy batch when streaming.
-const STREAM_BATCH: usize = 64;
 /// K2K round trips per measurement (the ping actor keeps one sample each).
 const K2K_ROUNDS: u32 = 2000;
 
@@ -114,84 +111,6 @@ impl Latency {
     }
 }
 
-pub(crate) fn call_round_trips(
-    tokio: &tokio::runtime::Runtime,
-    echo: &KernelHandle,
-    rounds: usize,
-) -> Result<Vec<u64>> {
-    tokio.block_on(async {
-        let mut times = Vec::with_capacity(rounds);
-        let mut payload = [0u8; PAYLOAD];
-        for i in 0..rounds as u64 {
-            payload[..8].copy_from_slice(&i.to_le_bytes());
-            let request = Envelope::with_header(HeaderBuilder::new(1).checksum(true).build(), payload.to_vec());
-            let start = Instant::now();
-            let reply = echo.call(request, TIMEOUT).await?;
-            times.push(start.elapsed().as_nanos() as u64);
-            if reply.payload != payload {
-                return Err(RingKernelError::KernelFault {
-                    kernel: "echo".into(),
-                    reason: format!("reply {i} differs"),
-                });
-            }
-        }
-        Ok(times)
-    })
-}
-
-/// Streams `per_actor` 64-byte messages through each actor, one host thread per actor, zero-copy
-/// batches of 64; returns messages per second over all of them.
-pub(crate) fn stream(actors: &[KernelHandle], per_actor: u64, window: u64) -> Result<f64> {
-    let barrier = Arc::new(Barrier::new(actors.len() + 1));
-    let threads: Vec<_> = actors
-        .iter()
-        .cloned()
-        .map(|actor| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || -> Result<()> {
-                let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio");
-                barrier.wait();
-                tokio.block_on(async {
-                    let (mut sent, mut received) = (0u64, 0u64);
-                    let mut wrong = None;
-                    while received < per_actor {
-                        let room = (per_actor - sent).min(window - (sent - received)).min(STREAM_BATCH as u64) as usize;
-                        sent += actor.send_with(room, |i, message| {
-                            message.set_message_type(1);
-                            message.payload_mut(PAYLOAD)?[..8].copy_from_slice(&(sent + i as u64).to_le_bytes());
-                            Ok(())
-                        })? as u64;
-                        actor
-                            .receive_with(STREAM_BATCH, TIMEOUT, |reply| {
-                                if reply.payload.len() != PAYLOAD || reply.payload[..8] != received.to_le_bytes() {
-                                    wrong.get_or_insert(received);
-                                }
-                                received += 1;
-                            })
-                            .await?;
-                    }
-                    match wrong {
-                        None => Ok(()),
-                        Some(at) => Err(RingKernelError::KernelFault {
-                            kernel: "echo".into(),
-                            reason: format!("streamed reply {at} out of order or wrong"),
-                        }),
-                    }
-                })
-            })
-        })
-        .collect();
-    barrier.wait();
-    let start = Instant::now();
-    for thread in threads {
-        thread.join().map_err(|_| RingKernelError::KernelFault {
-            kernel: "echo".into(),
-            reason: "a streaming thread panicked".into(),
-        })??;
-    }
-    Ok((per_actor * actors.len() as u64) as f64 / start.elapsed().as_secs_f64())
-}
-
 /// One K2K measurement: round-trip times in ns between two device actors.
 fn k2k_round_trips(tokio: &tokio::runtime::Runtime, ping: &KernelHandle) -> Result<Vec<u64>> {
     tokio.block_on(async {
@@ -245,36 +164,53 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let per_actor = (args.messages / u64::from(args.actors.max(1))).max(STREAM_BATCH as u64);
     let window = u64::from(args.capacity);
+    let host_threads = args.host_threads.map_or_else(|| default_host_threads(streamers.len()), |t| t as usize);
+    // The raw rings' floor: as many rings as actors, as many host threads, as many messages.
+    let stream_floor = |floor: &mut ringkernel::CudaFloor, messages: u64| {
+        floor.stream_messages_per_s(streamers.len(), host_threads, args.capacity.next_power_of_two(), messages)
+    };
 
     eprintln!("warming up");
     floor.flag_round_trips(rounds / 10)?;
+    floor.slot_echo_round_trips(rounds / 10)?;
+    floor.k2k_round_trips(K2K_ROUNDS as usize)?;
+    stream_floor(&mut floor, per_actor / 10)?;
     floor.launch_round_trips(rounds / 10)?;
     floor.graph_launch_round_trips(rounds / 10)?;
     floor.offload_round_trips(rounds / 10)?;
     call_round_trips(&tokio, &echo, rounds / 10)?;
-    stream(&streamers, per_actor / 10, window)?;
+    stream(&streamers, host_threads, per_actor / 10, window)?;
     k2k_round_trips(&tokio, &ping)?;
 
-    let (mut flag, mut launch, mut graph, mut offload, mut call, mut k2k) = (
-        Latency::default(),
-        Latency::default(),
-        Latency::default(),
-        Latency::default(),
-        Latency::default(),
-        Latency::default(),
-    );
-    let mut rates = Vec::new();
+    let mut latency: [Latency; 7] = Default::default();
+    let [flag, slot_echo, k2k_floor, launch, graph, offload, call] = &mut latency;
+    let mut k2k = Latency::default();
+    let (mut rates, mut floor_rates) = (Vec::new(), Vec::new());
     for repeat in 0..args.repeats {
         flag.push(floor.flag_round_trips(rounds)?);
+        slot_echo.push(floor.slot_echo_round_trips(rounds)?);
+        k2k_floor.push(floor.k2k_round_trips(K2K_ROUNDS as usize)?);
+        floor_rates.push(stream_floor(&mut floor, per_actor)?);
         launch.push(floor.launch_round_trips(rounds)?);
         graph.push(floor.graph_launch_round_trips(rounds)?);
         offload.push(floor.offload_round_trips(rounds)?);
         call.push(call_round_trips(&tokio, &echo, rounds)?);
-        rates.push(stream(&streamers, per_actor, window)?);
+        rates.push(stream(&streamers, host_threads, per_actor, window)?);
         k2k.push(k2k_round_trips(&tokio, &ping)?);
-        eprintln!("repeat {}/{} done", repeat + 1, args.repeats);
+        eprintln!(
+            "repeat {}/{}: call p50 {:.0} ns (slot echo {:.0}), K2K p50 {:.0} ns (floor {:.0}), stream {:.2} M msg/s (floor {:.2})",
+            repeat + 1,
+            args.repeats,
+            call.p50[repeat],
+            slot_echo.p50[repeat],
+            k2k.p50[repeat],
+            k2k_floor.p50[repeat],
+            rates[repeat] / 1e6,
+            floor_rates[repeat] / 1e6
+        );
     }
     let metrics = echo.metrics();
+    let read_paths = runtime.read_paths(echo.id());
     if profile {
         // Cycles per message in each phase, converted at the peak SM clock (the clock sat at its
         // peak in every sample of the runs recorded in BENCHMARKS.md).
@@ -284,7 +220,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let n = p[6].max(1) as f64;
                 let ns = |c: u64| c as f64 / n / ghz;
                 println!(
-                    "device profile, {name}, {} messages, ns per message: poll {:.0}, read {:.0}, check {:.0}, handler {:.0} (K2K sends {:.0}), publish {:.0}",
+                    "device profile, {name}, {} messages, ns per message: bus round trip {:.0}, handoff {:.0}, check {:.0}, handler {:.0} (K2K sends {:.0}), publish {:.0}",
                     p[6],
                     ns(p[0]),
                     ns(p[1]),
@@ -299,35 +235,51 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     tokio.block_on(runtime.shutdown())?;
     drop(floor);
 
+    let [flag, slot_echo, k2k_floor, launch, graph, offload, call] = &mut latency;
     let (f50, f99) = flag.medians();
+    let (s50, s99) = slot_echo.medians();
+    let (kf50, kf99) = k2k_floor.medians();
     let (l50, l99) = launch.medians();
     let (g50, g99) = graph.medians();
     let (o50, o99) = offload.medians();
     let (c50, c99) = call.medians();
     let (k50, k99) = k2k.medians();
     let rate = median(&mut rates.clone());
+    let floor_rate = median(&mut floor_rates.clone());
     println!(
         "{} repeats of {rounds} round trips, medians; {device}; actor blocks of {} threads",
         args.repeats, args.block_size
     );
-    println!("{:<52} {:>10} {:>8} {:>10} {:>8}", "round trip", "p50", "x floor", "p99", "x floor");
+    println!("{:<56} {:>10} {:>8} {:>10} {:>8}", "round trip", "p50", "x floor", "p99", "x floor");
     let row = |name: &str, p50: f64, p99: f64| {
-        println!("{name:<52} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", p50, p50 / f50, p99, p99 / f99)
+        println!("{name:<56} {:>8.0}ns {:>8.2} {:>8.0}ns {:>8.2}", p50, p50 / f50, p99, p99 / f99)
     };
     row("flag ping-pong through mapped memory (floor)", f50, f99);
+    row("320 B slot echo, one read per poll (no protocol)", s50, s99);
     row("empty kernel launch + sync", l50, l99);
     row("one-node CUDA Graph launch + sync", g50, g99);
     row("offload graph: 64 B copy in + kernel + copy out", o50, o99);
     row("RingKernel call(), 64 B, header + HLC + checksum", c50, c99);
-    row("device K2K round trip, actor to actor", k50, k99);
-    println!("call() is {:.2}x faster than the offload graph (p50)", o50 / c50);
     println!(
-        "streaming: {:.2} M messages/s, 64 B payloads, {} actors, one host thread each, batches of {STREAM_BATCH}",
-        rate / 1e6,
-        args.actors
+        "call(): {:.2}x the slot echo, {:.2}x faster than the offload graph (p50); p99/p50 {:.2}",
+        c50 / s50,
+        o50 / c50,
+        c99 / c50
     );
     println!(
-        "echo metrics: {} sent, {} processed, {} rejected, {} errors",
+        "K2K: block-to-block floor {kf50:.0} / {kf99:.0} ns; RingKernel actor round trip {k50:.0} / {k99:.0} ns (p50 / p99) = {:.2}x the floor; p99/p50 {:.2}",
+        k50 / kf50,
+        k99 / k50
+    );
+    println!(
+        "streaming: {:.2} M messages/s (64 B payloads, {} actors, {host_threads} host threads, batches of {STREAM_BATCH}); raw rings of 320 B slots: {:.2} M msg/s; ratio {:.2}",
+        rate / 1e6,
+        args.actors,
+        floor_rate / 1e6,
+        rate / floor_rate
+    );
+    println!(
+        "echo metrics: {} sent, {} processed, {} rejected, {} errors; bus reads (checked in one round trip, read again): {read_paths:?}",
         metrics.messages_sent, metrics.messages_processed, metrics.messages_rejected, metrics.errors
     );
     if let Some(path) = &args.json {
@@ -339,20 +291,29 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "repeats": args.repeats,
             "round_trips_per_repeat": rounds,
             "floor_p50_ns": f50, "floor_p99_ns": f99,
+            "slot_echo_p50_ns": s50, "slot_echo_p99_ns": s99,
+            "k2k_floor_p50_ns": kf50, "k2k_floor_p99_ns": kf99,
+            "stream_floor_msgs_per_s": floor_rate,
             "launch_p50_ns": l50, "launch_p99_ns": l99,
             "graph_p50_ns": g50, "graph_p99_ns": g99,
             "offload_graph_p50_ns": o50, "offload_graph_p99_ns": o99,
             "roundtrip_p50_ns": c50, "roundtrip_p99_ns": c99,
             "roundtrip_p50_ratio_to_floor": c50 / f50,
+            "roundtrip_p50_ratio_to_slot_echo": c50 / s50,
             "roundtrip_speedup_over_offload_graph_p50": o50 / c50,
             "stream_msgs_per_s": rate,
+            "stream_ratio_to_floor": rate / floor_rate,
             "stream_actors": args.actors,
+            "stream_host_threads": host_threads,
             "block_size": args.block_size,
             "stream_payload_bytes": PAYLOAD,
             "stream_batch": STREAM_BATCH,
             "k2k_roundtrip_p50_ns": k50, "k2k_roundtrip_p99_ns": k99,
+            "k2k_roundtrip_p50_ratio_to_floor": k50 / kf50,
+            "bus_reads_checked_confirmed": read_paths,
             "samples": {
-                "floor_p50_ns": flag.p50, "launch_p50_ns": launch.p50, "graph_p50_ns": graph.p50,
+                "floor_p50_ns": flag.p50, "slot_echo_p50_ns": slot_echo.p50, "k2k_floor_p50_ns": k2k_floor.p50,
+                "stream_floor_msgs_per_s": floor_rates, "launch_p50_ns": launch.p50, "graph_p50_ns": graph.p50,
                 "offload_graph_p50_ns": offload.p50, "roundtrip_p50_ns": call.p50, "roundtrip_p99_ns": call.p99,
                 "stream_msgs_per_s": rates, "k2k_roundtrip_p50_ns": k2k.p50, "k2k_roundtrip_p99_ns": k2k.p99,
             },

@@ -6,12 +6,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ringkernel::prelude::*;
 use ringkernel::{WgpuConfig, WgpuRuntime};
+use ringkernel_bench::device::{call_round_trips, default_host_threads, stream};
 use ringkernel_bench::{machine_description, median, quantile};
 use ringkernel_wgpu::wgpu;
 use serde_json::json;
 
 use crate::bench::BenchArgs;
-use crate::bench_cuda::{call_round_trips, stream};
 
 /// Bytes a bare round trip moves each way: one slot (256-byte header + 64-byte payload).
 const SLOT_BYTES: u64 = 320;
@@ -123,6 +123,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| tokio.block_on(runtime.launch(&format!("echo#s{i}"), options.clone())))
         .collect::<ringkernel::Result<_>>()?;
     let per_actor = (args.messages / u64::from(args.actors)).max(1);
+    let host_threads = args.host_threads.map_or_else(|| default_host_threads(streamers.len()), |t| t as usize);
     eprintln!("warming up (first dispatches compile the pipeline)");
     call_round_trips(&tokio, &echo, (args.rounds / 10).max(10))?;
     bare_round_trips((args.rounds / 10).max(10))?;
@@ -134,7 +135,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         let mut calls = call_round_trips(&tokio, &echo, args.rounds)?;
         rt50.push(quantile(&mut calls, 0.5) as f64);
         rt99.push(quantile(&mut calls, 0.99) as f64);
-        tput.push(stream(&streamers, per_actor, u64::from(args.capacity))?);
+        tput.push(stream(&streamers, host_threads, per_actor, u64::from(args.capacity))?);
         eprintln!(
             "repeat {repeat}: bare {:.1} us, call {:.1} us p50 / {:.1} us p99, batch {:.3} M msg/s",
             bare50[repeat] / 1e3,

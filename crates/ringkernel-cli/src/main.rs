@@ -1,5 +1,6 @@
 //! `ringkernel`: what backends this machine has, a demo that checks every reply, and end-to-end
 //! benchmarks against same-run baselines.
+#![recursion_limit = "256"]
 
 mod bench;
 mod bench_cuda;

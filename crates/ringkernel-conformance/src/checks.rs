@@ -10,11 +10,11 @@ use ringkernel_core::hlc::{PhysicalClock, SystemClock};
 use ringkernel_core::kernel::builtin::{COUNTER, COUNTER_ADD, COUNTER_TOTAL, ECHO};
 use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, flags};
 use ringkernel_core::message::{CorrelationId, Envelope, HeaderBuilder, encode_slot};
-use ringkernel_core::runtime::{KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime};
+use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, KernelState, LaunchOptions, RingKernelRuntime};
 
 use crate::kernels::{
-    FALLIBLE, PANICKER, PIPELINE_RECORD, PROGRESS, PROGRESS_NOTE, PipelineRecord, Probe, RELAY, SINK, SLOW, STAGE1,
-    STAGE2, STAGE2_LIMIT,
+    FALLIBLE, HOLD, PANICKER, PIPELINE_RECORD, PROGRESS, PROGRESS_NOTE, PipelineRecord, Probe, RELAY, SINK, SLOW,
+    STAGE1, STAGE2, STAGE2_LIMIT,
 };
 
 /// Generous: CI machines are slow and shared, and a conformance failure must not be a timing flake.
@@ -644,6 +644,95 @@ pub async fn deactivate_stops_handling_before_it_returns(runtime: Runtime) {
     for i in 0..8u32 {
         assert_eq!(echo.receive_timeout(TIMEOUT).await.unwrap().payload, i.to_le_bytes());
     }
+}
+
+/// A pause that pauses: while a handler is in the middle of one message, more are queued behind it
+/// and `deactivate` is called; none of them is handled before the kernel is activated again, and
+/// then all of them are, in order. (A deactivate takes effect before any message the kernel had not
+/// yet taken from its ring when the request arrived: kernels look at the control line before
+/// each message or batch.)
+pub async fn deactivate_takes_effect_before_queued_messages(runtime: Runtime) {
+    const QUEUED: u32 = 10;
+    // Handlers with a clock hold for HOLD_MS; WGSL has none and works through as much arithmetic
+    // as one loop nest allows (milliseconds), so the queue follows it more closely there.
+    const HOLD_MS: u32 = 400;
+    let clockless = matches!(runtime.backend(), Backend::Wgpu | Backend::Metal);
+    let settle = if clockless { Duration::from_millis(1) } else { Duration::from_millis(50) };
+    for round in 0..2u32 {
+        let hold = launch(&runtime, &format!("{HOLD}#{round}"), active()).await;
+        let held = tokio::spawn({
+            let hold = hold.clone();
+            async move { hold.call(Envelope::new(1, HOLD_MS.to_le_bytes()), TIMEOUT).await }
+        });
+        tokio::time::sleep(settle).await;
+        // The first word is the hold time: the queued ones ask for none.
+        let queued = |i: u32| (u64::from(1000 + i) << 32).to_le_bytes();
+        for i in 0..QUEUED {
+            hold.send(Envelope::new(2, queued(i))).await.unwrap();
+        }
+        hold.deactivate().await.unwrap();
+        let at_return = hold.metrics().messages_processed;
+        assert!(
+            at_return <= 1,
+            "round {round}: {at_return} messages handled by the time deactivate returned; only the one in hand may be"
+        );
+        let reply = held.await.expect("the held call's task").expect("the held message is answered");
+        assert_eq!(reply.payload, HOLD_MS.to_le_bytes());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let later = hold.metrics().messages_processed;
+        assert_eq!(later, 1, "round {round}: {} queued messages were handled while deactivated", later - 1);
+        assert_eq!(hold.state(), KernelState::Deactivated);
+        hold.activate().await.unwrap();
+        for i in 0..QUEUED {
+            let reply = hold.receive_timeout(TIMEOUT).await.unwrap();
+            assert_eq!(reply.payload, queued(i), "round {round}: in order, none lost");
+        }
+        hold.terminate().await.unwrap();
+    }
+}
+
+/// A good async citizen at any speed: more tasks looping over `call()` than the runtime has
+/// workers (the suite's runtimes have two) must not starve another task of the same runtime, even
+/// when every reply arrives before the call would have to wait.
+pub async fn looping_callers_leave_room_for_other_tasks(runtime: Runtime) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const CALLERS: usize = 3;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, ticks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = Vec::new();
+    for caller in 0..CALLERS {
+        let kernel = launch(&runtime, &format!("{ECHO}#loop{caller}"), active()).await;
+        let (stop, calls) = (stop.clone(), calls.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let reply = kernel.call(Envelope::new(1, n.to_le_bytes()), TIMEOUT).await.unwrap();
+                assert_eq!(reply.payload, n.to_le_bytes());
+                n += 1;
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+            kernel.terminate().await.unwrap();
+        }));
+    }
+    let ticker = tokio::spawn({
+        let (stop, ticks) = (stop.clone(), ticks.clone());
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    // This test's body runs on its own thread (the runtime's `block_on`), not on a worker.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let ticked = ticks.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("a caller task");
+    }
+    ticker.await.expect("the ticker task");
+    assert!(calls.load(Ordering::Relaxed) > 0, "the callers made no call");
+    assert!(ticked >= 10, "another task ran only {ticked} times in 800 ms beside {CALLERS} looping callers");
 }
 
 /// Options that validation accepts but memory cannot hold fail the launch with a typed error; the

@@ -28,6 +28,10 @@ pub const PROGRESS_NOTE: u32 = 0x0000_9001;
 pub const SLOW: &str = "slow";
 /// How long `slow` works on each message.
 pub const SLOW_HANDLER_US: u64 = 200;
+/// Works on each message for as long as its payload's first `u32` says (milliseconds; a handler
+/// without a clock, WGSL, works through as much arithmetic as its loop limit allows instead),
+/// then echoes: holds a kernel in the middle of a message while the test queues more behind it.
+pub const HOLD: &str = "hold";
 
 /// Stage 2 refuses values at or above this (its error report then travels back over K2K).
 pub const STAGE2_LIMIT: u64 = 1_000_000;
@@ -196,6 +200,18 @@ __device__ void rk_handle(RkContext& ctx) {
 }
 "#;
 
+    /// Busy-waits the payload's first u32 in milliseconds, then echoes.
+    pub const HOLD: &str = r#"
+__device__ void rk_handle(RkContext& ctx) {
+    unsigned int ms = 0;
+    if (ctx.payload_bytes >= 4) memcpy(&ms, ctx.payload, 4);
+    unsigned long long start = rk_globaltimer();
+    while (rk_globaltimer() - start < ms * 1000000ull) { }
+    __syncthreads();
+    if (rk_reply(ctx, ctx.message_type, ctx.payload, ctx.payload_bytes) != RK_OK) rk_error(ctx, nullptr);
+}
+"#;
+
     /// Busy-waits `SLOW_HANDLER_US`, then echoes.
     pub const SLOW: &str = r#"
 __device__ void rk_handle(RkContext& ctx) {
@@ -315,6 +331,36 @@ fn rk_handle() {
 }
 "#;
 
+    /// Works through dependent arithmetic in proportion to the payload's first word (WGSL has no
+    /// clock; one loop nest stays under lavapipe's limit), then echoes.
+    pub const HOLD: &str = r#"
+fn rk_hold_step(x: u32) -> u32 {
+    var y = x;
+    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
+    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
+    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
+    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
+    return y;
+}
+fn rk_hold_quad(x: u32) -> u32 {
+    return rk_hold_step(rk_hold_step(rk_hold_step(rk_hold_step(x))));
+}
+fn rk_handle() {
+    var x = rk_payload_len() + 1u;
+    var iterations = SLOW_SPIN_ITERATIONS;
+    if (rk_payload_len() >= 4u) {
+        iterations = min(rk_payload_word(0u) * HOLD_ITERATIONS_PER_MS, SLOW_SPIN_ITERATIONS);
+    }
+    for (var i = 0u; i < iterations; i += 1u) {
+        x = rk_hold_quad(rk_hold_quad(rk_hold_quad(rk_hold_quad(x))));
+    }
+    rk_set_state_word(0u, x);
+    if (rk_reply(rk_message_type(), rk_out_payload()) != RK_OK) {
+        rk_error(RK_SEND_REASON);
+    }
+}
+"#;
+
     /// Works a while (WGSL has no clock: a fixed amount of dependent arithmetic), then echoes.
     pub const SLOW: &str = r#"
 fn rk_handle() {
@@ -330,6 +376,10 @@ fn rk_handle() {
 "#;
 }
 
+/// Iterations of `hold`'s WGSL loop per millisecond asked for (at most [`SLOW_SPIN_ITERATIONS`]);
+/// each iteration is 256 dependent multiply-adds.
+pub const HOLD_ITERATIONS_PER_MS: u32 = 1_000;
+
 /// Iterations `slow`'s WGSL handler spins (it has no clock to wait on). Under 65 535: lavapipe cuts
 /// a loop nest there.
 pub const SLOW_SPIN_ITERATIONS: u32 = 60_000;
@@ -338,7 +388,8 @@ pub const SLOW_SPIN_ITERATIONS: u32 = 60_000;
 pub fn wgsl_source(handler: &str) -> String {
     format!(
         "const PIPELINE_RECORD_TYPE: u32 = 0x{PIPELINE_RECORD:08x}u;\nconst STAGE2_LIMIT: u32 = {STAGE2_LIMIT}u;\n\
-         const PROGRESS_NOTE: u32 = 0x{PROGRESS_NOTE:08x}u;\nconst SLOW_SPIN_ITERATIONS: u32 = {SLOW_SPIN_ITERATIONS}u;\n{handler}"
+         const PROGRESS_NOTE: u32 = 0x{PROGRESS_NOTE:08x}u;\nconst SLOW_SPIN_ITERATIONS: u32 = {SLOW_SPIN_ITERATIONS}u;\n\
+         const HOLD_ITERATIONS_PER_MS: u32 = {HOLD_ITERATIONS_PER_MS}u;\n{handler}"
     )
 }
 
@@ -392,6 +443,15 @@ pub fn registry() -> KernelRegistry {
         KernelSpec::new(PROGRESS).cuda(cuda_source(cuda::PROGRESS)).wgsl(wgsl_source(wgsl::PROGRESS)).cpu(|ctx| {
             let (message_type, payload) = (ctx.message_type(), ctx.payload());
             ctx.emit(PROGRESS_NOTE, b"working")?;
+            Ok(ctx.reply(message_type, payload)?)
+        }),
+        KernelSpec::new(HOLD).cuda(cuda_source(cuda::HOLD)).wgsl(wgsl_source(wgsl::HOLD)).cpu(|ctx| {
+            let ms = ctx.payload().get(..4).map_or(0, |word| u32::from_le_bytes(word.try_into().expect("4 bytes")));
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_millis(u64::from(ms)) {
+                std::hint::spin_loop();
+            }
+            let (message_type, payload) = (ctx.message_type(), ctx.payload());
             Ok(ctx.reply(message_type, payload)?)
         }),
         KernelSpec::new(SLOW).cuda(cuda_source(cuda::SLOW)).wgsl(wgsl_source(wgsl::SLOW)).cpu(|ctx| {

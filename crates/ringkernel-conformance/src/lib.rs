@@ -56,6 +56,8 @@ macro_rules! conformance_tests {
             raw_slots_are_checked_and_never_replay_stale_bytes,
             a_call_returns_its_reply_not_an_earlier_message_with_its_id,
             deactivate_stops_handling_before_it_returns,
+            deactivate_takes_effect_before_queued_messages,
+            looping_callers_leave_room_for_other_tasks,
             launch_options_memory_cannot_hold_are_typed_errors,
             zero_copy_sends_and_receives,
         );

@@ -75,6 +75,7 @@
 #define RK_CONTROL_BLOCK_KERNEL_ID_OFFSET 0x20u  // Byte offset.
 #define RK_CONTROL_BLOCK_NODE_ID_OFFSET 0x24u  // Byte offset.
 #define RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET 0x28u  // Byte offset.
+#define RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET 0x2cu  // Byte offset.
 #define RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET 0x40u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET 0x44u  // Byte offset.
 #define RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET 0x48u  // Byte offset.
@@ -104,6 +105,7 @@
 #define RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET 0x38u  // Byte offset.
 #define RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET 0x40u  // Byte offset.
 #define RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET 0x50u  // Byte offset.
+#define RK_MESSAGE_HEADER_SLOT_CHECK_OFFSET 0x54u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SIZE 0x40u  // Size in bytes.
 #define RK_K2K_INBOX_HEADER_CAPACITY_OFFSET 0x0u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET 0x4u  // Byte offset.
@@ -185,7 +187,13 @@ struct alignas(64) ControlBlock {
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
     // CUDA: rk_load_ControlBlock_control_sequence (ld.acquire.sys) / rk_store_ControlBlock_control_sequence (st.release.sys).
     unsigned int control_sequence; /* atomic */  // offset 40
-    unsigned int _host_reserved[5];  // offset 44
+    // Host, before start: 1 if every input slot the host publishes carries its slot check
+    // (slot_check), so that a device may read a slot in the same round
+    // trip as `input_tail` and accept it by its check; 0 if not.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // CUDA: rk_load_ControlBlock_input_slot_checks (ld.acquire.sys) / rk_store_ControlBlock_input_slot_checks (st.release.sys).
+    unsigned int input_slot_checks; /* atomic */  // offset 44
+    unsigned int _host_reserved[4];  // offset 48
     // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
     // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
@@ -255,7 +263,8 @@ static_assert(RK_OFFSETOF(ControlBlock, output_slot_bytes) == 28, "ControlBlock:
 static_assert(RK_OFFSETOF(ControlBlock, kernel_id) == 32, "ControlBlock::kernel_id must be at offset 32");
 static_assert(RK_OFFSETOF(ControlBlock, node_id) == 36, "ControlBlock::node_id must be at offset 36");
 static_assert(RK_OFFSETOF(ControlBlock, control_sequence) == 40, "ControlBlock::control_sequence must be at offset 40");
-static_assert(RK_OFFSETOF(ControlBlock, _host_reserved) == 44, "ControlBlock::_host_reserved must be at offset 44");
+static_assert(RK_OFFSETOF(ControlBlock, input_slot_checks) == 44, "ControlBlock::input_slot_checks must be at offset 44");
+static_assert(RK_OFFSETOF(ControlBlock, _host_reserved) == 48, "ControlBlock::_host_reserved must be at offset 48");
 static_assert(RK_OFFSETOF(ControlBlock, has_terminated) == 64, "ControlBlock::has_terminated must be at offset 64");
 static_assert(RK_OFFSETOF(ControlBlock, input_head) == 68, "ControlBlock::input_head must be at offset 68");
 static_assert(RK_OFFSETOF(ControlBlock, output_tail) == 72, "ControlBlock::output_tail must be at offset 72");
@@ -308,7 +317,12 @@ struct alignas(4) MessageHeader {
     unsigned int message_id[4];  // offset 64
     // Numeric id of the destination kernel (outside the hot line).
     unsigned int dest_kernel;  // offset 80
-    unsigned int _padding[43];  // offset 84
+    // In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
+    // check word (slot_check: its ring position, hot line and first
+    // payload line), written with the rest of the slot before the host publishes it; 0
+    // elsewhere. Outside the used bytes: decoders neither read nor verify it.
+    unsigned int slot_check;  // offset 84
+    unsigned int _padding[42];  // offset 88
 };
 static_assert(sizeof(MessageHeader) == 256, "MessageHeader must be 256 bytes");
 static_assert(alignof(MessageHeader) == 4, "MessageHeader must be aligned to 4");
@@ -328,7 +342,8 @@ static_assert(RK_OFFSETOF(MessageHeader, timestamp_node) == 52, "MessageHeader::
 static_assert(RK_OFFSETOF(MessageHeader, deadline_ns) == 56, "MessageHeader::deadline_ns must be at offset 56");
 static_assert(RK_OFFSETOF(MessageHeader, message_id) == 64, "MessageHeader::message_id must be at offset 64");
 static_assert(RK_OFFSETOF(MessageHeader, dest_kernel) == 80, "MessageHeader::dest_kernel must be at offset 80");
-static_assert(RK_OFFSETOF(MessageHeader, _padding) == 84, "MessageHeader::_padding must be at offset 84");
+static_assert(RK_OFFSETOF(MessageHeader, slot_check) == 84, "MessageHeader::slot_check must be at offset 84");
+static_assert(RK_OFFSETOF(MessageHeader, _padding) == 88, "MessageHeader::_padding must be at offset 88");
 #endif
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.
@@ -520,6 +535,8 @@ __device__ __forceinline__ unsigned int rk_load_ControlBlock_output_head(const C
 __device__ __forceinline__ void rk_store_ControlBlock_output_head(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->output_head, v); }
 __device__ __forceinline__ unsigned int rk_load_ControlBlock_control_sequence(const ControlBlock* p) { return rk_ld_acquire_sys(&p->control_sequence); }
 __device__ __forceinline__ void rk_store_ControlBlock_control_sequence(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->control_sequence, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_input_slot_checks(const ControlBlock* p) { return rk_ld_acquire_sys(&p->input_slot_checks); }
+__device__ __forceinline__ void rk_store_ControlBlock_input_slot_checks(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->input_slot_checks, v); }
 __device__ __forceinline__ unsigned int rk_load_ControlBlock_has_terminated(const ControlBlock* p) { return rk_ld_acquire_sys(&p->has_terminated); }
 __device__ __forceinline__ void rk_store_ControlBlock_has_terminated(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->has_terminated, v); }
 __device__ __forceinline__ unsigned int rk_load_ControlBlock_input_head(const ControlBlock* p) { return rk_ld_acquire_sys(&p->input_head); }

@@ -67,6 +67,7 @@
 #define RK_CONTROL_BLOCK_KERNEL_ID_OFFSET 0x20u  // Byte offset.
 #define RK_CONTROL_BLOCK_NODE_ID_OFFSET 0x24u  // Byte offset.
 #define RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET 0x28u  // Byte offset.
+#define RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET 0x2cu  // Byte offset.
 #define RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET 0x40u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET 0x44u  // Byte offset.
 #define RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET 0x48u  // Byte offset.
@@ -96,6 +97,7 @@
 #define RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET 0x38u  // Byte offset.
 #define RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET 0x40u  // Byte offset.
 #define RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET 0x50u  // Byte offset.
+#define RK_MESSAGE_HEADER_SLOT_CHECK_OFFSET 0x54u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SIZE 0x40u  // Size in bytes.
 #define RK_K2K_INBOX_HEADER_CAPACITY_OFFSET 0x0u  // Byte offset.
 #define RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET 0x4u  // Byte offset.
@@ -177,7 +179,13 @@ struct ControlBlock {
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
     // MSL: writer atomic_thread_fence(mem_flags::mem_device, memory_order_seq_cst, thread_scope_device) before the relaxed store; reader the same fence after the relaxed load.
     metal::atomic_uint control_sequence;  // offset 40
-    uint _host_reserved[5];  // offset 44
+    // Host, before start: 1 if every input slot the host publishes carries its slot check
+    // (slot_check), so that a device may read a slot in the same round
+    // trip as `input_tail` and accept it by its check; 0 if not.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // MSL: relaxed load after the fenced load of control_sequence.
+    metal::atomic_uint input_slot_checks;  // offset 44
+    uint _host_reserved[4];  // offset 48
     // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
     // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
@@ -271,7 +279,12 @@ struct MessageHeader {
     uint message_id[4];  // offset 64
     // Numeric id of the destination kernel (outside the hot line).
     uint dest_kernel;  // offset 80
-    uint _padding[43];  // offset 84
+    // In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
+    // check word (slot_check: its ring position, hot line and first
+    // payload line), written with the rest of the slot before the host publishes it; 0
+    // elsewhere. Outside the used bytes: decoders neither read nor verify it.
+    uint slot_check;  // offset 84
+    uint _padding[42];  // offset 88
 };
 static_assert(sizeof(MessageHeader) == 256, "MessageHeader must be 256 bytes");
 

@@ -62,6 +62,7 @@ const RK_CONTROL_BLOCK_OUTPUT_SLOT_BYTES_OFFSET: u32 = 28u;  // Byte offset.
 const RK_CONTROL_BLOCK_KERNEL_ID_OFFSET: u32 = 32u;  // Byte offset.
 const RK_CONTROL_BLOCK_NODE_ID_OFFSET: u32 = 36u;  // Byte offset.
 const RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET: u32 = 40u;  // Byte offset.
+const RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET: u32 = 44u;  // Byte offset.
 const RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET: u32 = 64u;  // Byte offset.
 const RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET: u32 = 68u;  // Byte offset.
 const RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET: u32 = 72u;  // Byte offset.
@@ -91,6 +92,7 @@ const RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET: u32 = 52u;  // Byte offset.
 const RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET: u32 = 56u;  // Byte offset.
 const RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET: u32 = 64u;  // Byte offset.
 const RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET: u32 = 80u;  // Byte offset.
+const RK_MESSAGE_HEADER_SLOT_CHECK_OFFSET: u32 = 84u;  // Byte offset.
 const RK_K2K_INBOX_HEADER_SIZE: u32 = 64u;  // Size in bytes.
 const RK_K2K_INBOX_HEADER_CAPACITY_OFFSET: u32 = 0u;  // Byte offset.
 const RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET: u32 = 4u;  // Byte offset.
@@ -172,7 +174,13 @@ struct ControlBlock {
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
     // WGSL: relaxed atomicStore/atomicLoad; nothing orders storage writes for the host inside a dispatch, so the host reads it after the dispatch completes (the dispatch boundary is the fence); between invocations of one workgroup use storageBarrier().
     control_sequence: atomic<u32>,  // offset 40
-    _host_reserved: array<u32, 5>,  // offset 44
+    // Host, before start: 1 if every input slot the host publishes carries its slot check
+    // (slot_check), so that a device may read a slot in the same round
+    // trip as `input_tail` and accept it by its check; 0 if not.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // WGSL: relaxed atomicLoad; the host changes it only between dispatches.
+    input_slot_checks: atomic<u32>,  // offset 44
+    _host_reserved: array<u32, 4>,  // offset 48
     // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
     // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
@@ -265,7 +273,12 @@ struct MessageHeader {
     message_id: array<u32, 4>,  // offset 64
     // Numeric id of the destination kernel (outside the hot line).
     dest_kernel: u32,  // offset 80
-    _padding: array<u32, 43>,  // offset 84
+    // In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
+    // check word (slot_check: its ring position, hot line and first
+    // payload line), written with the rest of the slot before the host publishes it; 0
+    // elsewhere. Outside the used bytes: decoders neither read nor verify it.
+    slot_check: u32,  // offset 84
+    _padding: array<u32, 42>,  // offset 88
 }
 
 // Header of one bounded MPSC inbox for kernel-to-kernel messages: 64 bytes.

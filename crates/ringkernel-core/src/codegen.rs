@@ -299,6 +299,29 @@ pub fn generate(language: Language) -> String {
     out
 }
 
+/// The declarations of a backend's own device structs (declared with `device_struct!` outside
+/// this crate) in `language`, each with its size and offset constants (`RK_<NAME>_SIZE`,
+/// `RK_<NAME>_<FIELD>_OFFSET`) and, in C, compile-time assertions of its layout. Include it after
+/// [`generate`]'s text: the structs may contain protocol structs.
+pub fn declare_structs(language: Language, structs: &[StructDesc]) -> String {
+    let mut out = String::new();
+    for desc in structs {
+        let prefix = format!("RK_{}", screaming_snake(desc.name));
+        let mut constants = vec![(format!("{prefix}_SIZE"), desc.size)];
+        for field in desc.fields.iter().filter(|f| !f.name.starts_with('_')) {
+            constants.push((format!("{prefix}_{}_OFFSET", field.name.to_ascii_uppercase()), field.offset));
+        }
+        for (name, value) in constants {
+            let _ = match language {
+                Language::Cuda | Language::Msl => writeln!(out, "#define {name} {value:#x}u"),
+                Language::Wgsl => writeln!(out, "const {name}: u32 = {value}u;"),
+            };
+        }
+        write_struct(&mut out, language, desc);
+    }
+    out
+}
+
 /// System-scope acquire/release helpers for every atomic field: the peer of most of these words
 /// is the host, across PCIe, so `.sys` scope is required (`.gpu` would order only within the
 /// device). Device code compiles them; host compilers skip them.

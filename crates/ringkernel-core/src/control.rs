@@ -197,6 +197,12 @@ impl SharedControl {
         unsafe { self.ptr.as_ref() }
     }
 
+    /// Host side, before the kernel starts: says that every input slot will carry its slot check
+    /// ([`crate::message::slot_check`]).
+    pub fn announce_input_slot_checks(&self) {
+        self.block().input_slot_checks.store(1, Ordering::Release);
+    }
+
     /// Host side: asks the kernel to process messages; returns the control sequence to wait for
     /// (see [`SharedControl::acknowledged`]). Host threads may call these at once: every change
     /// counts in the sequence, and the device acts on the flags as they stand at the last one.

@@ -31,8 +31,10 @@ pub const MESSAGE_HEADER_BYTES: usize = 256;
 /// Bytes of a [`MessageHeader`] that a receiver reads to validate and route a message: one cache
 /// line. With the payload's first line, a small message costs two cache lines (or two PCIe reads).
 pub const MESSAGE_HEADER_HOT_BYTES: usize = 64;
-/// Bytes of a [`MessageHeader`] before its padding: the hot line plus `message_id` and
-/// `dest_kernel`, which writers write and receivers read only when asked.
+/// Bytes of a [`MessageHeader`] that writers write and decoders read: the hot line plus
+/// `message_id` and `dest_kernel`, which receivers read only when asked. (`slot_check`, right
+/// after them, is written only by a host whose device asks for it, and read only by that device;
+/// see [`crate::message::slot_check`].)
 ///
 /// The padding is reserved and zero: rings are zeroed when they are created, encoders never write
 /// it again and decoders never read it, so the padding-only cache lines of a slot never travel
@@ -228,6 +230,10 @@ impl<T: DeviceType, const N: usize> DeviceType for [T; N] {
 ///
 /// Syntax: doc comments, then `#[layout(size = N, align = A)]`, then ordinary attributes (`repr`,
 /// `derive`), then `pub struct Name { field: Type => offset, … }`.
+///
+/// Backends declare their own device structs with it too (the CUDA pool's slot, arguments and
+/// routes) and write their C with [`crate::codegen::declare_structs`].
+#[macro_export]
 macro_rules! device_struct {
     (
         $(#[doc = $doc:literal])*
@@ -338,7 +344,11 @@ device_struct! {
         pub node_id: u32 => 36,
         /// Host: incremented after every change of `is_active` or `should_terminate`.
         pub control_sequence: AtomicU32 => 40,
-        _host_reserved: [u32; 5] => 44,
+        /// Host, before start: 1 if every input slot the host publishes carries its slot check
+        /// ([`MessageHeader::slot_check`]), so that a device may read a slot in the same round
+        /// trip as `input_tail` and accept it by its check; 0 if not.
+        pub input_slot_checks: AtomicU32 => 44,
+        _host_reserved: [u32; 4] => 48,
         /// Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
         /// it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
         pub has_terminated: AtomicU32 => 64,
@@ -411,7 +421,12 @@ device_struct! {
         pub message_id: [u32; 4] => 64,
         /// Numeric id of the destination kernel (outside the hot line).
         pub dest_kernel: u32 => 80,
-        _padding: [u32; 43] => 84,
+        /// In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
+        /// check word ([`crate::message::slot_check`]: its ring position, hot line and first
+        /// payload line), written with the rest of the slot before the host publishes it; 0
+        /// elsewhere. Outside the used bytes: decoders neither read nor verify it.
+        pub slot_check: u32 => 84,
+        _padding: [u32; 42] => 88,
     }
 }
 
@@ -642,6 +657,7 @@ pub const ATOMIC_ROLES: &[(&str, &str, AtomicRole)] = &[
     ("ControlBlock", "input_tail", AtomicRole::Publish),
     ("ControlBlock", "output_head", AtomicRole::Publish),
     ("ControlBlock", "control_sequence", AtomicRole::Publish),
+    ("ControlBlock", "input_slot_checks", AtomicRole::Flag),
     ("ControlBlock", "has_terminated", AtomicRole::Publish),
     ("ControlBlock", "input_head", AtomicRole::Publish),
     ("ControlBlock", "output_tail", AtomicRole::Publish),

@@ -5,7 +5,8 @@
 //! engine reads nothing else.
 //!
 //! Each pass looks at the control block; while active it handles up to [`BATCH`] messages from the
-//! input ring and then from the K2K inbox, in order, with one wall-clock reading per batch.
+//! input ring and then from the K2K inbox, in order, with one wall-clock reading per batch, and
+//! stops a batch before its next message as soon as the host changes its flags.
 //! Counters reach the device line with each reply (see `Io`); heartbeat and clock every few
 //! hundred passes and before idling. When there is nothing to do it spins for
 //! `CpuConfig::spin_before_park`, then parks until a send, a K2K message or a control change
@@ -210,6 +211,9 @@ struct Core {
     last_event: HlcTimestamp,
     /// Set when the handler panicked; the loop then fails the kernel.
     fault: Option<String>,
+    /// The control sequence the current drain acts on; it stops before the next message once
+    /// the host's differs (`None`: the terminate drain, which never stops early).
+    interruptible: Option<u32>,
 }
 
 /// The host's flags as last acknowledged.
@@ -274,6 +278,7 @@ impl Actor {
                 counters: Counters::default(),
                 last_event: HlcTimestamp::default(),
                 fault: None,
+                interruptible: None,
             },
         }
     }
@@ -301,7 +306,7 @@ impl Actor {
             }
             let mut handled = 0;
             if self.flags.active {
-                handled = self.drain(BATCH);
+                handled = self.drain(BATCH, Some(self.flags.sequence));
                 if self.core.fault.is_some() {
                     return self.fail();
                 }
@@ -318,9 +323,15 @@ impl Actor {
 
     /// Handles up to `max` messages from the input ring, then up to `max` from the inbox, with one
     /// wall-clock reading for all of them (the idle loop's last one, if it just made one).
-    fn drain(&mut self, max: u32) -> u32 {
+    ///
+    /// With `interruptible` (the control sequence the actor acts on), it stops before the next
+    /// message as soon as the host has changed its flags: a deactivate takes effect before any
+    /// message not yet taken when it arrived (a handler may hold a message for long while more
+    /// queue up behind it). The terminate drain passes `None`: it handles everything accepted.
+    fn drain(&mut self, max: u32, interruptible: Option<u32>) -> u32 {
         let Actor { input, inbox, scratch, core, .. } = self;
         let mut batch_wall = core.io.idle_wall_ns.take();
+        core.interruptible = interruptible;
         let from_input = core.drain_queue(scratch, max, &mut batch_wall, "input ring", |scratch| {
             let popped = input.try_pop(|slot| slot.copy_message_into(scratch, HeaderPart::Hot));
             if popped.is_ok() {
@@ -391,7 +402,7 @@ impl Actor {
         // The host stopped accepting sends before it raised the flag, and nobody can reach the
         // inbox any more, so once both queues read empty they stay empty.
         loop {
-            let handled = self.drain(u32::MAX);
+            let handled = self.drain(u32::MAX, None);
             if self.core.fault.is_some() {
                 return self.fail();
             }
@@ -459,6 +470,13 @@ impl Core {
     ) -> u32 {
         let mut handled = 0;
         while handled < max && self.fault.is_none() {
+            // One relaxed load of a word the host writes only on a control change (its line also
+            // carries `input_tail`, which this loop reads anyway).
+            if let Some(seen) = self.interruptible
+                && self.io.control.block().control_sequence.load(Ordering::Relaxed) != seen
+            {
+                break;
+            }
             match pop(scratch) {
                 Ok(()) => {}
                 Err(PopError::Empty) => break,

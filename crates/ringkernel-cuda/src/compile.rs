@@ -27,7 +27,11 @@ pub fn actor_source(kernel: &str, handler: &str) -> String {
 /// namespace (`rk_kernel_<kind>`, kind = position in `kernels`), the dispatch, the loop.
 /// `RK_THREADS` must be defined before it.
 pub fn pool_source(kernels: &[(&str, &str)]) -> String {
-    let mut source = format!("{}\n#line 1 \"ringkernel_prelude.cuh\"\n{PRELUDE}\n", layout_header());
+    let mut source = format!(
+        "{}\n{}\n#line 1 \"ringkernel_prelude.cuh\"\n{PRELUDE}\n",
+        layout_header(),
+        crate::layout::declarations()
+    );
     for (kind, (kernel, handler)) in kernels.iter().enumerate() {
         let file = format!("{}.cu", kernel.replace(['"', '\\', '\n'], "_"));
         source.push_str(&format!("namespace rk_kernel_{kind} {{\n#line 1 \"{file}\"\n{handler}\n}}\n"));
@@ -41,6 +45,7 @@ pub fn pool_source(kernels: &[(&str, &str)]) -> String {
     source
 }
 
+/// The generated protocol layout (`ringkernel_layout.cuh`).
 fn layout_header() -> &'static str {
     static HEADER: OnceLock<String> = OnceLock::new();
     HEADER.get_or_init(|| generate(Language::Cuda))

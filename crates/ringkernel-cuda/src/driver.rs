@@ -24,12 +24,53 @@ pub fn describe(what: &str, code: CUresult) -> String {
     format!("{what} failed with {name}")
 }
 
-pub(crate) fn check(code: CUresult, what: &str) -> std::result::Result<(), String> {
-    if code == CUresult::CUDA_SUCCESS { Ok(()) } else { Err(describe(what, code)) }
+/// A driver call that failed: which call, and the driver's result code (kept, not only its text,
+/// so that callers can tell a lost context from a refusal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverError {
+    /// The call (`cuMemAllocAsync`) or what it was for.
+    pub call: &'static str,
+    /// The driver's result.
+    pub code: CUresult,
 }
 
-fn fault(what: &str, code: CUresult) -> RingKernelError {
-    RingKernelError::BackendUnavailable(format!("cuda: {}", describe(what, code)))
+impl DriverError {
+    /// Whether the error loses the context for good (a trap, an illegal address, …): every later
+    /// call in it fails the same way.
+    pub fn is_sticky(&self) -> bool {
+        matches!(
+            self.code,
+            CUresult::CUDA_ERROR_LAUNCH_FAILED
+                | CUresult::CUDA_ERROR_ILLEGAL_ADDRESS
+                | CUresult::CUDA_ERROR_ILLEGAL_INSTRUCTION
+                | CUresult::CUDA_ERROR_MISALIGNED_ADDRESS
+                | CUresult::CUDA_ERROR_HARDWARE_STACK_ERROR
+                | CUresult::CUDA_ERROR_INVALID_PC
+        )
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(self.call, self.code))
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+impl From<DriverError> for RingKernelError {
+    fn from(error: DriverError) -> Self {
+        RingKernelError::BackendUnavailable(format!("cuda: {error}"))
+    }
+}
+
+/// `Ok` for `CUDA_SUCCESS`, else the typed error of `call`.
+pub(crate) fn check(code: CUresult, call: &'static str) -> std::result::Result<(), DriverError> {
+    if code == CUresult::CUDA_SUCCESS { Ok(()) } else { Err(DriverError { call, code }) }
+}
+
+fn fault(call: &'static str, code: CUresult) -> RingKernelError {
+    DriverError { call, code }.into()
 }
 
 /// The GPU a runtime runs on.
@@ -161,12 +202,12 @@ struct PooledBlock {
 pub struct Context {
     raw: sys::CUcontext,
     info: DeviceInfo,
-    /// Set once a sticky error has lost the context: the hardware error, named.
-    poisoned: Mutex<Option<String>>,
+    /// Set once a sticky error has lost the context: the hardware error.
+    poisoned: Mutex<Option<DriverError>>,
     pool: Mutex<Vec<PooledBlock>>,
-    /// Each actor kernel's stream and whether the monitor saw it finish: the context may be
-    /// destroyed once all have finished.
-    running: Mutex<Vec<(sys::CUstream, Arc<AtomicBool>)>>,
+    /// Set when a persistent kernel did not end: the context (and its memory) is then leaked
+    /// rather than freed under a kernel that may still use it.
+    leaked: AtomicBool,
 }
 
 // SAFETY: a CUDA context may be used from any thread (each call binds it first); the raw pointers
@@ -209,17 +250,9 @@ impl Context {
                 r = sys::cuCtxCreate_v4(&mut raw, std::ptr::null_mut(), flags, device);
             }
             if r != CUresult::CUDA_SUCCESS {
-                let sticky = matches!(
-                    r,
-                    CUresult::CUDA_ERROR_LAUNCH_FAILED
-                        | CUresult::CUDA_ERROR_ILLEGAL_ADDRESS
-                        | CUresult::CUDA_ERROR_ILLEGAL_INSTRUCTION
-                        | CUresult::CUDA_ERROR_MISALIGNED_ADDRESS
-                        | CUresult::CUDA_ERROR_HARDWARE_STACK_ERROR
-                        | CUresult::CUDA_ERROR_INVALID_PC
-                );
-                let mut reason = describe("cuCtxCreate", r);
-                if sticky {
+                let error = DriverError { call: "cuCtxCreate", code: r };
+                let mut reason = error.to_string();
+                if error.is_sticky() {
                     reason.push_str(
                         ": a hardware fault earlier in this process still poisons the device for it (the driver \
                          refuses new contexts after one, even once the lost context is destroyed); restart the process",
@@ -233,7 +266,7 @@ impl Context {
             info,
             poisoned: Mutex::new(None),
             pool: Mutex::new(Vec::new()),
-            running: Mutex::new(Vec::new()),
+            leaked: AtomicBool::new(false),
         }))
     }
 
@@ -243,18 +276,21 @@ impl Context {
     }
 
     /// Binds the context to the calling thread.
-    pub fn bind(&self) -> std::result::Result<(), String> {
+    ///
+    /// # Errors
+    /// The driver's refusal.
+    pub fn bind(&self) -> std::result::Result<(), DriverError> {
         // SAFETY: the context lives as long as self.
         check(unsafe { sys::cuCtxSetCurrent(self.raw) }, "cuCtxSetCurrent")
     }
 
     /// The hardware error that lost this context, if one did.
-    pub fn poisoned(&self) -> Option<String> {
-        self.poisoned.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    pub fn poisoned(&self) -> Option<DriverError> {
+        *self.poisoned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn poison(&self, reason: String) {
-        self.poisoned.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(reason);
+    pub(crate) fn poison(&self, error: DriverError) {
+        self.poisoned.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
     }
 
     /// Pinned host memory of at least `len` bytes, mapped into the device, cached on the host
@@ -279,7 +315,7 @@ impl Context {
                 (block.host, block.device, block.len)
             }
             None => {
-                self.bind().map_err(RingKernelError::BackendUnavailable)?;
+                self.bind()?;
                 let mut host: *mut c_void = std::ptr::null_mut();
                 let flags = sys::CU_MEMHOSTALLOC_DEVICEMAP | sys::CU_MEMHOSTALLOC_PORTABLE;
                 // SAFETY: out-parameter call; the context is current.
@@ -307,39 +343,20 @@ impl Context {
         Ok(PinnedRegion { context: self.clone(), host, device, len, reusable })
     }
 
-    /// Remembers an actor kernel's stream (destroyed by the monitor once `finished` is set).
-    pub(crate) fn track(&self, stream: sys::CUstream, finished: Arc<AtomicBool>) {
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        running.retain(|(_, finished)| !finished.load(Ordering::Acquire));
-        running.push((stream, finished));
+    /// Keeps the context (and its memory) alive for the rest of the process: a persistent
+    /// kernel in it did not end, and freeing memory under it could corrupt what it writes.
+    pub(crate) fn leak(&self) {
+        self.leaked.store(true, Ordering::Release);
     }
 }
 
 impl Drop for Context {
     fn drop(&mut self) {
-        // Everything allocated here is gone (regions and actors hold the context), and so is the
-        // runtime's monitor: a kernel still running is one whose handles were all dropped, which
-        // was asked to stop. Give it a moment; if it does not stop, leak the context rather than
-        // free memory a kernel still uses. A lost context has no running kernel.
-        let lost = self.poisoned().is_some();
-        if !lost && self.bind().is_ok() {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
-            for (stream, finished) in &running {
-                while !finished.load(Ordering::Acquire) {
-                    // SAFETY: an unfinished actor's stream is destroyed only by the monitor, which
-                    // is gone; querying enqueues nothing.
-                    let r = unsafe { sys::cuStreamQuery(*stream) };
-                    if r != CUresult::CUDA_ERROR_NOT_READY {
-                        break;
-                    }
-                    if std::time::Instant::now() > deadline {
-                        tracing::error!("a CUDA actor kernel did not stop; its context (and memory) is leaked");
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_micros(200));
-                }
-            }
+        // Everything allocated here is gone (regions, buffers and streams hold the context), and
+        // the pool has ended (its owner waited for it) unless the context was leaked.
+        if self.leaked.load(Ordering::Acquire) {
+            tracing::error!("a CUDA kernel did not stop; its context (and memory) is leaked");
+            return;
         }
         // SAFETY: nothing of this context is in use any more; destroying it (current or not) frees
         // every allocation. A lost context must be destroyed for the device to take a new one.
@@ -397,15 +414,154 @@ impl Drop for PinnedRegion {
     }
 }
 
-/// A non-blocking stream (never synchronises with other streams).
-pub(crate) fn create_stream(context: &Context) -> std::result::Result<sys::CUstream, String> {
-    context.bind()?;
-    let mut stream = std::ptr::null_mut();
-    let flags = sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32;
-    // SAFETY: out-parameter call; the context is current.
-    let r = unsafe { sys::cuStreamCreate(&mut stream, flags) };
-    check(r, "cuStreamCreate")?;
-    Ok(stream)
+/// A non-blocking stream of one context (never synchronises with other streams), destroyed when
+/// dropped (the driver lets queued work finish first).
+pub struct Stream {
+    context: Arc<Context>,
+    raw: sys::CUstream,
+}
+
+// SAFETY: a stream handle may be used from any thread with its context bound (every call binds).
+unsafe impl Send for Stream {}
+// SAFETY: as above; the driver serialises work enqueued from several threads.
+unsafe impl Sync for Stream {}
+
+impl Stream {
+    /// A new stream.
+    ///
+    /// # Errors
+    /// The driver's refusal.
+    pub fn new(context: &Arc<Context>) -> std::result::Result<Self, DriverError> {
+        context.bind()?;
+        let mut raw = std::ptr::null_mut();
+        let flags = sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32;
+        // SAFETY: out-parameter call; the context is current.
+        check(unsafe { sys::cuStreamCreate(&mut raw, flags) }, "cuStreamCreate")?;
+        Ok(Self { context: context.clone(), raw })
+    }
+
+    /// The raw handle, for calls that enqueue onto it (with the context bound).
+    pub(crate) fn raw(&self) -> sys::CUstream {
+        self.raw
+    }
+
+    /// Binds the stream's context to the calling thread.
+    pub(crate) fn bind(&self) -> std::result::Result<(), DriverError> {
+        self.context.bind()
+    }
+
+    /// Waits for everything enqueued so far (never the whole device).
+    ///
+    /// # Errors
+    /// The first error of the work waited for, or the context's loss.
+    pub(crate) fn synchronize(&self, call: &'static str) -> std::result::Result<(), DriverError> {
+        self.bind()?;
+        // SAFETY: waits for this stream only.
+        check(unsafe { sys::cuStreamSynchronize(self.raw) }, call)
+    }
+
+    /// Whether the stream's work has finished: `Ok(true)` done, `Ok(false)` still running.
+    ///
+    /// # Errors
+    /// The error the work ended with (a lost context).
+    pub(crate) fn finished(&self) -> std::result::Result<bool, DriverError> {
+        self.bind()?;
+        // SAFETY: querying enqueues nothing.
+        match unsafe { sys::cuStreamQuery(self.raw) } {
+            CUresult::CUDA_SUCCESS => Ok(true),
+            CUresult::CUDA_ERROR_NOT_READY => Ok(false),
+            code => Err(DriverError { call: "the GPU", code }),
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.context.bind().is_ok() {
+            // SAFETY: nothing of ours enqueues onto it any more; destroying returns at once.
+            unsafe {
+                let _ = sys::cuStreamDestroy_v2(self.raw);
+            }
+        }
+    }
+}
+
+/// Device memory, allocated and freed stream-ordered on one stream (a free never waits for the
+/// whole device, which persistent kernels keep busy).
+pub struct DeviceBuffer {
+    stream: Arc<Stream>,
+    address: u64,
+    bytes: usize,
+}
+
+// SAFETY: a device address is plain data; it is used with the context bound.
+unsafe impl Send for DeviceBuffer {}
+// SAFETY: as above.
+unsafe impl Sync for DeviceBuffer {}
+
+impl DeviceBuffer {
+    /// `bytes` of device memory, zeroed, ordered on `stream`.
+    ///
+    /// # Errors
+    /// The driver's refusal (out of memory, a lost context).
+    pub(crate) fn zeroed(stream: &Arc<Stream>, bytes: usize) -> std::result::Result<Self, DriverError> {
+        stream.bind()?;
+        let mut address = 0;
+        // SAFETY: out-parameter call on a stream of the current context.
+        check(unsafe { sys::cuMemAllocAsync(&mut address, bytes, stream.raw) }, "cuMemAllocAsync")?;
+        let buffer = Self { stream: stream.clone(), address, bytes };
+        // SAFETY: `bytes` of device memory just allocated, ordered on the same stream.
+        check(unsafe { sys::cuMemsetD8Async(address, 0, bytes, stream.raw) }, "cuMemsetD8Async")?;
+        Ok(buffer)
+    }
+
+    /// The device address.
+    pub fn address(&self) -> u64 {
+        self.address
+    }
+
+    /// Its size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Copies `data` (at most `bytes()`) to its start, ordered on its stream; the caller keeps
+    /// `data` alive until the stream has passed the copy.
+    ///
+    /// # Errors
+    /// The driver's refusal.
+    pub(crate) fn upload(&self, data: &[u8]) -> std::result::Result<(), DriverError> {
+        let bytes = data.len().min(self.bytes);
+        self.stream.bind()?;
+        // SAFETY: host memory valid for `bytes`, kept alive by the caller until synchronised.
+        check(
+            unsafe { sys::cuMemcpyHtoDAsync_v2(self.address, data.as_ptr().cast(), bytes, self.stream.raw) },
+            "cuMemcpyHtoDAsync",
+        )
+    }
+
+    /// Copies its first `bytes` into host memory at `to` and waits for the copy.
+    ///
+    /// # Safety
+    /// `to` is valid for writes of `bytes` bytes, and `bytes <= self.bytes()`.
+    pub(crate) unsafe fn download_to(&self, to: *mut u8, bytes: usize) -> std::result::Result<(), DriverError> {
+        self.stream.bind()?;
+        // SAFETY: the caller's promise about `to`; the buffer holds `bytes`.
+        check(unsafe { sys::cuMemcpyDtoHAsync_v2(to.cast(), self.address, bytes, self.stream.raw) }, "cuMemcpyDtoHAsync")?;
+        self.stream.synchronize("copying device memory back")
+    }
+}
+
+impl Drop for DeviceBuffer {
+    fn drop(&mut self) {
+        if self.stream.bind().is_ok() {
+            // SAFETY: nothing uses the memory any more (its owner says so by dropping it); the
+            // free is ordered after everything enqueued on the stream.
+            unsafe {
+                let _ = sys::cuMemFreeAsync(self.address, self.stream.raw);
+            }
+        }
+    }
 }
 
 /// A loaded module and its functions.
@@ -419,9 +575,11 @@ unsafe impl Send for Module {}
 unsafe impl Sync for Module {}
 
 impl Module {
-    pub(crate) fn load(context: &Context, ptx: &cudarc::nvrtc::Ptx) -> std::result::Result<Self, String> {
+    pub(crate) fn load(context: &Context, ptx: &cudarc::nvrtc::Ptx) -> std::result::Result<Self, DriverError> {
         context.bind()?;
-        let image = CString::new(ptx.to_src()).map_err(|_| "PTX contains a NUL byte".to_string())?;
+        // NVRTC's PTX never holds a NUL byte; one would be an invalid image.
+        let image = CString::new(ptx.to_src())
+            .map_err(|_| DriverError { call: "cuModuleLoadData", code: CUresult::CUDA_ERROR_INVALID_IMAGE })?;
         let mut raw = std::ptr::null_mut();
         // SAFETY: `image` is a NUL-terminated PTX string.
         check(unsafe { sys::cuModuleLoadData(&mut raw, image.as_ptr().cast()) }, "cuModuleLoadData")?;
@@ -430,8 +588,9 @@ impl Module {
 
     /// A function, loaded now (not lazily at its first launch, which could wait on kernels that
     /// never end).
-    pub(crate) fn function(&self, name: &str) -> std::result::Result<sys::CUfunction, String> {
-        let name = CString::new(name).map_err(|_| "bad function name".to_string())?;
+    pub(crate) fn function(&self, name: &str) -> std::result::Result<sys::CUfunction, DriverError> {
+        let name = CString::new(name)
+            .map_err(|_| DriverError { call: "cuModuleGetFunction", code: CUresult::CUDA_ERROR_INVALID_VALUE })?;
         let mut function = std::ptr::null_mut();
         // SAFETY: the module is loaded; out-parameter call.
         check(unsafe { sys::cuModuleGetFunction(&mut function, self.raw, name.as_ptr()) }, "cuModuleGetFunction")?;

@@ -76,7 +76,11 @@ pub mod driver;
 pub mod floor;
 
 mod actor;
+mod launch;
+mod layout;
+mod monitor;
+mod pool;
 mod runtime;
 
-pub use driver::DeviceInfo;
+pub use driver::{DeviceInfo, DriverError};
 pub use runtime::{CudaConfig, CudaRuntime};

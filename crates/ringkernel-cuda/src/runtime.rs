@@ -1,36 +1,29 @@
-//! [`CudaRuntime`]: a resident pool of actor blocks, the monitor that watches it, and launches that
-//! hand each kernel's host half to the engine.
+//! [`CudaRuntime`]: one CUDA context, the resident pool of actor blocks (`pool`), the monitor that
+//! watches it (`monitor`), and launches that hand each kernel's host half to the engine
+//! (`launch`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use cudarc::driver::sys::{self, CUresult};
-use ringkernel_core::control::SharedControl;
-use ringkernel_core::error::{Result, RingKernelError, codes};
+use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::hlc::{HlcConfig, HybridClock};
-use ringkernel_core::layout::termination;
-use ringkernel_core::memory::KernelMemory;
 use ringkernel_core::region::Region;
 use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
 use ringkernel_core::spec::KernelRegistry;
-use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts, KernelTable};
+use ringkernel_host::KernelTable;
 
-use crate::actor::{ActorShared, CudaActor, NAME_BYTES, RkArgs, fnv1a};
-use crate::compile::{PROBES, arch_name, compile, pool_source};
-use crate::driver::{Context, DeviceInfo, Module, PinnedRegion, check, create_stream, describe};
+use crate::compile::{arch_name, compile, pool_source};
+use crate::driver::{Context, DeviceBuffer, DeviceInfo, Module, Stream};
+use crate::floor::{Floor, Probes};
+use crate::layout::RkRoute;
+use crate::monitor::Watch;
+use crate::pool::Pool;
 
 /// Entries of the device-side route table (`RK_ROUTE_CAPACITY`): the most actor slots a pool has.
 pub const MAX_ACTORS: usize = 256;
-/// Bytes of one route entry (`RkRoute`).
-const ROUTE_BYTES: usize = 64;
-/// Bytes of one pool slot (`RkSlot`) and the offset of its `args`.
-const SLOT_BYTES: usize = 256;
-const SLOT_ARGS_OFFSET: usize = 64;
-const SLOT_IDLE: u32 = 0;
-const SLOT_ASSIGNED: u32 = 1;
 
 /// Tuning of the CUDA backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,124 +75,32 @@ impl Default for CudaConfig {
     }
 }
 
-/// A cached compile error, handed to each launch of that kernel.
-fn clone_error(error: &RingKernelError) -> RingKernelError {
-    match error {
-        RingKernelError::Compile { kernel, log } => {
-            RingKernelError::Compile { kernel: kernel.clone(), log: log.clone() }
-        }
-        other => RingKernelError::BackendUnavailable(other.to_string()),
-    }
-}
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Messages an actor reads per round trip: `RK_BATCH` = threads / 8.
-fn batch(threads: u32) -> usize {
-    (threads / 8) as usize
-}
 
 /// Each registered kernel's handler index in the pool module, or its compile error.
-type Kinds = HashMap<String, std::result::Result<u32, RingKernelError>>;
+pub(crate) type Kinds = HashMap<String, std::result::Result<u32, RingKernelError>>;
 
-/// A running actor (or one that ended and is not yet tidied up), as the monitor sees it.
-struct Track {
-    id: KernelId,
-    slot: usize,
-    /// Device memory: state, inbox, scratch.
-    buffers: [u64; 3],
-    /// Where the inbox is copied back to (in the kernel's pinned region) and its size.
-    inbox_mirror: usize,
-    inbox_bytes: usize,
-    shared: Arc<ActorShared>,
-    /// The pinned region may be reused once set.
-    reusable: Arc<AtomicBool>,
-    control: SharedControl,
-}
-
-// SAFETY: the addresses are used only with the context bound, under the tracks lock; the mirror
-// lies in a pinned block that is not reused before `reusable` is set.
-unsafe impl Send for Track {}
-
-/// The resident pool: one kernel of `slots` blocks, launched when the runtime starts.
-struct Pool {
-    stream: sys::CUstream,
-    /// `RkSlot`s in pinned, mapped memory.
-    slots: PinnedRegion,
-    capacity: usize,
-    threads: u32,
-    used: Mutex<Vec<bool>>,
-}
-
-impl Pool {
-    fn word(&self, slot: usize, offset: usize) -> &AtomicU32 {
-        // SAFETY: slot < capacity, and the region holds `capacity` 256-byte slots, 64-byte aligned;
-        // these words are only accessed atomically, here and by the pool kernel.
-        unsafe { &*self.slots.as_ptr().add(slot * SLOT_BYTES + offset).cast::<AtomicU32>() }
-    }
-
-    fn state(&self, slot: usize) -> u32 {
-        self.word(slot, 0).load(Ordering::Acquire)
-    }
-}
-
-/// The floor probes' functions and the clock probe's target.
-pub(crate) struct Probes {
-    _module: Module,
-    pub(crate) clock: sys::CUfunction,
-    pub(crate) empty: sys::CUfunction,
-    pub(crate) offload: sys::CUfunction,
-    pub(crate) pingpong: sys::CUfunction,
-    target: PinnedRegion,
-}
-
-// SAFETY: function handles may be used from any thread with the context bound.
-unsafe impl Send for Probes {}
-// SAFETY: as above.
-unsafe impl Sync for Probes {}
-
-struct Inner {
-    context: Arc<Context>,
-    registry: KernelRegistry,
-    config: CudaConfig,
-    kernels: KernelTable,
-    host_clock: Arc<HybridClock>,
-    next_number: AtomicU32,
-    /// Device memory: MAX_ACTORS route entries (entry = slot).
-    routes: u64,
+/// Everything a runtime holds; launches (`launch.rs`) and the monitor work on it.
+pub(crate) struct Inner {
+    pub(crate) context: Arc<Context>,
+    pub(crate) registry: KernelRegistry,
+    pub(crate) config: CudaConfig,
+    pub(crate) kernels: KernelTable,
+    pub(crate) host_clock: Arc<HybridClock>,
+    pub(crate) next_number: AtomicU32,
     /// Each registered kernel's handler index in the pool module, or its compile error.
-    kinds: Kinds,
+    pub(crate) kinds: Kinds,
     _module: Module,
     /// The pool and its actors, shared with the monitor (which outlives the runtime while actors
     /// whose handles were kept still run).
-    watch: Arc<Watch>,
-    probes: Probes,
-    clock_offset_ns: i64,
-    /// Launch preparation (allocations and copies of a new actor's memory).
-    admin: Mutex<sys::CUstream>,
+    pub(crate) watch: Arc<Watch>,
+    probes: Arc<Probes>,
+    pub(crate) clock_offset_ns: i64,
+    /// Where a new actor's memory is allocated, initialised and (on failure) copied back from.
+    pub(crate) admin: Arc<Stream>,
+    /// Alive while the runtime is: the monitor ends once it is gone and every actor ended.
+    _alive: Arc<()>,
 }
-
-/// What the monitor watches: the pool, its actors, and the stream it tidies up with.
-struct Watch {
-    context: Arc<Context>,
-    pool: Pool,
-    tracks: Mutex<Vec<Track>>,
-    /// The monitor's copies and frees.
-    tidy: sys::CUstream,
-}
-
-// SAFETY: the stream handle is used only with the context bound; the rest sits behind locks.
-unsafe impl Send for Watch {}
-// SAFETY: as above.
-unsafe impl Sync for Watch {}
-
-// SAFETY: raw handles (streams, device pointers) are used only with the context bound, and the
-// mutable state sits behind locks.
-unsafe impl Send for Inner {}
-// SAFETY: as above.
-unsafe impl Sync for Inner {}
 
 /// The CUDA backend's runtime: one CUDA context and one resident pool of actor blocks.
 ///
@@ -215,7 +116,7 @@ impl std::fmt::Debug for CudaRuntime {
     }
 }
 
-fn unavailable(reason: String) -> RingKernelError {
+pub(crate) fn unavailable(reason: String) -> RingKernelError {
     RingKernelError::BackendUnavailable(format!("cuda: {reason}"))
 }
 
@@ -309,10 +210,14 @@ impl CudaRuntime {
     /// As [`CudaRuntime::new`].
     pub fn with_config(registry: KernelRegistry, config: CudaConfig) -> Result<Self> {
         let threads = config.block_size;
-        if threads < 32 || !threads.is_multiple_of(32) || threads > 1024 {
+        if threads < 32 || !threads.is_multiple_of(32) || threads > 1024 - crate::pool::SERVICE_THREADS {
             return Err(RingKernelError::InvalidConfig {
                 field: "block_size",
-                reason: format!("the cuda backend runs whole warps: a multiple of 32 from 32 to 1024, got {threads}"),
+                reason: format!(
+                    "the cuda backend runs whole warps, and two service warps beside them: a multiple of 32 from 32 \
+                     to {}, got {threads}",
+                    1024 - crate::pool::SERVICE_THREADS
+                ),
             });
         }
         let slots = config.actor_slots as usize;
@@ -323,110 +228,40 @@ impl CudaRuntime {
             });
         }
         let context = Context::new(config.device)?;
-        context.bind().map_err(unavailable)?;
+        context.bind()?;
         let (major, minor) = context.info().compute_capability;
         let arch = arch_name(major, minor);
         let (ptx, kinds) = compile_pool(&registry, threads, config.profile, arch)?;
-        let module = Module::load(&context, &ptx).map_err(unavailable)?;
-        let pool_function = module.function("rk_pool_main").map_err(unavailable)?;
-        let probes_ptx = compile("ringkernel_probes", PROBES, arch)?;
-        let probes_module = Module::load(&context, &probes_ptx).map_err(unavailable)?;
-        let probes = Probes {
-            clock: probes_module.function("rk_probe_clock").map_err(unavailable)?,
-            empty: probes_module.function("rk_probe_empty").map_err(unavailable)?,
-            offload: probes_module.function("rk_probe_offload").map_err(unavailable)?,
-            pingpong: probes_module.function("rk_probe_pingpong").map_err(unavailable)?,
-            target: context.pinned(64, Arc::new(AtomicBool::new(false)))?,
-            _module: probes_module,
-        };
-
-        // Can every slot be resident at once?
-        let mut per_sm = 0;
-        // SAFETY: a loaded function; out-parameter call.
-        let r =
-            unsafe { sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, pool_function, threads as i32, 0) };
-        check(r, "cuOccupancyMaxActiveBlocksPerMultiprocessor").map_err(unavailable)?;
-        let resident = per_sm.max(0) as usize * context.info().multiprocessors.max(0) as usize;
-        if slots > resident {
-            return Err(RingKernelError::InvalidConfig {
-                field: "actor_slots",
-                reason: format!(
-                    "{slots} actor blocks of {threads} threads cannot be resident at once on {}: {resident} can \
-                     ({per_sm} per SM × {} SMs); a block that is not resident would never run its actor",
-                    context.info().name,
-                    context.info().multiprocessors
-                ),
-            });
-        }
-
-        let admin = create_stream(&context).map_err(unavailable)?;
-        let tidy = create_stream(&context).map_err(unavailable)?;
-        let pool_stream = create_stream(&context).map_err(unavailable)?;
-        let mut routes = 0u64;
-        let bytes = MAX_ACTORS * ROUTE_BYTES;
-        // SAFETY: the context is current; nothing runs yet, so synchronous calls wait for nothing.
-        unsafe {
-            check(sys::cuMemAlloc_v2(&mut routes, bytes), "cuMemAlloc (route table)").map_err(unavailable)?;
-            check(sys::cuMemsetD8_v2(routes, 0, bytes), "cuMemset (route table)").map_err(unavailable)?;
-        }
-        let clock_offset_ns = clock_offset(&probes, admin)?;
-        let pool_slots = context.pinned(slots * SLOT_BYTES, Arc::new(AtomicBool::new(false)))?;
-        let mut slots_address = pool_slots.device_address(0);
-        let mut params = [(&mut slots_address as *mut u64).cast::<std::ffi::c_void>()];
-        // SAFETY: `rk_pool_main` takes one pointer to `slots` RkSlots of zeroed (idle) pinned
-        // memory, which lives as long as the context (the pool holds it). A cooperative launch
-        // fails rather than start a grid that cannot be resident at once.
-        let r = unsafe {
-            sys::cuLaunchCooperativeKernel(
-                pool_function,
-                slots as u32,
-                1,
-                1,
-                threads,
-                1,
-                1,
-                0,
-                pool_stream,
-                params.as_mut_ptr(),
-            )
-        };
-        check(r, "launching the actor pool").map_err(unavailable)?;
-        let pool_done = Arc::new(AtomicBool::new(false));
-        context.track(pool_stream, pool_done);
-
+        let module = Module::load(&context, &ptx)?;
+        let pool_function = module.function("rk_pool_main")?;
+        let probes = Arc::new(Probes::load(&context, arch)?);
+        let admin = Arc::new(Stream::new(&context)?);
+        let routes = DeviceBuffer::zeroed(&admin, MAX_ACTORS * size_of::<RkRoute>())?;
+        let clock_offset_ns = clock_offset(&context, &probes, &admin)?;
+        admin.synchronize("preparing the route table")?;
+        let pool = Pool::launch(&context, pool_function, threads, slots)?;
         let host_clock =
             HybridClock::new(HlcConfig::new(config.host_node_id).with_max_offset_ns(config.max_clock_offset_ns));
+        let alive = Arc::new(());
+        let watch = Arc::new(Watch { context: context.clone(), pool, routes, tracks: Default::default() });
+        watch
+            .spawn(Arc::downgrade(&alive))
+            .map_err(|error| unavailable(format!("could not start the monitor thread: {error}")))?;
         let inner = Arc::new(Inner {
-            context: context.clone(),
+            context,
             registry,
             config,
             kernels: KernelTable::new(),
             host_clock: Arc::new(host_clock),
             next_number: AtomicU32::new(1),
-            routes,
             kinds,
             _module: module,
-            watch: Arc::new(Watch {
-                context,
-                pool: Pool {
-                    stream: pool_stream,
-                    slots: pool_slots,
-                    capacity: slots,
-                    threads,
-                    used: Mutex::new(vec![false; slots]),
-                },
-                tracks: Mutex::new(Vec::new()),
-                tidy,
-            }),
+            watch,
             probes,
             clock_offset_ns,
-            admin: Mutex::new(admin),
+            admin,
+            _alive: alive,
         });
-        let (weak, watch) = (Arc::downgrade(&inner), inner.watch.clone());
-        std::thread::Builder::new()
-            .name("rk-cuda-monitor".into())
-            .spawn(move || monitor(weak, watch))
-            .map_err(|error| unavailable(format!("could not start the monitor thread: {error}")))?;
         Ok(Self { inner })
     }
 
@@ -455,68 +290,59 @@ impl CudaRuntime {
 
     /// Actor slots of the pool (how many actors can run at once).
     pub fn actor_slots(&self) -> usize {
-        self.inner.watch.pool.capacity
+        self.inner.watch.pool.capacity()
     }
 
-    /// With [`CudaConfig::profile`]: the SM cycles a running actor has spent, summed over its
-    /// messages from the host, in each phase of its message path — `[poll, read, check, handler,
-    /// publish, k2k_send, messages]` (the poll that found the message; the batch read over the bus;
-    /// validation and stamping; the handler, replies included; the publish behind a system fence;
-    /// all of its K2K sends; the count of messages, from the host and over K2K). `None` for an
-    /// actor not running; without
-    /// profiling, all zero.
+    /// With [`CudaConfig::profile`]: the SM cycles a running actor has spent in each phase of its
+    /// message path, summed over its messages — `[bus, handoff, check, handler, publish, k2k_send,
+    /// messages]`: the bus warp's round trips that brought host messages (per round trip, not per
+    /// message); the wait of a queued message before the handler threads took it; validation and
+    /// stamping; the handler, replies included; the batch's publish (one release store at system
+    /// scope); all of its K2K sends; the count of messages handled, from the host and over K2K.
+    /// `None` for an actor not running; without profiling, all zero.
     pub fn profile(&self, kernel: &KernelId) -> Option<[u64; 7]> {
         let watch = &self.inner.watch;
-        let tracks = lock(&watch.tracks);
-        let track = tracks.iter().find(|track| &track.id == kernel)?;
-        let mut out = [0u64; 7];
-        for (i, value) in out.iter_mut().enumerate() {
-            // SAFETY: the slot's reserved words (bytes 8..64) hold 7 u64 the actor writes; read
-            // volatile (the device writes them), aligned to 8.
-            *value = unsafe {
-                std::ptr::read_volatile(
-                    watch.pool.slots.as_ptr().add(track.slot * SLOT_BYTES + 8 + 8 * i).cast::<u64>(),
-                )
-            };
-        }
-        Some(out)
+        watch.with_track(kernel, |track| watch.pool.profile(track.slot))
+    }
+
+    /// How a running actor's bus warp read the messages it took from the host so far:
+    /// `(checked, confirmed)`: read in the same round trip as the tail and accepted by their slot
+    /// check, or read again once the tail was known (a check that failed, or the rest of a burst;
+    /// a second round trip). Updated whenever the actor goes idle; wrapping counts. `None` for an
+    /// actor not running.
+    pub fn read_paths(&self, kernel: &KernelId) -> Option<(u32, u32)> {
+        let watch = &self.inner.watch;
+        watch.with_track(kernel, |track| watch.pool.read_paths(track.slot))
     }
 
     /// The floor probes in this runtime's context (for benchmarks).
     ///
     /// # Errors
     /// [`RingKernelError::BackendUnavailable`] when the probes' memory or stream cannot be made.
-    pub fn floor(&self) -> Result<crate::floor::Floor> {
-        let probes = &self.inner.probes;
-        crate::floor::Floor::new(self.inner.context.clone(), [probes.empty, probes.offload, probes.pingpong])
+    pub fn floor(&self) -> Result<Floor> {
+        Floor::new(self.inner.context.clone(), self.inner.probes.clone())
     }
 
     /// The hardware error that lost this runtime's context, if one did; a lost runtime launches
     /// nothing more.
     pub fn lost(&self) -> Option<String> {
-        self.inner.context.poisoned()
+        self.inner.context.poisoned().map(|error| error.to_string())
     }
 }
 
 /// Offset from the GPU's `%globaltimer` to the host's wall clock (ns since the Unix epoch): the
 /// sample with the shortest launch-to-sync window of seven.
-fn clock_offset(probes: &Probes, stream: sys::CUstream) -> Result<i64> {
-    let target = probes.target.device_address(0);
+fn clock_offset(context: &Arc<Context>, probes: &Probes, stream: &Stream) -> Result<i64> {
+    let target = context.pinned(64, Arc::new(std::sync::atomic::AtomicBool::new(false)))?;
     let mut best: Option<(u128, i64)> = None;
     for _ in 0..7 {
-        let mut argument = target;
-        let mut params = [(&mut argument as *mut u64).cast::<std::ffi::c_void>()];
+        let mut argument = target.device_address(0);
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-        // SAFETY: the probe takes one pointer to 8 writable bytes of pinned, mapped memory; we wait.
-        let r = unsafe {
-            sys::cuLaunchKernel(probes.clock, 1, 1, 1, 1, 1, 1, 0, stream, params.as_mut_ptr(), std::ptr::null_mut())
-        };
-        check(r, "launching the clock probe").map_err(unavailable)?;
-        // SAFETY: waits for the probe on this stream only.
-        check(unsafe { sys::cuStreamSynchronize(stream) }, "the clock probe").map_err(unavailable)?;
+        crate::floor::launch(probes.clock, 1, 1, stream, &mut [(&mut argument as *mut u64).cast()])?;
+        stream.synchronize("the clock probe")?;
         let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         // SAFETY: the probe wrote 8 bytes there and has finished.
-        let gpu = unsafe { std::ptr::read_volatile(probes.target.as_ptr().cast::<u64>()) };
+        let gpu = unsafe { std::ptr::read_volatile(target.as_ptr().cast::<u64>()) };
         let window = after - before;
         let offset = ((before + after) / 2) as i64 - gpu as i64;
         if best.is_none_or(|(w, _)| window < w) {
@@ -529,337 +355,8 @@ fn clock_offset(probes: &Probes, stream: sys::CUstream) -> Result<i64> {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Idle blocks exit; a block still running an actor (whose handle was kept) exits when the
-        // actor ends. The route table and the pool's memory go with the context, which waits for
-        // the pool kernel: actors still running use them.
-        for slot in 0..self.watch.pool.capacity {
-            self.watch.pool.word(slot, 4).store(1, Ordering::Release);
-        }
-        if self.context.bind().is_ok() {
-            let admin = *lock(&self.admin);
-            // SAFETY: the admin stream is idle (launches hold the runtime); destroying it returns at once.
-            unsafe {
-                let _ = sys::cuStreamDestroy_v2(admin);
-            }
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if self.context.bind().is_ok() {
-            // SAFETY: the monitor, the only user of this stream, has stopped.
-            unsafe {
-                let _ = sys::cuStreamDestroy_v2(self.tidy);
-            }
-        }
-    }
-}
-
-/// Watches the pool: an actor that ended gets its inbox copied back and its device memory freed,
-/// and its slot is free again; a hardware error (the context is lost) fails every actor. Runs
-/// until the runtime is gone and every actor has ended.
-fn monitor(inner: Weak<Inner>, watch: Arc<Watch>) {
-    loop {
-        watch.poll();
-        let ended = inner.strong_count() == 0 && (lock(&watch.tracks).is_empty() || watch.context.poisoned().is_some());
-        if ended {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-}
-
-impl Watch {
-    fn poll(&self) {
-        if self.context.poisoned().is_some() {
-            return;
-        }
-        let mut tracks = lock(&self.tracks);
-        let mut pool_ended = false;
-        let lost = match self.context.bind() {
-            Err(reason) => Some(reason),
-            // SAFETY: querying enqueues nothing.
-            Ok(()) => match unsafe { sys::cuStreamQuery(self.pool.stream) } {
-                CUresult::CUDA_ERROR_NOT_READY => None,
-                CUresult::CUDA_SUCCESS => {
-                    // Normal once the runtime is gone (its blocks exit when idle); otherwise the
-                    // actors it still ran are failed below.
-                    pool_ended = true;
-                    None
-                }
-                error => Some(describe("the GPU", error)),
-            },
-        };
-        if let Some(reason) = lost {
-            tracing::error!(%reason, "the CUDA context was lost; every actor of the runtime fails");
-            self.context.poison(reason);
-            for track in tracks.drain(..) {
-                if track.control.termination() == termination::RUNNING {
-                    let block = track.control.block();
-                    block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
-                    block.report_stopped(termination::FAILED);
-                }
-                *lock(&track.shared.copied) = Some(Ok(()));
-                track.shared.finished.store(true, Ordering::Release);
-            }
-            return;
-        }
-        tracks.retain(|track| {
-            if pool_ended && track.control.termination() == termination::RUNNING {
-                let block = track.control.block();
-                block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
-                block.report_stopped(termination::FAILED);
-            }
-            let ended = (pool_ended || self.pool.state(track.slot) == SLOT_IDLE)
-                && track.control.termination() != termination::RUNNING;
-            if ended {
-                self.finish(track);
-            }
-            !ended
-        });
-    }
-
-    /// An actor ended: copy its inbox back (the host takes back what was never received), free
-    /// its device memory, free its slot.
-    fn finish(&self, track: &Track) {
-        let copied = if track.control.termination() == termination::FAILED {
-            // SAFETY: the actor ended; the mirror is `inbox_bytes` of pinned memory kept alive (the
-            // engine holds the region; the pool does not reuse it before `reusable`).
-            unsafe {
-                let r = sys::cuMemcpyDtoHAsync_v2(
-                    track.inbox_mirror as *mut std::ffi::c_void,
-                    track.buffers[1],
-                    track.inbox_bytes,
-                    self.tidy,
-                );
-                check(r, "copying the K2K inbox back")
-                    .and_then(|()| check(sys::cuStreamSynchronize(self.tidy), "copying the K2K inbox back"))
-            }
-        } else {
-            // A drained kernel left nothing in its inbox.
-            Ok(())
-        };
-        *lock(&track.shared.copied) = Some(copied);
-        self.release(&track.buffers);
-        track.shared.finished.store(true, Ordering::Release);
-        track.reusable.store(true, Ordering::Release);
-        lock(&self.pool.used)[track.slot] = false;
-    }
-
-    fn release(&self, buffers: &[u64; 3]) {
-        // SAFETY: nothing uses these any more; stream-ordered frees on the monitor's stream.
-        unsafe {
-            for &buffer in buffers {
-                if buffer != 0 {
-                    let _ = sys::cuMemFreeAsync(buffer, self.tidy);
-                }
-            }
-        }
-    }
-}
-
-impl Inner {
-    fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<HostKernel>> {
-        options.validate()?;
-        if let Some(reason) = self.context.poisoned() {
-            return Err(unavailable(format!("this runtime's GPU context was lost ({reason}); create a new runtime")));
-        }
-        let threads = self.watch.pool.threads;
-        if options.block_size != threads {
-            return Err(RingKernelError::InvalidConfig {
-                field: "block_size",
-                reason: format!(
-                    "the cuda backend's actor pool runs blocks of {threads} threads (CudaConfig::block_size), got {}",
-                    options.block_size
-                ),
-            });
-        }
-        let spec = self.registry.resolve(&id)?;
-        let kind = match self.kinds.get(spec.name()) {
-            Some(Ok(kind)) => *kind,
-            Some(Err(error)) => return Err(clone_error(error)),
-            None => {
-                return Err(RingKernelError::InvalidConfig {
-                    field: "kernel",
-                    reason: format!("`{}` has no cuda handler; give it one with KernelSpec::cuda", spec.name()),
-                });
-            }
-        };
-        let state = spec.launch_state(options.initial_state.as_deref())?;
-        let layout = options.kernel_layout()?;
-        let inbox_layout = layout.inbox().ok_or_else(|| RingKernelError::InvalidConfig {
-            field: "inbox_capacity",
-            reason: "the cuda backend needs a K2K inbox".into(),
-        })?;
-        let number = self.next_number.fetch_add(1, Ordering::Relaxed);
-        if number == ringkernel_core::message::HOST_KERNEL_ID {
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel",
-                reason: "this runtime has used every kernel number; create a new runtime".into(),
-            });
-        }
-
-        // Memory: everything fallible first, before anything runs.
-        let reusable = Arc::new(AtomicBool::new(false));
-        let region = self.context.pinned(layout.bytes(), reusable.clone())?;
-        let base = region.device_address(0);
-        let memory = match KernelMemory::carve(region, layout, number, number) {
-            Ok(memory) => memory,
-            Err(error) => {
-                reusable.store(true, Ordering::Release);
-                return Err(error);
-            }
-        };
-        let (host_ends, device_ends) = memory.split();
-        drop(device_ends);
-        let control = host_ends.control.clone();
-        let host_base = control.block() as *const _ as *mut u8;
-        let inbox_mirror = host_base.wrapping_add(layout.inbox_offset());
-        let slot = {
-            let mut used = lock(&self.watch.pool.used);
-            let free = used.iter().position(|used| !used);
-            if let Some(free) = free {
-                used[free] = true;
-            }
-            free
-        };
-        let Some(slot) = slot else {
-            reusable.store(true, Ordering::Release);
-            let running = lock(&self.watch.tracks).len();
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel",
-                reason: format!(
-                    "all {} actor slots of the pool are in use ({running} actors run or are ending); terminate one, or \
-                     start the runtime with more CudaConfig::actor_slots",
-                    self.watch.pool.capacity
-                ),
-            });
-        };
-        let scratch_bytes =
-            batch(threads) * (layout.input().slot_bytes() as usize).max(inbox_layout.geometry().slot_bytes() as usize);
-        let state_bytes = state.bytes().len();
-        let sizes = [state_bytes.max(16), inbox_layout.stride(), scratch_bytes];
-        let mut buffers = [0u64; 3];
-        let abandon = |buffers: &[u64; 3]| {
-            self.watch.release(buffers);
-            lock(&self.watch.pool.used)[slot] = false;
-            reusable.store(true, Ordering::Release);
-        };
-        let prepared = {
-            let admin = lock(&self.admin);
-            let stream = *admin;
-            // SAFETY: the context is bound below; every allocation and copy is stream-ordered on
-            // the admin stream, and the host sources outlive the copies (we synchronise).
-            self.context.bind().and_then(|()| unsafe {
-                for (buffer, size) in buffers.iter_mut().zip(sizes) {
-                    check(sys::cuMemAllocAsync(buffer, size, stream), "cuMemAllocAsync")?;
-                }
-                check(sys::cuMemsetD8Async(buffers[0], 0, sizes[0], stream), "cuMemsetD8Async")?;
-                if state_bytes > 0 {
-                    let r = sys::cuMemcpyHtoDAsync_v2(buffers[0], state.bytes().as_ptr().cast(), state_bytes, stream);
-                    check(r, "copying the state")?;
-                }
-                let r = sys::cuMemcpyHtoDAsync_v2(buffers[1], inbox_mirror.cast_const().cast(), sizes[1], stream);
-                check(r, "copying the inbox")?;
-                check(sys::cuMemsetD8Async(buffers[2], 0, sizes[2], stream), "cuMemsetD8Async")?;
-                check(sys::cuStreamSynchronize(stream), "preparing the actor's memory")
-            })
-        };
-        if let Err(reason) = prepared {
-            abandon(&buffers);
-            tracing::warn!(%reason, "device memory for an actor");
-            return Err(RingKernelError::AllocationFailed {
-                what: "an actor's state, inbox and scratch on the GPU",
-                bytes: sizes.iter().sum(),
-            });
-        }
-        let shared = Arc::new(ActorShared::default());
-        let actor =
-            Arc::new(CudaActor { context: self.context.clone(), control: control.clone(), shared: shared.clone() });
-        let kernel = HostKernel::new(KernelParts {
-            id: id.clone(),
-            number,
-            memory: host_ends,
-            device: actor,
-            doorbell: Arc::new(Doorbell::new()),
-            clock: self.host_clock.clone(),
-            config: HostConfig {
-                spin_before_park: self.config.spin_before_park,
-                watchdog: self.config.watchdog,
-                read_message_ids: self.config.read_message_ids,
-                ..HostConfig::default()
-            },
-            auto_activate: options.auto_activate,
-        });
-        let kernel = match kernel {
-            Ok(kernel) => kernel,
-            Err(error) => {
-                abandon(&buffers);
-                return Err(error);
-            }
-        };
-
-        let name = id.as_str().as_bytes();
-        let mut name_field = [0u8; NAME_BYTES];
-        let kept = name.len().min(NAME_BYTES);
-        name_field[..kept].copy_from_slice(&name[..kept]);
-        let heartbeat = self.config.watchdog.map_or(Duration::from_millis(100), |limit| {
-            (limit / 4).clamp(Duration::from_micros(20), Duration::from_millis(100))
-        });
-        let args = RkArgs {
-            control: base,
-            input: base + layout.input_offset() as u64,
-            output: base + layout.output_offset() as u64,
-            state: buffers[0],
-            inbox: buffers[1],
-            routes: self.routes,
-            scratch: buffers[2],
-            clock_offset_ns: self.clock_offset_ns,
-            max_offset_ns: self.config.max_clock_offset_ns.unwrap_or(0),
-            heartbeat_ns: heartbeat.as_nanos() as u64,
-            state_bytes: state_bytes as u32,
-            route_index: slot as u32,
-            number,
-            name_hash: fnv1a(name),
-            name_len: name.len() as u32,
-            kind,
-            name: name_field,
-        };
-        lock(&self.watch.tracks).push(Track {
-            id: id.clone(),
-            slot,
-            buffers,
-            inbox_mirror: inbox_mirror as usize,
-            inbox_bytes: inbox_layout.stride(),
-            shared,
-            reusable,
-            control: control.clone(),
-        });
-        // Assign the slot: the arguments, then (release) the state its block polls.
-        // SAFETY: the slot is ours (marked used) and idle; its block reads `args` only after it
-        // sees ASSIGNED (acquire). The bytes are written through the region's pointer.
-        unsafe {
-            let target = self.watch.pool.slots.as_ptr().add(slot * SLOT_BYTES + SLOT_ARGS_OFFSET).cast::<RkArgs>();
-            std::ptr::write_volatile(target, args);
-        }
-        self.watch.pool.word(slot, 0).store(SLOT_ASSIGNED, Ordering::Release);
-
-        // Started once the actor's first heartbeat lands.
-        let deadline = Instant::now() + self.config.start_timeout;
-        while control.block().heartbeat.load(Ordering::Acquire) == 0 {
-            if let Some(reason) = self.context.poisoned() {
-                return Err(RingKernelError::KernelFault { kernel: id.to_string(), reason });
-            }
-            if Instant::now() > deadline {
-                kernel.request_terminate();
-                return Err(RingKernelError::KernelFault {
-                    kernel: id.to_string(),
-                    reason: format!("its pool block did not pick it up within {:?}", self.config.start_timeout),
-                });
-            }
-            std::thread::sleep(Duration::from_micros(20));
-        }
-        Ok(kernel)
+        // actor ends. The pool waits for its kernel when the monitor lets go of it.
+        self.watch.pool.shut_down();
     }
 }
 
@@ -874,7 +371,11 @@ impl RingKernelRuntime for CudaRuntime {
     }
 
     async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        self.inner.kernels.launch(kernel_id, |id| self.inner.start(id, &options))
+        // The kernel is handed to a pool block under the table's lock; its start is awaited
+        // after, without holding the lock or a thread.
+        let kernel = self.inner.kernels.launch_kernel(kernel_id, |id| self.inner.start(id, &options))?;
+        self.inner.wait_started(&kernel).await?;
+        Ok(KernelHandle::new(kernel))
     }
 
     fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {

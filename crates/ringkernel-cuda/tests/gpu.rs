@@ -180,8 +180,9 @@ async fn actors_beyond_the_pool_or_what_can_be_resident_are_refused_with_the_cou
     if !gpu("actors_beyond_the_pool_or_what_can_be_resident_are_refused_with_the_count") {
         return;
     }
-    // A pool larger than the GPU can hold at once never starts.
-    let config = CudaConfig { actor_slots: 256, block_size: 1024, ..CudaConfig::default() };
+    // A pool larger than the GPU can hold at once never starts (blocks of 960 handler threads and
+    // the two service warps: one per SM at most).
+    let config = CudaConfig { actor_slots: 256, block_size: 960, ..CudaConfig::default() };
     let error = CudaRuntime::with_config(registry(), config).map(|_| ()).unwrap_err().to_string();
     assert!(error.contains("cannot be resident at once") && error.contains("per SM"), "{error}");
 
@@ -253,7 +254,109 @@ async fn launch_reports_compile_errors_and_missing_handlers() {
     assert!(error.contains("blocks of 128 threads"), "{error}");
     let error = CudaRuntime::with_config(registry(), CudaConfig { block_size: 48, ..CudaConfig::default() });
     assert!(error.map(|_| ()).unwrap_err().to_string().contains("multiple of 32"));
+    let error = CudaRuntime::with_config(registry(), CudaConfig { block_size: 1024, ..CudaConfig::default() });
+    assert!(error.map(|_| ()).unwrap_err().to_string().contains("service warps"), "no room for the service warps");
     let info = runtime.device();
     assert!(info.compute_capability.0 >= 7, "{info}");
+    runtime.shutdown().await.unwrap();
+}
+
+/// The bus warp reads a message and learns that it is new in one round trip: nearly every call's
+/// request is accepted by its slot check, not read a second time once the tail is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_read_in_one_round_trip() {
+    if !gpu("calls_are_read_in_one_round_trip") {
+        return;
+    }
+    let runtime = CudaRuntime::new(registry()).unwrap();
+    let echo = runtime.launch(builtin::ECHO, active()).await.unwrap();
+    const CALLS: u32 = 2000;
+    for i in 0..CALLS {
+        let reply = echo.call(Envelope::new(1, i.to_le_bytes()), TIMEOUT).await.unwrap();
+        assert_eq!(reply.payload, i.to_le_bytes());
+    }
+    // The counts are stored when the bus warp goes idle.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (checked, confirmed) = runtime.read_paths(echo.id()).expect("the actor runs");
+    eprintln!("{CALLS} calls: {checked} read in one round trip, {confirmed} read again");
+    assert_eq!(checked + confirmed, CALLS, "every request was read once");
+    assert!(checked >= CALLS * 9 / 10, "only {checked} of {CALLS} requests were accepted by their slot check");
+    runtime.shutdown().await.unwrap();
+}
+
+/// A soak as a user would run it: more tasks looping over calls than the runtime has workers
+/// (echo and counter actors, every reply checked), one more passing a token through a K2K chain,
+/// and a pause in the middle; nothing is lost, every other task keeps running.
+/// `RINGKERNEL_SOAK_SECS` sets the length (default 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_soak_of_looping_callers_and_a_k2k_token_loses_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    if !gpu("a_soak_of_looping_callers_and_a_k2k_token_loses_nothing") {
+        return;
+    }
+    let seconds: u64 = std::env::var("RINGKERNEL_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let runtime = Arc::new(CudaRuntime::new(ringkernel_conformance::registry()).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for caller in 0..6u64 {
+        let counter = caller % 2 == 1;
+        let name = if counter { format!("{}#{caller}", builtin::COUNTER) } else { format!("{}#{caller}", builtin::ECHO) };
+        let kernel = runtime.launch(&name, active()).await.unwrap();
+        let (stop, calls) = (stop.clone(), calls.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                if counter {
+                    let reply = kernel.call(Envelope::new(builtin::COUNTER_ADD, 1u64.to_le_bytes()), TIMEOUT).await.unwrap();
+                    assert_eq!(reply.payload, n.to_le_bytes(), "counter total after {n} adds");
+                } else {
+                    let payload = ((n * 0x9E37_79B9) ^ caller).to_le_bytes();
+                    let reply = kernel.call(Envelope::new(1, payload), TIMEOUT).await.unwrap();
+                    assert_eq!(reply.payload, payload, "echo of call {n}");
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+            n
+        }));
+    }
+    // The token: relay forwards it to sink over K2K (and acknowledges), sink emits it to the host.
+    let relay = runtime.launch("relay", active()).await.unwrap();
+    let sink = runtime.launch("sink", active()).await.unwrap();
+    let tokens = Arc::new(AtomicU64::new(0));
+    let token_task = tokio::spawn({
+        let (stop, tokens) = (stop.clone(), tokens.clone());
+        async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                relay.call(Envelope::new(7, n.to_le_bytes()), TIMEOUT).await.unwrap();
+                let arrived = sink.receive_timeout(TIMEOUT).await.unwrap();
+                assert_eq!(arrived.payload, n.to_le_bytes(), "token {n}");
+                tokens.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut last = (0, 0);
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = (calls.load(Ordering::Relaxed), tokens.load(Ordering::Relaxed));
+        assert!(now.0 > last.0 && now.1 > last.1, "calls and tokens keep moving: {last:?} then {now:?}");
+        last = now;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("a caller task");
+    }
+    token_task.await.expect("the token task");
+    eprintln!(
+        "soak of {seconds} s: {total} calls ({:.0}/s), {} K2K tokens, all checked",
+        total as f64 / started.elapsed().as_secs_f64(),
+        tokens.load(Ordering::Relaxed)
+    );
     runtime.shutdown().await.unwrap();
 }

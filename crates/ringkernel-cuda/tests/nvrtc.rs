@@ -54,7 +54,10 @@ fn every_registered_cuda_kernel_compiles_for_sm_90() {
             assert!(ptx.contains(".entry rk_pool_main"), "{}", spec.name());
             // The bus protocol: acquire loads and release stores at system scope, device-scope
             // atomics for the inboxes.
-            for needle in ["ld.acquire.sys", "st.release.sys", "atom.acq_rel.gpu.cas", "fence.sc.gpu"] {
+            // One read per poll: 16-byte relaxed loads of host memory; one release per publish.
+            for needle in
+                ["ld.acquire.sys", "st.release.sys", "atom.acq_rel.gpu.cas", "fence.sc.gpu", "ld.relaxed.sys.v4.u32"]
+            {
                 assert!(ptx.contains(needle), "`{}` lacks {needle}", spec.name());
             }
             // The inline assembly is the template's, the same in every kernel: assemble one.
@@ -66,7 +69,7 @@ fn every_registered_cuda_kernel_compiles_for_sm_90() {
     }
     assert_eq!(
         compiled,
-        ["counter", "echo", "fallible", "panicker", "progress", "relay", "sink", "slow", "stage1", "stage2"],
+        ["counter", "echo", "fallible", "hold", "panicker", "progress", "relay", "sink", "slow", "stage1", "stage2"],
         "every kernel of the suite has a CUDA version"
     );
 }
@@ -87,7 +90,7 @@ fn the_whole_suite_compiles_as_one_pool_module() {
     let profiled = format!("#define RK_PROFILE 1\n{source}");
     let ptx = compile("pool", &profiled, "sm_90").unwrap_or_else(|e| panic!("the profiled pool module: {e}")).to_src();
     assert!(ptx.contains(".entry rk_pool_main"));
-    assert_eq!(kernels.len(), 10);
+    assert_eq!(kernels.len(), 11);
 }
 
 #[test]

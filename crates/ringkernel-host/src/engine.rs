@@ -16,7 +16,8 @@ use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock
 use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LINES, SLOT_WRITE_LINES, termination};
 use ringkernel_core::memory::HostEnds;
 use ringkernel_core::message::{
-    CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header, write_slot,
+    CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header,
+    write_slot, write_slot_check,
 };
 use ringkernel_core::queue::mpsc::InboxReclaim;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
@@ -24,7 +25,7 @@ use ringkernel_core::queue::{IndexViolation, PopError, PushError, SharedSlot};
 use ringkernel_core::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, KernelState, Outgoing, VisitFn};
 
 use crate::device::{Device, Doorbell};
-use crate::wait::Waiter;
+use crate::wait::{Waiter, cooperate};
 
 /// Writes the words of a sealed host → kernel slot that the engine owns: source (the host),
 /// destination and send timestamp.
@@ -71,6 +72,11 @@ pub struct HostConfig {
     /// round trip on the developer VM (BENCHMARKS.md). Off by default: received messages then read
     /// `message_id` as 0 (their `dest_kernel` is always the host's).
     pub read_message_ids: bool,
+    /// Whether every input slot carries its slot check ([`ringkernel_core::message::slot_check`],
+    /// announced in the control block's `input_slot_checks`), for a device that reads a slot in
+    /// the same round trip as the ring's tail (the CUDA backend). Costs the host about 30 ns per
+    /// message; off by default.
+    pub input_slot_checks: bool,
 }
 
 impl Default for HostConfig {
@@ -80,6 +86,7 @@ impl Default for HostConfig {
             poll_interval: Duration::from_micros(200),
             watchdog: None,
             read_message_ids: false,
+            input_slot_checks: false,
         }
     }
 }
@@ -268,6 +275,9 @@ impl HostKernel {
         // sleeps for room whenever slots go back.
         let input_capacity_bytes = input.slot_bytes() - MESSAGE_HEADER_BYTES;
         let input_capacity = input.capacity();
+        if config.input_slot_checks {
+            control.announce_input_slot_checks();
+        }
         let initial = if auto_activate {
             control.activate();
             ACTIVE
@@ -313,6 +323,26 @@ impl HostKernel {
     /// The control block.
     pub fn control(&self) -> &SharedControl {
         &self.control
+    }
+
+    /// Waits until the device has beaten once (it runs the kernel), without blocking a thread:
+    /// spins briefly, then sleeps through the engine's waiter.
+    ///
+    /// # Errors
+    /// [`RingKernelError::Timeout`] after `timeout`; the kernel's own error if it stopped first.
+    pub async fn wait_until_running(&self, timeout: Duration) -> Result<()> {
+        self.waiter()
+            .wait(Some(timeout), "the kernel to start on its device", || {
+                if self.heartbeat() != 0 {
+                    return Some(Ok(()));
+                }
+                let state = self.raw_state();
+                state.is_final().then(|| {
+                    self.settle();
+                    Err(self.not_running("start", state))
+                })
+            })
+            .await
     }
 
     /// Asks the kernel to drain and stop without waiting (unless it is already stopping or
@@ -585,6 +615,10 @@ impl HostKernel {
             if let Err(error) = message.seal() {
                 return Err(self.refuse(error));
             }
+            if self.config.input_slot_checks {
+                let position = chunk.position(i);
+                write_slot_check(position, chunk.slot_mut(i));
+            }
         }
         chunk.commit_all();
         bump(&self.stats.sent, u64::from(reserved));
@@ -602,10 +636,14 @@ impl HostKernel {
         self.check_envelope(envelope)?;
         // The envelope's header goes straight into the slot (its used bytes), then the words the
         // engine owns are written over it: no copy of the whole 256-byte header on the way.
+        let position = input.producer.position();
         let pushed = input.producer.try_push(|slot| {
             let (timestamp, wall) = self.clock.tick_many_reading(1);
             write_slot(slot, &envelope.header, &envelope.payload).expect("the envelope was checked");
             stamp(slot, self.number, timestamp);
+            if self.config.input_slot_checks {
+                write_slot_check(position, slot);
+            }
             wall
         });
         let wall = match pushed {
@@ -618,6 +656,42 @@ impl HostKernel {
         drop(input);
         self.wake()?;
         Ok(Some(wall))
+    }
+
+    /// `send_raw` without the await: queues a raw slot as given (its tail zeroed).
+    fn send_raw_now(&self, slot: &[u8]) -> Result<()> {
+        let mut input = self.lock_input()?;
+        self.check_accepting()?;
+        if slot.len() < MESSAGE_HEADER_BYTES {
+            // Not even a header: refused, and nothing is queued (a shorter write would leave the
+            // rest of the slot holding whatever message used it last).
+            return Err(self.refuse(MessageError::SlotTooSmall { len: slot.len(), header_bytes: MESSAGE_HEADER_BYTES }));
+        }
+        if slot.len() > input.producer.slot_bytes() {
+            return Err(self.refuse(MessageError::PayloadTooLarge {
+                payload_bytes: u32::try_from(slot.len()).unwrap_or(u32::MAX),
+                capacity_bytes: input.producer.slot_bytes(),
+            }));
+        }
+        let position = input.producer.position();
+        let checked = self.config.input_slot_checks;
+        match input.producer.try_push(|target| {
+            target[..slot.len()].copy_from_slice(slot);
+            target[slot.len()..].fill(0);
+            // The check word is the host's, not the message's: a raw slot gets one too.
+            if checked {
+                write_slot_check(position, target);
+            }
+        }) {
+            Ok(()) => {}
+            Err(PushError::Full(full)) => {
+                return Err(self.refuse(self.stopped().unwrap_or_else(|| full.into_error("input ring"))));
+            }
+            Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
+        }
+        bump(&self.stats.sent, 1);
+        drop(input);
+        self.wake()
     }
 
     /// Counts a refused send and returns its error.
@@ -1038,10 +1112,12 @@ impl KernelControl for HostKernel {
     }
 
     async fn send(&self, envelope: Envelope) -> Result<()> {
-        match self.try_send_envelope(&envelope)? {
+        let sent = match self.try_send_envelope(&envelope)? {
             Some(_) => Ok(()),
             None => Err(self.refuse(self.full_error())),
-        }
+        };
+        cooperate().await;
+        sent
     }
 
     async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
@@ -1061,32 +1137,9 @@ impl KernelControl for HostKernel {
     }
 
     async fn send_raw(&self, slot: &[u8]) -> Result<()> {
-        let mut input = self.lock_input()?;
-        self.check_accepting()?;
-        if slot.len() < MESSAGE_HEADER_BYTES {
-            // Not even a header: refused, and nothing is queued (a shorter write would leave the
-            // rest of the slot holding whatever message used it last).
-            return Err(self.refuse(MessageError::SlotTooSmall { len: slot.len(), header_bytes: MESSAGE_HEADER_BYTES }));
-        }
-        if slot.len() > input.producer.slot_bytes() {
-            return Err(self.refuse(MessageError::PayloadTooLarge {
-                payload_bytes: u32::try_from(slot.len()).unwrap_or(u32::MAX),
-                capacity_bytes: input.producer.slot_bytes(),
-            }));
-        }
-        match input.producer.try_push(|target| {
-            target[..slot.len()].copy_from_slice(slot);
-            target[slot.len()..].fill(0);
-        }) {
-            Ok(()) => {}
-            Err(PushError::Full(full)) => {
-                return Err(self.refuse(self.stopped().unwrap_or_else(|| full.into_error("input ring"))));
-            }
-            Err(PushError::Corrupt(violation)) => return Err(self.fail_protocol(violation, "input ring")),
-        }
-        bump(&self.stats.sent, 1);
-        drop(input);
-        self.wake()
+        self.send_raw_now(slot)?;
+        cooperate().await;
+        Ok(())
     }
 
     async fn send_batch(&self, envelopes: &[Envelope]) -> Result<usize> {
@@ -1102,6 +1155,7 @@ impl KernelControl for HostKernel {
             message.write_payload(&envelopes[i].payload)?;
             Ok(())
         })?;
+        cooperate().await;
         Ok(sent)
     }
 

@@ -39,6 +39,19 @@ impl KernelTable {
         kernel_id: &str,
         start: impl FnOnce(KernelId) -> Result<Arc<HostKernel>>,
     ) -> Result<KernelHandle> {
+        self.launch_kernel(kernel_id, start).map(|kernel| KernelHandle::new(kernel))
+    }
+
+    /// [`KernelTable::launch`], handing back the host half itself (for a backend that still has
+    /// to wait for its device to start, after the table's lock is released).
+    ///
+    /// # Errors
+    /// As [`KernelTable::launch`].
+    pub fn launch_kernel(
+        &self,
+        kernel_id: &str,
+        start: impl FnOnce(KernelId) -> Result<Arc<HostKernel>>,
+    ) -> Result<Arc<HostKernel>> {
         let id = KernelId::from(kernel_id);
         let mut kernels = self.lock();
         if let Some(existing) = kernels.get(&id)
@@ -55,7 +68,7 @@ impl KernelTable {
         let kernel = start(id.clone())?;
         kernels.insert(id, kernel.clone());
         self.launched.fetch_add(1, Ordering::Relaxed);
-        Ok(KernelHandle::new(kernel))
+        Ok(kernel)
     }
 
     /// The kernel of `kernel_id`, if it was launched.

@@ -15,6 +15,15 @@ use crate::device::Doorbell;
 /// Longest sleep between checks when waiting outside a Tokio runtime.
 const NO_RUNTIME_SLEEP: Duration = Duration::from_micros(200);
 
+/// Takes part in the runtime's cooperative scheduling: spends one unit of the current task's
+/// Tokio budget and yields to the runtime once the budget is gone (Tokio gives each task 128 units
+/// per poll). An operation that completes without waiting calls this, so that a loop of fast
+/// calls lets the other tasks of its worker run now and then. Costs a thread-local access; outside
+/// a Tokio runtime it does nothing.
+pub(crate) async fn cooperate() {
+    tokio::task::coop::consume_budget().await;
+}
+
 /// The waiting policy of one kernel.
 pub(crate) struct Waiter<'a> {
     pub(crate) doorbell: &'a Doorbell,
@@ -43,7 +52,12 @@ impl Waiter<'_> {
         T: Send,
     {
         let started = match self.spin(timeout, &mut poll) {
-            Ok(result) => return result,
+            Ok(result) => {
+                // Done without waiting: a loop of such operations would never give its worker
+                // back, so each spends a unit of the task's budget and yields once it is gone.
+                cooperate().await;
+                return result;
+            }
             Err(started) => started,
         };
         Box::pin(self.sleep(started, timeout, operation, poll)).await

@@ -239,3 +239,50 @@ async fn what_a_failed_device_never_handled_is_taken_back_in_order() {
     }
     handle.terminate().await.expect("terminating a failed kernel releases it");
 }
+
+/// With `input_slot_checks`, every input slot the host publishes carries the check word of its
+/// ring position — envelopes, zero-copy batches and raw slots alike, across laps — and the control
+/// block says so; without it, the word stays zero.
+#[tokio::test]
+async fn input_slots_carry_the_check_of_their_position() {
+    use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader};
+    use ringkernel_core::message::{HeaderBuilder, encode_slot, slot_check_matches};
+    let check_at = std::mem::offset_of!(MessageHeader, slot_check);
+    for checked in [true, false] {
+        let (handle, kernel, mut device) = kernel(HostConfig { input_slot_checks: checked, ..quick() });
+        assert_eq!(kernel.control().block().input_slot_checks.load(Ordering::Acquire), u32::from(checked));
+        let mut raw = vec![0u8; MESSAGE_HEADER_BYTES + 8];
+        encode_slot(&mut raw, &HeaderBuilder::new(9).build(), b"raw!").unwrap();
+        let mut position = 0u32;
+        // Three laps of the 8-slot ring, each through all three ways of sending.
+        for lap in 0..3u32 {
+            for i in 0..6u32 {
+                handle.send(Envelope::new(1, (lap * 10 + i).to_le_bytes())).await.unwrap();
+            }
+            handle.send_raw(&raw).await.unwrap();
+            let sent = handle
+                .send_with(1, |_, message| {
+                    message.set_message_type(2);
+                    message.write_payload(&lap.to_le_bytes())?;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(sent, 1);
+            for _ in 0..CAPACITY {
+                device
+                    .input
+                    .try_pop(|slot| {
+                        let bytes = slot.to_vec();
+                        if checked {
+                            assert!(slot_check_matches(position, &bytes), "slot at position {position}");
+                            assert!(!slot_check_matches(position.wrapping_sub(CAPACITY), &bytes));
+                        } else {
+                            assert_eq!(bytes[check_at..check_at + 4], [0; 4], "no check word without the option");
+                        }
+                    })
+                    .unwrap();
+                position += 1;
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ struct _mslBufferSizes {
 };
 
 struct type_2 {
-    uint inner[5];
+    uint inner[4];
 };
 struct type_3 {
     uint inner[3];
@@ -31,6 +31,7 @@ struct ControlBlock {
     uint kernel_id;
     uint node_id;
     metal::atomic_uint control_sequence;
+    metal::atomic_uint input_slot_checks;
     type_2 _host_reserved;
     metal::atomic_uint has_terminated;
     metal::atomic_uint input_head;
@@ -51,10 +52,7 @@ struct type_4 {
     uint inner[2];
 };
 struct type_5 {
-    uint inner[4];
-};
-struct type_6 {
-    uint inner[43];
+    uint inner[42];
 };
 struct MessageHeader {
     uint magic;
@@ -70,11 +68,12 @@ struct MessageHeader {
     uint timestamp_logical;
     uint timestamp_node;
     type_4 deadline_ns;
-    type_5 message_id;
+    type_2 message_id;
     uint dest_kernel;
-    type_6 _padding;
+    uint slot_check;
+    type_5 _padding;
 };
-struct type_7 {
+struct type_6 {
     uint inner[10];
 };
 struct K2KInboxHeader {
@@ -84,7 +83,7 @@ struct K2KInboxHeader {
     metal::atomic_uint full_rejections;
     metal::atomic_uint last_source;
     metal::atomic_uint head;
-    type_7 _reserved;
+    type_6 _reserved;
 };
 struct K2KRouteEntry {
     uint dest_threadgroup;
@@ -96,7 +95,7 @@ struct K2KRouteEntry {
     uint direction;
     uint _reserved;
 };
-struct type_8 {
+struct type_7 {
     K2KRouteEntry inner[26];
 };
 struct K2KRoutingTable {
@@ -107,7 +106,7 @@ struct K2KRoutingTable {
     uint grid_dim_z;
     uint inbox_stride;
     type_4 _reserved;
-    type_8 routes;
+    type_7 routes;
 };
 struct HaloMessageHeader {
     uint source;
@@ -132,10 +131,10 @@ struct HaloParams {
     metal::uint4 info;
     metal::uint4 stencil;
 };
-typedef int type_11[1];
-typedef uint type_12[1];
-typedef float type_14[1];
-typedef metal::atomic_uint type_15[1];
+typedef int type_10[1];
+typedef uint type_11[1];
+typedef float type_13[1];
+typedef metal::atomic_uint type_14[1];
 constant uint RK_MESSAGE_MAGIC = 1213025106u;
 constant uint RK_PROTOCOL_VERSION = 2u;
 constant uint RK_MESSAGE_HEADER_BYTES = 256u;
@@ -196,6 +195,7 @@ constant uint RK_CONTROL_BLOCK_OUTPUT_SLOT_BYTES_OFFSET = 28u;
 constant uint RK_CONTROL_BLOCK_KERNEL_ID_OFFSET = 32u;
 constant uint RK_CONTROL_BLOCK_NODE_ID_OFFSET = 36u;
 constant uint RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET = 40u;
+constant uint RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET = 44u;
 constant uint RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET = 64u;
 constant uint RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET = 68u;
 constant uint RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET = 72u;
@@ -225,6 +225,7 @@ constant uint RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET = 52u;
 constant uint RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET = 56u;
 constant uint RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET = 64u;
 constant uint RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET = 80u;
+constant uint RK_MESSAGE_HEADER_SLOT_CHECK_OFFSET = 84u;
 constant uint RK_K2K_INBOX_HEADER_SIZE = 64u;
 constant uint RK_K2K_INBOX_HEADER_CAPACITY_OFFSET = 0u;
 constant uint RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET = 4u;
@@ -268,7 +269,7 @@ constant uint HALO_HEADER_WORDS = 8u;
 
 metal::int3 offset_of(
     uint direction,
-    device type_11 const& geom,
+    device type_10 const& geom,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     int _e5 = geom[direction * 3u];
@@ -280,7 +281,7 @@ metal::int3 offset_of(
 metal::uint3 face_extent(
     uint direction_1,
     constant HaloParams& hp,
-    device type_11 const& geom,
+    device type_10 const& geom,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     metal::int3 _e1 = offset_of(direction_1, geom, _buffer_sizes);
@@ -296,7 +297,7 @@ metal::uint3 face_extent(
 metal::uint3 send_origin(
     uint direction_2,
     constant HaloParams& hp,
-    device type_11 const& geom,
+    device type_10 const& geom,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     metal::int3 _e1 = offset_of(direction_2, geom, _buffer_sizes);
@@ -329,7 +330,7 @@ uint ghost_axis(
 metal::uint3 ghost_origin(
     uint arrives_from,
     constant HaloParams& hp,
-    device type_11 const& geom,
+    device type_10 const& geom,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     metal::int3 _e1 = offset_of(arrives_from, geom, _buffer_sizes);
@@ -355,7 +356,7 @@ uint padded_index(
 }
 
 metal::uint3 tiles_per_axis(
-    device type_12 const& routes,
+    device type_11 const& routes,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e2 = routes[2];
@@ -375,8 +376,8 @@ uint naga_div(uint lhs, uint rhs) {
 uint neighbour(
     uint tile_1,
     uint direction_3,
-    device type_11 const& geom,
-    device type_12 const& routes,
+    device type_10 const& geom,
+    device type_11 const& routes,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     bool local_7 = {};
@@ -403,10 +404,10 @@ struct halo_sendInput {
   metal::uint3 wg [[threadgroup_position_in_grid]]
 , uint lid [[thread_index_in_threadgroup]]
 , constant HaloParams& hp [[user(fake0)]]
-, device type_11 const& geom [[user(fake0)]]
-, device type_12 const& routes [[user(fake0)]]
-, device type_12& inboxes [[user(fake0)]]
-, device type_14 const& cells [[user(fake0)]]
+, device type_10 const& geom [[user(fake0)]]
+, device type_11 const& routes [[user(fake0)]]
+, device type_11& inboxes [[user(fake0)]]
+, device type_13 const& cells [[user(fake0)]]
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
     uint r = 0u;
@@ -494,11 +495,11 @@ struct halo_applyInput {
   metal::uint3 wg_1 [[threadgroup_position_in_grid]]
 , uint lid_1 [[thread_index_in_threadgroup]]
 , constant HaloParams& hp [[user(fake0)]]
-, device type_11 const& geom [[user(fake0)]]
-, device type_12 const& routes [[user(fake0)]]
-, device type_12 const& inboxes [[user(fake0)]]
-, device type_14& cells [[user(fake0)]]
-, device type_15& status [[user(fake0)]]
+, device type_10 const& geom [[user(fake0)]]
+, device type_11 const& routes [[user(fake0)]]
+, device type_11 const& inboxes [[user(fake0)]]
+, device type_13& cells [[user(fake0)]]
+, device type_14& status [[user(fake0)]]
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
     uint s = 0u;
@@ -641,9 +642,9 @@ struct halo_computeInput {
   metal::uint3 wg_2 [[threadgroup_position_in_grid]]
 , uint lid_2 [[thread_index_in_threadgroup]]
 , constant HaloParams& hp [[user(fake0)]]
-, device type_11 const& geom [[user(fake0)]]
-, device type_14 const& cells [[user(fake0)]]
-, device type_14& next [[user(fake0)]]
+, device type_10 const& geom [[user(fake0)]]
+, device type_13 const& cells [[user(fake0)]]
+, device type_13& next [[user(fake0)]]
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
     uint i_2 = {};

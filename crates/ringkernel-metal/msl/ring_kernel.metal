@@ -10,7 +10,7 @@ struct _mslBufferSizes {
 };
 
 struct type_2 {
-    uint inner[5];
+    uint inner[4];
 };
 struct type_3 {
     uint inner[3];
@@ -27,6 +27,7 @@ struct ControlBlock {
     uint kernel_id;
     uint node_id;
     metal::atomic_uint control_sequence;
+    metal::atomic_uint input_slot_checks;
     type_2 _host_reserved;
     metal::atomic_uint has_terminated;
     metal::atomic_uint input_head;
@@ -47,10 +48,7 @@ struct type_4 {
     uint inner[2];
 };
 struct type_5 {
-    uint inner[4];
-};
-struct type_6 {
-    uint inner[43];
+    uint inner[42];
 };
 struct MessageHeader {
     uint magic;
@@ -66,11 +64,12 @@ struct MessageHeader {
     uint timestamp_logical;
     uint timestamp_node;
     type_4 deadline_ns;
-    type_5 message_id;
+    type_2 message_id;
     uint dest_kernel;
-    type_6 _padding;
+    uint slot_check;
+    type_5 _padding;
 };
-struct type_7 {
+struct type_6 {
     uint inner[10];
 };
 struct K2KInboxHeader {
@@ -80,7 +79,7 @@ struct K2KInboxHeader {
     metal::atomic_uint full_rejections;
     metal::atomic_uint last_source;
     metal::atomic_uint head;
-    type_7 _reserved;
+    type_6 _reserved;
 };
 struct K2KRouteEntry {
     uint dest_threadgroup;
@@ -92,7 +91,7 @@ struct K2KRouteEntry {
     uint direction;
     uint _reserved;
 };
-struct type_8 {
+struct type_7 {
     K2KRouteEntry inner[26];
 };
 struct K2KRoutingTable {
@@ -103,7 +102,7 @@ struct K2KRoutingTable {
     uint grid_dim_z;
     uint inbox_stride;
     type_4 _reserved;
-    type_8 routes;
+    type_7 routes;
 };
 struct HaloMessageHeader {
     uint source;
@@ -121,7 +120,7 @@ struct ErrorReportHeader {
     type_4 value0_;
     type_4 value1_;
 };
-typedef uint type_9[1];
+typedef uint type_8[1];
 struct RkParams {
     uint control;
     uint input;
@@ -213,6 +212,7 @@ constant uint RK_CONTROL_BLOCK_OUTPUT_SLOT_BYTES_OFFSET = 28u;
 constant uint RK_CONTROL_BLOCK_KERNEL_ID_OFFSET = 32u;
 constant uint RK_CONTROL_BLOCK_NODE_ID_OFFSET = 36u;
 constant uint RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET = 40u;
+constant uint RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET = 44u;
 constant uint RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET = 64u;
 constant uint RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET = 68u;
 constant uint RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET = 72u;
@@ -242,6 +242,7 @@ constant uint RK_MESSAGE_HEADER_TIMESTAMP_NODE_OFFSET = 52u;
 constant uint RK_MESSAGE_HEADER_DEADLINE_NS_OFFSET = 56u;
 constant uint RK_MESSAGE_HEADER_MESSAGE_ID_OFFSET = 64u;
 constant uint RK_MESSAGE_HEADER_DEST_KERNEL_OFFSET = 80u;
+constant uint RK_MESSAGE_HEADER_SLOT_CHECK_OFFSET = 84u;
 constant uint RK_K2K_INBOX_HEADER_SIZE = 64u;
 constant uint RK_K2K_INBOX_HEADER_CAPACITY_OFFSET = 0u;
 constant uint RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET = 4u;
@@ -377,7 +378,7 @@ metal::uint2 rk_max64_(
 
 metal::uint2 rk_load64_(
     uint word,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e3 = rk_arena[word];
@@ -396,7 +397,7 @@ uint naga_mod(uint lhs, uint rhs) {
 uint rk_byte_at(
     uint word_base,
     uint i_1,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e7 = rk_arena[word_base + naga_div(i_1, 4u)];
@@ -407,7 +408,7 @@ void rk_set_byte(
     uint word_base_1,
     uint i_2,
     uint b_4,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint w = word_base_1 + naga_div(i_2, 4u);
@@ -419,7 +420,7 @@ void rk_set_byte(
 
 uint rk_lit_len(
     uint lit,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e5 = rk_lits[lit + 1u];
@@ -429,7 +430,7 @@ uint rk_lit_len(
 
 uint rk_lit_hash(
     uint lit_1,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e5 = rk_lits[15u + lit_1];
@@ -439,7 +440,7 @@ uint rk_lit_hash(
 uint rk_lit_byte(
     uint lit_2,
     uint i_3,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e4 = rk_lits[lit_2];
@@ -451,7 +452,7 @@ uint rk_lit_byte(
 uint rk_crc32c(
     uint word_base_2,
     uint len,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -509,7 +510,7 @@ uint rk_crc32c(
 }
 
 void rk_send_reason_clear(
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
@@ -543,7 +544,7 @@ void rk_send_reason_clear(
 
 void rk_send_reason_byte(
     uint b_5,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
@@ -567,9 +568,9 @@ void rk_send_reason_byte(
 
 void rk_send_reason_lit(
     uint lit_3,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -601,7 +602,7 @@ void rk_send_reason_lit(
 
 void rk_send_reason_u32_(
     uint value,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
@@ -643,9 +644,9 @@ void rk_send_reason_u32_(
 void rk_send_reason_kernel(
     uint name_lit,
     uint number,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -761,7 +762,7 @@ RkStamp rk_update(
 }
 
 uint rk_message_type(
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -771,7 +772,7 @@ uint rk_message_type(
 }
 
 uint rk_payload_len(
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -782,7 +783,7 @@ uint rk_payload_len(
 
 uint rk_payload_word(
     uint i_7,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -797,7 +798,7 @@ uint rk_payload_word(
 
 uint rk_payload_byte(
     uint i_8,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -812,8 +813,8 @@ uint rk_payload_byte(
 
 bool rk_payload_is(
     uint lit_4,
-    device type_9 const& rk_arena,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_arena,
+    device type_8 const& rk_lits,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -852,7 +853,7 @@ bool rk_payload_is(
 }
 
 metal::uint2 rk_correlation(
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -862,7 +863,7 @@ metal::uint2 rk_correlation(
 }
 
 uint rk_source(
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -872,7 +873,7 @@ uint rk_source(
 }
 
 RkStamp rk_header_stamp(
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -908,7 +909,7 @@ uint rk_state_len(
 
 uint rk_state_word(
     uint i_10,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -924,7 +925,7 @@ uint rk_state_word(
 void rk_set_state_word(
     uint i_11,
     uint v,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -955,7 +956,7 @@ uint rk_out_capacity_bytes(
 void rk_out_word(
     uint i_12,
     uint v_1,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -970,7 +971,7 @@ void rk_out_word(
 }
 
 uint rk_out_payload(
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
@@ -1008,9 +1009,9 @@ uint rk_out_payload(
 
 uint rk_out_lit(
     uint lit_5,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_14 = 0u;
@@ -1068,7 +1069,7 @@ uint rk_out_lit(
 void rk_out_stamp(
     uint i_16,
     RkStamp t,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -1084,7 +1085,7 @@ void rk_new_header(
     metal::uint2 correlation,
     uint priority,
     uint flags,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     thread metal::uint2& rk_clock_physical,
     thread uint& rk_clock_logical,
@@ -1150,7 +1151,7 @@ void rk_write_slot(
     uint slot,
     uint src_at,
     uint len_1,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -1239,7 +1240,7 @@ uint rk_output_room(
 }
 
 uint rk_parked(
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -1251,9 +1252,9 @@ uint rk_parked(
 uint rk_write_output(
     uint src_at_1,
     uint len_2,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1323,7 +1324,7 @@ uint rk_write_output(
 }
 
 uint rk_flush_parked(
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
@@ -1476,9 +1477,9 @@ uint rk_flush_parked(
 uint rk_find_route(
     uint name_lit_1,
     uint number_1,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_21 = 0u;
@@ -1572,9 +1573,9 @@ uint rk_k2k_send(
     uint number_2,
     uint src_at_2,
     uint len_3,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -1630,9 +1631,9 @@ uint rk_deliver(
     uint number_3,
     uint src_at_3,
     uint len_4,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1675,9 +1676,9 @@ uint rk_deliver(
 uint rk_reply(
     uint message_type_1,
     uint len_5,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1709,9 +1710,9 @@ uint rk_reply(
 uint rk_emit(
     uint message_type_2,
     uint len_6,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1741,9 +1742,9 @@ uint rk_send_to(
     uint kernel_,
     uint message_type_3,
     uint len_7,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1773,9 +1774,9 @@ uint rk_send_to_number(
     uint number_4,
     uint message_type_4,
     uint len_8,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1804,9 +1805,9 @@ uint rk_send_to_number(
 void rk_set_outcome(
     uint outcome,
     uint reason,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
@@ -1945,9 +1946,9 @@ void rk_set_outcome(
 
 void rk_error(
     uint reason_1,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
@@ -1960,9 +1961,9 @@ void rk_error(
 
 void rk_fail(
     uint reason_2,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
@@ -1978,9 +1979,9 @@ void rk_report(
     metal::uint2 v0_,
     metal::uint2 v1_,
     bool use_reason,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2087,7 +2088,7 @@ void rk_count_error(
 
 uint rk_check(
     uint capacity,
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant RkParams& rk_params,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
@@ -2129,9 +2130,9 @@ uint rk_check(
 }
 
 void rk_handle(
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2163,9 +2164,9 @@ void rk_handle(
 void rk_handle_slot(
     uint slot_1,
     uint capacity_1,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2272,7 +2273,7 @@ void rk_handle_slot(
 }
 
 void rk_leave_routes(
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -2283,9 +2284,9 @@ void rk_leave_routes(
 }
 
 bool rk_handle_next(
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     constant RkParams& rk_params,
-    device type_9 const& rk_lits,
+    device type_8 const& rk_lits,
     thread uint& rk_c,
     thread uint& rk_in_capacity,
     thread uint& rk_in_slot_words,
@@ -2353,7 +2354,7 @@ bool rk_handle_next(
 }
 
 bool rk_pending(
-    device type_9 const& rk_arena,
+    device type_8 const& rk_arena,
     constant RkParams& rk_params,
     thread uint& rk_c,
     thread uint& rk_in_head,
@@ -2378,7 +2379,7 @@ bool rk_pending(
 
 void rk_publish(
     uint stop,
-    device type_9& rk_arena,
+    device type_8& rk_arena,
     thread uint& rk_c,
     thread uint& rk_in_head,
     thread uint& rk_out_tail,
@@ -2417,9 +2418,9 @@ void rk_publish(
 }
 
 [[max_total_threads_per_threadgroup(1)]] kernel void rk_main(
-  device type_9& rk_arena [[user(fake0)]]
+  device type_8& rk_arena [[user(fake0)]]
 , constant RkParams& rk_params [[user(fake0)]]
-, device type_9 const& rk_lits [[user(fake0)]]
+, device type_8 const& rk_lits [[user(fake0)]]
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
     uint rk_c = {};

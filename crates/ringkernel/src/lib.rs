@@ -48,6 +48,7 @@ pub use ringkernel_core::{
     region, runtime, spec,
 };
 pub use ringkernel_cpu::{CpuConfig, CpuRuntime, DeviceModel};
+pub use ringkernel_cuda::floor::Floor as CudaFloor;
 pub use ringkernel_cuda::{CudaConfig, CudaRuntime, DeviceInfo as CudaDeviceInfo};
 pub use ringkernel_derive::RingMessage;
 /// The host engine every backend's kernels run on (for backend authors).

@@ -24,6 +24,7 @@ pub mod envelope;
 pub mod header;
 pub mod identity;
 pub mod report;
+pub mod slot_check;
 pub mod typed;
 
 pub use codec::{
@@ -34,4 +35,5 @@ pub use envelope::Envelope;
 pub use header::HeaderBuilder;
 pub use identity::{CorrelationId, HOST_KERNEL_ID, MessageId, Priority};
 pub use report::ErrorReport;
+pub use slot_check::{SLOT_CHECK_PAYLOAD_BYTES, slot_check, slot_check_matches, slot_check_term, write_slot_check};
 pub use typed::{RingMessage, message_type_id};

@@ -224,6 +224,12 @@ impl Producer {
         &self.shared.control
     }
 
+    /// The free-running position the next pushed slot will have (its index is the position
+    /// modulo the capacity): what a [`crate::message::slot_check`] covers.
+    pub fn position(&self) -> u32 {
+        self.tail
+    }
+
     /// Checks a `head` read from the consumer: it may only have moved forward, and never past our
     /// tail. A violation poisons the producer.
     fn accept_head(&mut self, head: u32) {
@@ -393,6 +399,11 @@ impl WriteChunk<'_> {
     /// Whether no slot was reserved.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The free-running position of the `i`-th reserved slot (see [`Producer::position`]).
+    pub fn position(&self, i: u32) -> u32 {
+        self.producer.tail.wrapping_add(i)
     }
 
     /// The `i`-th reserved slot.

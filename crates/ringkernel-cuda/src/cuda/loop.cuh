@@ -1,32 +1,51 @@
 // RingKernel CUDA actor runtime, part 2 of 2: the persistent actor loop (after the user's handler).
 //
-// One block of RK_THREADS threads per actor. Each pass: thread 0 reads the control sequence
-// (relaxed) and the input tail (acquire) in one round trip over the bus; new messages are read in
-// batches, the first 64 bytes of header and payload of up to RK_BATCH messages in one round trip,
-// into private device memory; each is validated, timestamped and handed to the handler in order;
-// replies are written straight into the host's output ring; counters, clock, input head and
-// output tail are published once per batch behind one system fence. K2K messages come from the
-// actor's inbox in device memory. Terminate drains everything accepted; a failing handler stops
-// the actor with RK_FAILED after publishing exactly what it consumed.
+// One block per actor, in three roles:
+//
+// * the bus warp reads the host's memory: each round trip fetches the control block's host line
+//   and, speculatively, the next input slot's hot line, check word and first payload line, so that
+//   a message costs one read over the bus (accepted by its slot check when the tail read with it
+//   covers it; otherwise, and for the rest of a burst, read again once the tail is known). It puts
+//   messages into a queue in shared memory and reports the host's flags and output head;
+// * the inbox warp watches the K2K inbox in device memory the same way (sequence word, hot line,
+//   check word and payload line in one read), so that K2K traffic never waits behind the bus;
+// * the handler threads (RK_THREADS) take messages from both queues in batches, validate, stamp and
+//   hand each to the handler, write replies straight into the host's output ring with 16-byte
+//   stores, and publish each batch once: one device-scope fence for its K2K sends, one
+//   system-scope release for its replies and input head. They look at the host's flags before
+//   every message, so a deactivate takes effect before any message not yet taken.
+//
+// Terminate drains everything accepted; a failing handler stops the actor with RK_FAILED after
+// publishing exactly what it consumed. The service warps leave before the stop is reported.
+
+#undef __syncthreads
+#undef __syncthreads_count
+#undef __syncthreads_and
+#undef __syncthreads_or
+#undef blockDim
 
 #define RK_ERROR_REPORT_TYPE 0xFFFFFFFEu
-// Passes spent spinning before an idle actor naps 2 µs between looks (~200 µs of passes).
-#define RK_IDLE_SPIN_PASSES 200u
-#define RK_HOST_POLL_EVERY 16u
-// Passes after a K2K message during which the host's line is read every RK_HOST_POLL_EVERY.
-#define RK_INBOX_HOT_PASSES 256u
-// Passes a busy actor may leave K2K-only counters unpublished.
-#define RK_K2K_PUBLISH_PASSES 64u
-// Busy passes between looks at the clock for the heartbeat.
-#define RK_CLOCK_EVERY 256u
+#define RK_STEP_HOST 1u
+#define RK_STEP_K2K 2u
+#define RK_STEP_TERMINATE 3u
+// Bus polls with nothing new before the bus warp naps 2 µs between polls, and before 10 µs.
+#define RK_BUS_HOT_POLLS 256u
+#define RK_BUS_WARM_POLLS 4096u
+// Inbox polls with nothing new before the inbox warp naps 1 µs between polls.
+#define RK_INBOX_HOT_POLLS 20000u
+// Idle decisions of the handler threads between looks at the clock (heartbeat), and before they
+// nap between looks at their queues.
+#define RK_CLOCK_EVERY 64u
+#define RK_IDLE_SPINS 100000u
 
 __shared__ __align__(16) unsigned char rk_report_buffer[sizeof(ErrorReportHeader) + RK_REASON_BYTES];
 
 // Tells the sender of `req` why it was not handled (never answers an error report).
 __device__ __noinline__ void rk_report(RkActor& s, RkContext& ctx, const MessageHeader* req, rk_u32 code, rk_u64 v0, rk_u64 v1,
-                          const char* reason) {
+                                       const char* reason) {
     if (req->flags & RK_FLAG_ERROR) return;
     __shared__ rk_u32 len;
+    rk_sync();
     if (threadIdx.x == 0) {
         ErrorReportHeader* fixed = reinterpret_cast<ErrorReportHeader*>(rk_report_buffer);
         fixed->code = code;
@@ -44,10 +63,10 @@ __device__ __noinline__ void rk_report(RkActor& s, RkContext& ctx, const Message
         rk_new_header(s, &rk_out_header, RK_ERROR_REPORT_TYPE, rk_join(req->correlation_id), req->priority,
                       RK_FLAG_REPLY | RK_FLAG_ERROR | (req->flags & RK_FLAG_CHECKSUM));
     }
-    __syncthreads();
+    rk_sync();
     rk_u32 result = rk_deliver(s, ctx, nullptr, req->source_kernel, rk_report_buffer, len);
     if (result != RK_OK && threadIdx.x == 0) s.errors += 1u;
-    __syncthreads();
+    rk_sync();
 }
 
 __device__ void rk_count_error(RkActor& s, rk_u32 code, bool rejected) {
@@ -56,43 +75,86 @@ __device__ void rk_count_error(RkActor& s, rk_u32 code, bool rejected) {
         s.errors += 1u;
         s.last_error = code;
     }
-    __syncthreads();
+    rk_sync();
 }
 
 // Checks a copied header as the host's decoder does; returns RK_OK or the RK_ERROR_* code.
-__device__ __noinline__ rk_u32 rk_check(const MessageHeader* h, const unsigned char* payload, rk_u32 capacity) {
+__device__ __forceinline__ rk_u32 rk_check(const MessageHeader* h, rk_u32 capacity) {
     if (h->magic != RK_MESSAGE_MAGIC) return RK_ERROR_BAD_MAGIC;
     if (h->version != RK_PROTOCOL_VERSION) return RK_ERROR_UNSUPPORTED_VERSION;
     if (h->flags & ~RK_FLAGS_ALL) return RK_ERROR_UNKNOWN_FLAGS;
     if (h->priority > RK_PRIORITY_MAX) return RK_ERROR_INVALID_PRIORITY;
     if (h->payload_bytes > capacity) return RK_ERROR_PAYLOAD_TOO_LARGE;
-    if ((h->flags & RK_FLAG_CHECKSUM) && rk_crc32c(payload, h->payload_bytes) != h->checksum)
-        return RK_ERROR_CHECKSUM_MISMATCH;
     return RK_OK;
 }
 
-// Validates, stamps and handles one message whose copy starts at `copy`. Block-cooperative.
-__device__ __noinline__ void rk_handle_copy(RkActor& s, unsigned char* copy, rk_u32 capacity) {
+// The slot a queued message came from (for the rest of a payload longer than one line).
+__device__ __forceinline__ const unsigned char* rk_source_slot(RkActor& s, bool from_host, rk_u32 position) {
+    if (from_host) return s.input + (size_t)(position & (s.in_capacity - 1u)) * s.in_slot_bytes;
+    return rk_inbox_slot(s.inbox, s.inbox_capacity, s.inbox_slot_bytes, position);
+}
+
+// Validates, stamps and handles one queued message (position: its place in its ring or inbox).
+// Handler threads.
+__device__ __noinline__ void rk_handle_entry(RkActor& s, RkEntry* e, bool from_host, rk_u32 position) {
     RK_PROF_T(t_check);
-#ifdef RK_PROFILE
-    if (threadIdx.x == 0) s.prof[6] += 1u;
-#endif
     RkContext& ctx = rk_ctx;
-    const MessageHeader* h = reinterpret_cast<const MessageHeader*>(copy);
-    __shared__ rk_u32 verdict;
+    const MessageHeader* h = &e->header;
+    __shared__ rk_u32 verdict, large;
     __shared__ rk_u64 now_ns;
+    const rk_u32 capacity = (from_host ? s.in_slot_bytes : s.inbox_slot_bytes) - RK_MESSAGE_HEADER_BYTES;
     if (threadIdx.x == 0) {
-        verdict = rk_check(h, copy + RK_MESSAGE_HEADER_BYTES, capacity);
+#ifdef RK_PROFILE
+        s.prof[1] += (rk_u64)(clock64() - (long long)rk_join(e->header._padding));
+        s.prof[6] += 1u;
+#endif
+        rk_u32 v = rk_check(h, capacity);
+        large = v == RK_OK && h->payload_bytes > 64u;
+        verdict = v;
+    }
+    rk_sync();
+    const unsigned char* payload = e->payload;
+    if (large) {
+        // The rest of the payload, from the slot (the tail that published it was read before).
+        const uint4* from = reinterpret_cast<const uint4*>(rk_source_slot(s, from_host, position) + RK_MESSAGE_HEADER_BYTES);
+        uint4* to = reinterpret_cast<uint4*>(s.scratch);
+        rk_u32 chunks = (h->payload_bytes + 15u) / 16u;
+        for (rk_u32 i = threadIdx.x; i < chunks; i += RK_THREADS)
+            to[i] = from_host ? rk_ld_relaxed_sys_v4(from + i) : rk_ld_relaxed_gpu_v4(from + i);
+        rk_sync();
+        payload = s.scratch;
+    }
+    if (threadIdx.x == 0) {
+        rk_u32 v = verdict;
+        if (v == RK_OK && (h->flags & RK_FLAG_CHECKSUM) && rk_crc32c(payload, h->payload_bytes) != h->checksum)
+            v = RK_ERROR_CHECKSUM_MISMATCH;
         rk_u64 deadline = rk_join(h->deadline_ns);
         now_ns = 0;
-        if (verdict == RK_OK && deadline != 0) {
+        if (v == RK_OK && deadline != 0) {
             now_ns = rk_wall_ns(s);
-            if (now_ns > deadline) verdict = RK_ERROR_DEADLINE_EXPIRED;
+            if (now_ns > deadline) v = RK_ERROR_DEADLINE_EXPIRED;
         }
-        if (verdict == RK_OK && s.a.max_offset_ns != 0 && rk_join(h->timestamp_physical_ns) > s.batch_wall + s.a.max_offset_ns)
-            verdict = RK_ERROR_CLOCK_SKEW;
+        if (v == RK_OK && rk_join(s.a.max_offset_ns) != 0 &&
+            rk_join(h->timestamp_physical_ns) > s.batch_wall + rk_join(s.a.max_offset_ns))
+            v = RK_ERROR_CLOCK_SKEW;
+        verdict = v;
+        if (v == RK_OK) {
+            ctx.header = h;
+            ctx.payload = payload;
+            ctx.payload_bytes = h->payload_bytes;
+            ctx.message_type = h->message_type;
+            ctx.received_at = rk_update(s, rk_header_timestamp(h));
+            ctx.state = rk_ptr<unsigned char>(s.a.state);
+            ctx.state_bytes = s.a.state_bytes;
+            ctx.kernel_number = s.a.number;
+            ctx.outcome = RK_OK;
+            ctx.send_error = RK_OK;
+            ctx.reason[0] = 0;
+            ctx.send_reason[0] = 0;
+            s.processed += 1u;
+        }
     }
-    __syncthreads();
+    rk_sync();
     rk_u32 v = verdict;
     if (v == RK_ERROR_DEADLINE_EXPIRED) {
         rk_count_error(s, v, true);
@@ -108,180 +170,433 @@ __device__ __noinline__ void rk_handle_copy(RkActor& s, unsigned char* copy, rk_
         rk_count_error(s, v, true);
         return;
     }
-    if (threadIdx.x == 0) {
-        ctx.header = h;
-        ctx.payload = copy + RK_MESSAGE_HEADER_BYTES;
-        ctx.payload_bytes = h->payload_bytes;
-        ctx.message_type = h->message_type;
-        ctx.received_at = rk_update(s, rk_header_timestamp(h));
-        ctx.state = s.a.state;
-        ctx.state_bytes = s.a.state_bytes;
-        ctx.kernel_number = s.a.number;
-        ctx.outcome = RK_OK;
-        ctx.send_error = RK_OK;
-        ctx.reason[0] = 0;
-        ctx.send_reason[0] = 0;
-        s.processed += 1u;
-    }
-    __syncthreads();
     RK_PROF_ADD(2, t_check);
     RK_PROF_T(t_handler);
     rk_dispatch(s.a.kind, ctx);
-    __syncthreads();
+    rk_sync();
     RK_PROF_ADD(3, t_handler);
     rk_u32 outcome = ctx.outcome;
     if (outcome != RK_OK) {
         rk_count_error(s, outcome, false);
         rk_report(s, ctx, h, outcome, 0, 0, ctx.reason);
         if (outcome == RK_ERROR_HANDLER_FAULT && threadIdx.x == 0) s.failed = 1u;
-        __syncthreads();
+        rk_sync();
     }
 }
 
-// Reads the host's flags if they changed and acknowledges them. Thread 0.
-__device__ __noinline__ void rk_poll_control(RkActor& s, rk_u32 sequence_seen) {
-    if (sequence_seen == s.control_sequence) return;
-    ControlBlock* c = s.a.control;
-    rk_u32 sequence = rk_ld_acquire_sys(&c->control_sequence);
-    s.active = rk_ld_relaxed_sys(&c->is_active);
-    s.terminate = rk_ld_relaxed_sys(&c->should_terminate);
-    s.control_sequence = sequence;
-    rk_st_release_sys(&c->control_ack, sequence);
-}
-
-// Handles up to RK_BATCH messages of the input ring (tail already read). Returns how many.
-// Reads chunk `chunk` (0-3: the header's hot line, 4-7: the payload's first 64 bytes) of input
-// slot `index` into the scratch copy `m`. One 16-byte load over the bus.
-__device__ __forceinline__ void rk_read_chunk(RkActor& s, rk_u32 index, rk_u32 m, rk_u32 chunk) {
-    rk_u32 slot_bytes = s.in_slot_bytes;
-    rk_u32 capacity = slot_bytes - RK_MESSAGE_HEADER_BYTES;
-    rk_u32 offset = chunk < 4u ? chunk * 16u : RK_MESSAGE_HEADER_BYTES + (chunk - 4u) * 16u;
-    if (chunk >= 4u && (chunk - 4u) * 16u >= capacity) return;
-    const unsigned char* slot = s.a.input + (size_t)(index & (s.in_capacity - 1u)) * slot_bytes;
-    const uint4* from = reinterpret_cast<const uint4*>(slot + offset);
-    uint4 value;
-    asm volatile("ld.relaxed.sys.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(value.x), "=r"(value.y), "=r"(value.z), "=r"(value.w) : "l"(from) : "memory");
-    *reinterpret_cast<uint4*>(s.a.scratch + (size_t)m * slot_bytes + offset) = value;
-}
-
-__device__ __noinline__ rk_u32 rk_drain_input(RkActor& s, rk_u32 tail) {
-    RK_PROF_T(t_read);
-    __shared__ rk_u32 count;
-    if (threadIdx.x == 0) {
-        rk_u32 available = tail - s.in_head;
-        if (available > s.in_capacity) available = s.in_capacity;  // a host bug; never read past a lap
-        count = available < RK_BATCH ? available : RK_BATCH;
-        if (count != 0) s.batch_wall = rk_wall_ns(s);
-    }
-    __syncthreads();
-    rk_u32 n = count;
-    if (n == 0) return 0;
-    rk_u32 first = s.in_head;  // s.in_head advances as messages are handled
-    rk_u32 slot_bytes = s.in_slot_bytes;
-    rk_u32 capacity = slot_bytes - RK_MESSAGE_HEADER_BYTES;
-    // One round trip: 4 × 16 B of header hot line and up to 4 × 16 B of payload per message,
-    // read after the acquire of the tail (ordered by the barrier that follows it).
-    {
-        rk_u32 m = threadIdx.x / 8u, chunk = threadIdx.x % 8u;
-        if (m < n) rk_read_chunk(s, first + m, m, chunk);
-    }
-    __syncthreads();
-    RK_PROF_ADD(1, t_read);
-    for (rk_u32 m = 0; m < n; ++m) {
-        unsigned char* copy = s.a.scratch + (size_t)m * slot_bytes;
-        rk_u32 payload = reinterpret_cast<const MessageHeader*>(copy)->payload_bytes;
-        if (payload > 64u) {  // the rest of a large payload, bounded by the slot
-            rk_u32 end = payload < capacity ? payload : capacity;
-            const unsigned char* slot = s.a.input + (size_t)((first + m) & (s.in_capacity - 1u)) * slot_bytes;
-            rk_u32 rest = ((end - 64u) + 15u) & ~15u;
-            rk_copy(copy + RK_MESSAGE_HEADER_BYTES + 64u, slot + RK_MESSAGE_HEADER_BYTES + 64u, rest);
-            __syncthreads();
-        }
-        rk_handle_copy(s, copy, capacity);
-        if (threadIdx.x == 0) s.in_head += 1u;
-        __syncthreads();
-        if (s.failed) return m + 1u;
-    }
-    return n;
-}
-
-// Handles up to RK_BATCH messages of the K2K inbox. Returns how many.
-__device__ __noinline__ rk_u32 rk_drain_inbox(RkActor& s) {
-    K2KInboxHeader* ib = s.a.inbox;
-    __shared__ rk_u32 ready;
-    rk_u32 handled = 0;
-    rk_u32 capacity = s.inbox_slot_bytes - RK_MESSAGE_HEADER_BYTES;
-    while (handled < RK_BATCH) {
+// Handles queued messages of one queue, in order, until it is empty, the batch is full, the
+// host changed its flags (outside terminate), or the handler failed. Handler threads.
+__device__ __noinline__ void rk_handle_batch(RkActor& s, bool from_host) {
+    const rk_u32 size = from_host ? RK_HOST_QUEUE : RK_K2K_QUEUE;
+    RkEntry* queue = from_host ? rk_host_queue : rk_k2k_queue;
+    for (rk_u32 n = 0; n < size; ++n) {
         if (threadIdx.x == 0) {
-            rk_u32 pos = s.inbox_head;
-            ready = rk_ld_acquire_gpu(&rk_inbox_sequences(ib)[pos & (s.inbox_capacity - 1u)]) == pos + 1u;
-            if (ready && handled == 0) s.batch_wall = rk_wall_ns(s);
+            rk_u32 ready = rk_ld_shared(from_host ? &rk_link.host_ready : &rk_link.k2k_ready);
+            rk_u32 taken = from_host ? s.host_taken : s.k2k_taken;
+            bool flags_unchanged = rk_ld_shared(&rk_link.ctl_sequence) == s.control_sequence;
+            s.go = ready != taken && !s.failed && (flags_unchanged || s.terminate != RK_TERMINATE_NONE);
+            if (s.go && n == 0u) s.batch_wall = rk_wall_ns(s);  // one clock reading per batch
+            __threadfence_block();  // the entry, written before `ready`
         }
-        __syncthreads();
-        if (!ready) break;
-        unsigned char* slot = rk_inbox_slot(ib, s.inbox_head);
-        rk_u32 payload = reinterpret_cast<const MessageHeader*>(slot)->payload_bytes;
-        rk_u32 len = RK_MESSAGE_HEADER_BYTES + (((payload < capacity ? payload : capacity) + 15u) & ~15u);
-        rk_copy(s.a.scratch, slot, len);
-        __syncthreads();
-        rk_handle_copy(s, s.a.scratch, capacity);
+        rk_sync();
+        if (!s.go) break;
+        rk_u32 taken = from_host ? s.host_taken : s.k2k_taken;
+        rk_u32 position = from_host ? s.in_head : s.inbox_head;
+        rk_handle_entry(s, &queue[taken % size], from_host, position);
         if (threadIdx.x == 0) {
-            rk_u32 pos = s.inbox_head;
-            rk_st_release_gpu(&rk_inbox_sequences(ib)[pos & (s.inbox_capacity - 1u)], pos + s.inbox_capacity);
-            s.inbox_head = pos + 1u;
-            rk_st_release_gpu(&ib->head, s.inbox_head);
+            if (from_host) {
+                s.in_head += 1u;
+                s.host_taken += 1u;
+                rk_st_shared(&rk_link.host_taken, s.host_taken);
+            } else {
+                s.inbox_head += 1u;
+                s.k2k_taken += 1u;
+                rk_st_shared(&rk_link.k2k_taken, s.k2k_taken);
+            }
         }
-        __syncthreads();
-        handled += 1u;
+        rk_sync();
         if (s.failed) break;
     }
-    return handled;
 }
 
-// Stops accepting K2K messages and waits until no sender is still writing into the inbox.
-__device__ __noinline__ void rk_leave_routes(RkActor& s) {
-    if (threadIdx.x == 0) {
-        RkRoute* r = &s.a.routes[s.a.route_index];
-        rk_st_release_gpu(&r->alive, 0u);
-        rk_fence_sc_gpu();
-        while (rk_ld_acquire_gpu(&r->in_flight) != 0u) __nanosleep(100);
+// Whether a batch left something the host or a receiver must be shown. Thread 0.
+__device__ __forceinline__ bool rk_unpublished(const RkActor& s) {
+    return s.pending_outputs != 0 || s.in_head != s.published_in_head || s.inbox_head != s.published_inbox_head ||
+           s.pending_count != 0 || s.entered_count != 0;
+}
+
+// Reads the host's flags as the bus warp last saw them and acknowledges a change. Thread 0.
+__device__ __forceinline__ void rk_apply_control(RkActor& s) {
+    rk_u32 sequence = rk_ld_shared(&rk_link.ctl_sequence);
+    if (sequence == s.control_sequence) return;
+    __threadfence_block();
+    s.active = rk_ld_shared(&rk_link.ctl_active);
+    s.terminate = rk_ld_shared(&rk_link.ctl_terminate);
+    s.control_sequence = sequence;
+    // From here on the actor acts on these flags only; what it published before is visible first.
+    asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&s.control->control_ack), "r"(sequence) : "memory");
+}
+
+// Waits until there is something to do: a batch from a queue, or terminate. Thread 0.
+__device__ __noinline__ rk_u32 rk_next_step(RkActor& s) {
+    rk_u32 spins = 0;
+    while (true) {
+        s.steps += 1u;
+        if (s.steps % RK_CLOCK_EVERY == 0u) {
+            rk_u64 now = rk_globaltimer();
+            if (now - s.last_beat >= rk_join(s.a.heartbeat_ns)) {
+                rk_beat(s);
+                if (spins != 0) rk_publish_clock(s);
+                s.last_beat = now;
+            }
+        }
+        rk_apply_control(s);
+        if (s.terminate != RK_TERMINATE_NONE) return RK_STEP_TERMINATE;
+        if (s.active) {
+            bool host = rk_ld_shared(&rk_link.host_ready) != s.host_taken;
+            bool k2k = rk_ld_shared(&rk_link.k2k_ready) != s.k2k_taken;
+            if (host && k2k) {
+                s.prefer_k2k ^= 1u;
+                return s.prefer_k2k ? RK_STEP_K2K : RK_STEP_HOST;
+            }
+            if (host) return RK_STEP_HOST;
+            if (k2k) return RK_STEP_K2K;
+        }
+        spins += 1u;
+        if (spins > RK_IDLE_SPINS) __nanosleep(500);
     }
-    __syncthreads();
 }
 
+// Stops accepting K2K messages and waits until no sender is still in this actor's route (every
+// sender publishes before it leaves). Thread 0.
+__device__ __noinline__ void rk_leave_route(RkActor& s) {
+    RkRoute* r = &s.routes[s.a.route_index];
+    rk_st_release_gpu(&r->alive, 0u);
+    rk_fence_sc_gpu();
+    while (rk_ld_acquire_gpu(&r->in_flight) != 0u) __nanosleep(100);
+}
+
+// Publishes everything, lets the service warps go, then stores `code` for the runtime's monitor,
+// which reports it in the control block once the block has left the actor (and a failed actor's
+// inbox has been copied back). Handler threads (the service warps meet them at the block barrier).
 __device__ __noinline__ void rk_stop(RkActor& s, rk_u32 code) {
-    if (threadIdx.x == 0 && code == RK_FAILED) s.last_error = RK_ERROR_HANDLER_FAULT;
-    __syncthreads();
-    rk_publish(s);
+    rk_sync();
     if (threadIdx.x == 0) {
+        if (code == RK_FAILED) s.last_error = RK_ERROR_HANDLER_FAULT;
+        rk_flush(s);
         rk_publish_clock(s);
-        s.heartbeat += 1u;
-        rk_st_relaxed_sys(&s.a.control->heartbeat, s.heartbeat);
+        rk_beat(s);
+        rk_st_shared(&rk_link.stop, 1u);
+    }
+    rk_block_sync();
+    if (threadIdx.x == 0) {
         __threadfence_system();
-        rk_st_release_sys(&s.a.control->has_terminated, code);
+        asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&s.slot->stop_code), "r"(code) : "memory");
     }
 }
 
-// Runs one actor until it terminated or failed.
-__device__ __noinline__ void rk_actor_run(const RkArgs& args) {
-    RkActor& s = rk_actor_state;
-    rk_crc32c_init();
-    for (rk_u32 i = threadIdx.x; i < RK_MESSAGE_HEADER_BYTES / 4u; i += blockDim.x)
-        reinterpret_cast<rk_u32*>(&rk_out_header)[i] = 0u;
+// Terminate: no more K2K senders, then everything the host and the senders published is handled,
+// then the stop is reported. Handler threads.
+__device__ __noinline__ void rk_terminate(RkActor& s) {
     if (threadIdx.x == 0) {
+        rk_leave_route(s);
+        // The host stopped accepting sends before it raised the flag; no sender is in the route.
+        s.final_tail = rk_ld_acquire_sys(&s.control->input_tail);
+        s.final_k2k = rk_ld_acquire_gpu(&s.inbox->tail);
+        rk_st_shared(&rk_link.urgent, 1u);
+    }
+    rk_sync();
+    while (true) {
+        if (threadIdx.x == 0) {
+            bool host_left = s.in_head != s.final_tail, k2k_left = s.inbox_head != s.final_k2k;
+            s.step = 0u;
+            if (host_left || k2k_left) {
+                // Wait for the service warps to bring the next one.
+                rk_u64 since = rk_globaltimer();
+                while (s.step == 0u) {
+                    if (host_left && rk_ld_shared(&rk_link.host_ready) != s.host_taken) s.step = RK_STEP_HOST;
+                    else if (k2k_left && rk_ld_shared(&rk_link.k2k_ready) != s.k2k_taken) s.step = RK_STEP_K2K;
+                    else if (rk_globaltimer() - since >= rk_join(s.a.heartbeat_ns)) {
+                        rk_beat(s);
+                        since = rk_globaltimer();
+                    }
+                }
+            }
+        }
+        rk_sync();
+        if (s.step == 0u) break;
+        rk_handle_batch(s, s.step == RK_STEP_HOST);
+        if (threadIdx.x == 0) rk_flush(s);
+        rk_sync();
+        if (s.failed) {
+            rk_stop(s, RK_FAILED);
+            return;
+        }
+    }
+    rk_stop(s, RK_TERMINATED);
+}
+
+// The handler threads' loop: wait for work, handle a batch, publish it.
+__device__ void rk_handlers_run(RkActor& s) {
+    while (true) {
+        if (threadIdx.x == 0) s.step = rk_next_step(s);
+        rk_sync();
+        rk_u32 step = s.step;
+        if (step == RK_STEP_TERMINATE) return rk_terminate(s);
+        rk_handle_batch(s, step == RK_STEP_HOST);
+        RK_PROF_T(t_publish);
+        if (threadIdx.x == 0 && rk_unpublished(s)) rk_flush(s);
+        RK_PROF_ADD(4, t_publish);
+        rk_sync();
+        if (s.failed) {
+            if (threadIdx.x == 0) rk_leave_route(s);
+            return rk_stop(s, RK_FAILED);
+        }
+    }
+}
+
+// The bus warp: reads the host's line and input slots over the bus into the host queue.
+__device__ __noinline__ void rk_bus_run(RkActor& s) {
+    const rk_u32 lane = threadIdx.x & 31u;
+    const unsigned char* control = reinterpret_cast<const unsigned char*>(s.control);
+    const rk_u32 mask = s.in_capacity - 1u, slot_bytes = s.in_slot_bytes;
+    const rk_u32 payload_capacity = slot_bytes - RK_MESSAGE_HEADER_BYTES;
+    const bool checked = s.input_checked != 0u;
+    rk_u32 next = s.in_head, ready = 0u, sequence_seen = 0u, out_head_seen = s.out_head_seen, idle = 0u;
+    rk_u32 checked_reads = 0u, confirmed_reads = 0u;
+    while (rk_ld_shared(&rk_link.stop) == 0u) {
+        const rk_u32 taken = rk_ld_shared(&rk_link.host_taken);
+        const rk_u32 room = RK_HOST_QUEUE - (ready - taken);
+        const rk_u32 in_head = next - (ready - taken);
+        const unsigned char* slot = s.input + (size_t)(next & mask) * slot_bytes;
+        // One round trip: the host's line and, speculatively, the next slot's lines.
+        const void* address = nullptr;
+        if (lane < 4u) address = control + 16u * lane;
+        else if (checked && room != 0u) {
+            if (lane < 8u) address = slot + 16u * (lane - 4u);
+            else if (lane == 8u) address = slot + 80u;
+            else if (lane < 13u && 16u * (lane - 9u) < payload_capacity) address = slot + RK_MESSAGE_HEADER_BYTES + 16u * (lane - 9u);
+        }
+        RK_PROF_T(t_poll);
+        uint4 v = address ? rk_ld_relaxed_sys_v4(address) : make_uint4(0u, 0u, 0u, 0u);
+        const rk_u32 tail = __shfl_sync(0xFFFFFFFFu, v.z, 0);      // input_tail
+        const rk_u32 out_head = __shfl_sync(0xFFFFFFFFu, v.w, 0);  // output_head
+        const rk_u32 sequence = __shfl_sync(0xFFFFFFFFu, v.z, 2);  // control_sequence
+        bool news = false;
+        if (sequence != sequence_seen) {
+            // The flags of this change: read once more (the host writes them before the sequence).
+            uint4 again = lane == 0u ? rk_ld_relaxed_sys_v4(control) : make_uint4(0u, 0u, 0u, 0u);
+            if (lane == 0u) {
+                rk_st_shared(&rk_link.ctl_active, again.x);
+                rk_st_shared(&rk_link.ctl_terminate, again.y);
+                __threadfence_block();
+                rk_st_shared(&rk_link.ctl_sequence, sequence);
+            }
+            sequence_seen = sequence;
+            news = true;
+        }
+        if (out_head != out_head_seen) {
+            if (lane == 0u) rk_st_shared(&rk_link.out_head, out_head);
+            out_head_seen = out_head;
+            news = true;
+        }
+        // What the host published and nobody has read yet (nothing, if its tail makes no sense).
+        const rk_u32 published = tail - in_head;
+        const rk_u32 avail = (published <= s.in_capacity && tail - next <= published) ? tail - next : 0u;
+        rk_u32 got = 0u;
+        if (avail != 0u && room != 0u) {
+            if (checked) {
+                // Accept the speculative read by its slot check.
+                const rk_u32 bytes = __shfl_sync(0xFFFFFFFFu, v.x, 5);  // payload_bytes
+                const rk_u32 stored = __shfl_sync(0xFFFFFFFFu, v.y, 8); // slot_check
+                rk_u32 covered = bytes < 64u ? bytes : 64u;
+                if (covered > payload_capacity) covered = payload_capacity;
+                const rk_u32 w[4] = {v.x, v.y, v.z, v.w};
+                rk_u32 part = 0u;
+                if (lane >= 4u && lane < 8u) {
+                    for (rk_u32 k = 0; k < 4u; ++k) part += rk_slot_check_term(w[k], 1u + 4u * (lane - 4u) + k);
+                } else if (lane >= 9u && lane < 13u) {
+                    for (rk_u32 k = 0; k < 4u; ++k) {
+                        rk_u32 i = 4u * (lane - 9u) + k;
+                        if (4u * i < covered) part += rk_slot_check_term(rk_slot_check_payload_word(w[k], i, covered), 17u + i);
+                    }
+                } else if (lane == 0u) {
+                    part = rk_slot_check_term(next, 0u);
+                }
+                if (rk_warp_sum(part) == stored) {
+                    RkEntry* e = &rk_host_queue[ready % RK_HOST_QUEUE];
+                    if (lane >= 4u && lane < 8u) reinterpret_cast<uint4*>(&e->header)[lane - 4u] = v;
+                    if (lane >= 9u && lane < 13u) reinterpret_cast<uint4*>(e->payload)[lane - 9u] = v;
+                    got = 1u;
+                    checked_reads += 1u;
+                }
+            }
+            // What the tail covers beyond it (or all of it, without a check): read now that the
+            // tail is known, up to 16 messages in one more round trip.
+            rk_u32 more = avail - got;
+            if (more > room - got) more = room - got;
+            if (more > 16u) more = 16u;
+            if (more != 0u) {
+                rk_fence_acq_rel_sys();  // the tail above, then the slots it published
+                uint4 r[4];
+                const rk_u32 chunk = lane % 8u;
+#pragma unroll
+                for (rk_u32 round = 0; round < 4u; ++round) {
+                    const rk_u32 m = round * 4u + lane / 8u;
+                    r[round] = make_uint4(0u, 0u, 0u, 0u);
+                    if (m < more) {
+                        const unsigned char* from = s.input + (size_t)((next + got + m) & mask) * slot_bytes;
+                        if (chunk < 4u) r[round] = rk_ld_relaxed_sys_v4(from + 16u * chunk);
+                        else if (16u * (chunk - 4u) < payload_capacity)
+                            r[round] = rk_ld_relaxed_sys_v4(from + RK_MESSAGE_HEADER_BYTES + 16u * (chunk - 4u));
+                    }
+                }
+#pragma unroll
+                for (rk_u32 round = 0; round < 4u; ++round) {
+                    const rk_u32 m = round * 4u + lane / 8u;
+                    if (m < more) {
+                        RkEntry* e = &rk_host_queue[(ready + got + m) % RK_HOST_QUEUE];
+                        if (chunk < 4u) reinterpret_cast<uint4*>(&e->header)[chunk] = r[round];
+                        else reinterpret_cast<uint4*>(e->payload)[chunk - 4u] = r[round];
+                    }
+                }
+                got += more;
+                confirmed_reads += more;
+            }
+        }
+        if (got != 0u) {
+#ifdef RK_PROFILE
+            long long now = clock64();
+            if (lane == 0u) {
+                s.prof[0] += (rk_u64)(now - t_poll);
+                for (rk_u32 m = 0; m < got; ++m) rk_split(rk_host_queue[(ready + m) % RK_HOST_QUEUE].header._padding, (rk_u64)now);
+            }
+#endif
+            __syncwarp();
+            __threadfence_block();
+            ready += got;
+            next += got;
+            if (lane == 0u) rk_st_shared(&rk_link.host_ready, ready);
+            news = true;
+        }
+        if (news) {
+            idle = 0u;
+        } else if (rk_ld_shared(&rk_link.urgent) == 0u) {
+            if (idle == 0u && lane == 0u) {
+                // Gone idle: how the messages so far were read, for the host's diagnostics.
+                rk_st_relaxed_sys(&s.slot->checked_reads, checked_reads);
+                rk_st_relaxed_sys(&s.slot->confirmed_reads, confirmed_reads);
+            }
+            idle += 1u;
+            if (idle > RK_BUS_WARM_POLLS) __nanosleep(10000);
+            else if (idle > RK_BUS_HOT_POLLS) __nanosleep(2000);
+        }
+    }
+}
+
+// The inbox warp: watches the K2K inbox in device memory and puts what arrives into the K2K queue.
+__device__ __noinline__ void rk_inbox_run(RkActor& s) {
+    const rk_u32 lane = threadIdx.x & 31u;
+    K2KInboxHeader* ib = s.inbox;
+    const rk_u32 capacity = s.inbox_capacity, slot_bytes = s.inbox_slot_bytes;
+    const rk_u32 payload_capacity = slot_bytes - RK_MESSAGE_HEADER_BYTES;
+    rk_u32* sequences = rk_inbox_sequences(ib);
+    rk_u32 next = s.inbox_head, ready = 0u, idle = 0u;
+    while (rk_ld_shared(&rk_link.stop) == 0u) {
+        const rk_u32 taken = rk_ld_shared(&rk_link.k2k_taken);
+        if (ready - taken >= RK_K2K_QUEUE) {
+            __nanosleep(64);
+            continue;
+        }
+        const unsigned char* slot = rk_inbox_slot(ib, capacity, slot_bytes, next);
+        // One round trip through L2: the slot's sequence word, hot line, check word and payload line.
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (lane == 0u) v.x = rk_ld_relaxed_gpu(&sequences[next & (capacity - 1u)]);
+        else if (lane >= 4u && lane < 8u) v = rk_ld_relaxed_gpu_v4(slot + 16u * (lane - 4u));
+        else if (lane == 8u) v = rk_ld_relaxed_gpu_v4(slot + 80u);
+        else if (lane >= 9u && lane < 13u && 16u * (lane - 9u) < payload_capacity)
+            v = rk_ld_relaxed_gpu_v4(slot + RK_MESSAGE_HEADER_BYTES + 16u * (lane - 9u));
+        const rk_u32 sequence = __shfl_sync(0xFFFFFFFFu, v.x, 0);
+        if (sequence != next + 1u) {
+            idle += 1u;
+            if (idle > RK_INBOX_HOT_POLLS) __nanosleep(1000);
+            continue;
+        }
+        idle = 0u;
+        const rk_u32 bytes = __shfl_sync(0xFFFFFFFFu, v.x, 5);
+        const rk_u32 stored = __shfl_sync(0xFFFFFFFFu, v.y, 8);
+        rk_u32 covered = bytes < 64u ? bytes : 64u;
+        if (covered > payload_capacity) covered = payload_capacity;
+        const rk_u32 w[4] = {v.x, v.y, v.z, v.w};
+        rk_u32 part = 0u;
+        if (lane >= 4u && lane < 8u) {
+            for (rk_u32 k = 0; k < 4u; ++k) part += rk_slot_check_term(w[k], 1u + 4u * (lane - 4u) + k);
+        } else if (lane >= 9u && lane < 13u) {
+            for (rk_u32 k = 0; k < 4u; ++k) {
+                rk_u32 i = 4u * (lane - 9u) + k;
+                if (4u * i < covered) part += rk_slot_check_term(rk_slot_check_payload_word(w[k], i, covered), 17u + i);
+            }
+        } else if (lane == 0u) {
+            part = rk_slot_check_term(next, 0u);
+        }
+        if (rk_warp_sum(part) != stored) {
+            // Read before the sender's writes all landed: read again now that the sequence is
+            // seen (acquire), which orders them.
+            rk_fence_acq_rel_gpu();
+            if (lane >= 4u && lane < 8u) v = rk_ld_relaxed_gpu_v4(slot + 16u * (lane - 4u));
+            else if (lane >= 9u && lane < 13u && 16u * (lane - 9u) < payload_capacity)
+                v = rk_ld_relaxed_gpu_v4(slot + RK_MESSAGE_HEADER_BYTES + 16u * (lane - 9u));
+        }
+        RkEntry* e = &rk_k2k_queue[ready % RK_K2K_QUEUE];
+        if (lane >= 4u && lane < 8u) reinterpret_cast<uint4*>(&e->header)[lane - 4u] = v;
+        if (lane >= 9u && lane < 13u) reinterpret_cast<uint4*>(e->payload)[lane - 9u] = v;
+#ifdef RK_PROFILE
+        if (lane == 0u) rk_split(e->header._padding, (rk_u64)clock64());
+#endif
+        __syncwarp();
+        __threadfence_block();
+        ready += 1u;
+        next += 1u;
+        if (lane == 0u) rk_st_shared(&rk_link.k2k_ready, ready);
+    }
+}
+
+// Runs one actor until it terminated or failed. The whole block.
+__device__ __noinline__ void rk_actor_run(RkSlot* slot) {
+    RkActor& s = rk_actor_state;
+    if (threadIdx.x < RK_THREADS) {
+        rk_crc32c_init();
+        for (rk_u32 i = threadIdx.x; i < RK_MESSAGE_HEADER_BYTES / 4u; i += RK_THREADS)
+            reinterpret_cast<rk_u32*>(&rk_out_header)[i] = 0u;
+        for (rk_u32 i = threadIdx.x; i < RK_HOST_QUEUE * sizeof(RkEntry) / 4u; i += RK_THREADS)
+            reinterpret_cast<rk_u32*>(rk_host_queue)[i] = 0u;
+        for (rk_u32 i = threadIdx.x; i < RK_K2K_QUEUE * sizeof(RkEntry) / 4u; i += RK_THREADS)
+            reinterpret_cast<rk_u32*>(rk_k2k_queue)[i] = 0u;
+    }
+    if (threadIdx.x == 0) {
+        const RkArgs& args = slot->args;
         s.a = args;
-        ControlBlock* c = args.control;
+        s.slot = slot;
+        s.control = rk_ptr<ControlBlock>(args.control);
+        s.input = rk_ptr<unsigned char>(args.input);
+        s.output = rk_ptr<unsigned char>(args.output);
+        s.inbox = rk_ptr<K2KInboxHeader>(args.inbox);
+        s.routes = rk_ptr<RkRoute>(args.routes);
+        s.scratch = rk_ptr<unsigned char>(args.scratch);
+        ControlBlock* c = s.control;
         s.in_capacity = c->input_capacity;
         s.in_slot_bytes = c->input_slot_bytes;
         s.out_capacity = c->output_capacity;
         s.out_slot_bytes = c->output_slot_bytes;
-        s.inbox_capacity = args.inbox->capacity;
-        s.inbox_slot_bytes = args.inbox->slot_bytes;
+        s.input_checked = rk_ld_relaxed_sys(&c->input_slot_checks);
+        s.inbox_capacity = s.inbox->capacity;
+        s.inbox_slot_bytes = s.inbox->slot_bytes;
         s.in_head = rk_ld_relaxed_sys(&c->input_head);
+        s.published_in_head = s.in_head;
         s.out_tail = rk_ld_relaxed_sys(&c->output_tail);
         s.out_head_seen = rk_ld_acquire_sys(&c->output_head);
-        s.inbox_head = rk_ld_relaxed_gpu(&args.inbox->head);
+        s.inbox_head = rk_ld_relaxed_gpu(&s.inbox->head);
+        s.published_inbox_head = s.inbox_head;
         s.processed = s.rejected = s.errors = s.last_error = s.dropped_output = 0u;
         s.pending_outputs = 0u;
         s.heartbeat = 0u;
@@ -294,138 +609,53 @@ __device__ __noinline__ void rk_actor_run(const RkArgs& args) {
         s.active = 0u;
         s.terminate = RK_TERMINATE_NONE;
         s.failed = 0u;
-        s.dirty = 0u;
-        s.route_cache_valid = 0u;
-        s.slot = reinterpret_cast<RkSlot*>(reinterpret_cast<unsigned char*>(const_cast<RkArgs*>(&args)) - 64);
+        s.host_taken = s.k2k_taken = 0u;
+        s.prefer_k2k = 0u;
+        s.steps = 0u;
+        s.entered_count = 0u;
+        s.pending_count = 0u;
         for (int i = 0; i < 7; ++i) s.prof[i] = 0u;
+        rk_link.host_ready = rk_link.k2k_ready = 0u;
+        rk_link.host_taken = rk_link.k2k_taken = 0u;
+        rk_link.ctl_sequence = 0u;
+        rk_link.ctl_active = 0u;
+        rk_link.ctl_terminate = RK_TERMINATE_NONE;
+        rk_link.out_head = s.out_head_seen;
+        rk_link.stop = 0u;
+        rk_link.urgent = 0u;
         // Publish the route: K2K senders find this actor from here on.
-        RkRoute* r = &args.routes[args.route_index];
+        RkRoute* r = &s.routes[args.route_index];
         r->number = args.number;
         r->name_hash = args.name_hash;
-        r->inbox = (rk_u64)args.inbox;
+        r->inbox[0] = args.inbox[0];
+        r->inbox[1] = args.inbox[1];
         r->payload_capacity = s.inbox_slot_bytes - RK_MESSAGE_HEADER_BYTES;
         r->name_len = args.name_len;
-        for (rk_u32 i = 0; i < RK_NAME_BYTES; ++i) r->name[i] = args.name[i];
+        for (rk_u32 i = 0; i < RK_NAME_BYTES / 4u; ++i) r->name[i] = args.name[i];
         // `in_flight` is not reset: a sender that looked at this entry's previous actor may
         // still be undoing its increment (the route table starts zeroed).
         __threadfence();
         rk_st_release_gpu(&r->alive, 1u);
         // Started: the host's launch waits for the first heartbeat.
         s.heartbeat = 1u;
-        rk_st_release_sys(&c->heartbeat, 1u);
+        asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->heartbeat), "r"(1u) : "memory");
+        s.last_beat = rk_globaltimer();
     }
-    __syncthreads();
-
-    __shared__ rk_u32 tail;
-    // %globaltimer is read only where a time is needed (a batch's stamps, heartbeats every
-    // RK_CLOCK_EVERY idle passes): pass counters pace everything else.
-    rk_u64 last_beat = rk_globaltimer();
-    // While K2K traffic flows, the host's line (a round trip over the bus, ~1 µs) is read only
-    // every RK_HOST_POLL_EVERY passes, so that the inbox is looked at far more often.
-    rk_u32 hot_passes = 0, idle_passes = 0, unpublished_passes = 0;
-    rk_u32 pass = 0;
-    __shared__ rk_u32 poll_host, publish_now;
-    if (threadIdx.x == 0) tail = 0;
-    while (true) {
-        RK_PROF_T(t_pass);
-        if (threadIdx.x == 0) {
-            pass += 1u;
-            poll_host = (hot_passes == 0u || pass % RK_HOST_POLL_EVERY == 0u) ? 1u : 0u;
-            if (hot_passes != 0u) hot_passes -= 1u;
-        }
-        __syncthreads();
-        // One round trip: thread 0 reads the host's control sequence and input tail.
-        if (poll_host && threadIdx.x == 0) {
-            ControlBlock* c = s.a.control;
-            rk_u32 sequence = rk_ld_relaxed_sys(&c->control_sequence);
-            tail = rk_ld_acquire_sys(&c->input_tail);
-            rk_poll_control(s, sequence);
-        }
-        __syncthreads();
-        RK_PROF_T(t_polled);
-        if (s.terminate != RK_TERMINATE_NONE) break;
-        rk_u32 handled = 0, from_host = 0;
-        if (s.active) {
-            from_host = rk_drain_input(s, tail);
-            handled = from_host;
-            if (!s.failed) {
-                rk_u32 k2k = rk_drain_inbox(s);
-                if (k2k != 0 && threadIdx.x == 0) {
-                    hot_passes = RK_INBOX_HOT_PASSES;
-                    s.dirty = 1u;
-                }
-                handled += k2k;
-            }
-        }
-        // The host must see replies and freed input slots at once; counters of K2K-only work
-        // can wait a few passes (a system fence costs about a microsecond).
-        if (threadIdx.x == 0) {
-            unpublished_passes = s.dirty ? unpublished_passes + 1u : 0u;
-            publish_now = s.pending_outputs != 0 || from_host != 0 || s.failed ||
-                          (s.dirty && (handled == 0 || unpublished_passes >= RK_K2K_PUBLISH_PASSES));
-            if (publish_now) {
-                s.dirty = 0u;
-                unpublished_passes = 0u;
-            }
-        }
-        __syncthreads();
-#ifdef RK_PROFILE
-        if (from_host != 0 && threadIdx.x == 0) s.prof[0] += (rk_u64)(t_polled - t_pass);
-#endif
-        RK_PROF_T(t_publish);
-        if (publish_now) rk_publish(s);
-        if (publish_now) RK_PROF_ADD(4, t_publish);
-        if (s.failed) {
-            rk_leave_routes(s);
-            rk_stop(s, RK_FAILED);
-            return;
-        }
-        if (threadIdx.x == 0) {
-            idle_passes = handled != 0 ? 0u : idle_passes + 1u;
-            if (pass % RK_CLOCK_EVERY == 0u || (handled == 0 && idle_passes % 16u == 0u)) {
-                rk_u64 now = rk_globaltimer();
-                if (now - last_beat >= s.a.heartbeat_ns) {
-                    s.heartbeat += 1u;
-                    rk_st_relaxed_sys(&s.a.control->heartbeat, s.heartbeat);
-                    if (handled == 0) rk_publish_clock(s);
-                    last_beat = now;
-                }
-            }
-            if (idle_passes > RK_IDLE_SPIN_PASSES) __nanosleep(2000);
-        }
-        __syncthreads();
+    rk_block_sync();
+    const rk_u32 warp = threadIdx.x / 32u;
+    if (warp < RK_HANDLER_WARPS) {
+        rk_handlers_run(s);  // ends at the block barrier in rk_stop
+    } else {
+        if (warp == RK_BUS_WARP) rk_bus_run(s);
+        else rk_inbox_run(s);
+        rk_block_sync();  // rk_stop's
     }
-
-    // Terminate: no more K2K senders, then handle everything accepted, then report.
-    rk_leave_routes(s);
-    while (true) {
-        if (threadIdx.x == 0) tail = rk_ld_acquire_sys(&s.a.control->input_tail);
-        __syncthreads();
-        rk_u32 handled = rk_drain_input(s, tail);
-        if (!s.failed) handled += rk_drain_inbox(s);
-        if (handled != 0 || s.pending_outputs != 0) rk_publish(s);
-        if (s.failed) {
-            rk_stop(s, RK_FAILED);
-            return;
-        }
-        if (handled == 0) break;
-        if (threadIdx.x == 0) {
-            rk_u64 now = rk_globaltimer();
-            if (now - last_beat >= s.a.heartbeat_ns) {
-                s.heartbeat += 1u;
-                rk_st_relaxed_sys(&s.a.control->heartbeat, s.heartbeat);
-                last_beat = now;
-            }
-        }
-        __syncthreads();
-    }
-    rk_stop(s, RK_TERMINATED);
 }
 
 // The resident pool: one block per actor slot. An idle block polls its slot (backing off to
 // RK_POOL_IDLE_MAX_NS between looks), runs the actor assigned to it, and marks the slot idle again.
 #define RK_POOL_IDLE_MAX_NS 100000u
-extern "C" __global__ void __launch_bounds__(RK_THREADS) rk_pool_main(RkSlot* slots) {
+extern "C" __global__ void __launch_bounds__(RK_BLOCK_THREADS) rk_pool_main(RkSlot* slots) {
     RkSlot* slot = &slots[blockIdx.x];
     __shared__ rk_u32 command;
     while (true) {
@@ -437,16 +667,19 @@ extern "C" __global__ void __launch_bounds__(RK_THREADS) rk_pool_main(RkSlot* sl
                 __nanosleep(nap);
                 if (nap < RK_POOL_IDLE_MAX_NS) nap *= 2u;
             }
-            if (command == 1u) rk_st_relaxed_sys(&slot->state, RK_SLOT_RUNNING);
+            if (command == 1u) {
+            rk_st_relaxed_sys(&slot->stop_code, 0u);
+            rk_st_relaxed_sys(&slot->state, RK_SLOT_RUNNING);
         }
-        __syncthreads();
+        }
+        rk_block_sync();
         if (command == 0u) return;
-        rk_actor_run(slot->args);
-        __syncthreads();
+        rk_actor_run(slot);
+        rk_block_sync();
         if (threadIdx.x == 0) {
             __threadfence_system();
-            rk_st_release_sys(&slot->state, RK_SLOT_IDLE);
+            asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&slot->state), "r"(RK_SLOT_IDLE) : "memory");
         }
-        __syncthreads();
+        rk_block_sync();
     }
 }

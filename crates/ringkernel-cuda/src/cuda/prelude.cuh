@@ -1,17 +1,25 @@
 // RingKernel CUDA actor runtime, part 1 of 2: the handler ABI.
 //
-// Included after the generated layout header (ringkernel_layout.cuh) and before the user's
-// handler. A handler is one function,
+// Included after the generated layout header (ringkernel_layout.cuh, plus the pool's own structs)
+// and before the user's handler. A handler is one function,
 //
 //     __device__ void rk_handle(RkContext& ctx);
 //
-// called for each valid message, in order, by every thread of the actor's block (RK_THREADS
-// threads). Every rk_* call below is block-cooperative: all threads call it, with the same
-// arguments, and all get the same result. Data a handler passes to rk_reply/rk_emit/rk_send_* may
-// live in the payload, the state, or any memory every thread can read.
+// called for each valid message, in order, by every handler thread of the actor's block
+// (RK_THREADS threads). Every rk_* call below is block-cooperative: all handler threads call it,
+// with the same arguments, and all get the same result. Data a handler passes to
+// rk_reply/rk_emit/rk_send_* may live in the payload, the state, or any memory every thread can
+// read.
+//
+// The block also runs two service warps that never enter a handler: one reads the host's rings
+// over the bus, one watches the K2K inbox in device memory. Inside handler code `__syncthreads()`
+// (and its _count/_and/_or forms) and `blockDim` therefore mean the handler threads: this header
+// redefines them so (a barrier over RK_THREADS threads, blockDim.x == RK_THREADS). threadIdx.x of
+// a handler thread is below RK_THREADS. Block-wide cooperative-groups syncs are not supported.
 //
 // The handler sees:
-//   ctx.header        the message header (a private copy in device memory)
+//   ctx.header        the message header (a private copy in shared memory; message_id and
+//                     dest_kernel read as 0)
 //   ctx.payload       the payload (a private copy), ctx.payload_bytes long
 //   ctx.message_type  the header's message type
 //   ctx.received_at   the actor's hybrid logical clock after receiving the message
@@ -31,7 +39,9 @@
 //                                            stops, the host takes back what it had not handled
 // Sends return RK_OK or an RK_ERROR_* code: a full K2K inbox is RK_ERROR_K2K_INBOX_FULL (never a
 // drop), an unknown or stopped destination RK_ERROR_HANDLER_ERROR; the reason is kept for
-// rk_error(ctx, nullptr).
+// rk_error(ctx, nullptr). Replies and emits reach the host, and K2K sends their receiver, when the
+// batch of messages being handled ends (the loop publishes once per batch); a handler that
+// returns has therefore sent everything it sent.
 
 typedef unsigned int rk_u32;
 typedef unsigned long long rk_u64;
@@ -40,66 +50,28 @@ typedef unsigned long long rk_u64;
 #define RK_THREADS 128
 #endif
 #define RK_OK 0u
-// Messages whose first lines are read in one round trip over the bus.
-#define RK_BATCH (RK_THREADS / 8)
+#define RK_HANDLER_WARPS (RK_THREADS / 32)
+// The bus warp and the inbox warp follow the handler threads.
+#define RK_BUS_WARP RK_HANDLER_WARPS
+#define RK_INBOX_WARP (RK_HANDLER_WARPS + 1)
+#define RK_BLOCK_THREADS (RK_THREADS + 64)
+// Messages the bus warp (host) and the inbox warp (K2K) may hold, read but not yet handled.
+#define RK_HOST_QUEUE 16u
+#define RK_K2K_QUEUE 8u
 #define RK_REASON_BYTES 200
-#define RK_NAME_BYTES 32
 #define RK_ROUTE_CAPACITY 256
+// Routes a batch may have entered at once, and K2K sends it may have claimed, before it
+// publishes them.
+#define RK_ROUTES_ENTERED 8u
+#define RK_K2K_PENDING 16u
+// Barrier ids: 0 is the whole block; 1 the handler threads.
+#define RK_HANDLER_BARRIER 1
 
 struct RkTimestamp {
     rk_u64 physical;
     rk_u32 logical;
     rk_u32 node;
 };
-
-// One running actor, as K2K senders see it (device memory; written by the actor itself).
-struct RkRoute {
-    rk_u32 alive;      // 1 while the actor accepts K2K messages
-    rk_u32 in_flight;  // senders between their check of `alive` and their publish
-    rk_u32 number;
-    rk_u32 name_hash;
-    rk_u64 inbox;      // K2KInboxHeader* in device memory
-    rk_u32 payload_capacity;
-    rk_u32 name_len;
-    char name[RK_NAME_BYTES];
-};
-static_assert(sizeof(RkRoute) == 64, "RkRoute is one 64-byte line");
-
-// Launch arguments (one struct, passed by value).
-struct RkArgs {
-    ControlBlock* control;          // pinned host memory, mapped
-    unsigned char* input;           // input ring slots (mapped)
-    unsigned char* output;          // output ring slots (mapped)
-    unsigned char* state;           // device memory
-    K2KInboxHeader* inbox;          // device memory
-    RkRoute* routes;                // device memory, RK_ROUTE_CAPACITY entries
-    unsigned char* scratch;         // device memory, RK_BATCH * input slot bytes
-    long long clock_offset_ns;      // wall clock = %globaltimer + offset
-    rk_u64 max_offset_ns;           // 0: accept any remote clock
-    rk_u64 heartbeat_ns;            // longest idle time between heartbeats
-    rk_u32 state_bytes;
-    rk_u32 route_index;
-    rk_u32 number;
-    rk_u32 name_hash;
-    rk_u32 name_len;
-    rk_u32 kind;                    // which handler of the module (rk_dispatch)
-    char name[RK_NAME_BYTES];
-};
-static_assert(sizeof(RkArgs) == 136, "RkArgs must match ringkernel-cuda's RkArgs");
-
-// One actor slot of the resident pool (pinned host memory): the host writes `args`, then
-// `state` = RK_SLOT_ASSIGNED; the slot's block runs the actor and sets RK_SLOT_IDLE when it ended.
-#define RK_SLOT_IDLE 0u
-#define RK_SLOT_ASSIGNED 1u
-#define RK_SLOT_RUNNING 2u
-struct RkSlot {
-    rk_u32 state;
-    rk_u32 shutdown;  // host: idle blocks exit
-    rk_u32 reserved[14];
-    RkArgs args;
-    rk_u32 padding[14];
-};
-static_assert(sizeof(RkSlot) == 256, "RkSlot is 256 bytes");
 
 struct RkContext {
     const MessageHeader* header;
@@ -117,7 +89,18 @@ struct RkContext {
     char send_reason[RK_REASON_BYTES];
 };
 
-// ---- memory access at the scope the peer needs -------------------------------------------------
+// ---- barriers and memory access ----------------------------------------------------------------
+// The handler threads' barrier (what __syncthreads() means in handler code).
+__device__ __forceinline__ void rk_sync() { asm volatile("bar.sync %0, %1;" : : "n"(RK_HANDLER_BARRIER), "n"(RK_THREADS) : "memory"); }
+__device__ __forceinline__ int rk_sync_count(int predicate) {
+    int count;
+    asm volatile("{ .reg .pred p; setp.ne.s32 p, %3, 0; bar.red.popc.u32 %0, %1, %2, p; }"
+                 : "=r"(count) : "n"(RK_HANDLER_BARRIER), "n"(RK_THREADS), "r"(predicate) : "memory");
+    return count;
+}
+// The whole block (handler threads and service warps).
+__device__ __forceinline__ void rk_block_sync() { asm volatile("bar.sync 0;" : : : "memory"); }
+
 __device__ __forceinline__ rk_u32 rk_ld_relaxed_sys(const rk_u32* p) {
     rk_u32 v;
     asm volatile("ld.relaxed.sys.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
@@ -125,6 +108,15 @@ __device__ __forceinline__ rk_u32 rk_ld_relaxed_sys(const rk_u32* p) {
 }
 __device__ __forceinline__ void rk_st_relaxed_sys(rk_u32* p, rk_u32 v) {
     asm volatile("st.relaxed.sys.u32 [%0], %1;" : : "l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ uint4 rk_ld_relaxed_sys_v4(const void* p) {
+    uint4 v;
+    asm volatile("ld.relaxed.sys.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void rk_st_relaxed_sys_v4(void* p, uint4 v) {
+    asm volatile("st.relaxed.sys.v4.u32 [%0], {%1,%2,%3,%4};" : : "l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
 __device__ __forceinline__ rk_u32 rk_ld_acquire_gpu(const rk_u32* p) {
     rk_u32 v;
@@ -136,43 +128,59 @@ __device__ __forceinline__ rk_u32 rk_ld_relaxed_gpu(const rk_u32* p) {
     asm volatile("ld.relaxed.gpu.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
     return v;
 }
+__device__ __forceinline__ uint4 rk_ld_relaxed_gpu_v4(const void* p) {
+    uint4 v;
+    asm volatile("ld.relaxed.gpu.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+    return v;
+}
 __device__ __forceinline__ void rk_st_release_gpu(rk_u32* p, rk_u32 v) {
     asm volatile("st.release.gpu.u32 [%0], %1;" : : "l"(p), "r"(v) : "memory");
 }
 __device__ __forceinline__ void rk_st_relaxed_gpu(rk_u32* p, rk_u32 v) {
     asm volatile("st.relaxed.gpu.u32 [%0], %1;" : : "l"(p), "r"(v) : "memory");
 }
+__device__ __forceinline__ void rk_st_relaxed_gpu_v4(void* p, uint4 v) {
+    asm volatile("st.relaxed.gpu.v4.u32 [%0], {%1,%2,%3,%4};" : : "l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
 __device__ __forceinline__ rk_u32 rk_cas_gpu(rk_u32* p, rk_u32 expected, rk_u32 desired) {
     rk_u32 old;
     asm volatile("atom.acq_rel.gpu.cas.b32 %0, [%1], %2, %3;" : "=r"(old) : "l"(p), "r"(expected), "r"(desired) : "memory");
     return old;
 }
-__device__ __forceinline__ rk_u32 rk_add_gpu(rk_u32* p, rk_u32 v) {
+__device__ __forceinline__ rk_u32 rk_add_relaxed_gpu(rk_u32* p, rk_u32 v) {
     rk_u32 old;
-    asm volatile("atom.acq_rel.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    asm volatile("atom.relaxed.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ rk_u32 rk_add_release_gpu(rk_u32* p, rk_u32 v) {
+    rk_u32 old;
+    asm volatile("atom.release.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
 }
 __device__ __forceinline__ void rk_fence_sc_gpu() { asm volatile("fence.sc.gpu;" : : : "memory"); }
+__device__ __forceinline__ void rk_fence_acq_rel_gpu() { asm volatile("fence.acq_rel.gpu;" : : : "memory"); }
+__device__ __forceinline__ void rk_fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" : : : "memory"); }
 __device__ __forceinline__ rk_u64 rk_globaltimer() {
     rk_u64 t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     return t;
 }
+// Shared-memory words one warp writes and another reads.
+__device__ __forceinline__ rk_u32 rk_ld_shared(const rk_u32* p) { return *reinterpret_cast<const volatile rk_u32*>(p); }
+__device__ __forceinline__ void rk_st_shared(rk_u32* p, rk_u32 v) { *reinterpret_cast<volatile rk_u32*>(p) = v; }
 
 // ---- small helpers -----------------------------------------------------------------------------
 __device__ __forceinline__ rk_u64 rk_join(const rk_u32 words[2]) { return (rk_u64)words[0] | ((rk_u64)words[1] << 32); }
 __device__ __forceinline__ void rk_split(rk_u32 words[2], rk_u64 v) { words[0] = (rk_u32)v; words[1] = (rk_u32)(v >> 32); }
+template <typename T>
+__device__ __forceinline__ T* rk_ptr(const rk_u32 words[2]) { return reinterpret_cast<T*>(rk_join(words)); }
 __device__ __forceinline__ RkTimestamp rk_header_timestamp(const MessageHeader* h) {
     RkTimestamp t;
     t.physical = rk_join(h->timestamp_physical_ns);
     t.logical = h->timestamp_logical;
     t.node = h->timestamp_node;
     return t;
-}
-__device__ __forceinline__ bool rk_ts_less(RkTimestamp a, RkTimestamp b) {
-    if (a.physical != b.physical) return a.physical < b.physical;
-    if (a.logical != b.logical) return a.logical < b.logical;
-    return a.node < b.node;
 }
 __device__ __forceinline__ rk_u32 rk_fnv1a(const char* s, rk_u32 len) {
     rk_u32 h = 2166136261u;
@@ -205,59 +213,110 @@ __device__ __noinline__ rk_u32 rk_append_u32(char* buffer, rk_u32 at, rk_u32 v) 
 }
 
 // CRC32C (Castagnoli), what RK_FLAG_CHECKSUM covers: slicing-by-8 over tables in shared memory,
-// built from the polynomial when the actor starts (rk_crc32c_init, block-cooperative).
+// built from the polynomial when the actor starts (rk_crc32c_init, handler threads).
 #define RK_CRC32C_POLY 0x82F63B78u
 __shared__ rk_u32 rk_crc_table[8][256];
 
 __device__ void rk_crc32c_init() {
-    for (rk_u32 i = threadIdx.x; i < 256u; i += blockDim.x) {
+    for (rk_u32 i = threadIdx.x; i < 256u; i += RK_THREADS) {
         rk_u32 c = i;
         for (int k = 0; k < 8; ++k) c = (c >> 1) ^ ((c & 1u) ? RK_CRC32C_POLY : 0u);
         rk_crc_table[0][i] = c;
     }
-    __syncthreads();
+    rk_sync();
     for (int t = 1; t < 8; ++t) {
-        for (rk_u32 i = threadIdx.x; i < 256u; i += blockDim.x) {
+        for (rk_u32 i = threadIdx.x; i < 256u; i += RK_THREADS) {
             rk_u32 c = rk_crc_table[t - 1][i];
             rk_crc_table[t][i] = (c >> 8) ^ rk_crc_table[0][c & 0xFFu];
         }
-        __syncthreads();
+        rk_sync();
     }
 }
 
+// One thread. 16-byte aligned data is read eight bytes at a time.
 __device__ __noinline__ rk_u32 rk_crc32c(const unsigned char* data, rk_u32 len) {
     rk_u32 crc = 0xFFFFFFFFu;
     rk_u32 i = 0;
-    for (; i + 8u <= len; i += 8u) {
-        rk_u32 one = ((rk_u32)data[i] | ((rk_u32)data[i + 1] << 8) | ((rk_u32)data[i + 2] << 16) |
-                      ((rk_u32)data[i + 3] << 24)) ^ crc;
-        rk_u32 two = (rk_u32)data[i + 4] | ((rk_u32)data[i + 5] << 8) | ((rk_u32)data[i + 6] << 16) |
-                     ((rk_u32)data[i + 7] << 24);
-        crc = rk_crc_table[7][one & 0xFFu] ^ rk_crc_table[6][(one >> 8) & 0xFFu] ^
-              rk_crc_table[5][(one >> 16) & 0xFFu] ^ rk_crc_table[4][one >> 24] ^ rk_crc_table[3][two & 0xFFu] ^
-              rk_crc_table[2][(two >> 8) & 0xFFu] ^ rk_crc_table[1][(two >> 16) & 0xFFu] ^ rk_crc_table[0][two >> 24];
+    if (((size_t)data & 7u) == 0) {
+        for (; i + 8u <= len; i += 8u) {
+            uint2 w = *reinterpret_cast<const uint2*>(data + i);
+            rk_u32 one = w.x ^ crc, two = w.y;
+            crc = rk_crc_table[7][one & 0xFFu] ^ rk_crc_table[6][(one >> 8) & 0xFFu] ^
+                  rk_crc_table[5][(one >> 16) & 0xFFu] ^ rk_crc_table[4][one >> 24] ^ rk_crc_table[3][two & 0xFFu] ^
+                  rk_crc_table[2][(two >> 8) & 0xFFu] ^ rk_crc_table[1][(two >> 16) & 0xFFu] ^ rk_crc_table[0][two >> 24];
+        }
     }
     for (; i < len; ++i) crc = (crc >> 8) ^ rk_crc_table[0][(crc ^ data[i]) & 0xFFu];
     return crc ^ 0xFFFFFFFFu;
 }
 
-// Block-cooperative copy; 16-byte accesses where both sides allow it.
-__device__ void rk_copy(unsigned char* dst, const unsigned char* src, rk_u32 len) {
-    if ((((size_t)dst | (size_t)src) & 15u) == 0) {
-        rk_u32 vectors = len / 16u;
-        for (rk_u32 i = threadIdx.x; i < vectors; i += blockDim.x)
-            reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(src)[i];
-        for (rk_u32 i = vectors * 16u + threadIdx.x; i < len; i += blockDim.x) dst[i] = src[i];
-    } else {
-        for (rk_u32 i = threadIdx.x; i < len; i += blockDim.x) dst[i] = src[i];
-    }
+// The slot check (ringkernel_core::message::slot_check): a wrapping sum of one term per word —
+// the ring position (index 0), the hot line's 16 words (1-16), the first payload line's words
+// (17-32, the last one's bytes past payload_bytes read as zero). One word per lane, then a sum.
+__device__ __host__ __forceinline__ rk_u32 rk_slot_check_term(rk_u32 word, rk_u32 index) {
+    rk_u32 h = word ^ (0x9E3779B9u * (index + 1u));
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    return h ^ (h >> 16);
+}
+// The payload word `i` (0-15) as the check covers it: bytes past `covered` read as zero.
+__device__ __host__ __forceinline__ rk_u32 rk_slot_check_payload_word(rk_u32 word, rk_u32 i, rk_u32 covered) {
+    if (4u * i >= covered) return 0u;
+    rk_u32 present = covered - 4u * i;
+    return present >= 4u ? word : (word & ((1u << (8u * present)) - 1u));
+}
+// A warp's sum of every lane's `part`.
+__device__ __forceinline__ rk_u32 rk_warp_sum(rk_u32 part) {
+    for (int offset = 16; offset > 0; offset >>= 1) part += __shfl_xor_sync(0xFFFFFFFFu, part, offset);
+    return part;
 }
 
-// ---- the actor's private state, shared by its block ----------------------------------------------
+// ---- the actor's private state, shared by its block -------------------------------------------
+// A message as the handler sees it: the header (hot line copied; the rest zero) and the first
+// payload line. Longer payloads are copied whole into the actor's scratch.
+struct __align__(16) RkEntry {
+    MessageHeader header;
+    unsigned char payload[64];
+};
+
+// What the service warps and the handler threads tell each other (shared memory, volatile).
+struct RkLink {
+    // Bus warp -> handler threads.
+    rk_u32 host_ready;        // host messages put into the host queue (free-running)
+    rk_u32 ctl_sequence;      // the host's control sequence, as last read
+    rk_u32 ctl_active;        // ... and the flags read with (or after) it
+    rk_u32 ctl_terminate;
+    rk_u32 out_head;          // the host's output_head, as last read
+    // Inbox warp -> handler threads.
+    rk_u32 k2k_ready;
+    // Handler threads -> service warps.
+    rk_u32 host_taken;        // host messages handled (their queue entries are free again)
+    rk_u32 k2k_taken;
+    rk_u32 stop;              // the actor is ending: the service warps leave
+    rk_u32 urgent;            // the handler threads wait on the host: read it without napping
+};
+
+// A K2K send claimed and written, whose sequence word is stored when the batch is published.
+struct RkPendingSend {
+    rk_u32* sequence;
+    rk_u32 value;
+};
+
 struct RkActor {
     RkArgs a;
+    ControlBlock* control;
+    unsigned char* input;
+    unsigned char* output;
+    K2KInboxHeader* inbox;
+    RkRoute* routes;
+    unsigned char* scratch;
+    RkSlot* slot;
     rk_u32 in_capacity, in_slot_bytes, out_capacity, out_slot_bytes, inbox_capacity, inbox_slot_bytes;
+    rk_u32 input_checked;     // the host writes slot checks (ControlBlock::input_slot_checks)
     rk_u32 in_head, out_tail, out_head_seen, inbox_head;
+    rk_u32 published_in_head, published_inbox_head;
     rk_u32 processed, rejected, errors, last_error, heartbeat, dropped_output;
     rk_u32 pending_outputs;   // replies written but not yet published
     rk_u64 message_counter;   // message ids of what this actor sends
@@ -265,16 +324,35 @@ struct RkActor {
     RkTimestamp clock;        // HLC: last event
     rk_u32 control_sequence, active, terminate;
     rk_u32 hlc_sequence;
-    rk_u32 dirty;             // counters changed and not yet published
-    rk_u32 route_cache_valid, route_cache_by_name, route_cache_key, route_cache_index;
-    RkSlot* slot;             // this actor's pool slot
-    rk_u64 prof[7];           // RK_PROFILE: cycles per phase (poll, read, check, handler, publish, k2k send) and messages
     rk_u32 failed;
     rk_u32 result;            // broadcast slot for block-cooperative calls
+    rk_u32 step;              // what the handler threads do next (the loop's decision)
+    rk_u32 go;                // broadcast: take the next message of the batch
+    rk_u32 host_taken, k2k_taken;   // entries of each queue handled (== rk_link's copies)
+    rk_u32 prefer_k2k;        // which queue goes first when both have messages (alternates)
+    rk_u32 steps;             // decisions made (paces the heartbeat while busy)
+    rk_u64 last_beat;         // %globaltimer of the last heartbeat
+    rk_u32 final_tail, final_k2k;   // terminate: what the host and the senders published, in all
+    // Routes entered in this batch (left when it is published) and sends to publish then.
+    rk_u32 entered_count;
+    rk_u32 entered[RK_ROUTES_ENTERED];
+    rk_u32 entered_key[RK_ROUTES_ENTERED];
+    rk_u32 entered_by_name[RK_ROUTES_ENTERED];
+    rk_u32 pending_count;
+    RkPendingSend pending[RK_K2K_PENDING];
+    rk_u64 prof[7];           // RK_PROFILE: cycles per phase and messages (see CudaRuntime::profile)
 };
 
-// RK_PROFILE (CudaConfig::profile): thread 0 adds the SM cycles of each phase of the message path
-// to s.prof, published into the pool slot's reserved words with every flush.
+__shared__ RkActor rk_actor_state;
+__shared__ RkContext rk_ctx;
+__shared__ RkLink rk_link;
+__shared__ RkEntry rk_host_queue[RK_HOST_QUEUE];
+__shared__ RkEntry rk_k2k_queue[RK_K2K_QUEUE];
+__shared__ __align__(16) MessageHeader rk_out_header;
+__device__ __forceinline__ RkActor& rk_actor() { return rk_actor_state; }
+
+// RK_PROFILE (CudaConfig::profile): SM cycles of each phase of the message path, summed in
+// s.prof and stored into the pool slot's profile words with every publish.
 #ifdef RK_PROFILE
 #define RK_PROF_T(var) long long var = clock64()
 #define RK_PROF_ADD(i, since) do { if (threadIdx.x == 0) rk_actor_state.prof[i] += (rk_u64)(clock64() - (since)); } while (0)
@@ -284,11 +362,11 @@ struct RkActor {
 #endif
 
 __device__ __forceinline__ rk_u64 rk_wall_ns(const RkActor& s) {
-    return (rk_u64)((long long)rk_globaltimer() + s.a.clock_offset_ns);
+    return (rk_u64)((long long)rk_globaltimer() + (long long)rk_join(s.a.clock_offset_ns));
 }
 
 // The HLC send rule: wall clock if it moved past the last timestamp, else the last one bumped.
-__device__ __noinline__ RkTimestamp rk_tick(RkActor& s) {
+__device__ __forceinline__ RkTimestamp rk_tick(RkActor& s) {
     if (s.batch_wall > s.clock.physical) {
         s.clock.physical = s.batch_wall;
         s.clock.logical = 0;
@@ -303,7 +381,7 @@ __device__ __noinline__ RkTimestamp rk_tick(RkActor& s) {
 }
 
 // The receive rule (Kulkarni et al.).
-__device__ __noinline__ RkTimestamp rk_update(RkActor& s, RkTimestamp r) {
+__device__ __forceinline__ RkTimestamp rk_update(RkActor& s, RkTimestamp r) {
     rk_u64 wall = s.batch_wall;
     rk_u64 lp = s.clock.physical;
     rk_u64 p = wall > lp ? wall : lp;
@@ -323,39 +401,74 @@ __device__ __noinline__ RkTimestamp rk_update(RkActor& s, RkTimestamp r) {
     return s.clock;
 }
 
-// The actor and the current message's context: one of each per block.
-__shared__ RkActor rk_actor_state;
-__shared__ RkContext rk_ctx;
-__device__ __forceinline__ RkActor& rk_actor() { return rk_actor_state; }
+// ---- K2K inbox layout ---------------------------------------------------------------------------
+__device__ __forceinline__ rk_u32* rk_inbox_sequences(K2KInboxHeader* ib) {
+    return reinterpret_cast<rk_u32*>(reinterpret_cast<unsigned char*>(ib) + RK_K2K_INBOX_SEQUENCES_OFFSET);
+}
+__device__ __forceinline__ unsigned char* rk_inbox_slot(K2KInboxHeader* ib, rk_u32 capacity, rk_u32 slot_bytes, rk_u32 pos) {
+    rk_u32 slots_offset = (RK_K2K_INBOX_SEQUENCES_OFFSET + 4u * capacity + 63u) & ~63u;
+    return reinterpret_cast<unsigned char*>(ib) + slots_offset + (size_t)(pos & (capacity - 1u)) * slot_bytes;
+}
+// ---- publishing ---------------------------------------------------------------------------------
+// K2K sends of this batch: one device-scope fence for all of them, then their sequence words,
+// then the routes it entered are left (release: a receiver that sees no sender in flight sees
+// every send published). Thread 0.
+__device__ __noinline__ void rk_flush_k2k(RkActor& s) {
+    if (s.pending_count != 0) {
+        rk_fence_acq_rel_gpu();
+        for (rk_u32 i = 0; i < s.pending_count; ++i) rk_st_relaxed_gpu(s.pending[i].sequence, s.pending[i].value);
+        s.pending_count = 0;
+    }
+    for (rk_u32 i = 0; i < s.entered_count; ++i) rk_add_release_gpu(&s.routes[s.entered[i]].in_flight, 0xFFFFFFFFu);
+    s.entered_count = 0;
+}
 
-// Publishes what the host must see together: counters and input head, then, behind one system
-// fence, the output tail. One fence per batch, not per message. Thread 0 only.
+// Publishes what the host must see together: counters and the input head, then the output tail
+// behind one release store at system scope (one per batch, not per message). Thread 0.
 __device__ __noinline__ void rk_flush(RkActor& s) {
-    ControlBlock* c = s.a.control;
+    rk_flush_k2k(s);
+    ControlBlock* c = s.control;
     rk_st_relaxed_sys(&c->messages_processed, s.processed);
     rk_st_relaxed_sys(&c->messages_rejected, s.rejected);
     rk_st_relaxed_sys(&c->error_count, s.errors + s.dropped_output);
     rk_st_relaxed_sys(&c->last_error, s.last_error);
-    rk_st_relaxed_sys(&c->input_head, s.in_head);
+    if (s.inbox_head != s.published_inbox_head) {
+        // The K2K slots handled go back to senders (sequence = position + capacity), behind one
+        // fence: their contents were read before (into shared memory or the scratch).
+        rk_fence_acq_rel_gpu();
+        rk_u32* seqs = rk_inbox_sequences(s.inbox);
+        for (rk_u32 p = s.published_inbox_head; p != s.inbox_head; ++p)
+            rk_st_relaxed_gpu(&seqs[p & (s.inbox_capacity - 1u)], p + s.inbox_capacity);
+        rk_st_relaxed_gpu(&s.inbox->head, s.inbox_head);
+        s.published_inbox_head = s.inbox_head;
+    }
 #ifdef RK_PROFILE
-    for (int i = 0; i < 7; ++i) reinterpret_cast<volatile rk_u64*>(&s.slot->reserved[0])[i] = s.prof[i];
+    for (int i = 0; i < 7; ++i) {
+        rk_st_relaxed_sys(&s.slot->profile[2 * i], (rk_u32)s.prof[i]);
+        rk_st_relaxed_sys(&s.slot->profile[2 * i + 1], (rk_u32)(s.prof[i] >> 32));
+    }
 #endif
-    __threadfence_system();
-    rk_st_relaxed_sys(&c->output_tail, s.out_tail);
-    s.pending_outputs = 0;
+    if (s.pending_outputs != 0) {
+        rk_st_relaxed_sys(&c->input_head, s.in_head);
+        asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->output_tail), "r"(s.out_tail) : "memory");
+        s.pending_outputs = 0;
+    } else if (s.in_head != s.published_in_head) {
+        asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->input_head), "r"(s.in_head) : "memory");
+    }
+    s.published_in_head = s.in_head;
 }
 
 // Block-cooperative rk_flush.
 __device__ void rk_publish(RkActor& s) {
-    __syncthreads();
+    rk_sync();
     if (threadIdx.x == 0) rk_flush(s);
-    __syncthreads();
+    rk_sync();
 }
 
 // The clock of the last event, under the seqlock (odd while written). Thread 0, while idle and
 // when stopping: nothing on the message path reads it.
 __device__ __noinline__ void rk_publish_clock(RkActor& s) {
-    ControlBlock* c = s.a.control;
+    ControlBlock* c = s.control;
     s.hlc_sequence += 1u;
     rk_st_relaxed_sys(&c->hlc_sequence, s.hlc_sequence);
     __threadfence_system();
@@ -367,6 +480,40 @@ __device__ __noinline__ void rk_publish_clock(RkActor& s) {
     rk_st_relaxed_sys(&c->hlc_sequence, s.hlc_sequence);
 }
 
+__device__ __forceinline__ void rk_beat(RkActor& s) {
+    s.heartbeat += 1u;
+    rk_st_relaxed_sys(&s.control->heartbeat, s.heartbeat);
+}
+
+// ---- writing messages ---------------------------------------------------------------------------
+// Copies a header's first 96 bytes (the used bytes, then zero through the check word and
+// padding) and `len` payload bytes into a slot with 16-byte stores spread over the handler
+// threads. `sys`: the slot is host memory. Payload bytes past `len` up to the next 16 are written
+// as zero.
+__device__ void rk_store_message(unsigned char* slot, const MessageHeader* h, const unsigned char* data, rk_u32 len, bool sys) {
+    const rk_u32 header_chunks = 6u;
+    const rk_u32 chunks = header_chunks + (len + 15u) / 16u;
+    const bool aligned = ((size_t)data & 15u) == 0;
+    for (rk_u32 i = threadIdx.x; i < chunks; i += RK_THREADS) {
+        uint4 v;
+        if (i < header_chunks) {
+            v = reinterpret_cast<const uint4*>(h)[i];
+        } else {
+            rk_u32 at = (i - header_chunks) * 16u;
+            if (aligned && at + 16u <= len) {
+                v = *reinterpret_cast<const uint4*>(data + at);
+            } else {
+                rk_u32 w[4] = {0u, 0u, 0u, 0u};
+                for (rk_u32 b = 0; b < 16u && at + b < len; ++b) w[b / 4u] |= (rk_u32)data[at + b] << (8u * (b % 4u));
+                v = make_uint4(w[0], w[1], w[2], w[3]);
+            }
+        }
+        unsigned char* to = i < header_chunks ? slot + 16u * i : slot + RK_MESSAGE_HEADER_BYTES + 16u * (i - header_chunks);
+        if (sys) rk_st_relaxed_sys_v4(to, v);
+        else rk_st_relaxed_gpu_v4(to, v);
+    }
+}
+
 // Writes one message into the output ring, waiting while it is full (back-pressure; the host
 // drains in call/receive/terminate). Returns RK_OK, or RK_ERROR_OUTPUT_FULL when nobody reads the
 // ring any more (terminate with no handle left), or RK_ERROR_PAYLOAD_TOO_LARGE.
@@ -374,151 +521,154 @@ __device__ __noinline__ rk_u32 rk_write_output(RkActor& s, MessageHeader* h, con
     if (len > s.out_slot_bytes - RK_MESSAGE_HEADER_BYTES) return RK_ERROR_PAYLOAD_TOO_LARGE;
     if (threadIdx.x == 0) {
         rk_u32 result = RK_OK;
-        rk_u64 last_beat = rk_globaltimer();
-        bool first_wait = true;
-        while (s.out_tail - s.out_head_seen >= s.out_capacity) {
-            s.out_head_seen = rk_ld_acquire_sys(&s.a.control->output_head);
-            if (s.out_tail - s.out_head_seen < s.out_capacity) break;
-            // Publish what is pending (and the count of the message being handled) so that the
-            // host can drain it, and keep beating.
-            if (s.pending_outputs != 0 || first_wait) rk_flush(s);
-            first_wait = false;
-            if (rk_ld_relaxed_sys(&s.a.control->should_terminate) == RK_TERMINATE_DRAIN_DETACHED) {
-                result = RK_ERROR_OUTPUT_FULL;
-                break;
+        s.out_head_seen = rk_ld_shared(&rk_link.out_head);
+        if (s.out_tail - s.out_head_seen >= s.out_capacity) {
+            // Full: publish what is pending (so the host can drain it, and sees this message's
+            // count), keep beating, and look at the host's head as the bus warp reads it.
+            rk_flush(s);
+            rk_st_shared(&rk_link.urgent, 1u);
+            rk_u64 last_beat = rk_globaltimer();
+            while (s.out_tail - s.out_head_seen >= s.out_capacity) {
+                if (rk_ld_shared(&rk_link.ctl_terminate) == RK_TERMINATE_DRAIN_DETACHED) {
+                    result = RK_ERROR_OUTPUT_FULL;
+                    break;
+                }
+                rk_u64 now = rk_globaltimer();
+                if (now - last_beat > rk_join(s.a.heartbeat_ns) / 2u) {
+                    rk_beat(s);
+                    last_beat = now;
+                }
+                __nanosleep(200);
+                s.out_head_seen = rk_ld_shared(&rk_link.out_head);
             }
-            rk_u64 now = rk_globaltimer();
-            if (now - last_beat > s.a.heartbeat_ns / 2u) {
-                s.heartbeat += 1u;
-                rk_st_relaxed_sys(&s.a.control->heartbeat, s.heartbeat);
-                last_beat = now;
-            }
-            __nanosleep(200);
+            rk_st_shared(&rk_link.urgent, 0u);
+        }
+        if (result == RK_OK) {
+            h->payload_bytes = len;
+            h->checksum = (h->flags & RK_FLAG_CHECKSUM) ? rk_crc32c(data, len) : 0u;
         }
         s.result = result;
     }
-    __syncthreads();
+    rk_sync();
     rk_u32 result = s.result;
     if (result != RK_OK) {
         if (threadIdx.x == 0) s.dropped_output += 1u;
-        __syncthreads();
+        rk_sync();
         return result;
     }
-    unsigned char* slot = s.a.output + (size_t)(s.out_tail & (s.out_capacity - 1u)) * s.out_slot_bytes;
-    if (threadIdx.x == 0) {
-        h->payload_bytes = len;
-        h->checksum = (h->flags & RK_FLAG_CHECKSUM) ? rk_crc32c(data, len) : 0u;
-    }
-    rk_copy(slot + RK_MESSAGE_HEADER_BYTES, data, len);
-    __syncthreads();
-    // Header: its used bytes (hot line, message id, destination); the padding stays zero.
-    rk_copy(slot, reinterpret_cast<const unsigned char*>(h), RK_MESSAGE_HEADER_USED_BYTES);
-    __syncthreads();
+    unsigned char* slot = s.output + (size_t)(s.out_tail & (s.out_capacity - 1u)) * s.out_slot_bytes;
+    rk_store_message(slot, h, data, len, true);
+    rk_sync();
     if (threadIdx.x == 0) {
         s.out_tail += 1u;
         s.pending_outputs += 1u;
     }
-    __syncthreads();
+    rk_sync();
     return RK_OK;
 }
 
 // ---- K2K --------------------------------------------------------------------------------------
-__device__ __forceinline__ rk_u32* rk_inbox_sequences(K2KInboxHeader* ib) {
-    return reinterpret_cast<rk_u32*>(reinterpret_cast<unsigned char*>(ib) + RK_K2K_INBOX_SEQUENCES_OFFSET);
-}
-__device__ __forceinline__ unsigned char* rk_inbox_slot(K2KInboxHeader* ib, rk_u32 pos) {
-    rk_u32 slots_offset = (RK_K2K_INBOX_SEQUENCES_OFFSET + 4u * ib->capacity + 63u) & ~63u;
-    return reinterpret_cast<unsigned char*>(ib) + slots_offset + (size_t)(pos & (ib->capacity - 1u)) * ib->slot_bytes;
+__device__ __forceinline__ bool rk_route_is(RkRoute* r, bool by_name, rk_u32 key, rk_u32 name_len) {
+    return by_name ? (rk_ld_relaxed_gpu(&r->name_hash) == key && rk_ld_relaxed_gpu(&r->name_len) == name_len)
+                   : rk_ld_relaxed_gpu(&r->number) == key;
 }
 
-// Finds a running actor by number (name == nullptr) or by name and enters it (in_flight), so
-// that it cannot finish its final drain while this send is under way. Block-cooperative: every
-// thread looks at a few entries (relaxed), thread 0 checks the first match (acquire) and enters.
-__device__ __noinline__ RkRoute* rk_route_enter(RkActor& s, const char* name, rk_u32 name_len, rk_u32 number) {
+// Finds a running actor by number (name == nullptr) or by name and enters it for the rest of
+// the batch (in_flight), so that it cannot finish its final drain before this batch's sends are
+// published. A route entered earlier in the batch is used again without any atomic. Returns the
+// route's index, or RK_ROUTE_CAPACITY. Block-cooperative: every thread looks at a few entries,
+// thread 0 checks the first match and enters.
+__device__ __noinline__ rk_u32 rk_route_enter(RkActor& s, const char* name, rk_u32 name_len, rk_u32 number) {
     __shared__ rk_u32 candidate;
-    __shared__ RkRoute* entered;
-    rk_u32 hash = name ? rk_fnv1a(name, name_len) : 0u;
-    rk_u32 key = name ? hash : number;
+    const bool by_name = name != nullptr;
+    const rk_u32 key = by_name ? rk_fnv1a(name, name_len) : number;
     if (threadIdx.x == 0) {
-        candidate = 0xFFFFFFFFu;
-        entered = nullptr;
-        // The last destination first: a stream of sends to one actor skips the scan.
-        if (s.route_cache_valid && s.route_cache_by_name == (name != nullptr) && s.route_cache_key == key) {
-            RkRoute* r = &s.a.routes[s.route_cache_index];
-            bool same = rk_ld_relaxed_gpu(&r->alive) == 1u &&
-                        (name ? (rk_ld_relaxed_gpu(&r->name_hash) == hash && rk_ld_relaxed_gpu(&r->name_len) == name_len)
-                              : rk_ld_relaxed_gpu(&r->number) == number);
-            if (same) candidate = s.route_cache_index;
-        }
-    }
-    __syncthreads();
-    bool cached = candidate != 0xFFFFFFFFu;
-    __syncthreads();
-    for (rk_u32 i = threadIdx.x; !cached && i < RK_ROUTE_CAPACITY; i += blockDim.x) {
-        RkRoute* r = &s.a.routes[i];
-        if (rk_ld_relaxed_gpu(&r->alive) != 1u) continue;
-        bool match = name ? (rk_ld_relaxed_gpu(&r->name_hash) == hash && rk_ld_relaxed_gpu(&r->name_len) == name_len)
-                          : (rk_ld_relaxed_gpu(&r->number) == number);
-        if (match) atomicMin(&candidate, i);
-    }
-    __syncthreads();
-    if (threadIdx.x == 0 && candidate != 0xFFFFFFFFu) {
-        RkRoute* r = &s.a.routes[candidate];
-        bool match = rk_ld_acquire_gpu(&r->alive) == 1u;
-        for (rk_u32 k = 0; name && match && k < name_len && k < RK_NAME_BYTES; ++k) match = r->name[k] == name[k];
-        if (match) {
-            // Dekker with the owner's final drain: announce, then check that it still accepts.
-            rk_add_gpu(&r->in_flight, 1u);
-            rk_fence_sc_gpu();
-            // Still alive, and still the same actor (the entry may have been reused meanwhile:
-            // numbers are never reused, names by a relaunch of the same kernel id only).
-            bool same = rk_ld_relaxed_gpu(&r->alive) == 1u &&
-                        (name ? (rk_ld_relaxed_gpu(&r->name_hash) == hash && rk_ld_relaxed_gpu(&r->name_len) == name_len)
-                              : rk_ld_relaxed_gpu(&r->number) == number);
-            if (same) {
-                entered = r;
-                s.route_cache_valid = 1u;
-                s.route_cache_by_name = name != nullptr;
-                s.route_cache_key = key;
-                s.route_cache_index = candidate;
-            } else {
-                rk_add_gpu(&r->in_flight, 0xFFFFFFFFu);
+        candidate = RK_ROUTE_CAPACITY;
+        for (rk_u32 i = 0; i < s.entered_count; ++i) {
+            if (s.entered_key[i] == key && s.entered_by_name[i] == (rk_u32)by_name &&
+                rk_route_is(&s.routes[s.entered[i]], by_name, key, name_len)) {
+                candidate = s.entered[i] | 0x80000000u;  // entered already
+                break;
             }
         }
     }
-    __syncthreads();
-    return entered;
+    rk_sync();
+    rk_u32 found = candidate;
+    if (found & 0x80000000u) return found & 0x7FFFFFFFu;
+    rk_sync();
+    for (rk_u32 i = threadIdx.x; i < RK_ROUTE_CAPACITY; i += RK_THREADS) {
+        RkRoute* r = &s.routes[i];
+        if (rk_ld_relaxed_gpu(&r->alive) == 1u && rk_route_is(r, by_name, key, name_len)) atomicMin(&candidate, i);
+    }
+    rk_sync();
+    if (threadIdx.x == 0 && candidate != RK_ROUTE_CAPACITY) {
+        RkRoute* r = &s.routes[candidate];
+        bool match = rk_ld_acquire_gpu(&r->alive) == 1u;
+        const char* route_name = reinterpret_cast<const char*>(r->name);
+        for (rk_u32 k = 0; by_name && match && k < name_len && k < RK_NAME_BYTES; ++k) match = route_name[k] == name[k];
+        if (match && s.entered_count == RK_ROUTES_ENTERED) rk_flush_k2k(s);  // room in the entered list
+        if (match) {
+            // Dekker with the owner's final drain: announce, then check that it still accepts.
+            rk_add_relaxed_gpu(&r->in_flight, 1u);
+            rk_fence_sc_gpu();
+            // Still alive, and still the same actor (the entry may have been reused meanwhile:
+            // numbers are never reused, names by a relaunch of the same kernel id only).
+            if (rk_ld_relaxed_gpu(&r->alive) == 1u && rk_route_is(r, by_name, key, name_len)) {
+                s.entered[s.entered_count] = candidate;
+                s.entered_key[s.entered_count] = key;
+                s.entered_by_name[s.entered_count] = by_name;
+                s.entered_count += 1u;
+            } else {
+                rk_add_release_gpu(&r->in_flight, 0xFFFFFFFFu);
+                candidate = RK_ROUTE_CAPACITY;
+            }
+        } else {
+            candidate = RK_ROUTE_CAPACITY;
+        }
+    }
+    rk_sync();
+    return candidate;
 }
 
-// Sends one message to another actor's inbox. Block-cooperative.
+// Sends one message to another actor's inbox: claims a slot, writes it with its slot check (the
+// receiver reads sequence and slot in one go), and leaves the sequence to the batch's publish.
+// Block-cooperative.
 __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const char* name, rk_u32 number, MessageHeader* h,
-                              const unsigned char* data, rk_u32 len) {
+                                           const unsigned char* data, rk_u32 len) {
     RK_PROF_T(t_send);
     rk_u32 name_len = rk_strlen(name);
     __shared__ rk_u32 claimed, status;
-    RkRoute* route = rk_route_enter(s, name, name_len, number);
+    __shared__ K2KInboxHeader* target;
+    // Room for this send in the batch's pending list (publishing the others leaves their routes:
+    // done before this send enters its own).
+    if (threadIdx.x == 0 && s.pending_count == RK_K2K_PENDING) rk_flush_k2k(s);
+    rk_sync();
+    rk_u32 route = rk_route_enter(s, name, name_len, number);
     if (threadIdx.x == 0) {
         status = RK_OK;
-        if (route == nullptr) {
+        if (route == RK_ROUTE_CAPACITY) {
             status = RK_ERROR_HANDLER_ERROR;
             rk_u32 at = rk_append(ctx.send_reason, 0, "kernel `");
             if (name) at = rk_append_n(ctx.send_reason, at, name, name_len);
             else { at = rk_append(ctx.send_reason, at, "#"); at = rk_append_u32(ctx.send_reason, at, number); }
             rk_append(ctx.send_reason, at, "` is not running (no running kernel has this id)");
         } else {
-            K2KInboxHeader* ib = reinterpret_cast<K2KInboxHeader*>(route->inbox);
-            if (len > ib->slot_bytes - RK_MESSAGE_HEADER_BYTES) {
+            RkRoute* r = &s.routes[route];
+            K2KInboxHeader* ib = rk_ptr<K2KInboxHeader>(r->inbox);
+            target = ib;
+            rk_u32 slot_bytes = ib->slot_bytes, cap = ib->capacity;
+            if (len > slot_bytes - RK_MESSAGE_HEADER_BYTES) {
                 status = RK_ERROR_PAYLOAD_TOO_LARGE;
                 rk_u32 at = rk_append(ctx.send_reason, 0, "payload of ");
                 at = rk_append_u32(ctx.send_reason, at, len);
                 at = rk_append(ctx.send_reason, at, " bytes does not fit the K2K inbox slot's ");
-                at = rk_append_u32(ctx.send_reason, at, ib->slot_bytes - RK_MESSAGE_HEADER_BYTES);
+                at = rk_append_u32(ctx.send_reason, at, slot_bytes - RK_MESSAGE_HEADER_BYTES);
                 rk_append(ctx.send_reason, at, "-byte payload area");
             } else {
                 rk_u32* seqs = rk_inbox_sequences(ib);
-                rk_u32 cap = ib->capacity;
                 rk_u32 pos = rk_ld_relaxed_gpu(&ib->tail);
                 while (true) {
+                    // The slot is free once its consumer released it (sequence == pos).
                     rk_u32 seq = rk_ld_acquire_gpu(&seqs[pos & (cap - 1u)]);
                     int lap = (int)(seq - pos);
                     if (lap == 0) {
@@ -526,7 +676,7 @@ __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const cha
                         if (seen == pos) break;
                         pos = seen;
                     } else if (lap < 0) {
-                        rk_add_gpu(&ib->full_rejections, 1u);
+                        rk_add_relaxed_gpu(&ib->full_rejections, 1u);
                         status = RK_ERROR_K2K_INBOX_FULL;
                         rk_u32 at = rk_append(ctx.send_reason, 0, "queue full: K2K inbox of `");
                         if (name) at = rk_append_n(ctx.send_reason, at, name, name_len);
@@ -540,40 +690,54 @@ __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const cha
                     }
                 }
                 claimed = pos;
-                h->dest_kernel = route->number;
+                h->dest_kernel = r->number;
                 h->payload_bytes = len;
                 h->checksum = (h->flags & RK_FLAG_CHECKSUM) ? rk_crc32c(data, len) : 0u;
             }
-            if (status != RK_OK) rk_add_gpu(&route->in_flight, 0xFFFFFFFFu);
         }
         if (status != RK_OK) ctx.send_error = status;
     }
-    __syncthreads();
+    rk_sync();
     rk_u32 result = status;
     if (result == RK_OK) {
-        K2KInboxHeader* ib = reinterpret_cast<K2KInboxHeader*>(route->inbox);
-        unsigned char* slot = rk_inbox_slot(ib, claimed);
-        rk_copy(slot + RK_MESSAGE_HEADER_BYTES, data, len);
-        rk_copy(slot, reinterpret_cast<const unsigned char*>(h), RK_MESSAGE_HEADER_BYTES);
-        __syncthreads();
+        // The slot check, one word per lane of the first warp.
+        if (threadIdx.x < 32u) {
+            rk_u32 lane = threadIdx.x, covered = len < 64u ? len : 64u;
+            rk_u32 part = 0u;
+            if (lane < 16u) part = rk_slot_check_term(reinterpret_cast<const rk_u32*>(h)[lane], 1u + lane);
+            rk_u32 p = lane >= 16u ? lane - 16u : 0u;
+            if (lane >= 16u && 4u * p < covered) {
+                rk_u32 word = 0u;
+                for (rk_u32 b = 0; b < 4u && 4u * p + b < covered; ++b) word |= (rk_u32)data[4u * p + b] << (8u * b);
+                part = rk_slot_check_term(word, 17u + p);
+            }
+            if (lane == 0u) part += rk_slot_check_term(claimed, 0u);
+            rk_u32 check = rk_warp_sum(part);
+            if (lane == 0u) h->slot_check = check;
+        }
+        rk_sync();
+        K2KInboxHeader* ib = target;
+        unsigned char* slot = rk_inbox_slot(ib, ib->capacity, ib->slot_bytes, claimed);
+        rk_store_message(slot, h, data, len, false);
+        rk_sync();
         if (threadIdx.x == 0) {
+            h->slot_check = 0u;
             rk_st_relaxed_gpu(&ib->last_source, s.a.number);
-            rk_st_release_gpu(&rk_inbox_sequences(ib)[claimed & (ib->capacity - 1u)], claimed + 1u);
-            rk_add_gpu(&route->in_flight, 0xFFFFFFFFu);
+            s.pending[s.pending_count].sequence = &rk_inbox_sequences(ib)[claimed & (ib->capacity - 1u)];
+            s.pending[s.pending_count].value = claimed + 1u;
+            s.pending_count += 1u;
         }
     }
-    __syncthreads();
+    rk_sync();
     RK_PROF_ADD(5, t_send);
     return result;
 }
 
 // ---- delivering what a handler sends ----------------------------------------------------------
-__shared__ __align__(16) MessageHeader rk_out_header;
-
-// A fresh header: magic, version, a message id unique to this actor, source, timestamp.
-__device__ __noinline__ void rk_new_header(RkActor& s, MessageHeader* h, rk_u32 type, rk_u64 correlation, rk_u32 priority,
-                              rk_u32 flags) {
-    // Every used field is written; the padding was zeroed when the actor started.
+// A fresh header: magic, version, a message id unique to this actor, source, timestamp. Thread 0.
+__device__ __forceinline__ void rk_new_header(RkActor& s, MessageHeader* h, rk_u32 type, rk_u64 correlation, rk_u32 priority,
+                                              rk_u32 flags) {
+    // Every used field is written; the padding (and the check word) stays zero.
     h->magic = RK_MESSAGE_MAGIC;
     h->version = RK_PROTOCOL_VERSION;
     h->flags = flags;
@@ -609,46 +773,49 @@ __device__ __noinline__ rk_u32 rk_deliver(RkActor& s, RkContext& ctx, const char
                 : "payload does not fit the output ring's slots: ");
             if (result != RK_ERROR_OUTPUT_FULL) rk_append_u32(ctx.send_reason, at, len);
         }
-        __syncthreads();
+        rk_sync();
         return result;
     }
     if (threadIdx.x == 0) rk_out_header.flags |= RK_FLAG_K2K;
-    __syncthreads();
+    rk_sync();
     return rk_k2k_send(s, ctx, name, dest, &rk_out_header, bytes, len);
 }
 
 __device__ rk_u32 rk_reply(RkContext& ctx, rk_u32 type, const void* data, rk_u32 len) {
     RkActor& s = rk_actor();
     const MessageHeader* req = ctx.header;
+    rk_sync();  // every thread is done with rk_out_header's last message
     if (threadIdx.x == 0)
         rk_new_header(s, &rk_out_header, type, rk_join(req->correlation_id), req->priority,
                       RK_FLAG_REPLY | (req->flags & RK_FLAG_CHECKSUM));
-    __syncthreads();
+    rk_sync();
     return rk_deliver(s, ctx, nullptr, req->source_kernel, data, len);
 }
 
 __device__ rk_u32 rk_emit(RkContext& ctx, rk_u32 type, const void* data, rk_u32 len) {
     RkActor& s = rk_actor();
+    rk_sync();
     if (threadIdx.x == 0)
         rk_new_header(s, &rk_out_header, type, rk_join(ctx.header->correlation_id), ctx.header->priority, 0u);
-    __syncthreads();
+    rk_sync();
     return rk_deliver(s, ctx, nullptr, RK_HOST_KERNEL_ID, data, len);
 }
 
 __device__ rk_u32 rk_send_to(RkContext& ctx, const char* kernel, rk_u32 type, const void* data, rk_u32 len) {
     RkActor& s = rk_actor();
+    rk_sync();
     if (threadIdx.x == 0)
         rk_new_header(s, &rk_out_header, type, rk_join(ctx.header->correlation_id), ctx.header->priority, 0u);
-    __syncthreads();
+    rk_sync();
     return rk_deliver(s, ctx, kernel, 0u, data, len);
 }
 
 __device__ rk_u32 rk_send_to_number(RkContext& ctx, rk_u32 number, rk_u32 type, const void* data, rk_u32 len) {
     RkActor& s = rk_actor();
+    rk_sync();
     if (threadIdx.x == 0)
         rk_new_header(s, &rk_out_header, type, rk_join(ctx.header->correlation_id), ctx.header->priority, 0u);
-    __syncthreads();
-    if (number == RK_HOST_KERNEL_ID) return rk_deliver(s, ctx, nullptr, RK_HOST_KERNEL_ID, data, len);
+    rk_sync();
     return rk_deliver(s, ctx, nullptr, number, data, len);
 }
 
@@ -657,12 +824,19 @@ __device__ void rk_set_outcome(RkContext& ctx, rk_u32 outcome, const char* reaso
         ctx.outcome = outcome;
         rk_append(ctx.reason, 0, reason ? reason : (ctx.send_error != RK_OK ? ctx.send_reason : "handler error"));
     }
-    __syncthreads();
+    rk_sync();
 }
 
 __device__ void rk_error(RkContext& ctx, const char* reason) { rk_set_outcome(ctx, RK_ERROR_HANDLER_ERROR, reason); }
 __device__ void rk_fail(RkContext& ctx, const char* reason) { rk_set_outcome(ctx, RK_ERROR_HANDLER_FAULT, reason); }
 
 // The handlers follow, each in its own namespace (`rk_kernel_<kind>`), then rk_dispatch, which
-// calls the actor's one by kind.
+// calls the actor's one by kind. In handler code, the block is the handler threads.
 __device__ void rk_dispatch(rk_u32 kind, RkContext& ctx);
+__device__ __forceinline__ int rk_sync_and(int predicate) { return rk_sync_count(predicate) == RK_THREADS; }
+__device__ __forceinline__ int rk_sync_or(int predicate) { return rk_sync_count(predicate) != 0; }
+#define __syncthreads() rk_sync()
+#define __syncthreads_count(predicate) rk_sync_count(predicate)
+#define __syncthreads_and(predicate) rk_sync_and(predicate)
+#define __syncthreads_or(predicate) rk_sync_or(predicate)
+#define blockDim (dim3(RK_THREADS, 1u, 1u))
