@@ -184,6 +184,108 @@ static void e1(const char* name, uint32_t gap_ns) {
   cudaFreeHost(ctl.h); cudaFreeHost(in.h); cudaFreeHost(out.h); cudaFreeHost(st.h);
 }
 
+
+// ---- E5: the same echo with the roles of the actor loop: warp 1 polls the bus, warp 0 replies ---
+// MODE 0: the bus warp keeps polling while warp 0 writes the reply and releases the tail.
+// MODE 1: the bus warp stops polling until warp 0 has published (no read in flight meanwhile).
+// MODE 2: warp 0 writes the reply and hands the publish to the bus warp (fence + tail there).
+template <int MODE>
+__global__ void e5_roles(uint32_t* ctl, const uint8_t* in, uint8_t* out, uint32_t mask, uint32_t n) {
+  __shared__ volatile uint32_t ready, published, publish_request;
+  __shared__ __align__(16) uint4 entry[8];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (threadIdx.x == 0) { ready = 0; published = 0; publish_request = 0; }
+  __syncthreads();
+  if (warp == 1) {
+    uint32_t head = 0;
+    while (head < n) {
+      if (MODE == 1 && published != head) continue;  // wait for the publish before the next poll
+      if (MODE == 2 && publish_request != published) {
+        // Publish for warp 0: its reply stores, then (fence) the tail.
+        __threadfence_block();
+        if (lane == 0) { asm volatile("fence.acq_rel.sys;" ::: "memory"); st_sys32(ctl + 18, publish_request); }
+        __syncwarp();
+        published = publish_request;
+        continue;
+      }
+      if (ready != published) continue;  // the handoff slot is busy
+      const void* a = poll_address(lane, ctl, in + (size_t)(head & mask) * 320);
+      uint4 v = a ? ld_sys(a) : make_uint4(0, 0, 0, 0);
+      uint32_t tail = __shfl_sync(0xffffffffu, v.z, 0);
+      if (tail == head) continue;
+      uint32_t bytes = __shfl_sync(0xffffffffu, v.x, 5), stored = __shfl_sync(0xffffffffu, v.y, 8);
+      uint32_t part = 0, w[4] = {v.x, v.y, v.z, v.w};
+      if (lane >= 4 && lane < 8) for (int k = 0; k < 4; k++) part += seal_term(w[k], 1 + (lane - 4) * 4 + k);
+      else if (lane >= 9 && lane < 13) { uint32_t nb = bytes < 64 ? bytes : 64; for (int k = 0; k < 4; k++) { uint32_t i = (lane - 9) * 4 + k; if (i * 4 < nb) part += seal_term(w[k], 17 + i); } }
+      else if (lane == 0) part = seal_term(head, 0);
+      for (int o = 16; o; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+      if (part != stored) continue;
+      if (lane >= 4 && lane < 8) entry[lane - 4] = v;
+      if (lane >= 9 && lane < 13) entry[4 + lane - 9] = v;
+      __syncwarp();
+      __threadfence_block();
+      head++;
+      if (lane == 0) ready = head;
+    }
+    return;
+  }
+  uint32_t done = 0;
+  while (done < n) {
+    while (ready == done) {}
+    __threadfence_block();
+    uint8_t* slot = out + (size_t)(done & mask) * 320;
+    if (lane < 4) st_sys(slot + 16 * lane, entry[lane]);
+    if (lane >= 4 && lane < 8) st_sys(slot + 64 + 16 * (lane - 4), make_uint4(done, 0, 0, 0));
+    if (lane >= 8 && lane < 12) { uint4 p = entry[4 + lane - 8]; st_sys(slot + 256 + 16 * (lane - 8), make_uint4(p.x + 1, p.y + 1, p.z + 1, p.w + 1)); }
+    __syncwarp();
+    done++;
+    if (MODE == 2) {
+      __threadfence_block();
+      if (lane == 0) publish_request = done;
+      while (published != done) {}
+    } else {
+      if (lane == 0) { st_sys32(ctl + 17, done); st_rel_sys32(ctl + 18, done); }
+      __syncwarp();
+      if (lane == 0) published = done;
+    }
+  }
+}
+
+template <int MODE>
+static void e5(const char* name) {
+  const uint32_t N = 20000, W = 2000, CAP = 8;
+  Pinned ctl = pinned(128), in = pinned(320 * CAP), out = pinned(320 * CAP);
+  e5_roles<MODE><<<1, 64>>>((uint32_t*)ctl.d, (const uint8_t*)in.d, (uint8_t*)out.d, CAP - 1, N);
+  CK(cudaGetLastError());
+  auto* c = (uint32_t*)ctl.h;
+  auto* tail = reinterpret_cast<std::atomic<uint32_t>*>(c + 2);
+  auto* otail = reinterpret_cast<std::atomic<uint32_t>*>(c + 18);
+  std::vector<double> v; uint64_t bad = 0;
+  for (uint32_t i = 0; i < N; i++) {
+    auto a = clk::now();
+    uint8_t* slot = (uint8_t*)in.h + (i % CAP) * 320;
+    uint32_t* hot = (uint32_t*)slot;
+    uint32_t* pay = (uint32_t*)(slot + 256);
+    hot[0] = 0x484D4B52u; hot[1] = 2; hot[2] = 1; hot[3] = 7; hot[4] = 64; hot[5] = 0;
+    hot[6] = i * 2654435761u; hot[7] = i; hot[8] = 0xFFFFFFFFu; hot[9] = 1; hot[10] = i * 3; hot[11] = 0; hot[12] = i; hot[13] = 0;
+    hot[14] = 0; hot[15] = 0;
+    for (int k = 0; k < 16; k++) pay[k] = i * 16 + k;
+    ((uint32_t*)slot)[21] = host_seal(i, hot, pay, 64);
+    tail->store(i + 1, std::memory_order_release);
+    auto t0 = clk::now();
+    while (otail->load(std::memory_order_acquire) != i + 1) {
+      if (std::chrono::duration<double>(clk::now() - t0).count() > 2.0) { printf("%s: stuck at %u\n", name, i); exit(1); }
+    }
+    uint32_t* rp = (uint32_t*)((uint8_t*)out.h + (i % CAP) * 320 + 256);
+    for (int k = 0; k < 16; k++) if (rp[k] != i * 16 + k + 1) bad++;
+    if (i >= W) v.push_back(std::chrono::duration<double, std::nano>(clk::now() - a).count());
+  }
+  CK(cudaDeviceSynchronize());
+  char extra[64]; snprintf(extra, sizeof extra, "bad %llu", (unsigned long long)bad);
+  report(name, v, extra);
+  cudaFreeHost(ctl.h); cudaFreeHost(in.h); cudaFreeHost(out.h);
+}
+
 // ---- E2: flag floors ----------------------------------------------------------------------------
 __global__ void flag_volatile(volatile uint32_t* in, volatile uint32_t* out, uint32_t n) {
   for (uint32_t i = 1; i <= n; i++) { while (*in != i) {} __threadfence_system(); *out = i; }
@@ -336,10 +438,19 @@ static void e4(uint32_t lanes) {
   cudaFreeHost(p.h); cudaFreeHost(o.h);
 }
 
-int main() {
+int main(int argc, char** argv) {
   CK(cudaSetDeviceFlags(cudaDeviceMapHost));
   cudaDeviceProp prop; CK(cudaGetDeviceProperties(&prop, 0));
   printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  if (argc > 1 && strcmp(argv[1], "roles") == 0) {
+    for (int rep = 0; rep < 2; rep++) {
+      e1<2, 1>("E1 one warp, release.sys (reference)", 0);
+      e5<0>("E5 bus warp keeps polling, warp 0 releases");
+      e5<1>("E5 bus warp pauses until published");
+      e5<2>("E5 bus warp publishes (fence + tail)");
+    }
+    return 0;
+  }
   for (int rep = 0; rep < 2; rep++) {
     printf("-- repeat %d\n", rep);
     e2<false>("E2 flag floor, volatile + fence");

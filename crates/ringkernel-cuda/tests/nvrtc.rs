@@ -53,10 +53,10 @@ fn every_registered_cuda_kernel_compiles_for_sm_90() {
                 .to_src();
             assert!(ptx.contains(".entry rk_pool_main"), "{}", spec.name());
             // The bus protocol: acquire loads and release stores at system scope, device-scope
-            // atomics for the inboxes.
+            // atomics and fences for the inboxes.
             // One read per poll: 16-byte relaxed loads of host memory; one release per publish.
             for needle in
-                ["ld.acquire.sys", "st.release.sys", "atom.acq_rel.gpu.cas", "fence.sc.gpu", "ld.relaxed.sys.v4.u32"]
+                ["ld.acquire.sys", "st.release.sys", "atom.relaxed.gpu.cas", "fence.sc.gpu", "ld.relaxed.sys.v4.u32"]
             {
                 assert!(ptx.contains(needle), "`{}` lacks {needle}", spec.name());
             }

@@ -31,6 +31,10 @@
 // Bus polls with nothing new before the bus warp naps 2 µs between polls, and before 10 µs.
 #define RK_BUS_HOT_POLLS 256u
 #define RK_BUS_WARM_POLLS 4096u
+// While K2K messages flow (one taken within the last RK_BUS_K2K_QUIET_US µs) or a batch is being
+// handled, the bus warp reads the host's memory only every RK_BUS_MAX_GAP_NS.
+#define RK_BUS_K2K_QUIET_US 10u
+#define RK_BUS_MAX_GAP_NS 20000u
 // Inbox polls with nothing new before the inbox warp naps 1 µs between polls.
 #define RK_INBOX_HOT_POLLS 20000u
 // Idle decisions of the handler threads between looks at the clock (heartbeat), and before they
@@ -255,14 +259,25 @@ __device__ __noinline__ rk_u32 rk_next_step(RkActor& s) {
         if (s.active) {
             bool host = rk_ld_shared(&rk_link.host_ready) != s.host_taken;
             bool k2k = rk_ld_shared(&rk_link.k2k_ready) != s.k2k_taken;
+            rk_u32 step = 0u;
             if (host && k2k) {
                 s.prefer_k2k ^= 1u;
-                return s.prefer_k2k ? RK_STEP_K2K : RK_STEP_HOST;
+                step = s.prefer_k2k ? RK_STEP_K2K : RK_STEP_HOST;
+            } else if (host) {
+                step = RK_STEP_HOST;
+            } else if (k2k) {
+                step = RK_STEP_K2K;
             }
-            if (host) return RK_STEP_HOST;
-            if (k2k) return RK_STEP_K2K;
+            if (step != 0u) {
+                // No new reads until the batch is published: a fence waits for every read of host
+                // memory in flight on this SM (~1 µs more per fence, measured).
+                rk_st_shared(&rk_link.busy, 1u);
+                if (step == RK_STEP_K2K) rk_st_shared(&rk_link.k2k_at_us, (rk_u32)(rk_globaltimer() >> 10));
+                return step;
+            }
         }
         spins += 1u;
+        if (spins == 64u) rk_flush_counters(s);
         if (spins > RK_IDLE_SPINS) __nanosleep(500);
     }
 }
@@ -284,6 +299,7 @@ __device__ __noinline__ void rk_stop(RkActor& s, rk_u32 code) {
     if (threadIdx.x == 0) {
         if (code == RK_FAILED) s.last_error = RK_ERROR_HANDLER_FAULT;
         rk_flush(s);
+        rk_store_counters(s);
         rk_publish_clock(s);
         rk_beat(s);
         rk_st_shared(&rk_link.stop, 1u);
@@ -323,10 +339,14 @@ __device__ __noinline__ void rk_terminate(RkActor& s) {
                 }
             }
         }
+        if (threadIdx.x == 0 && s.step != 0u) rk_st_shared(&rk_link.busy, 1u);
         rk_sync();
         if (s.step == 0u) break;
         rk_handle_batch(s, s.step == RK_STEP_HOST);
-        if (threadIdx.x == 0) rk_flush(s);
+        if (threadIdx.x == 0) {
+            rk_flush(s);
+            rk_st_shared(&rk_link.busy, 0u);
+        }
         rk_sync();
         if (s.failed) {
             rk_stop(s, RK_FAILED);
@@ -345,7 +365,10 @@ __device__ void rk_handlers_run(RkActor& s) {
         if (step == RK_STEP_TERMINATE) return rk_terminate(s);
         rk_handle_batch(s, step == RK_STEP_HOST);
         RK_PROF_T(t_publish);
-        if (threadIdx.x == 0 && rk_unpublished(s)) rk_flush(s);
+        if (threadIdx.x == 0) {
+            if (rk_unpublished(s)) rk_flush(s);
+            rk_st_shared(&rk_link.busy, 0u);  // the service warps may read again
+        }
         RK_PROF_ADD(4, t_publish);
         rk_sync();
         if (s.failed) {
@@ -364,7 +387,18 @@ __device__ __noinline__ void rk_bus_run(RkActor& s) {
     const bool checked = s.input_checked != 0u;
     rk_u32 next = s.in_head, ready = 0u, sequence_seen = 0u, out_head_seen = s.out_head_seen, idle = 0u;
     rk_u32 checked_reads = 0u, confirmed_reads = 0u;
+    rk_u64 last_poll = rk_globaltimer();
     while (rk_ld_shared(&rk_link.stop) == 0u) {
+        // A read of host memory in flight makes every fence of this SM wait for it: no new read
+        // while a batch is being handled (unless the handler threads wait on the host), nor right
+        // after K2K traffic, unless the last read is RK_BUS_MAX_GAP_NS old.
+        if (rk_ld_shared(&rk_link.urgent) == 0u) {
+            const rk_u64 now = rk_globaltimer();
+            const bool quiet = rk_ld_shared(&rk_link.busy) == 0u &&
+                               (rk_u32)(now >> 10) - rk_ld_shared(&rk_link.k2k_at_us) >= RK_BUS_K2K_QUIET_US;
+            if (!quiet && now - last_poll < RK_BUS_MAX_GAP_NS) continue;
+            last_poll = now;
+        }
         const rk_u32 taken = rk_ld_shared(&rk_link.host_taken);
         const rk_u32 room = RK_HOST_QUEUE - (ready - taken);
         const rk_u32 in_head = next - (ready - taken);
@@ -504,9 +538,8 @@ __device__ __noinline__ void rk_inbox_run(RkActor& s) {
     rk_u32 next = s.inbox_head, ready = 0u, idle = 0u;
     while (rk_ld_shared(&rk_link.stop) == 0u) {
         const rk_u32 taken = rk_ld_shared(&rk_link.k2k_taken);
-        if (ready - taken >= RK_K2K_QUEUE) {
-            __nanosleep(64);
-            continue;
+        if (ready - taken >= RK_K2K_QUEUE || rk_ld_shared(&rk_link.busy) != 0u) {
+            continue;  // full, or a batch is being handled (its fences wait for reads in flight)
         }
         const unsigned char* slot = rk_inbox_slot(ib, capacity, slot_bytes, next);
         // One round trip through L2: the slot's sequence word, hot line, check word and payload line.
@@ -623,6 +656,9 @@ __device__ __noinline__ void rk_actor_run(RkSlot* slot) {
         rk_link.out_head = s.out_head_seen;
         rk_link.stop = 0u;
         rk_link.urgent = 0u;
+        rk_link.busy = 0u;
+        rk_link.k2k_at_us = 0u;
+        s.counters_stored = 0u;
         // Publish the route: K2K senders find this actor from here on.
         RkRoute* r = &s.routes[args.route_index];
         r->number = args.number;

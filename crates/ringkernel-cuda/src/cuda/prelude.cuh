@@ -143,14 +143,14 @@ __device__ __forceinline__ void rk_st_relaxed_gpu(rk_u32* p, rk_u32 v) {
 __device__ __forceinline__ void rk_st_relaxed_gpu_v4(void* p, uint4 v) {
     asm volatile("st.relaxed.gpu.v4.u32 [%0], {%1,%2,%3,%4};" : : "l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
-__device__ __forceinline__ rk_u32 rk_cas_gpu(rk_u32* p, rk_u32 expected, rk_u32 desired) {
-    rk_u32 old;
-    asm volatile("atom.acq_rel.gpu.cas.b32 %0, [%1], %2, %3;" : "=r"(old) : "l"(p), "r"(expected), "r"(desired) : "memory");
-    return old;
-}
 __device__ __forceinline__ rk_u32 rk_add_relaxed_gpu(rk_u32* p, rk_u32 v) {
     rk_u32 old;
     asm volatile("atom.relaxed.gpu.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ rk_u32 rk_cas_relaxed_gpu(rk_u32* p, rk_u32 expected, rk_u32 desired) {
+    rk_u32 old;
+    asm volatile("atom.relaxed.gpu.cas.b32 %0, [%1], %2, %3;" : "=r"(old) : "l"(p), "r"(expected), "r"(desired) : "memory");
     return old;
 }
 __device__ __forceinline__ rk_u32 rk_add_release_gpu(rk_u32* p, rk_u32 v) {
@@ -212,10 +212,12 @@ __device__ __noinline__ rk_u32 rk_append_u32(char* buffer, rk_u32 at, rk_u32 v) 
     return at;
 }
 
-// CRC32C (Castagnoli), what RK_FLAG_CHECKSUM covers: slicing-by-8 over tables in shared memory,
-// built from the polynomial when the actor starts (rk_crc32c_init, handler threads).
+// CRC32C (Castagnoli), what RK_FLAG_CHECKSUM covers: slicing-by-16 over tables in shared memory,
+// built from the polynomial when the actor starts (rk_crc32c_init, handler threads). Table t maps
+// a byte to its CRC followed by t zero bytes.
 #define RK_CRC32C_POLY 0x82F63B78u
-__shared__ rk_u32 rk_crc_table[8][256];
+#define RK_CRC32C_TABLES 16
+__shared__ rk_u32 rk_crc_table[RK_CRC32C_TABLES][256];
 
 __device__ void rk_crc32c_init() {
     for (rk_u32 i = threadIdx.x; i < 256u; i += RK_THREADS) {
@@ -224,7 +226,7 @@ __device__ void rk_crc32c_init() {
         rk_crc_table[0][i] = c;
     }
     rk_sync();
-    for (int t = 1; t < 8; ++t) {
+    for (int t = 1; t < RK_CRC32C_TABLES; ++t) {
         for (rk_u32 i = threadIdx.x; i < 256u; i += RK_THREADS) {
             rk_u32 c = rk_crc_table[t - 1][i];
             rk_crc_table[t][i] = (c >> 8) ^ rk_crc_table[0][c & 0xFFu];
@@ -233,17 +235,24 @@ __device__ void rk_crc32c_init() {
     }
 }
 
-// One thread. 16-byte aligned data is read eight bytes at a time.
+// The CRC register after 4 bytes `w` (little-endian) at table depth `t + 3 .. t`.
+#define RK_CRC_WORD(w, t) (rk_crc_table[(t) + 3][(w) & 0xFFu] ^ rk_crc_table[(t) + 2][((w) >> 8) & 0xFFu] ^ \
+                           rk_crc_table[(t) + 1][((w) >> 16) & 0xFFu] ^ rk_crc_table[(t)][(w) >> 24])
+
+// One thread. 16-byte aligned data is read sixteen bytes at a time (one dependent step per 16).
 __device__ __noinline__ rk_u32 rk_crc32c(const unsigned char* data, rk_u32 len) {
     rk_u32 crc = 0xFFFFFFFFu;
     rk_u32 i = 0;
-    if (((size_t)data & 7u) == 0) {
+    if (((size_t)data & 15u) == 0) {
+        for (; i + 16u <= len; i += 16u) {
+            uint4 w = *reinterpret_cast<const uint4*>(data + i);
+            rk_u32 one = w.x ^ crc;
+            crc = RK_CRC_WORD(one, 12) ^ RK_CRC_WORD(w.y, 8) ^ RK_CRC_WORD(w.z, 4) ^ RK_CRC_WORD(w.w, 0);
+        }
         for (; i + 8u <= len; i += 8u) {
             uint2 w = *reinterpret_cast<const uint2*>(data + i);
-            rk_u32 one = w.x ^ crc, two = w.y;
-            crc = rk_crc_table[7][one & 0xFFu] ^ rk_crc_table[6][(one >> 8) & 0xFFu] ^
-                  rk_crc_table[5][(one >> 16) & 0xFFu] ^ rk_crc_table[4][one >> 24] ^ rk_crc_table[3][two & 0xFFu] ^
-                  rk_crc_table[2][(two >> 8) & 0xFFu] ^ rk_crc_table[1][(two >> 16) & 0xFFu] ^ rk_crc_table[0][two >> 24];
+            rk_u32 one = w.x ^ crc;
+            crc = RK_CRC_WORD(one, 4) ^ RK_CRC_WORD(w.y, 0);
         }
     }
     for (; i < len; ++i) crc = (crc >> 8) ^ rk_crc_table[0][(crc ^ data[i]) & 0xFFu];
@@ -296,6 +305,8 @@ struct RkLink {
     rk_u32 k2k_taken;
     rk_u32 stop;              // the actor is ending: the service warps leave
     rk_u32 urgent;            // the handler threads wait on the host: read it without napping
+    rk_u32 busy;              // a batch is being handled and not yet published: no new reads
+    rk_u32 k2k_at_us;         // %globaltimer / 1024 when the handler threads last took K2K messages
 };
 
 // A K2K send claimed and written, whose sequence word is stored when the batch is published.
@@ -333,6 +344,7 @@ struct RkActor {
     rk_u32 steps;             // decisions made (paces the heartbeat while busy)
     rk_u64 last_beat;         // %globaltimer of the last heartbeat
     rk_u32 final_tail, final_k2k;   // terminate: what the host and the senders published, in all
+    rk_u32 counters_stored;   // processed + rejected + errors when the counters were last stored
     // Routes entered in this batch (left when it is published) and sends to publish then.
     rk_u32 entered_count;
     rk_u32 entered[RK_ROUTES_ENTERED];
@@ -410,52 +422,66 @@ __device__ __forceinline__ unsigned char* rk_inbox_slot(K2KInboxHeader* ib, rk_u
     return reinterpret_cast<unsigned char*>(ib) + slots_offset + (size_t)(pos & (capacity - 1u)) * slot_bytes;
 }
 // ---- publishing ---------------------------------------------------------------------------------
-// K2K sends of this batch: one device-scope fence for all of them, then their sequence words,
-// then the routes it entered are left (release: a receiver that sees no sender in flight sees
-// every send published). Thread 0.
+// What a batch did in device memory, behind one device-scope fence: the sequence words of its K2K
+// sends (their slots were written before), and the inbox slots it handled go back to their senders
+// (sequence = position + capacity: their contents were read before, into shared memory or the
+// scratch). Then the routes the batch entered are left (release: a receiver that sees no sender in
+// flight sees every send published). Thread 0.
 __device__ __noinline__ void rk_flush_k2k(RkActor& s) {
-    if (s.pending_count != 0) {
-        rk_fence_acq_rel_gpu();
-        for (rk_u32 i = 0; i < s.pending_count; ++i) rk_st_relaxed_gpu(s.pending[i].sequence, s.pending[i].value);
-        s.pending_count = 0;
-    }
-    for (rk_u32 i = 0; i < s.entered_count; ++i) rk_add_release_gpu(&s.routes[s.entered[i]].in_flight, 0xFFFFFFFFu);
-    s.entered_count = 0;
-}
-
-// Publishes what the host must see together: counters and the input head, then the output tail
-// behind one release store at system scope (one per batch, not per message). Thread 0.
-__device__ __noinline__ void rk_flush(RkActor& s) {
-    rk_flush_k2k(s);
-    ControlBlock* c = s.control;
-    rk_st_relaxed_sys(&c->messages_processed, s.processed);
-    rk_st_relaxed_sys(&c->messages_rejected, s.rejected);
-    rk_st_relaxed_sys(&c->error_count, s.errors + s.dropped_output);
-    rk_st_relaxed_sys(&c->last_error, s.last_error);
-    if (s.inbox_head != s.published_inbox_head) {
-        // The K2K slots handled go back to senders (sequence = position + capacity), behind one
-        // fence: their contents were read before (into shared memory or the scratch).
-        rk_fence_acq_rel_gpu();
+    const bool released = s.inbox_head != s.published_inbox_head;
+    if (s.pending_count != 0 || released) rk_fence_acq_rel_gpu();
+    for (rk_u32 i = 0; i < s.pending_count; ++i) rk_st_relaxed_gpu(s.pending[i].sequence, s.pending[i].value);
+    s.pending_count = 0;
+    if (released) {
         rk_u32* seqs = rk_inbox_sequences(s.inbox);
         for (rk_u32 p = s.published_inbox_head; p != s.inbox_head; ++p)
             rk_st_relaxed_gpu(&seqs[p & (s.inbox_capacity - 1u)], p + s.inbox_capacity);
         rk_st_relaxed_gpu(&s.inbox->head, s.inbox_head);
         s.published_inbox_head = s.inbox_head;
     }
+    for (rk_u32 i = 0; i < s.entered_count; ++i) rk_add_release_gpu(&s.routes[s.entered[i]].in_flight, 0xFFFFFFFFu);
+    s.entered_count = 0;
+}
+
+// The counters the host reads for metrics (relaxed: they ride on the next release, or become
+// visible on their own). Thread 0.
+__device__ __forceinline__ void rk_store_counters(RkActor& s) {
+    ControlBlock* c = s.control;
+    rk_st_relaxed_sys(&c->messages_processed, s.processed);
+    rk_st_relaxed_sys(&c->messages_rejected, s.rejected);
+    rk_st_relaxed_sys(&c->error_count, s.errors + s.dropped_output);
+    rk_st_relaxed_sys(&c->last_error, s.last_error);
 #ifdef RK_PROFILE
     for (int i = 0; i < 7; ++i) {
         rk_st_relaxed_sys(&s.slot->profile[2 * i], (rk_u32)s.prof[i]);
         rk_st_relaxed_sys(&s.slot->profile[2 * i + 1], (rk_u32)(s.prof[i] >> 32));
     }
 #endif
+    s.counters_stored = s.processed + s.rejected + s.errors;
+}
+
+// Publishes a batch: its device-memory side (rk_flush_k2k), then what the host must see together —
+// counters and the input head, then the output tail behind one release store at system scope (one
+// per batch, not per message). A batch of K2K messages only leaves its counters for later (a
+// system-scope store would make the next batch's device-scope fence wait for it). Thread 0.
+__device__ __noinline__ void rk_flush(RkActor& s) {
+    rk_flush_k2k(s);
+    ControlBlock* c = s.control;
     if (s.pending_outputs != 0) {
+        rk_store_counters(s);
         rk_st_relaxed_sys(&c->input_head, s.in_head);
         asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->output_tail), "r"(s.out_tail) : "memory");
         s.pending_outputs = 0;
     } else if (s.in_head != s.published_in_head) {
+        rk_store_counters(s);
         asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->input_head), "r"(s.in_head) : "memory");
     }
     s.published_in_head = s.in_head;
+}
+
+// Counters of K2K-only work, when they changed: stored while idle, or before stopping. Thread 0.
+__device__ __forceinline__ void rk_flush_counters(RkActor& s) {
+    if (s.counters_stored != s.processed + s.rejected + s.errors) rk_store_counters(s);
 }
 
 // Block-cooperative rk_flush.
@@ -672,7 +698,9 @@ __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const cha
                     rk_u32 seq = rk_ld_acquire_gpu(&seqs[pos & (cap - 1u)]);
                     int lap = (int)(seq - pos);
                     if (lap == 0) {
-                        rk_u32 seen = rk_cas_gpu(&ib->tail, pos, pos + 1u);
+                        // Relaxed: the acquire of the slot's sequence above orders the claim; the
+                        // batch's fence orders the slot's contents before its publication.
+                        rk_u32 seen = rk_cas_relaxed_gpu(&ib->tail, pos, pos + 1u);
                         if (seen == pos) break;
                         pos = seen;
                     } else if (lap < 0) {
