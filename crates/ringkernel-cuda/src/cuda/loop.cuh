@@ -34,6 +34,8 @@
 // While K2K messages flow (one taken within the last RK_BUS_K2K_QUIET_US µs) or a batch is being
 // handled, the bus warp reads the host's memory only every RK_BUS_MAX_GAP_NS.
 #define RK_BUS_K2K_QUIET_US 10u
+// Messages a batch must still have queued for the bus warp to read meanwhile.
+#define RK_BUS_OVERLAP_MIN 4u
 #define RK_BUS_MAX_GAP_NS 20000u
 // Inbox polls with nothing new before the inbox warp naps 1 µs between polls.
 #define RK_INBOX_HOT_POLLS 20000u
@@ -44,12 +46,11 @@
 
 __shared__ __align__(16) unsigned char rk_report_buffer[sizeof(ErrorReportHeader) + RK_REASON_BYTES];
 
-// Tells the sender of `req` why it was not handled (never answers an error report).
-__device__ __noinline__ void rk_report(RkActor& s, RkContext& ctx, const MessageHeader* req, rk_u32 code, rk_u64 v0, rk_u64 v1,
-                                       const char* reason) {
+// Tells the sender of `req` why it was not handled (never answers an error report). Lead warp.
+__device__ __noinline__ void rk_lead_report(RkActor& s, RkContext& ctx, const MessageHeader* req, rk_u32 code, rk_u64 v0,
+                                            rk_u64 v1, const char* reason) {
     if (req->flags & RK_FLAG_ERROR) return;
-    __shared__ rk_u32 len;
-    rk_sync();
+    rk_u32 len = 0;
     if (threadIdx.x == 0) {
         ErrorReportHeader* fixed = reinterpret_cast<ErrorReportHeader*>(rk_report_buffer);
         fixed->code = code;
@@ -64,22 +65,21 @@ __device__ __noinline__ void rk_report(RkActor& s, RkContext& ctx, const Message
         len = (rk_u32)sizeof(ErrorReportHeader) + n;
         rk_u32 capacity = s.out_slot_bytes - RK_MESSAGE_HEADER_BYTES;
         if (req->source_kernel == RK_HOST_KERNEL_ID && len > capacity) len = capacity;
-        rk_new_header(s, &rk_out_header, RK_ERROR_REPORT_TYPE, rk_join(req->correlation_id), req->priority,
-                      RK_FLAG_REPLY | RK_FLAG_ERROR | (req->flags & RK_FLAG_CHECKSUM));
     }
-    rk_sync();
-    rk_u32 result = rk_deliver(s, ctx, nullptr, req->source_kernel, rk_report_buffer, len);
+    len = __shfl_sync(0xFFFFFFFFu, len, 0);
+    __syncwarp();
+    rk_u32 result = rk_lead_send(s, ctx, nullptr, req->source_kernel, RK_ERROR_REPORT_TYPE, rk_join(req->correlation_id),
+                                 req->priority, RK_FLAG_REPLY | RK_FLAG_ERROR | (req->flags & RK_FLAG_CHECKSUM),
+                                 rk_report_buffer, len);
     if (result != RK_OK && threadIdx.x == 0) s.errors += 1u;
-    rk_sync();
+    __syncwarp();
 }
 
-__device__ void rk_count_error(RkActor& s, rk_u32 code, bool rejected) {
-    if (threadIdx.x == 0) {
-        if (rejected) s.rejected += 1u;
-        s.errors += 1u;
-        s.last_error = code;
-    }
-    rk_sync();
+// Counts a message that was not handled. Thread 0.
+__device__ __forceinline__ void rk_count_error(RkActor& s, rk_u32 code, bool rejected) {
+    if (rejected) s.rejected += 1u;
+    s.errors += 1u;
+    s.last_error = code;
 }
 
 // Checks a copied header as the host's decoder does; returns RK_OK or the RK_ERROR_* code.
@@ -98,117 +98,130 @@ __device__ __forceinline__ const unsigned char* rk_source_slot(RkActor& s, bool 
     return rk_inbox_slot(s.inbox, s.inbox_capacity, s.inbox_slot_bytes, position);
 }
 
-// Validates, stamps and handles one queued message (position: its place in its ring or inbox).
-// Handler threads.
-__device__ __noinline__ void rk_handle_entry(RkActor& s, RkEntry* e, bool from_host, rk_u32 position) {
+// A message whose payload does not fit the queue entry: the handler threads copy it into the
+// scratch first (verdict of rk_prepare, never reported).
+#define RK_VERDICT_LARGE 0xFFFFFFFFu
+
+// Checks and stamps the queued message `e` whose payload is at `payload`, and sets up the
+// handler's context: magic, version, flags, priority, payload bounds, CRC32C (when flagged),
+// deadline, clock skew, then the HLC receive rule. Returns RK_OK, RK_VERDICT_LARGE (payload longer
+// than the entry holds: copy it, then call again with the copy), or the RK_ERROR_* code. Thread 0.
+__device__ __noinline__ rk_u32 rk_prepare(RkActor& s, RkEntry* e, const unsigned char* payload, rk_u32 capacity) {
     RK_PROF_T(t_check);
     RkContext& ctx = rk_ctx;
     const MessageHeader* h = &e->header;
-    __shared__ rk_u32 verdict, large;
-    __shared__ rk_u64 now_ns;
-    const rk_u32 capacity = (from_host ? s.in_slot_bytes : s.inbox_slot_bytes) - RK_MESSAGE_HEADER_BYTES;
-    if (threadIdx.x == 0) {
-#ifdef RK_PROFILE
-        s.prof[1] += (rk_u64)(clock64() - (long long)rk_join(e->header._padding));
-        s.prof[6] += 1u;
-#endif
-        rk_u32 v = rk_check(h, capacity);
-        large = v == RK_OK && h->payload_bytes > 64u;
-        verdict = v;
+    rk_u32 v = rk_check(h, capacity);
+    if (v == RK_OK && payload == e->payload && h->payload_bytes > 64u) return RK_VERDICT_LARGE;
+    if (v == RK_OK && (h->flags & RK_FLAG_CHECKSUM) && rk_crc32c(payload, h->payload_bytes) != h->checksum)
+        v = RK_ERROR_CHECKSUM_MISMATCH;
+    const rk_u64 deadline = rk_join(h->deadline_ns);
+    s.now_ns = 0;
+    if (v == RK_OK && deadline != 0) {
+        s.now_ns = rk_wall_ns(s);
+        if (s.now_ns > deadline) v = RK_ERROR_DEADLINE_EXPIRED;
     }
-    rk_sync();
-    const unsigned char* payload = e->payload;
-    if (large) {
-        // The rest of the payload, from the slot (the tail that published it was read before).
-        const uint4* from = reinterpret_cast<const uint4*>(rk_source_slot(s, from_host, position) + RK_MESSAGE_HEADER_BYTES);
-        uint4* to = reinterpret_cast<uint4*>(s.scratch);
-        rk_u32 chunks = (h->payload_bytes + 15u) / 16u;
-        for (rk_u32 i = threadIdx.x; i < chunks; i += RK_THREADS)
-            to[i] = from_host ? rk_ld_relaxed_sys_v4(from + i) : rk_ld_relaxed_gpu_v4(from + i);
-        rk_sync();
-        payload = s.scratch;
-    }
-    if (threadIdx.x == 0) {
-        rk_u32 v = verdict;
-        if (v == RK_OK && (h->flags & RK_FLAG_CHECKSUM) && rk_crc32c(payload, h->payload_bytes) != h->checksum)
-            v = RK_ERROR_CHECKSUM_MISMATCH;
-        rk_u64 deadline = rk_join(h->deadline_ns);
-        now_ns = 0;
-        if (v == RK_OK && deadline != 0) {
-            now_ns = rk_wall_ns(s);
-            if (now_ns > deadline) v = RK_ERROR_DEADLINE_EXPIRED;
-        }
-        if (v == RK_OK && rk_join(s.a.max_offset_ns) != 0 &&
-            rk_join(h->timestamp_physical_ns) > s.batch_wall + rk_join(s.a.max_offset_ns))
-            v = RK_ERROR_CLOCK_SKEW;
-        verdict = v;
-        if (v == RK_OK) {
-            ctx.header = h;
-            ctx.payload = payload;
-            ctx.payload_bytes = h->payload_bytes;
-            ctx.message_type = h->message_type;
-            ctx.received_at = rk_update(s, rk_header_timestamp(h));
-            ctx.state = rk_ptr<unsigned char>(s.a.state);
-            ctx.state_bytes = s.a.state_bytes;
-            ctx.kernel_number = s.a.number;
-            ctx.outcome = RK_OK;
-            ctx.send_error = RK_OK;
-            ctx.reason[0] = 0;
-            ctx.send_reason[0] = 0;
-            s.processed += 1u;
-        }
-    }
-    rk_sync();
-    rk_u32 v = verdict;
-    if (v == RK_ERROR_DEADLINE_EXPIRED) {
+    const rk_u64 max_offset = rk_join(s.a.max_offset_ns);
+    if (v == RK_OK && max_offset != 0 && rk_join(h->timestamp_physical_ns) > s.batch_wall + max_offset) v = RK_ERROR_CLOCK_SKEW;
+    if (v == RK_OK) {
+        ctx.header = h;
+        ctx.payload = payload;
+        ctx.payload_bytes = h->payload_bytes;
+        ctx.message_type = h->message_type;
+        ctx.received_at = rk_update(s, rk_header_timestamp(h));
+        ctx.state = rk_ptr<unsigned char>(s.a.state);
+        ctx.state_bytes = s.a.state_bytes;
+        ctx.kernel_number = s.a.number;
+        ctx.outcome = RK_OK;
+        ctx.send_error = RK_OK;
+        ctx.reason[0] = 0;
+        ctx.send_reason[0] = 0;
+        s.processed += 1u;
+    } else {
         rk_count_error(s, v, true);
-        rk_report(s, ctx, h, v, rk_join(h->deadline_ns), now_ns, "deadline expired before handling");
-        return;
-    }
-    if (v == RK_ERROR_CLOCK_SKEW) {
-        rk_count_error(s, v, true);
-        rk_report(s, ctx, h, v, rk_join(h->timestamp_physical_ns), s.batch_wall, "the sender's clock is too far ahead");
-        return;
-    }
-    if (v != RK_OK) {  // nothing in it can be trusted, so nobody to answer: counted
-        rk_count_error(s, v, true);
-        return;
     }
     RK_PROF_ADD(2, t_check);
-    RK_PROF_T(t_handler);
-    rk_dispatch(s.a.kind, ctx);
-    rk_sync();
-    RK_PROF_ADD(3, t_handler);
-    rk_u32 outcome = ctx.outcome;
-    if (outcome != RK_OK) {
-        rk_count_error(s, outcome, false);
-        rk_report(s, ctx, h, outcome, 0, 0, ctx.reason);
-        if (outcome == RK_ERROR_HANDLER_FAULT && threadIdx.x == 0) s.failed = 1u;
-        rk_sync();
-    }
+    return v;
 }
 
-// Handles queued messages of one queue, in order, until it is empty, the batch is full, the
-// host changed its flags (outside terminate), or the handler failed. Handler threads.
-__device__ __noinline__ void rk_handle_batch(RkActor& s, bool from_host) {
-    const rk_u32 size = from_host ? RK_HOST_QUEUE : RK_K2K_QUEUE;
-    RkEntry* queue = from_host ? rk_host_queue : rk_k2k_queue;
-    for (rk_u32 n = 0; n < size; ++n) {
+__device__ rk_u32 rk_next_step(RkActor& s);
+
+// Handles a batch: queued messages of one queue, in order, until it is empty, the batch is full,
+// the host changed its flags (outside terminate), or the handler failed. `step` says which queue;
+// 0: thread 0 waits for work first (rk_next_step) and picks it. Thread 0 takes and prepares each
+// message; the handler threads meet at one barrier before the handler and one after it. Returns
+// the step (RK_STEP_TERMINATE: nothing was handled).
+__device__ __noinline__ rk_u32 rk_handle_batch(RkActor& s, rk_u32 step) {
+    RkContext& ctx = rk_ctx;
+    for (rk_u32 n = 0;; ++n) {
         if (threadIdx.x == 0) {
+            if (n == 0u) s.step = step != 0u ? step : rk_next_step(s);
+            const bool from_host = s.step == RK_STEP_HOST;
+            const rk_u32 size = from_host ? RK_HOST_QUEUE : RK_K2K_QUEUE;
+            RkEntry* queue = from_host ? rk_host_queue : rk_k2k_queue;
+            const rk_u32 capacity = (from_host ? s.in_slot_bytes : s.inbox_slot_bytes) - RK_MESSAGE_HEADER_BYTES;
             rk_u32 ready = rk_ld_shared(from_host ? &rk_link.host_ready : &rk_link.k2k_ready);
             rk_u32 taken = from_host ? s.host_taken : s.k2k_taken;
             bool flags_unchanged = rk_ld_shared(&rk_link.ctl_sequence) == s.control_sequence;
-            s.go = ready != taken && !s.failed && (flags_unchanged || s.terminate != RK_TERMINATE_NONE);
-            if (s.go && n == 0u) s.batch_wall = rk_wall_ns(s);  // one clock reading per batch
-            __threadfence_block();  // the entry, written before `ready`
+            s.go = s.step != RK_STEP_TERMINATE && n < size && ready != taken && !s.failed &&
+                   (flags_unchanged || s.terminate != RK_TERMINATE_NONE);
+            if (s.go) {
+                if (n == 0u) s.batch_wall = rk_wall_ns(s);  // one clock reading per batch
+                __threadfence_block();  // the entry, written before `ready`
+                RkEntry* e = &queue[taken % size];
+#ifdef RK_PROFILE
+                s.prof[1] += (rk_u64)(clock64() - (long long)rk_join(e->header._padding));
+                s.prof[6] += 1u;
+#endif
+                s.entry = e;
+                s.capacity = capacity;
+                s.verdict = rk_prepare(s, e, e->payload, capacity);
+            }
         }
         rk_sync();
         if (!s.go) break;
-        rk_u32 taken = from_host ? s.host_taken : s.k2k_taken;
-        rk_u32 position = from_host ? s.in_head : s.inbox_head;
-        rk_handle_entry(s, &queue[taken % size], from_host, position);
+        const bool host = s.step == RK_STEP_HOST;
+        RkEntry* e = s.entry;
+        const rk_u32 position = host ? s.in_head : s.inbox_head;
+        if (s.verdict == RK_VERDICT_LARGE) {
+            // The rest of the payload, from the slot (the tail or sequence that published it was
+            // read before; the fence orders these reads after it).
+            rk_fence_acq_rel_sys();
+            const uint4* from = reinterpret_cast<const uint4*>(rk_source_slot(s, host, position) + RK_MESSAGE_HEADER_BYTES);
+            uint4* to = reinterpret_cast<uint4*>(s.scratch);
+            const rk_u32 chunks = (e->header.payload_bytes + 15u) / 16u;
+            for (rk_u32 i = threadIdx.x; i < chunks; i += RK_THREADS)
+                to[i] = host ? rk_ld_relaxed_sys_v4(from + i) : rk_ld_relaxed_gpu_v4(from + i);
+            rk_sync();
+            if (threadIdx.x == 0) s.verdict = rk_prepare(s, e, s.scratch, s.capacity);
+            rk_sync();
+        }
+        const rk_u32 v = s.verdict;
+        const MessageHeader* h = &e->header;
+        if (v == RK_OK) {
+            RK_PROF_T(t_handler);
+            rk_dispatch(s.a.kind, ctx);
+            rk_sync();
+            RK_PROF_ADD(3, t_handler);
+            const rk_u32 outcome = ctx.outcome;
+            if (outcome != RK_OK) {
+                if (rk_lead()) {
+                    if (threadIdx.x == 0) rk_count_error(s, outcome, false);
+                    rk_lead_report(s, ctx, h, outcome, 0, 0, ctx.reason);
+                    if (outcome == RK_ERROR_HANDLER_FAULT && threadIdx.x == 0) s.failed = 1u;
+                }
+                rk_sync();
+            }
+        } else if (rk_lead()) {
+            // Expired or too far ahead: the sender learns why. Anything else cannot be trusted,
+            // so there is nobody to answer: counted only.
+            if (v == RK_ERROR_DEADLINE_EXPIRED)
+                rk_lead_report(s, ctx, h, v, rk_join(h->deadline_ns), s.now_ns, "deadline expired before handling");
+            else if (v == RK_ERROR_CLOCK_SKEW)
+                rk_lead_report(s, ctx, h, v, rk_join(h->timestamp_physical_ns), s.batch_wall,
+                               "the sender's clock is too far ahead");
+        }
         if (threadIdx.x == 0) {
-            if (from_host) {
+            if (host) {
                 s.in_head += 1u;
                 s.host_taken += 1u;
                 rk_st_shared(&rk_link.host_taken, s.host_taken);
@@ -218,15 +231,15 @@ __device__ __noinline__ void rk_handle_batch(RkActor& s, bool from_host) {
                 rk_st_shared(&rk_link.k2k_taken, s.k2k_taken);
             }
         }
-        rk_sync();
         if (s.failed) break;
     }
+    return s.step;
 }
 
 // Whether a batch left something the host or a receiver must be shown. Thread 0.
 __device__ __forceinline__ bool rk_unpublished(const RkActor& s) {
     return s.pending_outputs != 0 || s.in_head != s.published_in_head || s.inbox_head != s.published_inbox_head ||
-           s.pending_count != 0 || s.entered_count != 0;
+           s.pending_count != 0;
 }
 
 // Reads the host's flags as the bus warp last saw them and acknowledges a change. Thread 0.
@@ -269,6 +282,7 @@ __device__ __noinline__ rk_u32 rk_next_step(RkActor& s) {
                 step = RK_STEP_K2K;
             }
             if (step != 0u) {
+                if (s.entered_count != 0u && ++s.batches_entered >= RK_ROUTE_HOLD_BATCHES) rk_leave_routes(s);
                 // No new reads until the batch is published: a fence waits for every read of host
                 // memory in flight on this SM (~1 µs more per fence, measured).
                 rk_st_shared(&rk_link.busy, 1u);
@@ -277,7 +291,12 @@ __device__ __noinline__ rk_u32 rk_next_step(RkActor& s) {
             }
         }
         spins += 1u;
-        if (spins == 64u) rk_flush_counters(s);
+        if (spins == 64u) {
+            // Idle: counters of K2K-only work, and let the actors this one sent to finish their
+            // drains whenever they like.
+            rk_flush_counters(s);
+            if (s.entered_count != 0u) rk_leave_routes(s);
+        }
         if (spins > RK_IDLE_SPINS) __nanosleep(500);
     }
 }
@@ -299,6 +318,7 @@ __device__ __noinline__ void rk_stop(RkActor& s, rk_u32 code) {
     if (threadIdx.x == 0) {
         if (code == RK_FAILED) s.last_error = RK_ERROR_HANDLER_FAULT;
         rk_flush(s);
+        rk_leave_routes(s);
         rk_store_counters(s);
         rk_publish_clock(s);
         rk_beat(s);
@@ -315,6 +335,8 @@ __device__ __noinline__ void rk_stop(RkActor& s, rk_u32 code) {
 // then the stop is reported. Handler threads.
 __device__ __noinline__ void rk_terminate(RkActor& s) {
     if (threadIdx.x == 0) {
+        // Others may be waiting for this actor to leave their routes before they stop.
+        rk_leave_routes(s);
         rk_leave_route(s);
         // The host stopped accepting sends before it raised the flag; no sender is in the route.
         s.final_tail = rk_ld_acquire_sys(&s.control->input_tail);
@@ -342,7 +364,7 @@ __device__ __noinline__ void rk_terminate(RkActor& s) {
         if (threadIdx.x == 0 && s.step != 0u) rk_st_shared(&rk_link.busy, 1u);
         rk_sync();
         if (s.step == 0u) break;
-        rk_handle_batch(s, s.step == RK_STEP_HOST);
+        rk_handle_batch(s, s.step);
         if (threadIdx.x == 0) {
             rk_flush(s);
             rk_st_shared(&rk_link.busy, 0u);
@@ -359,20 +381,27 @@ __device__ __noinline__ void rk_terminate(RkActor& s) {
 // The handler threads' loop: wait for work, handle a batch, publish it.
 __device__ void rk_handlers_run(RkActor& s) {
     while (true) {
-        if (threadIdx.x == 0) s.step = rk_next_step(s);
-        rk_sync();
-        rk_u32 step = s.step;
-        if (step == RK_STEP_TERMINATE) return rk_terminate(s);
-        rk_handle_batch(s, step == RK_STEP_HOST);
+        if (rk_handle_batch(s, 0u) == RK_STEP_TERMINATE) return rk_terminate(s);
         RK_PROF_T(t_publish);
         if (threadIdx.x == 0) {
-            if (rk_unpublished(s)) rk_flush(s);
+            if (rk_unpublished(s)) {
+                // No read of host memory in flight while the batch's fences run.
+                rk_st_shared(&rk_link.draining, 1u);
+                __threadfence_block();
+                while (rk_ld_shared(&rk_link.bus_reading) != 0u) { }
+                rk_flush(s);
+                rk_st_shared(&rk_link.draining, 0u);
+            }
             rk_st_shared(&rk_link.busy, 0u);  // the service warps may read again
         }
         RK_PROF_ADD(4, t_publish);
-        rk_sync();
+        // No barrier: s.failed was set before the batch's last barrier, and the next batch
+        // starts with thread 0's decision and a barrier.
         if (s.failed) {
-            if (threadIdx.x == 0) rk_leave_route(s);
+            if (threadIdx.x == 0) {
+                rk_leave_routes(s);
+                rk_leave_route(s);
+            }
             return rk_stop(s, RK_FAILED);
         }
     }
@@ -389,15 +418,27 @@ __device__ __noinline__ void rk_bus_run(RkActor& s) {
     rk_u32 checked_reads = 0u, confirmed_reads = 0u;
     rk_u64 last_poll = rk_globaltimer();
     while (rk_ld_shared(&rk_link.stop) == 0u) {
-        // A read of host memory in flight makes every fence of this SM wait for it: no new read
-        // while a batch is being handled (unless the handler threads wait on the host), nor right
-        // after K2K traffic, unless the last read is RK_BUS_MAX_GAP_NS old.
-        if (rk_ld_shared(&rk_link.urgent) == 0u) {
+        // A read of host memory in flight makes every fence of this SM wait for it (~1 µs more,
+        // measured): no new read while a batch is being handled — unless it still has at least
+        // RK_BUS_OVERLAP_MIN messages to go (streaming: the next ones arrive meanwhile), or the
+        // handler threads wait on the host — none once its publish is about to start, and none
+        // right after K2K traffic, unless the last read is RK_BUS_MAX_GAP_NS old.
+        const rk_u32 urgent = rk_ld_shared(&rk_link.urgent);
+        if (urgent == 0u) {
             const rk_u64 now = rk_globaltimer();
-            const bool quiet = rk_ld_shared(&rk_link.busy) == 0u &&
-                               (rk_u32)(now >> 10) - rk_ld_shared(&rk_link.k2k_at_us) >= RK_BUS_K2K_QUIET_US;
-            if (!quiet && now - last_poll < RK_BUS_MAX_GAP_NS) continue;
+            const bool busy = rk_ld_shared(&rk_link.busy) != 0u;
+            const bool quiet = !busy && (rk_u32)(now >> 10) - rk_ld_shared(&rk_link.k2k_at_us) >= RK_BUS_K2K_QUIET_US;
+            const bool overlap = busy && ready - rk_ld_shared(&rk_link.host_taken) >= RK_BUS_OVERLAP_MIN;
+            if (!quiet && !overlap && now - last_poll < RK_BUS_MAX_GAP_NS) continue;
             last_poll = now;
+        }
+        // Announce the read, then look for a publish about to start (its thread does the reverse).
+        if (lane == 0u) rk_st_shared(&rk_link.bus_reading, 1u);
+        __syncwarp();
+        __threadfence_block();
+        if (urgent == 0u && rk_ld_shared(&rk_link.draining) != 0u) {
+            if (lane == 0u) rk_st_shared(&rk_link.bus_reading, 0u);
+            continue;
         }
         const rk_u32 taken = rk_ld_shared(&rk_link.host_taken);
         const rk_u32 room = RK_HOST_QUEUE - (ready - taken);
@@ -465,39 +506,89 @@ __device__ __noinline__ void rk_bus_run(RkActor& s) {
                     checked_reads += 1u;
                 }
             }
-            // What the tail covers beyond it (or all of it, without a check): read now that the
-            // tail is known, up to 16 messages in one more round trip.
+            // What the tail covers beyond it: up to 16 more slots in one more round trip. With slot
+            // checks each is accepted by its own (8 lanes per message: hot line and payload line;
+            // the check words in a 17th load); a slot whose check fails, or every slot without
+            // checks, is read once more behind a fence that orders it after the tail.
             rk_u32 more = avail - got;
             if (more > room - got) more = room - got;
             if (more > 16u) more = 16u;
             if (more != 0u) {
-                rk_fence_acq_rel_sys();  // the tail above, then the slots it published
+                const rk_u32 chunk = lane % 8u, group = lane / 8u;
                 uint4 r[4];
-                const rk_u32 chunk = lane % 8u;
+                rk_u32 failed = 0u;  // bit m: message m needs the fenced read
+                if (checked) {
+                    uint4 check = make_uint4(0u, 0u, 0u, 0u);
+                    if (lane < more) check = rk_ld_relaxed_sys_v4(s.input + (size_t)((next + got + lane) & mask) * slot_bytes + 80u);
 #pragma unroll
-                for (rk_u32 round = 0; round < 4u; ++round) {
-                    const rk_u32 m = round * 4u + lane / 8u;
-                    r[round] = make_uint4(0u, 0u, 0u, 0u);
-                    if (m < more) {
-                        const unsigned char* from = s.input + (size_t)((next + got + m) & mask) * slot_bytes;
-                        if (chunk < 4u) r[round] = rk_ld_relaxed_sys_v4(from + 16u * chunk);
-                        else if (16u * (chunk - 4u) < payload_capacity)
-                            r[round] = rk_ld_relaxed_sys_v4(from + RK_MESSAGE_HEADER_BYTES + 16u * (chunk - 4u));
+                    for (rk_u32 round = 0; round < 4u; ++round) {
+                        const rk_u32 m = round * 4u + group;
+                        r[round] = make_uint4(0u, 0u, 0u, 0u);
+                        if (m < more) {
+                            const unsigned char* from = s.input + (size_t)((next + got + m) & mask) * slot_bytes;
+                            if (chunk < 4u) r[round] = rk_ld_relaxed_sys_v4(from + 16u * chunk);
+                            else if (16u * (chunk - 4u) < payload_capacity)
+                                r[round] = rk_ld_relaxed_sys_v4(from + RK_MESSAGE_HEADER_BYTES + 16u * (chunk - 4u));
+                        }
+                    }
+#pragma unroll
+                    for (rk_u32 round = 0; round < 4u; ++round) {
+                        const rk_u32 m = round * 4u + group;
+                        // payload_bytes: the hot line's word 4, in chunk 1 of this message's group.
+                        const rk_u32 bytes = __shfl_sync(0xFFFFFFFFu, r[round].x, group * 8u + 1u);
+                        rk_u32 covered = bytes < 64u ? bytes : 64u;
+                        if (covered > payload_capacity) covered = payload_capacity;
+                        const rk_u32 w[4] = {r[round].x, r[round].y, r[round].z, r[round].w};
+                        rk_u32 part = 0u;
+                        for (rk_u32 k = 0; k < 4u; ++k) {
+                            if (chunk < 4u) {
+                                part += rk_slot_check_term(w[k], 1u + 4u * chunk + k);
+                            } else {
+                                const rk_u32 i = 4u * (chunk - 4u) + k;
+                                if (4u * i < covered) part += rk_slot_check_term(rk_slot_check_payload_word(w[k], i, covered), 17u + i);
+                            }
+                        }
+                        if (chunk == 0u) part += rk_slot_check_term(next + got + m, 0u);
+                        part += __shfl_xor_sync(0xFFFFFFFFu, part, 4);
+                        part += __shfl_xor_sync(0xFFFFFFFFu, part, 2);
+                        part += __shfl_xor_sync(0xFFFFFFFFu, part, 1);
+                        const rk_u32 stored = __shfl_sync(0xFFFFFFFFu, check.y, m < 32u ? m : 0u);
+                        const rk_u32 bad = __ballot_sync(0xFFFFFFFFu, m < more && chunk == 0u && part != stored);
+                        // Lane 8g (chunk 0) of each group holds its message's verdict.
+                        for (rk_u32 g = 0; g < 4u; ++g)
+                            if (bad & (1u << (8u * g))) failed |= 1u << (round * 4u + g);
+                    }
+                } else {
+                    failed = more >= 32u ? 0xFFFFFFFFu : (1u << more) - 1u;
+                }
+                if (failed != 0u) {
+                    rk_fence_acq_rel_sys();  // the tail above, then the slots it published
+#pragma unroll
+                    for (rk_u32 round = 0; round < 4u; ++round) {
+                        const rk_u32 m = round * 4u + group;
+                        if (m < more && (failed & (1u << m))) {
+                            const unsigned char* from = s.input + (size_t)((next + got + m) & mask) * slot_bytes;
+                            if (chunk < 4u) r[round] = rk_ld_relaxed_sys_v4(from + 16u * chunk);
+                            else if (16u * (chunk - 4u) < payload_capacity)
+                                r[round] = rk_ld_relaxed_sys_v4(from + RK_MESSAGE_HEADER_BYTES + 16u * (chunk - 4u));
+                        }
                     }
                 }
 #pragma unroll
                 for (rk_u32 round = 0; round < 4u; ++round) {
-                    const rk_u32 m = round * 4u + lane / 8u;
+                    const rk_u32 m = round * 4u + group;
                     if (m < more) {
                         RkEntry* e = &rk_host_queue[(ready + got + m) % RK_HOST_QUEUE];
                         if (chunk < 4u) reinterpret_cast<uint4*>(&e->header)[chunk] = r[round];
                         else reinterpret_cast<uint4*>(e->payload)[chunk - 4u] = r[round];
                     }
                 }
-                got += more;
                 confirmed_reads += more;
+                got += more;
             }
         }
+        __syncwarp();
+        if (lane == 0u) rk_st_shared(&rk_link.bus_reading, 0u);
         if (got != 0u) {
 #ifdef RK_PROFILE
             long long now = clock64();
@@ -646,6 +737,7 @@ __device__ __noinline__ void rk_actor_run(RkSlot* slot) {
         s.prefer_k2k = 0u;
         s.steps = 0u;
         s.entered_count = 0u;
+        s.batches_entered = 0u;
         s.pending_count = 0u;
         for (int i = 0; i < 7; ++i) s.prof[i] = 0u;
         rk_link.host_ready = rk_link.k2k_ready = 0u;
@@ -657,6 +749,8 @@ __device__ __noinline__ void rk_actor_run(RkSlot* slot) {
         rk_link.stop = 0u;
         rk_link.urgent = 0u;
         rk_link.busy = 0u;
+        rk_link.draining = 0u;
+        rk_link.bus_reading = 0u;
         rk_link.k2k_at_us = 0u;
         s.counters_stored = 0u;
         // Publish the route: K2K senders find this actor from here on.

@@ -60,10 +60,11 @@ typedef unsigned long long rk_u64;
 #define RK_K2K_QUEUE 8u
 #define RK_REASON_BYTES 200
 #define RK_ROUTE_CAPACITY 256
-// Routes a batch may have entered at once, and K2K sends it may have claimed, before it
-// publishes them.
+// Routes an actor may have entered at once, and K2K sends it may have claimed, before it
+// publishes them; batches a route stays entered at most.
 #define RK_ROUTES_ENTERED 8u
 #define RK_K2K_PENDING 16u
+#define RK_ROUTE_HOLD_BATCHES 64u
 // Barrier ids: 0 is the whole block; 1 the handler threads.
 #define RK_HANDLER_BARRIER 1
 
@@ -305,7 +306,9 @@ struct RkLink {
     rk_u32 k2k_taken;
     rk_u32 stop;              // the actor is ending: the service warps leave
     rk_u32 urgent;            // the handler threads wait on the host: read it without napping
-    rk_u32 busy;              // a batch is being handled and not yet published: no new reads
+    rk_u32 busy;              // a batch is being handled and not yet published: few new reads
+    rk_u32 draining;          // its publish is about to start: no new read at all
+    rk_u32 bus_reading;       // the bus warp has a read of host memory in flight
     rk_u32 k2k_at_us;         // %globaltimer / 1024 when the handler threads last took K2K messages
 };
 
@@ -339,12 +342,17 @@ struct RkActor {
     rk_u32 result;            // broadcast slot for block-cooperative calls
     rk_u32 step;              // what the handler threads do next (the loop's decision)
     rk_u32 go;                // broadcast: take the next message of the batch
+    RkEntry* entry;           // ... which is this one
+    rk_u32 capacity;          // ... the payload bytes its slot holds
+    rk_u32 verdict;           // ... and what its checks said (rk_prepare)
+    rk_u64 now_ns;            // the wall clock its deadline was checked against
     rk_u32 host_taken, k2k_taken;   // entries of each queue handled (== rk_link's copies)
     rk_u32 prefer_k2k;        // which queue goes first when both have messages (alternates)
     rk_u32 steps;             // decisions made (paces the heartbeat while busy)
     rk_u64 last_beat;         // %globaltimer of the last heartbeat
     rk_u32 final_tail, final_k2k;   // terminate: what the host and the senders published, in all
     rk_u32 counters_stored;   // processed + rejected + errors when the counters were last stored
+    rk_u32 batches_entered;   // batches since the routes in `entered` were entered
     // Routes entered in this batch (left when it is published) and sends to publish then.
     rk_u32 entered_count;
     rk_u32 entered[RK_ROUTES_ENTERED];
@@ -425,8 +433,7 @@ __device__ __forceinline__ unsigned char* rk_inbox_slot(K2KInboxHeader* ib, rk_u
 // What a batch did in device memory, behind one device-scope fence: the sequence words of its K2K
 // sends (their slots were written before), and the inbox slots it handled go back to their senders
 // (sequence = position + capacity: their contents were read before, into shared memory or the
-// scratch). Then the routes the batch entered are left (release: a receiver that sees no sender in
-// flight sees every send published). Thread 0.
+// scratch). The routes it entered stay entered (see rk_leave_routes). Thread 0.
 __device__ __noinline__ void rk_flush_k2k(RkActor& s) {
     const bool released = s.inbox_head != s.published_inbox_head;
     if (s.pending_count != 0 || released) rk_fence_acq_rel_gpu();
@@ -439,8 +446,17 @@ __device__ __noinline__ void rk_flush_k2k(RkActor& s) {
         rk_st_relaxed_gpu(&s.inbox->head, s.inbox_head);
         s.published_inbox_head = s.inbox_head;
     }
+}
+
+// Leaves every route this actor entered, after publishing what it sent there (release: a receiver
+// that sees no sender in flight sees every send published). A route stays entered from the first
+// send to it until the actor goes idle, RK_ROUTE_HOLD_BATCHES batches later, its list is full, or
+// the actor stops, so that a stream of sends to one actor enters it once. Thread 0.
+__device__ __noinline__ void rk_leave_routes(RkActor& s) {
+    rk_flush_k2k(s);
     for (rk_u32 i = 0; i < s.entered_count; ++i) rk_add_release_gpu(&s.routes[s.entered[i]].in_flight, 0xFFFFFFFFu);
     s.entered_count = 0;
+    s.batches_entered = 0;
 }
 
 // The counters the host reads for metrics (relaxed: they ride on the next release, or become
@@ -484,13 +500,6 @@ __device__ __forceinline__ void rk_flush_counters(RkActor& s) {
     if (s.counters_stored != s.processed + s.rejected + s.errors) rk_store_counters(s);
 }
 
-// Block-cooperative rk_flush.
-__device__ void rk_publish(RkActor& s) {
-    rk_sync();
-    if (threadIdx.x == 0) rk_flush(s);
-    rk_sync();
-}
-
 // The clock of the last event, under the seqlock (odd while written). Thread 0, while idle and
 // when stopping: nothing on the message path reads it.
 __device__ __noinline__ void rk_publish_clock(RkActor& s) {
@@ -511,16 +520,21 @@ __device__ __forceinline__ void rk_beat(RkActor& s) {
     rk_st_relaxed_sys(&s.control->heartbeat, s.heartbeat);
 }
 
-// ---- writing messages ---------------------------------------------------------------------------
+// ---- writing messages (the lead warp) ------------------------------------------------------------
+// What the loop does for a handler (replies, emits, K2K sends, error reports) is done by the lead
+// warp (the handler threads' first warp) with warp-level synchronisation; the other handler
+// threads only meet it at the block barriers of the API call. `rk_lead()` is true in it.
+__device__ __forceinline__ bool rk_lead() { return threadIdx.x < 32u; }
+
 // Copies a header's first 96 bytes (the used bytes, then zero through the check word and
-// padding) and `len` payload bytes into a slot with 16-byte stores spread over the handler
-// threads. `sys`: the slot is host memory. Payload bytes past `len` up to the next 16 are written
-// as zero.
-__device__ void rk_store_message(unsigned char* slot, const MessageHeader* h, const unsigned char* data, rk_u32 len, bool sys) {
+// padding) and `len` payload bytes into a slot with 16-byte stores across the lead warp's lanes.
+// `sys`: the slot is host memory. Payload bytes past `len` up to the next 16 are written as zero.
+__device__ __forceinline__ void rk_lead_store_message(unsigned char* slot, const MessageHeader* h, const unsigned char* data,
+                                                      rk_u32 len, bool sys) {
     const rk_u32 header_chunks = 6u;
     const rk_u32 chunks = header_chunks + (len + 15u) / 16u;
     const bool aligned = ((size_t)data & 15u) == 0;
-    for (rk_u32 i = threadIdx.x; i < chunks; i += RK_THREADS) {
+    for (rk_u32 i = threadIdx.x; i < chunks; i += 32u) {
         uint4 v;
         if (i < header_chunks) {
             v = reinterpret_cast<const uint4*>(h)[i];
@@ -538,20 +552,23 @@ __device__ void rk_store_message(unsigned char* slot, const MessageHeader* h, co
         if (sys) rk_st_relaxed_sys_v4(to, v);
         else rk_st_relaxed_gpu_v4(to, v);
     }
+    __syncwarp();
 }
 
 // Writes one message into the output ring, waiting while it is full (back-pressure; the host
 // drains in call/receive/terminate). Returns RK_OK, or RK_ERROR_OUTPUT_FULL when nobody reads the
-// ring any more (terminate with no handle left), or RK_ERROR_PAYLOAD_TOO_LARGE.
-__device__ __noinline__ rk_u32 rk_write_output(RkActor& s, MessageHeader* h, const unsigned char* data, rk_u32 len) {
+// ring any more (terminate with no handle left), or RK_ERROR_PAYLOAD_TOO_LARGE. Lead warp.
+__device__ __noinline__ rk_u32 rk_lead_write_output(RkActor& s, MessageHeader* h, const unsigned char* data, rk_u32 len) {
     if (len > s.out_slot_bytes - RK_MESSAGE_HEADER_BYTES) return RK_ERROR_PAYLOAD_TOO_LARGE;
+    rk_u32 result = RK_OK;
     if (threadIdx.x == 0) {
-        rk_u32 result = RK_OK;
         s.out_head_seen = rk_ld_shared(&rk_link.out_head);
         if (s.out_tail - s.out_head_seen >= s.out_capacity) {
             // Full: publish what is pending (so the host can drain it, and sees this message's
-            // count), keep beating, and look at the host's head as the bus warp reads it.
+            // count), let other actors' drains finish meanwhile, keep beating, and look at the
+            // host's head as the bus warp reads it.
             rk_flush(s);
+            rk_leave_routes(s);
             rk_st_shared(&rk_link.urgent, 1u);
             rk_u64 last_beat = rk_globaltimer();
             while (s.out_tail - s.out_head_seen >= s.out_capacity) {
@@ -572,67 +589,73 @@ __device__ __noinline__ rk_u32 rk_write_output(RkActor& s, MessageHeader* h, con
         if (result == RK_OK) {
             h->payload_bytes = len;
             h->checksum = (h->flags & RK_FLAG_CHECKSUM) ? rk_crc32c(data, len) : 0u;
+        } else {
+            s.dropped_output += 1u;
         }
-        s.result = result;
     }
-    rk_sync();
-    rk_u32 result = s.result;
-    if (result != RK_OK) {
-        if (threadIdx.x == 0) s.dropped_output += 1u;
-        rk_sync();
-        return result;
-    }
+    result = __shfl_sync(0xFFFFFFFFu, result, 0);
+    if (result != RK_OK) return result;
     unsigned char* slot = s.output + (size_t)(s.out_tail & (s.out_capacity - 1u)) * s.out_slot_bytes;
-    rk_store_message(slot, h, data, len, true);
-    rk_sync();
+    rk_lead_store_message(slot, h, data, len, true);
     if (threadIdx.x == 0) {
         s.out_tail += 1u;
         s.pending_outputs += 1u;
     }
-    rk_sync();
+    __syncwarp();
     return RK_OK;
 }
 
-// ---- K2K --------------------------------------------------------------------------------------
+// ---- K2K (the lead warp) --------------------------------------------------------------------------
 __device__ __forceinline__ bool rk_route_is(RkRoute* r, bool by_name, rk_u32 key, rk_u32 name_len) {
     return by_name ? (rk_ld_relaxed_gpu(&r->name_hash) == key && rk_ld_relaxed_gpu(&r->name_len) == name_len)
                    : rk_ld_relaxed_gpu(&r->number) == key;
 }
 
-// Finds a running actor by number (name == nullptr) or by name and enters it for the rest of
-// the batch (in_flight), so that it cannot finish its final drain before this batch's sends are
-// published. A route entered earlier in the batch is used again without any atomic. Returns the
-// route's index, or RK_ROUTE_CAPACITY. Block-cooperative: every thread looks at a few entries,
-// thread 0 checks the first match and enters.
-__device__ __noinline__ rk_u32 rk_route_enter(RkActor& s, const char* name, rk_u32 name_len, rk_u32 number) {
-    __shared__ rk_u32 candidate;
+// Finds a running actor by number (name == nullptr) or by name and enters it (in_flight), so that
+// it cannot finish its final drain before this actor's sends to it are published; a route entered
+// earlier is used again after one look at it (still alive, still that actor). Returns the route's
+// index, or RK_ROUTE_CAPACITY. Lead warp: the table is scanned by all lanes in one round trip,
+// lane 0 checks the first match and enters.
+__device__ __noinline__ rk_u32 rk_lead_route_enter(RkActor& s, const char* name, rk_u32 name_len, rk_u32 number) {
     const bool by_name = name != nullptr;
     const rk_u32 key = by_name ? rk_fnv1a(name, name_len) : number;
+    rk_u32 found = RK_ROUTE_CAPACITY;
     if (threadIdx.x == 0) {
-        candidate = RK_ROUTE_CAPACITY;
         for (rk_u32 i = 0; i < s.entered_count; ++i) {
-            if (s.entered_key[i] == key && s.entered_by_name[i] == (rk_u32)by_name &&
-                rk_route_is(&s.routes[s.entered[i]], by_name, key, name_len)) {
-                candidate = s.entered[i] | 0x80000000u;  // entered already
+            if (s.entered_key[i] == key && s.entered_by_name[i] == (rk_u32)by_name) {
+                RkRoute* r = &s.routes[s.entered[i]];
+                if (rk_ld_relaxed_gpu(&r->alive) == 1u && rk_route_is(r, by_name, key, name_len)) {
+                    found = s.entered[i];
+                } else {
+                    // Stopping (or gone): let its drain finish.
+                    rk_leave_routes(s);
+                }
                 break;
             }
         }
     }
-    rk_sync();
-    rk_u32 found = candidate;
-    if (found & 0x80000000u) return found & 0x7FFFFFFFu;
-    rk_sync();
-    for (rk_u32 i = threadIdx.x; i < RK_ROUTE_CAPACITY; i += RK_THREADS) {
-        RkRoute* r = &s.routes[i];
-        if (rk_ld_relaxed_gpu(&r->alive) == 1u && rk_route_is(r, by_name, key, name_len)) atomicMin(&candidate, i);
+    found = __shfl_sync(0xFFFFFFFFu, found, 0);
+    if (found != RK_ROUTE_CAPACITY) return found;
+    // Each lane looks at 8 entries: their first 16 bytes (alive, in_flight, number, name_hash) in
+    // independent loads, then the name length of a match.
+    rk_u32 candidate = RK_ROUTE_CAPACITY;
+    uint4 head[RK_ROUTE_CAPACITY / 32];
+#pragma unroll
+    for (rk_u32 k = 0; k < RK_ROUTE_CAPACITY / 32; ++k) head[k] = rk_ld_relaxed_gpu_v4(&s.routes[threadIdx.x + 32u * k]);
+#pragma unroll
+    for (rk_u32 k = 0; k < RK_ROUTE_CAPACITY / 32; ++k) {
+        const rk_u32 i = threadIdx.x + 32u * k;
+        const bool match = head[k].x == 1u && (by_name ? head[k].w == key : head[k].z == key);
+        if (match && candidate == RK_ROUTE_CAPACITY && (!by_name || rk_ld_relaxed_gpu(&s.routes[i].name_len) == name_len))
+            candidate = i;
     }
-    rk_sync();
+    candidate = __reduce_min_sync(0xFFFFFFFFu, candidate);
     if (threadIdx.x == 0 && candidate != RK_ROUTE_CAPACITY) {
         RkRoute* r = &s.routes[candidate];
         bool match = rk_ld_acquire_gpu(&r->alive) == 1u;
         const char* route_name = reinterpret_cast<const char*>(r->name);
         for (rk_u32 k = 0; by_name && match && k < name_len && k < RK_NAME_BYTES; ++k) match = route_name[k] == name[k];
-        if (match && s.entered_count == RK_ROUTES_ENTERED) rk_flush_k2k(s);  // room in the entered list
+        if (match && s.entered_count == RK_ROUTES_ENTERED) rk_leave_routes(s);  // room in the entered list
         if (match) {
             // Dekker with the owner's final drain: announce, then check that it still accepts.
             rk_add_relaxed_gpu(&r->in_flight, 1u);
@@ -652,26 +675,24 @@ __device__ __noinline__ rk_u32 rk_route_enter(RkActor& s, const char* name, rk_u
             candidate = RK_ROUTE_CAPACITY;
         }
     }
-    rk_sync();
-    return candidate;
+    return __shfl_sync(0xFFFFFFFFu, candidate, 0);
 }
 
 // Sends one message to another actor's inbox: claims a slot, writes it with its slot check (the
 // receiver reads sequence and slot in one go), and leaves the sequence to the batch's publish.
-// Block-cooperative.
-__device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const char* name, rk_u32 number, MessageHeader* h,
-                                           const unsigned char* data, rk_u32 len) {
+// Lead warp.
+__device__ __noinline__ rk_u32 rk_lead_k2k_send(RkActor& s, RkContext& ctx, const char* name, rk_u32 number,
+                                                MessageHeader* h, const unsigned char* data, rk_u32 len) {
     RK_PROF_T(t_send);
     rk_u32 name_len = rk_strlen(name);
-    __shared__ rk_u32 claimed, status;
-    __shared__ K2KInboxHeader* target;
     // Room for this send in the batch's pending list (publishing the others leaves their routes:
     // done before this send enters its own).
     if (threadIdx.x == 0 && s.pending_count == RK_K2K_PENDING) rk_flush_k2k(s);
-    rk_sync();
-    rk_u32 route = rk_route_enter(s, name, name_len, number);
+    __syncwarp();
+    const rk_u32 route = rk_lead_route_enter(s, name, name_len, number);
+    rk_u32 status = RK_OK, claimed = 0u;
+    K2KInboxHeader* ib = nullptr;
     if (threadIdx.x == 0) {
-        status = RK_OK;
         if (route == RK_ROUTE_CAPACITY) {
             status = RK_ERROR_HANDLER_ERROR;
             rk_u32 at = rk_append(ctx.send_reason, 0, "kernel `");
@@ -680,8 +701,7 @@ __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const cha
             rk_append(ctx.send_reason, at, "` is not running (no running kernel has this id)");
         } else {
             RkRoute* r = &s.routes[route];
-            K2KInboxHeader* ib = rk_ptr<K2KInboxHeader>(r->inbox);
-            target = ib;
+            ib = rk_ptr<K2KInboxHeader>(r->inbox);
             rk_u32 slot_bytes = ib->slot_bytes, cap = ib->capacity;
             if (len > slot_bytes - RK_MESSAGE_HEADER_BYTES) {
                 status = RK_ERROR_PAYLOAD_TOO_LARGE;
@@ -725,29 +745,26 @@ __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const cha
         }
         if (status != RK_OK) ctx.send_error = status;
     }
-    rk_sync();
-    rk_u32 result = status;
-    if (result == RK_OK) {
-        // The slot check, one word per lane of the first warp.
-        if (threadIdx.x < 32u) {
-            rk_u32 lane = threadIdx.x, covered = len < 64u ? len : 64u;
-            rk_u32 part = 0u;
-            if (lane < 16u) part = rk_slot_check_term(reinterpret_cast<const rk_u32*>(h)[lane], 1u + lane);
-            rk_u32 p = lane >= 16u ? lane - 16u : 0u;
-            if (lane >= 16u && 4u * p < covered) {
-                rk_u32 word = 0u;
-                for (rk_u32 b = 0; b < 4u && 4u * p + b < covered; ++b) word |= (rk_u32)data[4u * p + b] << (8u * b);
-                part = rk_slot_check_term(word, 17u + p);
-            }
-            if (lane == 0u) part += rk_slot_check_term(claimed, 0u);
-            rk_u32 check = rk_warp_sum(part);
-            if (lane == 0u) h->slot_check = check;
+    status = __shfl_sync(0xFFFFFFFFu, status, 0);
+    if (status == RK_OK) {
+        claimed = __shfl_sync(0xFFFFFFFFu, claimed, 0);
+        ib = reinterpret_cast<K2KInboxHeader*>(__shfl_sync(0xFFFFFFFFu, (unsigned long long)ib, 0));
+        // The slot check, one word per lane.
+        const rk_u32 lane = threadIdx.x, covered = len < 64u ? len : 64u;
+        rk_u32 part = 0u;
+        if (lane < 16u) part = rk_slot_check_term(reinterpret_cast<const rk_u32*>(h)[lane], 1u + lane);
+        const rk_u32 p = lane >= 16u ? lane - 16u : 0u;
+        if (lane >= 16u && 4u * p < covered) {
+            rk_u32 word = 0u;
+            for (rk_u32 b = 0; b < 4u && 4u * p + b < covered; ++b) word |= (rk_u32)data[4u * p + b] << (8u * b);
+            part = rk_slot_check_term(word, 17u + p);
         }
-        rk_sync();
-        K2KInboxHeader* ib = target;
+        if (lane == 0u) part += rk_slot_check_term(claimed, 0u);
+        const rk_u32 check = rk_warp_sum(part);
+        if (lane == 0u) h->slot_check = check;
+        __syncwarp();
         unsigned char* slot = rk_inbox_slot(ib, ib->capacity, ib->slot_bytes, claimed);
-        rk_store_message(slot, h, data, len, false);
-        rk_sync();
+        rk_lead_store_message(slot, h, data, len, false);
         if (threadIdx.x == 0) {
             h->slot_check = 0u;
             rk_st_relaxed_gpu(&ib->last_source, s.a.number);
@@ -755,10 +772,10 @@ __device__ __noinline__ rk_u32 rk_k2k_send(RkActor& s, RkContext& ctx, const cha
             s.pending[s.pending_count].value = claimed + 1u;
             s.pending_count += 1u;
         }
+        __syncwarp();
     }
-    rk_sync();
     RK_PROF_ADD(5, t_send);
-    return result;
+    return status;
 }
 
 // ---- delivering what a handler sends ----------------------------------------------------------
@@ -789,65 +806,62 @@ __device__ __forceinline__ void rk_new_header(RkActor& s, MessageHeader* h, rk_u
     h->dest_kernel = RK_HOST_KERNEL_ID;
 }
 
-// Delivers `rk_out_header` + data to the host (dest == RK_HOST_KERNEL_ID) or to a kernel.
-__device__ __noinline__ rk_u32 rk_deliver(RkActor& s, RkContext& ctx, const char* name, rk_u32 dest, const void* data, rk_u32 len) {
+// Builds a header (thread 0) and delivers it with `data` to the host (`name` null and `dest` the
+// host's id) or to a kernel. Lead warp; returns the same result in every lane.
+__device__ __noinline__ rk_u32 rk_lead_send(RkActor& s, RkContext& ctx, const char* name, rk_u32 dest, rk_u32 type,
+                                            rk_u64 correlation, rk_u32 priority, rk_u32 flags, const void* data, rk_u32 len) {
     const unsigned char* bytes = reinterpret_cast<const unsigned char*>(data);
-    if (name == nullptr && dest == RK_HOST_KERNEL_ID) {
-        rk_u32 result = rk_write_output(s, &rk_out_header, bytes, len);
-        if (result != RK_OK && threadIdx.x == 0) {
-            ctx.send_error = result;
-            rk_u32 at = rk_append(ctx.send_reason, 0, result == RK_ERROR_OUTPUT_FULL
-                ? "output ring is full and no host handle is left to read it"
-                : "payload does not fit the output ring's slots: ");
-            if (result != RK_ERROR_OUTPUT_FULL) rk_append_u32(ctx.send_reason, at, len);
-        }
-        rk_sync();
-        return result;
+    const bool to_host = name == nullptr && dest == RK_HOST_KERNEL_ID;
+    if (threadIdx.x == 0) rk_new_header(s, &rk_out_header, type, correlation, priority, to_host ? flags : flags | RK_FLAG_K2K);
+    __syncwarp();
+    if (!to_host) return rk_lead_k2k_send(s, ctx, name, dest, &rk_out_header, bytes, len);
+    rk_u32 result = rk_lead_write_output(s, &rk_out_header, bytes, len);
+    if (result != RK_OK && threadIdx.x == 0) {
+        ctx.send_error = result;
+        rk_u32 at = rk_append(ctx.send_reason, 0, result == RK_ERROR_OUTPUT_FULL
+            ? "output ring is full and no host handle is left to read it"
+            : "payload does not fit the output ring's slots: ");
+        if (result != RK_ERROR_OUTPUT_FULL) rk_append_u32(ctx.send_reason, at, len);
     }
-    if (threadIdx.x == 0) rk_out_header.flags |= RK_FLAG_K2K;
+    __syncwarp();
+    return result;
+}
+
+// The handler API's sends: every handler thread calls them; the lead warp does the work between
+// two barriers (the first makes what the handler's threads wrote visible to it, the second gives
+// every thread the result and keeps `data` untouched until it is sent).
+__device__ __forceinline__ rk_u32 rk_api_send(RkContext& ctx, const char* name, rk_u32 dest, rk_u32 type, rk_u32 flags,
+                                              const void* data, rk_u32 len) {
+    RkActor& s = rk_actor();
     rk_sync();
-    return rk_k2k_send(s, ctx, name, dest, &rk_out_header, bytes, len);
+    if (rk_lead()) {
+        rk_u32 result = rk_lead_send(s, ctx, name, dest, type, rk_join(ctx.header->correlation_id), ctx.header->priority,
+                                     flags, data, len);
+        if (threadIdx.x == 0) s.result = result;
+    }
+    rk_sync();
+    return s.result;
 }
 
 __device__ rk_u32 rk_reply(RkContext& ctx, rk_u32 type, const void* data, rk_u32 len) {
-    RkActor& s = rk_actor();
-    const MessageHeader* req = ctx.header;
-    rk_sync();  // every thread is done with rk_out_header's last message
-    if (threadIdx.x == 0)
-        rk_new_header(s, &rk_out_header, type, rk_join(req->correlation_id), req->priority,
-                      RK_FLAG_REPLY | (req->flags & RK_FLAG_CHECKSUM));
-    rk_sync();
-    return rk_deliver(s, ctx, nullptr, req->source_kernel, data, len);
+    return rk_api_send(ctx, nullptr, ctx.header->source_kernel, type, RK_FLAG_REPLY | (ctx.header->flags & RK_FLAG_CHECKSUM),
+                       data, len);
 }
 
 __device__ rk_u32 rk_emit(RkContext& ctx, rk_u32 type, const void* data, rk_u32 len) {
-    RkActor& s = rk_actor();
-    rk_sync();
-    if (threadIdx.x == 0)
-        rk_new_header(s, &rk_out_header, type, rk_join(ctx.header->correlation_id), ctx.header->priority, 0u);
-    rk_sync();
-    return rk_deliver(s, ctx, nullptr, RK_HOST_KERNEL_ID, data, len);
+    return rk_api_send(ctx, nullptr, RK_HOST_KERNEL_ID, type, 0u, data, len);
 }
 
 __device__ rk_u32 rk_send_to(RkContext& ctx, const char* kernel, rk_u32 type, const void* data, rk_u32 len) {
-    RkActor& s = rk_actor();
-    rk_sync();
-    if (threadIdx.x == 0)
-        rk_new_header(s, &rk_out_header, type, rk_join(ctx.header->correlation_id), ctx.header->priority, 0u);
-    rk_sync();
-    return rk_deliver(s, ctx, kernel, 0u, data, len);
+    return rk_api_send(ctx, kernel, 0u, type, 0u, data, len);
 }
 
 __device__ rk_u32 rk_send_to_number(RkContext& ctx, rk_u32 number, rk_u32 type, const void* data, rk_u32 len) {
-    RkActor& s = rk_actor();
-    rk_sync();
-    if (threadIdx.x == 0)
-        rk_new_header(s, &rk_out_header, type, rk_join(ctx.header->correlation_id), ctx.header->priority, 0u);
-    rk_sync();
-    return rk_deliver(s, ctx, nullptr, number, data, len);
+    return rk_api_send(ctx, nullptr, number, type, 0u, data, len);
 }
 
 __device__ void rk_set_outcome(RkContext& ctx, rk_u32 outcome, const char* reason) {
+    rk_sync();
     if (threadIdx.x == 0 && ctx.outcome == RK_OK) {
         ctx.outcome = outcome;
         rk_append(ctx.reason, 0, reason ? reason : (ctx.send_error != RK_OK ? ctx.send_reason : "handler error"));
