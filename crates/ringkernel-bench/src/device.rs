@@ -74,7 +74,8 @@ pub fn stream(actors: &[KernelHandle], host_threads: usize, per_actor: u64, wind
                 while lanes.iter().any(|lane| lane.received < per_actor) {
                     let mut progress = false;
                     for lane in &mut lanes {
-                        let room = (per_actor - lane.sent).min(window - (lane.sent - lane.received)).min(STREAM_BATCH as u64);
+                        let room =
+                            (per_actor - lane.sent).min(window - (lane.sent - lane.received)).min(STREAM_BATCH as u64);
                         if room > 0 {
                             let first = lane.sent;
                             let sent = lane.actor.send_with(room as usize, |i, message| {

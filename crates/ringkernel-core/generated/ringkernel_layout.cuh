@@ -76,6 +76,7 @@
 #define RK_CONTROL_BLOCK_NODE_ID_OFFSET 0x24u  // Byte offset.
 #define RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET 0x28u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET 0x2cu  // Byte offset.
+#define RK_CONTROL_BLOCK_OUTPUT_SLOT_CHECKS_OFFSET 0x30u  // Byte offset.
 #define RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET 0x40u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET 0x44u  // Byte offset.
 #define RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET 0x48u  // Byte offset.
@@ -193,7 +194,13 @@ struct alignas(64) ControlBlock {
     // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
     // CUDA: rk_load_ControlBlock_input_slot_checks (ld.acquire.sys) / rk_store_ControlBlock_input_slot_checks (st.release.sys).
     unsigned int input_slot_checks; /* atomic */  // offset 44
-    unsigned int _host_reserved[4];  // offset 48
+    // Host, before start: 1 if the host checks every output slot's whole-slot check
+    // (whole_slot_check) before it reads it, so that a device may publish
+    // `output_tail` without a fence (the host waits until a slot's check matches); 0 if not.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // CUDA: rk_load_ControlBlock_output_slot_checks (ld.acquire.sys) / rk_store_ControlBlock_output_slot_checks (st.release.sys).
+    unsigned int output_slot_checks; /* atomic */  // offset 48
+    unsigned int _host_reserved[3];  // offset 52
     // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
     // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
@@ -264,7 +271,8 @@ static_assert(RK_OFFSETOF(ControlBlock, kernel_id) == 32, "ControlBlock::kernel_
 static_assert(RK_OFFSETOF(ControlBlock, node_id) == 36, "ControlBlock::node_id must be at offset 36");
 static_assert(RK_OFFSETOF(ControlBlock, control_sequence) == 40, "ControlBlock::control_sequence must be at offset 40");
 static_assert(RK_OFFSETOF(ControlBlock, input_slot_checks) == 44, "ControlBlock::input_slot_checks must be at offset 44");
-static_assert(RK_OFFSETOF(ControlBlock, _host_reserved) == 48, "ControlBlock::_host_reserved must be at offset 48");
+static_assert(RK_OFFSETOF(ControlBlock, output_slot_checks) == 48, "ControlBlock::output_slot_checks must be at offset 48");
+static_assert(RK_OFFSETOF(ControlBlock, _host_reserved) == 52, "ControlBlock::_host_reserved must be at offset 52");
 static_assert(RK_OFFSETOF(ControlBlock, has_terminated) == 64, "ControlBlock::has_terminated must be at offset 64");
 static_assert(RK_OFFSETOF(ControlBlock, input_head) == 68, "ControlBlock::input_head must be at offset 68");
 static_assert(RK_OFFSETOF(ControlBlock, output_tail) == 72, "ControlBlock::output_tail must be at offset 72");
@@ -319,8 +327,11 @@ struct alignas(4) MessageHeader {
     unsigned int dest_kernel;  // offset 80
     // In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
     // check word (slot_check: its ring position, hot line and first
-    // payload line), written with the rest of the slot before the host publishes it; 0
-    // elsewhere. Outside the used bytes: decoders neither read nor verify it.
+    // payload line), written with the rest of the slot before the host publishes it; in the
+    // output ring of one that says `output_slot_checks`, the whole-slot check
+    // (whole_slot_check); in a K2K inbox slot written by a device, the
+    // slot check of its inbox position; 0 elsewhere. Outside the used bytes: decoders
+    // neither read nor verify it.
     unsigned int slot_check;  // offset 84
     unsigned int _padding[42];  // offset 88
 };
@@ -537,6 +548,8 @@ __device__ __forceinline__ unsigned int rk_load_ControlBlock_control_sequence(co
 __device__ __forceinline__ void rk_store_ControlBlock_control_sequence(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->control_sequence, v); }
 __device__ __forceinline__ unsigned int rk_load_ControlBlock_input_slot_checks(const ControlBlock* p) { return rk_ld_acquire_sys(&p->input_slot_checks); }
 __device__ __forceinline__ void rk_store_ControlBlock_input_slot_checks(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->input_slot_checks, v); }
+__device__ __forceinline__ unsigned int rk_load_ControlBlock_output_slot_checks(const ControlBlock* p) { return rk_ld_acquire_sys(&p->output_slot_checks); }
+__device__ __forceinline__ void rk_store_ControlBlock_output_slot_checks(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->output_slot_checks, v); }
 __device__ __forceinline__ unsigned int rk_load_ControlBlock_has_terminated(const ControlBlock* p) { return rk_ld_acquire_sys(&p->has_terminated); }
 __device__ __forceinline__ void rk_store_ControlBlock_has_terminated(ControlBlock* p, unsigned int v) { rk_st_release_sys(&p->has_terminated, v); }
 __device__ __forceinline__ unsigned int rk_load_ControlBlock_input_head(const ControlBlock* p) { return rk_ld_acquire_sys(&p->input_head); }

@@ -68,6 +68,7 @@
 #define RK_CONTROL_BLOCK_NODE_ID_OFFSET 0x24u  // Byte offset.
 #define RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET 0x28u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET 0x2cu  // Byte offset.
+#define RK_CONTROL_BLOCK_OUTPUT_SLOT_CHECKS_OFFSET 0x30u  // Byte offset.
 #define RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET 0x40u  // Byte offset.
 #define RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET 0x44u  // Byte offset.
 #define RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET 0x48u  // Byte offset.
@@ -185,7 +186,13 @@ struct ControlBlock {
     // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
     // MSL: relaxed load after the fenced load of control_sequence.
     metal::atomic_uint input_slot_checks;  // offset 44
-    uint _host_reserved[4];  // offset 48
+    // Host, before start: 1 if the host checks every output slot's whole-slot check
+    // (whole_slot_check) before it reads it, so that a device may publish
+    // `output_tail` without a fence (the host waits until a slot's check matches); 0 if not.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // MSL: relaxed load after the fenced load of control_sequence.
+    metal::atomic_uint output_slot_checks;  // offset 48
+    uint _host_reserved[3];  // offset 52
     // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
     // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
@@ -281,8 +288,11 @@ struct MessageHeader {
     uint dest_kernel;  // offset 80
     // In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
     // check word (slot_check: its ring position, hot line and first
-    // payload line), written with the rest of the slot before the host publishes it; 0
-    // elsewhere. Outside the used bytes: decoders neither read nor verify it.
+    // payload line), written with the rest of the slot before the host publishes it; in the
+    // output ring of one that says `output_slot_checks`, the whole-slot check
+    // (whole_slot_check); in a K2K inbox slot written by a device, the
+    // slot check of its inbox position; 0 elsewhere. Outside the used bytes: decoders
+    // neither read nor verify it.
     uint slot_check;  // offset 84
     uint _padding[42];  // offset 88
 };

@@ -63,6 +63,7 @@ const RK_CONTROL_BLOCK_KERNEL_ID_OFFSET: u32 = 32u;  // Byte offset.
 const RK_CONTROL_BLOCK_NODE_ID_OFFSET: u32 = 36u;  // Byte offset.
 const RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET: u32 = 40u;  // Byte offset.
 const RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET: u32 = 44u;  // Byte offset.
+const RK_CONTROL_BLOCK_OUTPUT_SLOT_CHECKS_OFFSET: u32 = 48u;  // Byte offset.
 const RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET: u32 = 64u;  // Byte offset.
 const RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET: u32 = 68u;  // Byte offset.
 const RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET: u32 = 72u;  // Byte offset.
@@ -180,7 +181,13 @@ struct ControlBlock {
     // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
     // WGSL: relaxed atomicLoad; the host changes it only between dispatches.
     input_slot_checks: atomic<u32>,  // offset 44
-    _host_reserved: array<u32, 4>,  // offset 48
+    // Host, before start: 1 if the host checks every output slot's whole-slot check
+    // (whole_slot_check) before it reads it, so that a device may publish
+    // `output_tail` without a fence (the host waits until a slot's check matches); 0 if not.
+    // Sync (Flag): written before the control_sequence increment that announces it; read after loading that word (acquire).
+    // WGSL: relaxed atomicLoad; the host changes it only between dispatches.
+    output_slot_checks: atomic<u32>,  // offset 48
+    _host_reserved: array<u32, 3>,  // offset 52
     // Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
     // it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
     // Sync (Publish): writer: finish the writes it publishes, then store (release); reader: load (acquire), then read them.
@@ -275,8 +282,11 @@ struct MessageHeader {
     dest_kernel: u32,  // offset 80
     // In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
     // check word (slot_check: its ring position, hot line and first
-    // payload line), written with the rest of the slot before the host publishes it; 0
-    // elsewhere. Outside the used bytes: decoders neither read nor verify it.
+    // payload line), written with the rest of the slot before the host publishes it; in the
+    // output ring of one that says `output_slot_checks`, the whole-slot check
+    // (whole_slot_check); in a K2K inbox slot written by a device, the
+    // slot check of its inbox position; 0 elsewhere. Outside the used bytes: decoders
+    // neither read nor verify it.
     slot_check: u32,  // offset 84
     _padding: array<u32, 42>,  // offset 88
 }

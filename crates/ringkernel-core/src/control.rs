@@ -203,6 +203,12 @@ impl SharedControl {
         self.block().input_slot_checks.store(1, Ordering::Release);
     }
 
+    /// Host side, before the kernel starts: says that the host checks every output slot's
+    /// whole-slot check ([`crate::message::whole_slot_check`]) before reading it.
+    pub fn announce_output_slot_checks(&self) {
+        self.block().output_slot_checks.store(1, Ordering::Release);
+    }
+
     /// Host side: asks the kernel to process messages; returns the control sequence to wait for
     /// (see [`SharedControl::acknowledged`]). Host threads may call these at once: every change
     /// counts in the sequence, and the device acts on the flags as they stand at the last one.

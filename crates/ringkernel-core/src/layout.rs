@@ -348,7 +348,11 @@ device_struct! {
         /// ([`MessageHeader::slot_check`]), so that a device may read a slot in the same round
         /// trip as `input_tail` and accept it by its check; 0 if not.
         pub input_slot_checks: AtomicU32 => 44,
-        _host_reserved: [u32; 4] => 48,
+        /// Host, before start: 1 if the host checks every output slot's whole-slot check
+        /// ([`crate::message::whole_slot_check`]) before it reads it, so that a device may publish
+        /// `output_tail` without a fence (the host waits until a slot's check matches); 0 if not.
+        pub output_slot_checks: AtomicU32 => 48,
+        _host_reserved: [u32; 3] => 52,
         /// Device: `RK_TERMINATED` (1) once the kernel has drained and stopped, `RK_FAILED` (2) once
         /// it stopped on a fault; 0 while it runs. Stored after everything else the kernel writes.
         pub has_terminated: AtomicU32 => 64,
@@ -423,8 +427,11 @@ device_struct! {
         pub dest_kernel: u32 => 80,
         /// In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
         /// check word ([`crate::message::slot_check`]: its ring position, hot line and first
-        /// payload line), written with the rest of the slot before the host publishes it; 0
-        /// elsewhere. Outside the used bytes: decoders neither read nor verify it.
+        /// payload line), written with the rest of the slot before the host publishes it; in the
+        /// output ring of one that says `output_slot_checks`, the whole-slot check
+        /// ([`crate::message::whole_slot_check`]); in a K2K inbox slot written by a device, the
+        /// slot check of its inbox position; 0 elsewhere. Outside the used bytes: decoders
+        /// neither read nor verify it.
         pub slot_check: u32 => 84,
         _padding: [u32; 42] => 88,
     }
@@ -658,6 +665,7 @@ pub const ATOMIC_ROLES: &[(&str, &str, AtomicRole)] = &[
     ("ControlBlock", "output_head", AtomicRole::Publish),
     ("ControlBlock", "control_sequence", AtomicRole::Publish),
     ("ControlBlock", "input_slot_checks", AtomicRole::Flag),
+    ("ControlBlock", "output_slot_checks", AtomicRole::Flag),
     ("ControlBlock", "has_terminated", AtomicRole::Publish),
     ("ControlBlock", "input_head", AtomicRole::Publish),
     ("ControlBlock", "output_tail", AtomicRole::Publish),

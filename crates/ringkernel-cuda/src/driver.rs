@@ -547,7 +547,8 @@ impl DeviceBuffer {
     pub(crate) unsafe fn download_to(&self, to: *mut u8, bytes: usize) -> std::result::Result<(), DriverError> {
         self.stream.bind()?;
         // SAFETY: the caller's promise about `to`; the buffer holds `bytes`.
-        check(unsafe { sys::cuMemcpyDtoHAsync_v2(to.cast(), self.address, bytes, self.stream.raw) }, "cuMemcpyDtoHAsync")?;
+        let copied = unsafe { sys::cuMemcpyDtoHAsync_v2(to.cast(), self.address, bytes, self.stream.raw) };
+        check(copied, "cuMemcpyDtoHAsync")?;
         self.stream.synchronize("copying device memory back")
     }
 }

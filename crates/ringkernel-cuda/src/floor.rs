@@ -234,7 +234,13 @@ impl Floor {
     /// # Errors
     /// [`RingKernelError::BackendUnavailable`] when the probe cannot run, stalls, or answers wrong;
     /// [`RingKernelError::InvalidConfig`] for a capacity that is not a power of two.
-    pub fn stream_messages_per_s(&mut self, rings: usize, host_threads: usize, capacity: u32, messages: u64) -> Result<f64> {
+    pub fn stream_messages_per_s(
+        &mut self,
+        rings: usize,
+        host_threads: usize,
+        capacity: u32,
+        messages: u64,
+    ) -> Result<f64> {
         if !capacity.is_power_of_two() || rings == 0 || host_threads == 0 {
             return Err(RingKernelError::InvalidConfig {
                 field: "stream floor",
@@ -286,7 +292,8 @@ impl Floor {
                                     let slot = 256 + 320 * (sent[k] & (capacity - 1)) as usize;
                                     word(ring, slot).store(sent[k], Ordering::Relaxed);
                                     for w in 0..16 {
-                                        word(ring, slot + 256 + 4 * w).store(sent[k].wrapping_add(w as u32), Ordering::Relaxed);
+                                        word(ring, slot + 256 + 4 * w)
+                                            .store(sent[k].wrapping_add(w as u32), Ordering::Relaxed);
                                     }
                                     sent[k] += 1;
                                     published = true;
@@ -301,7 +308,10 @@ impl Floor {
                                     if word(ring, slot).load(Ordering::Relaxed) != received[k]
                                         || first != received[k].wrapping_add(1)
                                     {
-                                        return Some(format!("the stream floor probe echoed slot {} wrong", received[k]));
+                                        return Some(format!(
+                                            "the stream floor probe echoed slot {} wrong",
+                                            received[k]
+                                        ));
                                     }
                                     received[k] += 1;
                                     consumed = true;
@@ -315,7 +325,9 @@ impl Floor {
                     })
                 })
                 .collect();
-            workers.into_iter().find_map(|worker| worker.join().unwrap_or_else(|_| Some("a floor thread panicked".into())))
+            workers
+                .into_iter()
+                .find_map(|worker| worker.join().unwrap_or_else(|_| Some("a floor thread panicked".into())))
         });
         let seconds = started.elapsed().as_secs_f64();
         for ring in 0..rings {
@@ -384,9 +396,11 @@ impl Floor {
     }
 
     fn graph_round_trips(&mut self, exec: sys::CUgraphExec, rounds: usize) -> Result<Vec<u64>> {
-        // SAFETY: an instantiated graph on our own stream.
-        let times = self
-            .time_synced(rounds, |floor| check(unsafe { sys::cuGraphLaunch(exec, floor.stream.raw()) }, "cuGraphLaunch"));
+        let times = self.time_synced(rounds, |floor| {
+            // SAFETY: an instantiated graph on our own stream.
+            let launched = unsafe { sys::cuGraphLaunch(exec, floor.stream.raw()) };
+            check(launched, "cuGraphLaunch")
+        });
         // SAFETY: no launch of it is pending any more.
         unsafe {
             let _ = sys::cuGraphExecDestroy(exec);

@@ -141,8 +141,10 @@ impl Inner {
                 spin_before_park: self.config.spin_before_park,
                 watchdog: self.config.watchdog,
                 read_message_ids: self.config.read_message_ids,
-                // The bus warp reads a slot in the same round trip as the tail.
+                // The bus warp reads a slot in the same round trip as the tail, and publishes
+                // replies without a system-scope fence.
                 input_slot_checks: true,
+                output_slot_checks: true,
                 ..HostConfig::default()
             },
             auto_activate: options.auto_activate,

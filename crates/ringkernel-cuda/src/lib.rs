@@ -44,8 +44,8 @@
 //! ## How actors map onto the GPU
 //!
 //! A **resident pool**: when the runtime starts, one cooperative kernel of
-//! [`CudaConfig::actor_slots`] blocks (128 by default, `CudaConfig::block_size` threads each) is
-//! launched and stays resident for the runtime's life; the occupancy API checks first that every
+//! [`CudaConfig::actor_slots`] blocks (128 by default, `CudaConfig::block_size` handler threads and
+//! two service warps each) is launched and stays resident for the runtime's life; the occupancy API checks first that every
 //! block fits at once, and the runtime refuses to start with an error saying how many do. Launching
 //! an actor writes its arguments into a free slot in pinned memory; the slot's idle block picks
 //! them up and runs the persistent actor loop until the actor terminates or fails, then waits for
@@ -58,6 +58,20 @@
 //! module (each in its own namespace) before the pool starts; a handler that does not compile is
 //! left out and its launch returns the compile error. Nothing here waits for the whole device:
 //! device memory is allocated and freed stream-ordered, pinned memory is pooled.
+//!
+//! ## One actor's block
+//!
+//! Three roles share the block (`cuda/loop.cuh`): the **bus warp** reads the host's memory — each
+//! round trip brings the control block's host line and, speculatively, the next input slot, which
+//! it accepts by the slot check the host writes with it
+//! ([`ringkernel_core::message::slot_check`]), so a message costs one read over the bus; the
+//! **inbox warp** watches the K2K inbox in device memory the same way, so K2K traffic never waits
+//! behind the bus; the **handler threads** take messages from both in batches: the first warp
+//! checks and stamps each message and writes replies (16-byte stores across its lanes), the
+//! handler runs on all of them between two barriers, and a batch is published once (one
+//! device-scope fence for its K2K sends, one system-scope release for its replies). Because a
+//! fence waits for every read of host memory in flight on its SM (measured: ~0.6 µs alone, ~1.4 µs
+//! beside one), the service warps stop reading while a batch is being handled, unless it is long.
 //!
 //! ## Faults
 //!

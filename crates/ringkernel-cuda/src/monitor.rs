@@ -129,7 +129,8 @@ impl Watch {
     /// report its stop.
     fn finish(&self, track: Track) {
         let code = self.pool.stop_code(track.slot);
-        let code = if matches!(code, termination::TERMINATED | termination::FAILED) { code } else { termination::FAILED };
+        let code =
+            if matches!(code, termination::TERMINATED | termination::FAILED) { code } else { termination::FAILED };
         if code == termination::FAILED {
             // SAFETY: the mirror is `inbox.bytes()` of pinned memory in the kernel's region, which
             // the engine holds and the pool does not reuse before `reusable`; the actor ended.

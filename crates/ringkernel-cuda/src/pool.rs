@@ -53,7 +53,12 @@ impl Pool {
     /// # Errors
     /// [`RingKernelError::InvalidConfig`] saying how many blocks fit when they do not; the
     /// driver's refusal otherwise.
-    pub(crate) fn launch(context: &Arc<Context>, function: sys::CUfunction, threads: u32, capacity: usize) -> Result<Self> {
+    pub(crate) fn launch(
+        context: &Arc<Context>,
+        function: sys::CUfunction,
+        threads: u32,
+        capacity: usize,
+    ) -> Result<Self> {
         let block = threads + SERVICE_THREADS;
         let mut per_sm = 0;
         // SAFETY: a loaded function; out-parameter call.

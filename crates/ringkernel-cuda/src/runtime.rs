@@ -46,8 +46,8 @@ pub struct CudaConfig {
     pub read_message_ids: bool,
     /// How long `launch` waits for a kernel to start running on the GPU.
     pub start_timeout: Duration,
-    /// Threads of every actor block (`LaunchOptions::block_size` must equal it): a multiple of 32
-    /// from 32 to 1024. Default 128.
+    /// Handler threads of every actor block (`LaunchOptions::block_size` must equal it): a
+    /// multiple of 32 from 32 to 960 (each block also runs two service warps). Default 128.
     pub block_size: u32,
     /// Compile the actor loop with `RK_PROFILE`: each actor adds up the SM cycles of each phase of
     /// its message path, read with [`CudaRuntime::profile`]. For measurements; off by default.
@@ -74,8 +74,6 @@ impl Default for CudaConfig {
         }
     }
 }
-
-
 
 /// Each registered kernel's handler index in the pool module, or its compile error.
 pub(crate) type Kinds = HashMap<String, std::result::Result<u32, RingKernelError>>;

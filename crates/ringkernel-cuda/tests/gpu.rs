@@ -302,7 +302,8 @@ async fn a_soak_of_looping_callers_and_a_k2k_token_loses_nothing() {
     let mut tasks = Vec::new();
     for caller in 0..6u64 {
         let counter = caller % 2 == 1;
-        let name = if counter { format!("{}#{caller}", builtin::COUNTER) } else { format!("{}#{caller}", builtin::ECHO) };
+        let name =
+            if counter { format!("{}#{caller}", builtin::COUNTER) } else { format!("{}#{caller}", builtin::ECHO) };
         let kernel = runtime.launch(&name, active()).await.unwrap();
         let (stop, calls) = (stop.clone(), calls.clone());
         tasks.push(tokio::spawn(async move {
@@ -310,7 +311,8 @@ async fn a_soak_of_looping_callers_and_a_k2k_token_loses_nothing() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 if counter {
-                    let reply = kernel.call(Envelope::new(builtin::COUNTER_ADD, 1u64.to_le_bytes()), TIMEOUT).await.unwrap();
+                    let reply =
+                        kernel.call(Envelope::new(builtin::COUNTER_ADD, 1u64.to_le_bytes()), TIMEOUT).await.unwrap();
                     assert_eq!(reply.payload, n.to_le_bytes(), "counter total after {n} adds");
                 } else {
                     let payload = ((n * 0x9E37_79B9) ^ caller).to_le_bytes();

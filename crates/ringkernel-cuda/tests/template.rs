@@ -83,7 +83,9 @@ fn the_documented_abi_is_declared() {
     ] {
         assert!(PRELUDE.contains(function), "the prelude declares `{function}`");
     }
-    assert!(LOOP.contains("extern \"C\" __global__ void __launch_bounds__(RK_BLOCK_THREADS) rk_pool_main(RkSlot* slots)"));
+    assert!(
+        LOOP.contains("extern \"C\" __global__ void __launch_bounds__(RK_BLOCK_THREADS) rk_pool_main(RkSlot* slots)")
+    );
     // The pool's structs are declared from the Rust layout, sizes and offsets asserted.
     let source = pool_source(&[]);
     for declared in [

@@ -17,7 +17,7 @@ use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LIN
 use ringkernel_core::memory::HostEnds;
 use ringkernel_core::message::{
     CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header,
-    write_slot, write_slot_check,
+    whole_slot_check, write_slot, write_slot_check,
 };
 use ringkernel_core::queue::mpsc::InboxReclaim;
 use ringkernel_core::queue::spsc::{Consumer, Producer};
@@ -77,7 +77,18 @@ pub struct HostConfig {
     /// the same round trip as the ring's tail (the CUDA backend). Costs the host about 30 ns per
     /// message; off by default.
     pub input_slot_checks: bool,
+    /// Whether the host checks every output slot's whole-slot check
+    /// ([`ringkernel_core::message::whole_slot_check`], announced in the control block's
+    /// `output_slot_checks`) before it reads the slot, for a device that publishes `output_tail`
+    /// without a fence (the CUDA backend: a system-scope fence there costs microseconds). A slot
+    /// whose check does not match yet is looked at again; one that never matches fails the kernel
+    /// after [`OUTPUT_SLOT_PATIENCE`]. Costs the host about 30 ns per message; off by default.
+    pub output_slot_checks: bool,
 }
+
+/// How long an output slot may stay incomplete (its check word not matching) before the kernel
+/// fails with the slot named: far longer than any write takes to land.
+pub const OUTPUT_SLOT_PATIENCE: Duration = Duration::from_secs(1);
 
 impl Default for HostConfig {
     fn default() -> Self {
@@ -87,6 +98,7 @@ impl Default for HostConfig {
             watchdog: None,
             read_message_ids: false,
             input_slot_checks: false,
+            output_slot_checks: false,
         }
     }
 }
@@ -148,6 +160,8 @@ struct OutputSide {
     pending: HashMap<u64, Option<Box<Envelope>>, BuildHasherDefault<CorrelationHasher>>,
     /// Messages nobody is calling for, in arrival order, for `receive`.
     unclaimed: VecDeque<Envelope>,
+    /// With output slot checks: the oldest slot's position and when it was first seen incomplete.
+    incomplete_since: Option<(u32, Instant)>,
 }
 
 /// Counters written under the lock of their side (a load and a store, no read-modify-write), or
@@ -247,6 +261,9 @@ pub struct HostKernel {
     stats: CachePadded<Stats>,
     /// Drains that moved at least one message (lets waiters skip polls that cannot succeed).
     drains: CachePadded<AtomicU64>,
+    /// With output slot checks: the oldest output slot was published but not complete at the
+    /// last look (waiters must look again although nothing else changed).
+    incomplete: AtomicBool,
     latency: Mutex<Histogram<u64>>,
     /// Calls made so far (decides which are timed for the latency histogram).
     calls: AtomicU64,
@@ -278,6 +295,9 @@ impl HostKernel {
         if config.input_slot_checks {
             control.announce_input_slot_checks();
         }
+        if config.output_slot_checks {
+            control.announce_output_slot_checks();
+        }
         let initial = if auto_activate {
             control.activate();
             ACTIVE
@@ -302,9 +322,11 @@ impl HostKernel {
                 scratch,
                 pending: HashMap::default(),
                 unclaimed: VecDeque::new(),
+                incomplete_since: None,
             })),
             stats: CachePadded::default(),
             drains: CachePadded::default(),
+            incomplete: AtomicBool::new(false),
             latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")),
             calls: AtomicU64::new(0),
             widened: Mutex::default(),
@@ -764,7 +786,8 @@ impl HostKernel {
         mut visit: Option<&mut VisitFn<'_>>,
     ) -> Result<Pulled> {
         self.device.sync_from_device()?;
-        let OutputSide { consumer, scratch, pending, unclaimed } = out;
+        let OutputSide { consumer, scratch, pending, unclaimed, incomplete_since } = out;
+        let (part, checks) = (self.receive_part, self.config.output_slot_checks);
         let mut pulled = Pulled::default();
         if let Some(visit) = visit.as_deref_mut() {
             while pulled.visited < max {
@@ -780,8 +803,40 @@ impl HostKernel {
             if pulled.reply.is_some() || (visit.is_some() && pulled.visited >= max) {
                 break;
             }
-            match consumer.try_pop(|slot| slot.copy_message_into(scratch, self.receive_part)) {
+            let mut incomplete = None;
+            let popped = consumer.try_pop_complete(|slot, position| {
+                slot.copy_message_into(scratch, part);
+                // The check covers what was copied (hot line and payload); the device may publish
+                // its tail before the slot's last writes land.
+                let complete = !checks
+                    || slot.read_u32(std::mem::offset_of!(MessageHeader, slot_check))
+                        == whole_slot_check(position, scratch.as_slice());
+                if !complete {
+                    incomplete = Some(position);
+                }
+                complete.then_some(())
+            });
+            self.incomplete.store(incomplete.is_some(), Ordering::Relaxed);
+            if let Some(position) = incomplete {
+                match *incomplete_since {
+                    Some((seen, since)) if seen == position => {
+                        if since.elapsed() > OUTPUT_SLOT_PATIENCE {
+                            let reason = format!(
+                                "output slot {position} never became complete: its check word still does not match \
+                                 after {OUTPUT_SLOT_PATIENCE:?}"
+                            );
+                            tracing::error!(kernel = %self.id, %reason, "the device broke the output protocol");
+                            self.record_fault(reason.clone());
+                            self.fault();
+                            return Err(RingKernelError::KernelFault { kernel: self.id.to_string(), reason });
+                        }
+                    }
+                    _ => *incomplete_since = Some((position, Instant::now())),
+                }
+            }
+            match popped {
                 Ok(()) => {
+                    *incomplete_since = None;
                     moved += 1;
                     consumer.prefetch_following(&SLOT_READ_LINES);
                     if self.receive_part == HeaderPart::Hot {
@@ -869,7 +924,7 @@ impl HostKernel {
     fn changed_since(&self, last_seen: &mut Option<Snapshot>) -> Result<bool> {
         self.device.sync_from_device()?;
         let seen = self.snapshot();
-        Ok(last_seen.replace(seen) != Some(seen))
+        Ok(last_seen.replace(seen) != Some(seen) || self.incomplete.load(Ordering::Relaxed))
     }
 
     /// What a waiting poll compares to skip a drain that cannot find anything new.

@@ -25,5 +25,5 @@ mod table;
 mod wait;
 
 pub use device::{Device, Doorbell};
-pub use engine::{HostConfig, HostKernel, KernelParts};
+pub use engine::{HostConfig, HostKernel, KernelParts, OUTPUT_SLOT_PATIENCE};
 pub use table::KernelTable;

@@ -286,3 +286,76 @@ async fn input_slots_carry_the_check_of_their_position() {
         }
     }
 }
+
+/// With `output_slot_checks`, a reply whose tail is published before its last bytes land is not
+/// read until its whole-slot check matches (the call waits, then gets it complete); a slot whose
+/// check never matches fails the kernel, naming the slot, instead of being read torn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_slots_are_read_only_once_their_check_matches() {
+    use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader};
+    use ringkernel_core::message::{whole_slot_check, write_whole_slot_check};
+    let check_at = std::mem::offset_of!(MessageHeader, slot_check);
+    let (handle, kernel, mut device) = kernel(HostConfig { output_slot_checks: true, ..quick() });
+    assert_eq!(kernel.control().block().output_slot_checks.load(Ordering::Acquire), 1);
+    let ring = RingGeometry::for_messages(CAPACITY, 32).unwrap();
+    let layout = KernelLayout::new(ring, ring, Some(RingGeometry::new(4, ring.slot_bytes()).unwrap())).unwrap();
+    let base = kernel.control().block() as *const _ as usize;
+    let slot_bytes = ring.slot_bytes() as usize;
+    // The device's reply to message `n`, written into output position `n` with a check word that
+    // is `check_delta` off (its last bytes "not landed yet").
+    let answer = |device: &mut DeviceEnds, check_delta: u32| {
+        let mut buffer = SlotBuffer::new(slot_bytes).unwrap();
+        device.input.try_pop(|slot| slot.copy_message_into(&mut buffer, HeaderPart::Hot)).unwrap();
+        let request = buffer.decode().unwrap();
+        let reply = request.header.reply(request.header.message_type);
+        let payload = request.payload.to_vec();
+        let position = device.output.position();
+        device
+            .output
+            .try_push(|slot| {
+                write_slot(slot, &reply, &payload).unwrap();
+                write_whole_slot_check(position, slot);
+                let bad =
+                    u32::from_le_bytes(slot[check_at..check_at + 4].try_into().unwrap()).wrapping_add(check_delta);
+                slot[check_at..check_at + 4].copy_from_slice(&bad.to_le_bytes());
+            })
+            .unwrap();
+        position
+    };
+    let slot_at =
+        |position: u32| (base + layout.output_offset() + (position % CAPACITY) as usize * slot_bytes) as *mut u8;
+
+    // Published incomplete, completed 50 ms later: the call waits for it.
+    let call = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.call(Envelope::new(3, *b"late"), Duration::from_secs(5)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let position = answer(&mut device, 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!call.is_finished(), "an incomplete slot was read");
+    // SAFETY: the slot is the device's to write until the host consumes it, which it has not.
+    unsafe {
+        let slot = std::slice::from_raw_parts_mut(slot_at(position), MESSAGE_HEADER_BYTES + 32);
+        let check = whole_slot_check(position, slot);
+        slot[check_at..check_at + 4].copy_from_slice(&check.to_le_bytes());
+    }
+    assert_eq!(call.await.unwrap().unwrap().payload, b"late");
+
+    // Never completed: the kernel fails with the slot named, within the patience and a little.
+    let started = std::time::Instant::now();
+    let call = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.call(Envelope::new(3, *b"torn"), Duration::from_secs(10)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let position = answer(&mut device, 7);
+    match call.await.unwrap() {
+        Err(RingKernelError::KernelFault { reason, .. }) => {
+            assert!(reason.contains(&format!("output slot {position} never became complete")), "{reason}")
+        }
+        other => panic!("expected the kernel to fail on a slot that never completes, got {other:?}"),
+    }
+    assert!(started.elapsed() < ringkernel_host::OUTPUT_SLOT_PATIENCE + Duration::from_secs(2));
+    assert_eq!(handle.state(), KernelState::Failed);
+}

@@ -35,5 +35,8 @@ pub use envelope::Envelope;
 pub use header::HeaderBuilder;
 pub use identity::{CorrelationId, HOST_KERNEL_ID, MessageId, Priority};
 pub use report::ErrorReport;
-pub use slot_check::{SLOT_CHECK_PAYLOAD_BYTES, slot_check, slot_check_matches, slot_check_term, write_slot_check};
+pub use slot_check::{
+    SLOT_CHECK_PAYLOAD_BYTES, slot_check, slot_check_matches, slot_check_term, whole_slot_check,
+    whole_slot_check_matches, write_slot_check, write_whole_slot_check,
+};
 pub use typed::{RingMessage, message_type_id};

@@ -55,6 +55,38 @@ pub const fn slot_check_term(word: u32, index: u32) -> u32 {
 /// last partial word with its missing bytes read as zero), `payload_bytes` being the hot line's.
 /// A slot shorter than a header gives the check of its position alone.
 pub fn slot_check(position: u32, slot: &[u8]) -> u32 {
+    check_covering(position, slot, SLOT_CHECK_PAYLOAD_BYTES)
+}
+
+/// [`slot_check`] over the whole payload (`min(payload_bytes, capacity)` bytes), for a reader that
+/// reads the whole slot at once: a host reading an output ring whose device publishes the tail
+/// without a fence (`ControlBlock::output_slot_checks`). Equal to [`slot_check`] for payloads of
+/// at most [`SLOT_CHECK_PAYLOAD_BYTES`].
+pub fn whole_slot_check(position: u32, slot: &[u8]) -> u32 {
+    check_covering(position, slot, usize::MAX)
+}
+
+/// Whether the slot carries the [`whole_slot_check`] of position `position`.
+pub fn whole_slot_check_matches(position: u32, slot: &[u8]) -> bool {
+    slot.len() >= MESSAGE_HEADER_BYTES && stored_check(slot) == whole_slot_check(position, slot)
+}
+
+/// Writes the [`whole_slot_check`] of a slot whose every other byte is final.
+pub fn write_whole_slot_check(position: u32, slot: &mut [u8]) {
+    if slot.len() >= MESSAGE_HEADER_BYTES {
+        let check = whole_slot_check(position, slot);
+        let at = std::mem::offset_of!(MessageHeader, slot_check);
+        slot[at..at + 4].copy_from_slice(&check.to_le_bytes());
+    }
+}
+
+/// The check word a slot carries.
+fn stored_check(slot: &[u8]) -> u32 {
+    let at = std::mem::offset_of!(MessageHeader, slot_check);
+    u32::from_le_bytes(slot[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn check_covering(position: u32, slot: &[u8], payload_limit: usize) -> u32 {
     let word = |offset: usize| u32::from_le_bytes(slot[offset..offset + 4].try_into().expect("4 bytes"));
     let mut check = slot_check_term(position, 0);
     if slot.len() < MESSAGE_HEADER_BYTES {
@@ -64,7 +96,7 @@ pub fn slot_check(position: u32, slot: &[u8]) -> u32 {
         check = check.wrapping_add(slot_check_term(word(4 * i), 1 + i as u32));
     }
     let payload_bytes = word(std::mem::offset_of!(MessageHeader, payload_bytes)) as usize;
-    let covered = payload_bytes.min(SLOT_CHECK_PAYLOAD_BYTES).min(slot.len() - MESSAGE_HEADER_BYTES);
+    let covered = payload_bytes.min(payload_limit).min(slot.len() - MESSAGE_HEADER_BYTES);
     for i in 0..covered.div_ceil(4) {
         let at = MESSAGE_HEADER_BYTES + 4 * i;
         let mut bytes = [0u8; 4];
@@ -88,9 +120,7 @@ pub fn write_slot_check(position: u32, slot: &mut [u8]) {
 
 /// Whether the slot carries the check word of position `position`.
 pub fn slot_check_matches(position: u32, slot: &[u8]) -> bool {
-    let at = std::mem::offset_of!(MessageHeader, slot_check);
-    slot.len() >= MESSAGE_HEADER_BYTES
-        && u32::from_le_bytes(slot[at..at + 4].try_into().expect("4 bytes")) == slot_check(position, slot)
+    slot.len() >= MESSAGE_HEADER_BYTES && stored_check(slot) == slot_check(position, slot)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -146,6 +176,21 @@ mod tests {
         write_slot_check(1, &mut a);
         write_slot_check(1, &mut b);
         assert_eq!(slot_check(1, &a), slot_check(1, &b));
+    }
+
+    #[test]
+    fn the_whole_slot_check_covers_every_payload_byte() {
+        let mut s = slot(&[9u8; 200], 256);
+        write_whole_slot_check(5, &mut s);
+        assert!(whole_slot_check_matches(5, &s) && !whole_slot_check_matches(6, &s));
+        for at in [0, 63, MESSAGE_HEADER_BYTES, MESSAGE_HEADER_BYTES + 64, MESSAGE_HEADER_BYTES + 199] {
+            let mut torn = s.clone();
+            torn[at] ^= 1;
+            assert!(!whole_slot_check_matches(5, &torn), "byte {at} is covered");
+        }
+        // Up to one payload line, both checks are the same word.
+        let small = slot(b"sixty-four or less", 64);
+        assert_eq!(slot_check(3, &small), whole_slot_check(3, &small));
     }
 
     #[test]

@@ -576,6 +576,35 @@ impl Consumer {
         Ok(result)
     }
 
+    /// Reads the oldest slot with `read`, which is also given the slot's free-running position and
+    /// says whether the slot is complete: only then (`Some`) is it handed back to the producer.
+    /// `None` leaves it for a later look — for a producer whose writes may land after its tail (a
+    /// device that publishes without a fence and lets the reader check each slot).
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] if nothing is published or the oldest slot is not complete yet;
+    /// [`PopError::Corrupt`] if the producer broke the protocol.
+    #[inline]
+    pub fn try_pop_complete<R>(
+        &mut self,
+        read: impl FnOnce(SharedSlot<'_>, u32) -> Option<R>,
+    ) -> std::result::Result<R, PopError> {
+        if self.ready(1)? == 0 {
+            return Err(PopError::Empty);
+        }
+        let shared = &*self.shared;
+        let head = self.head;
+        // As in try_pop: published, and untouched by the producer until we advance head.
+        let Some(result) = shared.tracker(head).read(|| read(shared.shared_slot(head), head)) else {
+            return Err(PopError::Empty);
+        };
+        self.head = head.wrapping_add(1);
+        if self.head.wrapping_sub(self.published_head) >= self.publish_every {
+            self.publish_head();
+        }
+        Ok(result)
+    }
+
     /// Hints the CPU to fetch the cache lines at `byte_offsets` of the slot after the one the next
     /// pop reads, if that slot is already known to be published: while one message is handled,
     /// the next one's lines travel from the producer's core (or over the bus). Only a hint: it

@@ -385,12 +385,15 @@ __device__ void rk_handlers_run(RkActor& s) {
         RK_PROF_T(t_publish);
         if (threadIdx.x == 0) {
             if (rk_unpublished(s)) {
-                // No read of host memory in flight while the batch's fences run.
-                rk_st_shared(&rk_link.draining, 1u);
-                __threadfence_block();
-                while (rk_ld_shared(&rk_link.bus_reading) != 0u) { }
+                // No read of host memory in flight while the batch's fences (if any) run.
+                const bool fences = rk_flush_fences(s);
+                if (fences) {
+                    rk_st_shared(&rk_link.draining, 1u);
+                    __threadfence_block();
+                    while (rk_ld_shared(&rk_link.bus_reading) != 0u) { }
+                }
                 rk_flush(s);
-                rk_st_shared(&rk_link.draining, 0u);
+                if (fences) rk_st_shared(&rk_link.draining, 0u);
             }
             rk_st_shared(&rk_link.busy, 0u);  // the service warps may read again
         }
@@ -663,14 +666,9 @@ __device__ __noinline__ void rk_inbox_run(RkActor& s) {
         } else if (lane == 0u) {
             part = rk_slot_check_term(next, 0u);
         }
-        if (rk_warp_sum(part) != stored) {
-            // Read before the sender's writes all landed: read again now that the sequence is
-            // seen (acquire), which orders them.
-            rk_fence_acq_rel_gpu();
-            if (lane >= 4u && lane < 8u) v = rk_ld_relaxed_gpu_v4(slot + 16u * (lane - 4u));
-            else if (lane >= 9u && lane < 13u && 16u * (lane - 9u) < payload_capacity)
-                v = rk_ld_relaxed_gpu_v4(slot + RK_MESSAGE_HEADER_BYTES + 16u * (lane - 9u));
-        }
+        // Senders publish the sequence without a fence: a slot read before all its writes
+        // landed fails its check and is read again.
+        if (rk_warp_sum(part) != stored) continue;
         RkEntry* e = &rk_k2k_queue[ready % RK_K2K_QUEUE];
         if (lane >= 4u && lane < 8u) reinterpret_cast<uint4*>(&e->header)[lane - 4u] = v;
         if (lane >= 9u && lane < 13u) reinterpret_cast<uint4*>(e->payload)[lane - 9u] = v;
@@ -713,6 +711,8 @@ __device__ __noinline__ void rk_actor_run(RkSlot* slot) {
         s.out_capacity = c->output_capacity;
         s.out_slot_bytes = c->output_slot_bytes;
         s.input_checked = rk_ld_relaxed_sys(&c->input_slot_checks);
+        s.output_checked = rk_ld_relaxed_sys(&c->output_slot_checks);
+        s.pending_large = 0u;
         s.inbox_capacity = s.inbox->capacity;
         s.inbox_slot_bytes = s.inbox->slot_bytes;
         s.in_head = rk_ld_relaxed_sys(&c->input_head);

@@ -329,6 +329,8 @@ struct RkActor {
     RkSlot* slot;
     rk_u32 in_capacity, in_slot_bytes, out_capacity, out_slot_bytes, inbox_capacity, inbox_slot_bytes;
     rk_u32 input_checked;     // the host writes slot checks (ControlBlock::input_slot_checks)
+    rk_u32 output_checked;    // the host checks output slots (ControlBlock::output_slot_checks)
+    rk_u32 pending_large;     // a pending K2K send's payload is longer than its check covers
     rk_u32 in_head, out_tail, out_head_seen, inbox_head;
     rk_u32 published_in_head, published_inbox_head;
     rk_u32 processed, rejected, errors, last_error, heartbeat, dropped_output;
@@ -432,13 +434,18 @@ __device__ __forceinline__ unsigned char* rk_inbox_slot(K2KInboxHeader* ib, rk_u
 // ---- publishing ---------------------------------------------------------------------------------
 // What a batch did in device memory, behind one device-scope fence: the sequence words of its K2K
 // sends (their slots were written before), and the inbox slots it handled go back to their senders
-// (sequence = position + capacity: their contents were read before, into shared memory or the
-// scratch). The routes it entered stay entered (see rk_leave_routes). Thread 0.
+// (sequence = position + capacity). The routes it entered stay entered (see rk_leave_routes).
+// Thread 0.
 __device__ __noinline__ void rk_flush_k2k(RkActor& s) {
     const bool released = s.inbox_head != s.published_inbox_head;
-    if (s.pending_count != 0 || released) rk_fence_acq_rel_gpu();
+    // Receivers read a slot with its sequence and accept it by its slot check, which covers the
+    // first payload line: only a longer payload needs its writes ordered before the sequence (a
+    // fence waits for every read of host memory in flight on the GPU: microseconds). The slots
+    // handled were read to the end before (into shared memory or the scratch).
+    if (s.pending_large) rk_fence_acq_rel_gpu();
     for (rk_u32 i = 0; i < s.pending_count; ++i) rk_st_relaxed_gpu(s.pending[i].sequence, s.pending[i].value);
     s.pending_count = 0;
+    s.pending_large = 0;
     if (released) {
         rk_u32* seqs = rk_inbox_sequences(s.inbox);
         for (rk_u32 p = s.published_inbox_head; p != s.inbox_head; ++p)
@@ -476,23 +483,35 @@ __device__ __forceinline__ void rk_store_counters(RkActor& s) {
     s.counters_stored = s.processed + s.rejected + s.errors;
 }
 
-// Publishes a batch: its device-memory side (rk_flush_k2k), then what the host must see together —
-// counters and the input head, then the output tail behind one release store at system scope (one
-// per batch, not per message). A batch of K2K messages only leaves its counters for later (a
-// system-scope store would make the next batch's device-scope fence wait for it). Thread 0.
+// Publishes a batch: its device-memory side (rk_flush_k2k), then what the host must see: counters,
+// the input head and the output tail. When the host checks every output slot's whole-slot check,
+// these are plain stores — the host reads no slot before its check matches, and the input slots
+// handed back were read to the end — so no system-scope fence is paid at all (one costs ~0.6 µs
+// alone, and many times that while other blocks read host memory: measured). Otherwise the tail
+// goes behind one release store per batch. A batch of K2K messages only leaves its counters for
+// later. Thread 0.
 __device__ __noinline__ void rk_flush(RkActor& s) {
     rk_flush_k2k(s);
     ControlBlock* c = s.control;
-    if (s.pending_outputs != 0) {
+    if (s.pending_outputs != 0 || s.in_head != s.published_in_head) {
         rk_store_counters(s);
-        rk_st_relaxed_sys(&c->input_head, s.in_head);
-        asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->output_tail), "r"(s.out_tail) : "memory");
+        if (s.output_checked) {
+            rk_st_relaxed_sys(&c->input_head, s.in_head);
+            rk_st_relaxed_sys(&c->output_tail, s.out_tail);
+        } else if (s.pending_outputs != 0) {
+            rk_st_relaxed_sys(&c->input_head, s.in_head);
+            asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->output_tail), "r"(s.out_tail) : "memory");
+        } else {
+            asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->input_head), "r"(s.in_head) : "memory");
+        }
         s.pending_outputs = 0;
-    } else if (s.in_head != s.published_in_head) {
-        rk_store_counters(s);
-        asm volatile("st.release.sys.u32 [%0], %1;" : : "l"(&c->input_head), "r"(s.in_head) : "memory");
     }
     s.published_in_head = s.in_head;
+}
+
+// Whether publishing now would pay a fence (and should wait for the bus warp's read in flight).
+__device__ __forceinline__ bool rk_flush_fences(const RkActor& s) {
+    return s.pending_large || (!s.output_checked && (s.pending_outputs != 0 || s.in_head != s.published_in_head));
 }
 
 // Counters of K2K-only work, when they changed: stored while idle, or before stopping. Thread 0.
@@ -595,9 +614,27 @@ __device__ __noinline__ rk_u32 rk_lead_write_output(RkActor& s, MessageHeader* h
     }
     result = __shfl_sync(0xFFFFFFFFu, result, 0);
     if (result != RK_OK) return result;
+    if (s.output_checked) {
+        // The whole-slot check (ringkernel_core::message::whole_slot_check), one word per lane:
+        // the host reads the slot only once it matches, so the tail needs no fence.
+        const rk_u32 lane = threadIdx.x;
+        rk_u32 part = lane < 16u ? rk_slot_check_term(reinterpret_cast<const rk_u32*>(h)[lane], 1u + lane) : 0u;
+        const bool aligned = ((size_t)data & 3u) == 0;
+        for (rk_u32 i = lane; 4u * i < len; i += 32u) {
+            rk_u32 word = 0u;
+            if (aligned && 4u * i + 4u <= len) word = reinterpret_cast<const rk_u32*>(data)[i];
+            else for (rk_u32 b = 0; b < 4u && 4u * i + b < len; ++b) word |= (rk_u32)data[4u * i + b] << (8u * b);
+            part += rk_slot_check_term(word, 17u + i);
+        }
+        if (lane == 0u) part += rk_slot_check_term(s.out_tail, 0u);
+        const rk_u32 check = rk_warp_sum(part);
+        if (lane == 0u) h->slot_check = check;
+        __syncwarp();
+    }
     unsigned char* slot = s.output + (size_t)(s.out_tail & (s.out_capacity - 1u)) * s.out_slot_bytes;
     rk_lead_store_message(slot, h, data, len, true);
     if (threadIdx.x == 0) {
+        h->slot_check = 0u;
         s.out_tail += 1u;
         s.pending_outputs += 1u;
     }
@@ -771,6 +808,7 @@ __device__ __noinline__ rk_u32 rk_lead_k2k_send(RkActor& s, RkContext& ctx, cons
             s.pending[s.pending_count].sequence = &rk_inbox_sequences(ib)[claimed & (ib->capacity - 1u)];
             s.pending[s.pending_count].value = claimed + 1u;
             s.pending_count += 1u;
+            if (len > 64u) s.pending_large = 1u;
         }
         __syncwarp();
     }
