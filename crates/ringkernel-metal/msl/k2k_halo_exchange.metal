@@ -14,9 +14,6 @@ struct _mslBufferSizes {
 };
 
 struct type_2 {
-    uint inner[4];
-};
-struct type_3 {
     uint inner[3];
 };
 struct ControlBlock {
@@ -32,6 +29,7 @@ struct ControlBlock {
     uint node_id;
     metal::atomic_uint control_sequence;
     metal::atomic_uint input_slot_checks;
+    metal::atomic_uint output_slot_checks;
     type_2 _host_reserved;
     metal::atomic_uint has_terminated;
     metal::atomic_uint input_head;
@@ -46,10 +44,13 @@ struct ControlBlock {
     metal::atomic_uint hlc_physical_hi;
     metal::atomic_uint hlc_logical;
     metal::atomic_uint control_ack;
-    type_3 _device_reserved;
+    type_2 _device_reserved;
+};
+struct type_3 {
+    uint inner[2];
 };
 struct type_4 {
-    uint inner[2];
+    uint inner[4];
 };
 struct type_5 {
     uint inner[42];
@@ -61,14 +62,14 @@ struct MessageHeader {
     uint message_type;
     uint payload_bytes;
     uint checksum;
-    type_4 correlation_id;
+    type_3 correlation_id;
     uint source_kernel;
     uint priority;
-    type_4 timestamp_physical_ns;
+    type_3 timestamp_physical_ns;
     uint timestamp_logical;
     uint timestamp_node;
-    type_4 deadline_ns;
-    type_2 message_id;
+    type_3 deadline_ns;
+    type_4 message_id;
     uint dest_kernel;
     uint slot_check;
     type_5 _padding;
@@ -105,7 +106,7 @@ struct K2KRoutingTable {
     uint grid_dim_y;
     uint grid_dim_z;
     uint inbox_stride;
-    type_4 _reserved;
+    type_3 _reserved;
     type_7 routes;
 };
 struct HaloMessageHeader {
@@ -121,8 +122,8 @@ struct HaloMessageHeader {
 struct ErrorReportHeader {
     uint code;
     uint _reserved;
-    type_4 value0_;
-    type_4 value1_;
+    type_3 value0_;
+    type_3 value1_;
 };
 struct HaloParams {
     metal::uint4 tile;
@@ -196,6 +197,7 @@ constant uint RK_CONTROL_BLOCK_KERNEL_ID_OFFSET = 32u;
 constant uint RK_CONTROL_BLOCK_NODE_ID_OFFSET = 36u;
 constant uint RK_CONTROL_BLOCK_CONTROL_SEQUENCE_OFFSET = 40u;
 constant uint RK_CONTROL_BLOCK_INPUT_SLOT_CHECKS_OFFSET = 44u;
+constant uint RK_CONTROL_BLOCK_OUTPUT_SLOT_CHECKS_OFFSET = 48u;
 constant uint RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET = 64u;
 constant uint RK_CONTROL_BLOCK_INPUT_HEAD_OFFSET = 68u;
 constant uint RK_CONTROL_BLOCK_OUTPUT_TAIL_OFFSET = 72u;
