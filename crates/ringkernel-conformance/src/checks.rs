@@ -654,10 +654,11 @@ pub async fn deactivate_stops_handling_before_it_returns(runtime: Runtime) {
 pub async fn deactivate_takes_effect_before_queued_messages(runtime: Runtime) {
     const QUEUED: u32 = 10;
     // Handlers with a clock hold for HOLD_MS; WGSL has none and works through as much arithmetic
-    // as one loop nest allows (milliseconds), so the queue follows it more closely there.
+    // as one loop nest allows (about 100 ms on lavapipe), so the queue follows it more closely
+    // there. The settle lets the kernel take the held message before the others are queued.
     const HOLD_MS: u32 = 400;
     let clockless = matches!(runtime.backend(), Backend::Wgpu | Backend::Metal);
-    let settle = if clockless { Duration::from_millis(1) } else { Duration::from_millis(50) };
+    let settle = if clockless { Duration::from_millis(15) } else { Duration::from_millis(50) };
     for round in 0..2u32 {
         let hold = launch(&runtime, &format!("{HOLD}#{round}"), active()).await;
         let held = tokio::spawn({

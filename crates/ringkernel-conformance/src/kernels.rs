@@ -335,11 +335,17 @@ fn rk_handle() {
     /// clock; one loop nest stays under lavapipe's limit), then echoes.
     pub const HOLD: &str = r#"
 fn rk_hold_step(x: u32) -> u32 {
+    // A multiply-add chain alone is affine and compilers fold it into one; the xor-shift keeps
+    // every step a step.
     var y = x;
-    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
-    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
-    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
-    y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u; y = y * 1664525u + 1013904223u;
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
+    y = (y * 1664525u + 1013904223u) ^ (y >> 13u); y = (y * 1664525u + 1013904223u) ^ (y >> 13u);
     return y;
 }
 fn rk_hold_quad(x: u32) -> u32 {
@@ -352,6 +358,9 @@ fn rk_handle() {
         iterations = min(rk_payload_word(0u) * HOLD_ITERATIONS_PER_MS, SLOW_SPIN_ITERATIONS);
     }
     for (var i = 0u; i < iterations; i += 1u) {
+        x = rk_hold_quad(rk_hold_quad(rk_hold_quad(rk_hold_quad(x))));
+        x = rk_hold_quad(rk_hold_quad(rk_hold_quad(rk_hold_quad(x))));
+        x = rk_hold_quad(rk_hold_quad(rk_hold_quad(rk_hold_quad(x))));
         x = rk_hold_quad(rk_hold_quad(rk_hold_quad(rk_hold_quad(x))));
     }
     rk_set_state_word(0u, x);
@@ -377,7 +386,7 @@ fn rk_handle() {
 }
 
 /// Iterations of `hold`'s WGSL loop per millisecond asked for (at most [`SLOW_SPIN_ITERATIONS`]);
-/// each iteration is 256 dependent multiply-adds.
+/// each iteration is 1 024 dependent multiply-add-xor-shift steps.
 pub const HOLD_ITERATIONS_PER_MS: u32 = 1_000;
 
 /// Iterations `slow`'s WGSL handler spins (it has no clock to wait on). Under 65 535: lavapipe cuts
