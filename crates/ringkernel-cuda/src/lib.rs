@@ -68,10 +68,14 @@
 //! **inbox warp** watches the K2K inbox in device memory the same way, so K2K traffic never waits
 //! behind the bus; the **handler threads** take messages from both in batches: the first warp
 //! checks and stamps each message and writes replies (16-byte stores across its lanes), the
-//! handler runs on all of them between two barriers, and a batch is published once (one
-//! device-scope fence for its K2K sends, one system-scope release for its replies). Because a
-//! fence waits for every read of host memory in flight on its SM (measured: ~0.6 µs alone, ~1.4 µs
-//! beside one), the service warps stop reading while a batch is being handled, unless it is long.
+//! handler runs on all of them between two barriers, and a batch is published once, with plain
+//! stores: every reply carries a whole-slot check the host verifies before reading it
+//! (`HostConfig::output_slot_checks`), every K2K slot one its receiver verifies, so no fence is on
+//! the message path (a device-scope fence only for K2K payloads over 64 bytes). The reason,
+//! measured on an H200 (`bench/probes/traffic.cu`): a fence waits for reads of host memory in
+//! flight, a system release costs ~1 300 cycles alone and ~16 000–260 000 while 8–128 other
+//! blocks poll host memory. Where a fence remains, the service warps stop reading while the batch
+//! it publishes is handled, unless the batch is long.
 //!
 //! ## Faults
 //!

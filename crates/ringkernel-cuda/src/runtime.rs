@@ -295,8 +295,10 @@ impl CudaRuntime {
     /// message path, summed over its messages — `[bus, handoff, check, handler, publish, k2k_send,
     /// messages]`: the bus warp's round trips that brought host messages (per round trip, not per
     /// message); the wait of a queued message before the handler threads took it; validation and
-    /// stamping; the handler, replies included; the batch's publish (one release store at system
-    /// scope); all of its K2K sends; the count of messages handled, from the host and over K2K.
+    /// stamping; the handler, replies included; the batch's publish (the input head and output
+    /// tail as plain stores — the host accepts each reply by its slot check — and the sequences of
+    /// its K2K sends, behind a device-scope fence only for payloads over 64 bytes); all of its K2K
+    /// sends; the count of messages handled, from the host and over K2K.
     /// `None` for an actor not running; without profiling, all zero.
     pub fn profile(&self, kernel: &KernelId) -> Option<[u64; 7]> {
         let watch = &self.inner.watch;

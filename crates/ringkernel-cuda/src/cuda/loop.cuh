@@ -11,9 +11,14 @@
 //   check word and payload line in one read), so that K2K traffic never waits behind the bus;
 // * the handler threads (RK_THREADS) take messages from both queues in batches, validate, stamp and
 //   hand each to the handler, write replies straight into the host's output ring with 16-byte
-//   stores, and publish each batch once: one device-scope fence for its K2K sends, one
-//   system-scope release for its replies and input head. They look at the host's flags before
-//   every message, so a deactivate takes effect before any message not yet taken.
+//   stores, each with its whole-slot check, and publish each batch once with plain stores: the
+//   host accepts a reply by its check, a receiver a K2K message by its own (a device-scope fence
+//   only for K2K payloads over 64 bytes; a system-scope release only when the host does not check
+//   replies). No fence sits on the hot path: one waits for every read of host memory in flight,
+//   and other actors' polls keep many in flight (bench/probes/traffic.cu). Warp 0, the lead warp,
+//   does the loop's own work; the rest of the handler threads meet it at two barriers per message.
+//   They look at the host's flags before every message, so a deactivate takes effect before any
+//   message not yet taken.
 //
 // Terminate drains everything accepted; a failing handler stops the actor with RK_FAILED after
 // publishing exactly what it consumed. The service warps leave before the stop is reported.
