@@ -9,7 +9,7 @@ use ringkernel::message::HeaderBuilder;
 use ringkernel::prelude::*;
 
 /// How long a round trip or a stalled stream may take before the run fails.
-const TIMEOUT: Duration = Duration::from_secs(30);
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Payload bytes of the round-trip and streaming messages.
 pub const PAYLOAD: usize = 64;

@@ -198,7 +198,7 @@ impl SharedControl {
     }
 
     /// Host side, before the kernel starts: says that every input slot will carry its slot check
-    /// ([`crate::message::slot_check`]).
+    /// ([`slot_check`](mod@crate::message::slot_check)).
     pub fn announce_input_slot_checks(&self) {
         self.block().input_slot_checks.store(1, Ordering::Release);
     }

@@ -34,7 +34,7 @@ pub const MESSAGE_HEADER_HOT_BYTES: usize = 64;
 /// Bytes of a [`MessageHeader`] that writers write and decoders read: the hot line plus
 /// `message_id` and `dest_kernel`, which receivers read only when asked. (`slot_check`, right
 /// after them, is written only by a host whose device asks for it, and read only by that device;
-/// see [`crate::message::slot_check`].)
+/// see [`slot_check`](mod@crate::message::slot_check).)
 ///
 /// The padding is reserved and zero: rings are zeroed when they are created, encoders never write
 /// it again and decoders never read it, so the padding-only cache lines of a slot never travel
@@ -426,7 +426,7 @@ device_struct! {
         /// Numeric id of the destination kernel (outside the hot line).
         pub dest_kernel: u32 => 80,
         /// In the input ring of a kernel whose control block says `input_slot_checks`: the slot's
-        /// check word ([`crate::message::slot_check`]: its ring position, hot line and first
+        /// check word ([`slot_check`](mod@crate::message::slot_check): its ring position, hot line and first
         /// payload line), written with the rest of the slot before the host publishes it; in the
         /// output ring of one that says `output_slot_checks`, the whole-slot check
         /// ([`crate::message::whole_slot_check`]); in a K2K inbox slot written by a device, the

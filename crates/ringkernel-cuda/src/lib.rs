@@ -64,7 +64,7 @@
 //! Three roles share the block (`cuda/loop.cuh`): the **bus warp** reads the host's memory — each
 //! round trip brings the control block's host line and, speculatively, the next input slot, which
 //! it accepts by the slot check the host writes with it
-//! ([`ringkernel_core::message::slot_check`]), so a message costs one read over the bus; the
+//! ([`slot_check`](mod@ringkernel_core::message::slot_check)), so a message costs one read over the bus; the
 //! **inbox warp** watches the K2K inbox in device memory the same way, so K2K traffic never waits
 //! behind the bus; the **handler threads** take messages from both in batches: the first warp
 //! checks and stamps each message and writes replies (16-byte stores across its lanes), the

@@ -72,17 +72,18 @@ pub struct HostConfig {
     /// round trip on the developer VM (BENCHMARKS.md). Off by default: received messages then read
     /// `message_id` as 0 (their `dest_kernel` is always the host's).
     pub read_message_ids: bool,
-    /// Whether every input slot carries its slot check ([`ringkernel_core::message::slot_check`],
+    /// Whether every input slot carries its slot check ([`slot_check`](mod@ringkernel_core::message::slot_check),
     /// announced in the control block's `input_slot_checks`), for a device that reads a slot in
-    /// the same round trip as the ring's tail (the CUDA backend). Costs the host about 30 ns per
-    /// message; off by default.
+    /// the same round trip as the ring's tail (the CUDA backend). Costs the host one hash over the
+    /// slot's hot line and first 64 payload bytes per message; off by default.
     pub input_slot_checks: bool,
     /// Whether the host checks every output slot's whole-slot check
     /// ([`ringkernel_core::message::whole_slot_check`], announced in the control block's
     /// `output_slot_checks`) before it reads the slot, for a device that publishes `output_tail`
     /// without a fence (the CUDA backend: a system-scope fence there costs microseconds). A slot
     /// whose check does not match yet is looked at again; one that never matches fails the kernel
-    /// after [`OUTPUT_SLOT_PATIENCE`]. Costs the host about 30 ns per message; off by default.
+    /// after [`OUTPUT_SLOT_PATIENCE`]. Costs the host one hash over the header and payload per
+    /// message; off by default.
     pub output_slot_checks: bool,
 }
 

@@ -225,7 +225,7 @@ impl Producer {
     }
 
     /// The free-running position the next pushed slot will have (its index is the position
-    /// modulo the capacity): what a [`crate::message::slot_check`] covers.
+    /// modulo the capacity): what a [`slot_check`](mod@crate::message::slot_check) covers.
     pub fn position(&self) -> u32 {
         self.tail
     }
