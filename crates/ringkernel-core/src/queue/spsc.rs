@@ -720,6 +720,31 @@ mod tests {
     }
 
     #[test]
+    fn an_incomplete_slot_is_left_for_a_later_look() {
+        let (mut tx, mut rx) = channel(geometry(4)).unwrap();
+        assert_eq!(rx.try_pop_complete(|_, _| Some(())), Err(PopError::Empty));
+        for i in 0..4u8 {
+            tx.try_push(|slot| slot[0] = 7 + i).unwrap();
+        }
+        // Not complete yet: nothing is consumed, and the same slot comes back with its position.
+        for _ in 0..2 {
+            let look = rx.try_pop_complete(|slot, position| {
+                assert_eq!((first(slot), position), (7, 0));
+                None::<u8>
+            });
+            assert_eq!(look, Err(PopError::Empty));
+        }
+        assert!(tx.try_push(|_| ()).is_err(), "the slot looked at is still the consumer's");
+        for i in 0..4u8 {
+            assert_eq!(rx.try_pop_complete(|slot, position| Some((first(slot), position))), Ok((7 + i, u32::from(i))));
+        }
+        assert_eq!(rx.try_pop_complete(|_, _| Some(())), Err(PopError::Empty));
+        // Positions run on across the wrap.
+        tx.try_push(|slot| slot[0] = 11).unwrap();
+        assert_eq!(rx.try_pop_complete(|slot, position| Some((first(slot), position))), Ok((11, 4)));
+    }
+
+    #[test]
     fn fifo_order_and_full_pushback() {
         let (mut tx, mut rx) = channel(geometry(4)).unwrap();
         for i in 0..4u8 {
