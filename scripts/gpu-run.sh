@@ -31,7 +31,8 @@ if want cuda; then
   # The GPU-only tests one by one, each with its own time limit.
   for t in $("$here/test_cuda_gpu" --list 2>/dev/null | sed -n 's/: test$//p'); do
     step "tests: gpu $t"
-    RINGKERNEL_SOAK_SECS="${SOAK_SECS:-10}" timeout 120 "$here/test_cuda_gpu" --exact "$t" --nocapture 2>&1 || fail "gpu $t"
+    RINGKERNEL_SOAK_SECS="${SOAK_SECS:-10}" timeout $((120 + ${SOAK_SECS:-10})) "$here/test_cuda_gpu" --exact "$t" --nocapture 2>&1 ||
+      fail "gpu $t"
   done
   # The conformance suite one check per process, so that a hang names itself and costs one limit.
   for t in $("$here/test_cuda_conformance" --list 2>/dev/null | sed -n 's/: test$//p'); do

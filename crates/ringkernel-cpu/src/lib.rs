@@ -43,7 +43,6 @@ mod halo;
 pub use halo::CpuHaloExchange;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -128,7 +127,6 @@ pub struct CpuRuntime {
     kernels: KernelTable,
     directory: Arc<Directory>,
     host_clock: Arc<HybridClock>,
-    next_number: AtomicU32,
 }
 
 impl CpuRuntime {
@@ -147,7 +145,6 @@ impl CpuRuntime {
             kernels: KernelTable::new(),
             directory: Arc::default(),
             host_clock: Arc::new(host_clock),
-            next_number: AtomicU32::new(1),
         }
     }
 
@@ -170,13 +167,7 @@ impl CpuRuntime {
         })?;
         let state = spec.launch_state(options.initial_state.as_deref())?;
         let layout = options.kernel_layout()?;
-        let number = self.next_number.fetch_add(1, Ordering::Relaxed);
-        if number == ringkernel_core::message::HOST_KERNEL_ID {
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel",
-                reason: "this runtime has used every kernel number; create a new runtime".into(),
-            });
-        }
+        let number = self.kernels.take_number()?;
         // Every allocation comes first, fallibly: memory the machine cannot hold is an error and
         // nothing has started.
         let memory = KernelMemory::allocate(layout, number, number)?;

@@ -69,13 +69,7 @@ impl Inner {
             field: "inbox_capacity",
             reason: "the cuda backend needs a K2K inbox".into(),
         })?;
-        let number = self.next_number.fetch_add(1, Ordering::Relaxed);
-        if number == ringkernel_core::message::HOST_KERNEL_ID {
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel",
-                reason: "this runtime has used every kernel number; create a new runtime".into(),
-            });
-        }
+        let number = self.kernels.take_number()?;
 
         // Host memory: the control block, rings and the inbox's mirror, carved by the one layout.
         let reusable = Arc::new(AtomicBool::new(false));

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -85,7 +84,6 @@ pub(crate) struct Inner {
     pub(crate) config: CudaConfig,
     pub(crate) kernels: KernelTable,
     pub(crate) host_clock: Arc<HybridClock>,
-    pub(crate) next_number: AtomicU32,
     /// Each registered kernel's handler index in the pool module, or its compile error.
     pub(crate) kinds: Kinds,
     _module: Module,
@@ -251,7 +249,6 @@ impl CudaRuntime {
             config,
             kernels: KernelTable::new(),
             host_clock: Arc::new(host_clock),
-            next_number: AtomicU32::new(1),
             kinds,
             _module: module,
             watch,

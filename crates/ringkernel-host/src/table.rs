@@ -3,25 +3,43 @@
 //! kernels, totalling their metrics, shutting them all down.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ringkernel_core::error::{Result, RingKernelError};
+use ringkernel_core::message::HOST_KERNEL_ID;
 use ringkernel_core::runtime::{KernelControl, KernelHandle, KernelId, KernelState, RuntimeMetrics};
 
 use crate::HostKernel;
 
-/// A runtime's kernels by id, and how many it has launched.
+/// A runtime's kernels by id, how many it has launched, and the kernel numbers it handed out.
 #[derive(Default)]
 pub struct KernelTable {
     kernels: Mutex<BTreeMap<KernelId, Arc<HostKernel>>>,
     launched: AtomicU64,
+    /// Kernel numbers handed out (the last one handed out: numbers start at 1).
+    numbers: AtomicU32,
 }
 
 impl KernelTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A kernel number never handed out before by this table (1, 2, …; never
+    /// [`HOST_KERNEL_ID`], never reused), for a launch to give its kernel.
+    ///
+    /// # Errors
+    /// [`RingKernelError::InvalidConfig`] once every number is used: create a new runtime.
+    pub fn take_number(&self) -> Result<u32> {
+        self.numbers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n + 1 < HOST_KERNEL_ID).then_some(n + 1))
+            .map(|n| n + 1)
+            .map_err(|_| RingKernelError::InvalidConfig {
+                field: "kernel",
+                reason: "this runtime has used every kernel number; create a new runtime".into(),
+            })
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<KernelId, Arc<HostKernel>>> {
@@ -114,5 +132,22 @@ impl KernelTable {
             kernel.terminate().await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_numbers_start_at_one_and_are_never_reused_or_the_hosts() {
+        let table = KernelTable::new();
+        assert_eq!((table.take_number().unwrap(), table.take_number().unwrap()), (1, 2));
+        table.numbers.store(HOST_KERNEL_ID - 2, Ordering::Relaxed);
+        assert_eq!(table.take_number().unwrap(), HOST_KERNEL_ID - 1);
+        for _ in 0..3 {
+            let error = table.take_number().unwrap_err();
+            assert!(error.to_string().contains("used every kernel number"), "{error}");
+        }
     }
 }

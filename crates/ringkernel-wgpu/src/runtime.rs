@@ -15,7 +15,7 @@
 //! Silicon, lavapipe) the arena itself is mapped for those copies: no staging buffer, no copy pass.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -777,7 +777,6 @@ pub struct WgpuRuntime {
     pump: Arc<Pump>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     clock: Arc<HybridClock>,
-    next_number: AtomicU32,
     adapter: AdapterSummary,
     limits: wgpu::Limits,
 }
@@ -1006,7 +1005,6 @@ impl WgpuRuntime {
             pump,
             thread: Mutex::new(Some(thread)),
             clock: Arc::new(clock),
-            next_number: AtomicU32::new(1),
             adapter: summary,
             limits,
         })
@@ -1040,13 +1038,7 @@ impl WgpuRuntime {
             field: "inbox_capacity",
             reason: "the wgpu backend needs a K2K inbox".into(),
         })?;
-        let number = self.next_number.fetch_add(1, Ordering::Relaxed);
-        if number == ringkernel_core::message::HOST_KERNEL_ID {
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel",
-                reason: "this runtime has used every kernel number; create a new runtime".into(),
-            });
-        }
+        let number = self.kernels.take_number()?;
         let state_bytes = state.bytes().len() as u64;
         let payloads = [
             u64::from(layout.output().slot_bytes()) - MESSAGE_HEADER_BYTES as u64,

@@ -490,23 +490,7 @@ __device__ __noinline__ void rk_bus_run(RkActor& s) {
         if (avail != 0u && room != 0u) {
             if (checked) {
                 // Accept the speculative read by its slot check.
-                const rk_u32 bytes = __shfl_sync(0xFFFFFFFFu, v.x, 5);  // payload_bytes
-                const rk_u32 stored = __shfl_sync(0xFFFFFFFFu, v.y, 8); // slot_check
-                rk_u32 covered = bytes < 64u ? bytes : 64u;
-                if (covered > payload_capacity) covered = payload_capacity;
-                const rk_u32 w[4] = {v.x, v.y, v.z, v.w};
-                rk_u32 part = 0u;
-                if (lane >= 4u && lane < 8u) {
-                    for (rk_u32 k = 0; k < 4u; ++k) part += rk_slot_check_term(w[k], 1u + 4u * (lane - 4u) + k);
-                } else if (lane >= 9u && lane < 13u) {
-                    for (rk_u32 k = 0; k < 4u; ++k) {
-                        rk_u32 i = 4u * (lane - 9u) + k;
-                        if (4u * i < covered) part += rk_slot_check_term(rk_slot_check_payload_word(w[k], i, covered), 17u + i);
-                    }
-                } else if (lane == 0u) {
-                    part = rk_slot_check_term(next, 0u);
-                }
-                if (rk_warp_sum(part) == stored) {
+                if (rk_poll_read_checks(v, lane, next, payload_capacity)) {
                     RkEntry* e = &rk_host_queue[ready % RK_HOST_QUEUE];
                     if (lane >= 4u && lane < 8u) reinterpret_cast<uint4*>(&e->header)[lane - 4u] = v;
                     if (lane >= 9u && lane < 13u) reinterpret_cast<uint4*>(e->payload)[lane - 9u] = v;
@@ -544,18 +528,8 @@ __device__ __noinline__ void rk_bus_run(RkActor& s) {
                         const rk_u32 m = round * 4u + group;
                         // payload_bytes: the hot line's word 4, in chunk 1 of this message's group.
                         const rk_u32 bytes = __shfl_sync(0xFFFFFFFFu, r[round].x, group * 8u + 1u);
-                        rk_u32 covered = bytes < 64u ? bytes : 64u;
-                        if (covered > payload_capacity) covered = payload_capacity;
-                        const rk_u32 w[4] = {r[round].x, r[round].y, r[round].z, r[round].w};
-                        rk_u32 part = 0u;
-                        for (rk_u32 k = 0; k < 4u; ++k) {
-                            if (chunk < 4u) {
-                                part += rk_slot_check_term(w[k], 1u + 4u * chunk + k);
-                            } else {
-                                const rk_u32 i = 4u * (chunk - 4u) + k;
-                                if (4u * i < covered) part += rk_slot_check_term(rk_slot_check_payload_word(w[k], i, covered), 17u + i);
-                            }
-                        }
+                        const rk_u32 covered = rk_slot_check_covered(bytes, payload_capacity);
+                        rk_u32 part = rk_slot_check_chunk(r[round], chunk, covered);
                         if (chunk == 0u) part += rk_slot_check_term(next + got + m, 0u);
                         part += __shfl_xor_sync(0xFFFFFFFFu, part, 4);
                         part += __shfl_xor_sync(0xFFFFFFFFu, part, 2);
@@ -655,25 +629,9 @@ __device__ __noinline__ void rk_inbox_run(RkActor& s) {
             continue;
         }
         idle = 0u;
-        const rk_u32 bytes = __shfl_sync(0xFFFFFFFFu, v.x, 5);
-        const rk_u32 stored = __shfl_sync(0xFFFFFFFFu, v.y, 8);
-        rk_u32 covered = bytes < 64u ? bytes : 64u;
-        if (covered > payload_capacity) covered = payload_capacity;
-        const rk_u32 w[4] = {v.x, v.y, v.z, v.w};
-        rk_u32 part = 0u;
-        if (lane >= 4u && lane < 8u) {
-            for (rk_u32 k = 0; k < 4u; ++k) part += rk_slot_check_term(w[k], 1u + 4u * (lane - 4u) + k);
-        } else if (lane >= 9u && lane < 13u) {
-            for (rk_u32 k = 0; k < 4u; ++k) {
-                rk_u32 i = 4u * (lane - 9u) + k;
-                if (4u * i < covered) part += rk_slot_check_term(rk_slot_check_payload_word(w[k], i, covered), 17u + i);
-            }
-        } else if (lane == 0u) {
-            part = rk_slot_check_term(next, 0u);
-        }
         // Senders publish the sequence without a fence: a slot read before all its writes
         // landed fails its check and is read again.
-        if (rk_warp_sum(part) != stored) continue;
+        if (!rk_poll_read_checks(v, lane, next, payload_capacity)) continue;
         RkEntry* e = &rk_k2k_queue[ready % RK_K2K_QUEUE];
         if (lane >= 4u && lane < 8u) reinterpret_cast<uint4*>(&e->header)[lane - 4u] = v;
         if (lane >= 9u && lane < 13u) reinterpret_cast<uint4*>(e->payload)[lane - 9u] = v;

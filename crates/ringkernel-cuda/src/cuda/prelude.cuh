@@ -282,6 +282,38 @@ __device__ __forceinline__ rk_u32 rk_warp_sum(rk_u32 part) {
     for (int offset = 16; offset > 0; offset >>= 1) part += __shfl_xor_sync(0xFFFFFFFFu, part, offset);
     return part;
 }
+// The payload bytes a slot check covers: the first line's, at most, and no more than the slot holds.
+__device__ __forceinline__ rk_u32 rk_slot_check_covered(rk_u32 payload_bytes, rk_u32 payload_capacity) {
+    rk_u32 covered = payload_bytes < 64u ? payload_bytes : 64u;
+    return covered < payload_capacity ? covered : payload_capacity;
+}
+// One 16-byte chunk's share of a slot check: chunks 0-3 are the hot line, 4-7 the first payload
+// line (of which `covered` bytes count).
+__device__ __forceinline__ rk_u32 rk_slot_check_chunk(uint4 v, rk_u32 chunk, rk_u32 covered) {
+    const rk_u32 w[4] = {v.x, v.y, v.z, v.w};
+    rk_u32 part = 0u;
+    for (rk_u32 k = 0; k < 4u; ++k) {
+        if (chunk < 4u) {
+            part += rk_slot_check_term(w[k], 1u + 4u * chunk + k);
+        } else {
+            const rk_u32 i = 4u * (chunk - 4u) + k;
+            if (4u * i < covered) part += rk_slot_check_term(rk_slot_check_payload_word(w[k], i, covered), 17u + i);
+        }
+    }
+    return part;
+}
+// Whether a one-read poll of the slot at `position` holds a whole message: lanes 4-7 read its hot
+// line, lane 8 the line with its check word, lanes 9-12 its first payload line. Whole warp.
+__device__ __forceinline__ bool rk_poll_read_checks(uint4 v, rk_u32 lane, rk_u32 position, rk_u32 payload_capacity) {
+    const rk_u32 bytes = __shfl_sync(0xFFFFFFFFu, v.x, 5);   // payload_bytes (hot line word 4)
+    const rk_u32 stored = __shfl_sync(0xFFFFFFFFu, v.y, 8);  // slot_check
+    const rk_u32 covered = rk_slot_check_covered(bytes, payload_capacity);
+    rk_u32 part = 0u;
+    if (lane >= 4u && lane < 8u) part = rk_slot_check_chunk(v, lane - 4u, covered);
+    else if (lane >= 9u && lane < 13u) part = rk_slot_check_chunk(v, lane - 5u, covered);
+    else if (lane == 0u) part = rk_slot_check_term(position, 0u);
+    return rk_warp_sum(part) == stored;
+}
 
 // ---- the actor's private state, shared by its block -------------------------------------------
 // A message as the handler sees it: the header (hot line copied; the rest zero) and the first
