@@ -6,7 +6,8 @@
 #   scripts/gpu-bundle.sh cuda   # the CUDA backend: NVRTC, GPU tests, conformance, demo, bench
 #   scripts/gpu-bundle.sh wgpu   # the wgpu backend on NVIDIA's Vulkan driver (+ the Vulkan loader)
 #   scripts/gpu-bundle.sh host   # CPU-side figures on the GPU machine's host (queues, engine costs)
-#   scripts/gpu-bundle.sh all    # all three
+#   scripts/gpu-bundle.sh stencil # the CUDA halo exchange: its tests, `ringkernel stencil`, bench-stencil
+#   scripts/gpu-bundle.sh all    # all four
 #   bash target/gpu-bundle/run.sh                 # there: runs what the bundle holds; logs to $OUT
 #
 # (With the tool library's device runner: carry ["target/gpu-bundle"], command
@@ -15,14 +16,15 @@
 # BEFORE=DIR adds the `ringkernel` (and, for host, `queue_report`) binaries of DIR, built at an
 # earlier commit (DIR/COMMIT names it): the run measures them in the same command, for before and
 # after figures. Knobs of the run script (environment): REPEATS, ACTORS, HOST_THREADS, PROFILE_RUN,
-# ALSO_BLOCK_SIZE, SOAK_SECS (cuda); REPEATS, ROUNDS, MESSAGES, ACTORS (wgpu).
+# ALSO_BLOCK_SIZE, SOAK_SECS (cuda); REPEATS, ROUNDS, MESSAGES, ACTORS (wgpu); REPEATS, STENCIL_CASES
+# (stencil).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-}"
 case "$target" in
-  cuda | wgpu | host | all) ;;
+  cuda | wgpu | host | stencil | all) ;;
   *)
-    echo "usage: scripts/gpu-bundle.sh cuda|wgpu|host|all   (BEFORE=DIR for before/after binaries)" >&2
+    echo "usage: scripts/gpu-bundle.sh cuda|wgpu|host|stencil|all   (BEFORE=DIR for before/after binaries)" >&2
     exit 2
     ;;
 esac
@@ -46,7 +48,7 @@ for line in sys.stdin:
 
 cargo build --release -p ringkernel-cli -p ringkernel-bench --bins
 for bin in ringkernel queue_report cost_report; do cp "target/release/$bin" "$bundle/" && strip "$bundle/$bin"; done
-if want cuda; then copy_tests cuda -p ringkernel-cuda; fi
+if want cuda || want stencil; then copy_tests cuda -p ringkernel-cuda; fi
 if want wgpu; then
   copy_tests wgpu -p ringkernel-wgpu -p ringkernel-metal
   # NVIDIA's Vulkan driver is there, its loader is not: carry the loader and GL dispatch packages

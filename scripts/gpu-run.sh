@@ -86,6 +86,29 @@ if want wgpu; then
     --messages "${MESSAGES:-400000}" --actors "${ACTORS:-8}" --json "$out/wgpu-h100.json" || fail "wgpu bench"
 fi
 
+if want stencil; then
+  export RINGKERNEL_REQUIRE_CUDA=1 RINGKERNEL_REQUIRE_NVRTC=1
+  step "tests: nvrtc (the halo module among them)"; timeout 180 "$here/test_cuda_nvrtc" --test-threads=4 2>&1 || fail nvrtc
+  for t in $("$here/test_cuda_halo" --list 2>/dev/null | sed -n 's/: test$//p'); do
+    step "tests: cuda halo $t"; timeout 300 "$here/test_cuda_halo" --exact "$t" --nocapture 2>&1 || fail "cuda halo $t"
+  done
+  step "stencil: 2D wave 1024x1024 on cuda, pictures, checked in full"
+  timeout 300 "$here/ringkernel" stencil --backend cuda --grid 1024x1024 --steps 1200 --kind wave --c2 0.25 \
+    --frames 3 --check full --out "$out/stencil-wave-cuda" || fail "stencil wave"
+  step "stencil: 3D Jacobi 128x128x128 on cuda, checked in full"
+  timeout 300 "$here/ringkernel" stencil --backend cuda --grid 128x128x128 --steps 100 --kind jacobi \
+    --check full --out "$out/stencil-jacobi3d-cuda" || fail "stencil jacobi 3d"
+  step "stencil: 2D Jacobi 16384x16384 on cuda, sampled check"
+  timeout 300 "$here/ringkernel" stencil --backend cuda --grid 16384x16384 --steps 200 --check sampled \
+    --out "$out/stencil-jacobi-16k-cuda" || fail "stencil jacobi 16k"
+  step "stencil: 2D Jacobi 1024x1024 on cuda, checked in full"
+  timeout 300 "$here/ringkernel" stencil --backend cuda --grid 1024x1024 --steps 200 --check full \
+    --out "$out/stencil-jacobi2d-cuda" || fail "stencil jacobi 2d"
+  step "bench-stencil (persistent vs launch per step vs CUDA Graph vs copy)"
+  timeout 500 "$here/ringkernel" bench-stencil --repeats "${REPEATS:-5}" ${STENCIL_CASES:+--cases "$STENCIL_CASES"} \
+    --json "$out/stencil-cuda.json" || fail "bench-stencil"
+fi
+
 if want host; then
   # CPU-side figures on this host: queues, actor round trips and streaming, engine costs, pinned to
   # two CPUs on different cores; before and after alternate over three rounds (vCPU placements

@@ -15,12 +15,15 @@ pub(crate) struct DemoArgs {
     /// Actors to launch (alternately echo and counter).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     actors: u32,
-    /// Messages in all, spread evenly over the actors.
-    #[arg(long, default_value_t = 100_000)]
+    /// Messages in all, spread evenly over the actors (at least one per actor).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
     /// Seconds to wait for any one reply before calling it lost.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout_s: u64,
+    /// Folder for the closing wave simulation's picture.
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("ringkernel-demo"))]
+    out: std::path::PathBuf,
 }
 
 /// What one actor's driver saw.
@@ -79,12 +82,28 @@ fn percentile_us(times: &mut [u64], q: f64) -> f64 {
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.messages < u64::from(args.actors) {
+        return Err(format!(
+            "--messages {} is fewer than --actors {}: every actor needs at least one message",
+            args.messages, args.actors
+        )
+        .into());
+    }
+    let backend = actors(&args)?;
+    let picture = crate::stencil::demo_wave(backend, &args.out)?;
+    println!("picture of the wave: {}", picture.display());
+    Ok(())
+}
+
+/// The actor part of the demo; returns the backend it ran on.
+fn actors(args: &DemoArgs) -> Result<Backend, Box<dyn std::error::Error>> {
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     tokio.block_on(async {
         let ring = Arc::new(RingKernel::builder().backend(args.backend).build().await?);
         println!("backend: {} ({} actors, {} messages)", ring.backend(), args.actors, args.messages);
-        let per_actor = args.messages / u64::from(args.actors);
-        let total = per_actor * u64::from(args.actors);
+        // The first `messages % actors` actors take one more: exactly `messages` in all.
+        let total = args.messages;
+        let share = |actor: u32| total / u64::from(args.actors) + u64::from(u64::from(actor) < total % u64::from(args.actors));
         let bar = ProgressBar::new(total);
         bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} replies checked  {per_sec}  eta {eta}")?);
         let timeout = Duration::from_secs(args.timeout_s);
@@ -97,7 +116,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
                 ring.launch(&format!("{name}#{actor}"), LaunchOptions::default().with_auto_activate(true)).await?;
             kernels.push(kernel.clone());
             let seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(actor);
-            drivers.push(tokio::spawn(drive(kernel, is_counter, per_actor, seed, timeout, bar.clone())));
+            drivers.push(tokio::spawn(drive(kernel, is_counter, share(actor), seed, timeout, bar.clone())));
         }
         let started = Instant::now();
         let mut times = Vec::with_capacity(total as usize);
@@ -147,6 +166,6 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             .into());
         }
         println!("every reply correct");
-        Ok(())
+        Ok(ring.backend())
     })
 }

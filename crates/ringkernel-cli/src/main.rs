@@ -4,14 +4,16 @@
 
 mod bench;
 mod bench_cuda;
+mod bench_stencil;
 mod bench_wgpu;
 mod demo;
+mod stencil;
 
 use clap::{Parser, Subcommand};
 use ringkernel::runtime::Backend;
 
 #[derive(Parser)]
-#[command(name = "ringkernel", version, about = "Persistent GPU actors: info, demo, bench")]
+#[command(name = "ringkernel", version, about = "Persistent GPU actors: info, demo, bench, stencil")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +28,12 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measures actor round trips and streaming throughput against rtrb in the same run.
     Bench(bench::BenchArgs),
+    /// Runs a Jacobi sweep or a wave on tiles with halo exchange, checks it against the CPU
+    /// reference, and writes PNG pictures of the field and summary.json.
+    Stencil(stencil::StencilArgs),
+    /// Measures the persistent CUDA stencil against launch-per-step, a CUDA Graph and a
+    /// device-to-device copy in the same run.
+    BenchStencil(bench_stencil::BenchStencilArgs),
 }
 
 /// Parses a backend name for clap.
@@ -74,6 +82,8 @@ fn main() -> std::process::ExitCode {
         }
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Stencil(args) => stencil::run(args),
+        Command::BenchStencil(args) => bench_stencil::run(args),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -115,14 +115,76 @@ impl Neighbourhood {
     }
 }
 
+/// What a step computes for each cell from its stencil's points (the neighbourhood's points
+/// within the halo width, see [`HaloGrid::stencil_points`]). Every backend performs the same
+/// float operations in the same order; see [`HaloGrid::compute_tile`].
+#[derive(Debug, Clone, Copy)]
+pub enum Stencil {
+    /// The mean of the cell and its points: `sum(points) * (1 / points)`, the centre included.
+    /// Any neighbourhood and width. The default.
+    Mean,
+    /// A Jacobi sweep for Laplace's equation: the mean of the points without the centre,
+    /// `sum(neighbours) * (1 / neighbours)` — with the von Neumann neighbourhood of width 1, the
+    /// 2D 5-point (4 neighbours) and 3D 7-point (6 neighbours) Jacobi iteration. Any neighbourhood
+    /// and width.
+    Jacobi,
+    /// The wave equation `u_tt = c² ∇²u`, leapfrog in time (two time levels):
+    /// `next = ((u + u) − previous) + c2 · (sum(neighbours) − n·u)`, `n` the number of neighbours,
+    /// `c2` the squared Courant number `(c·dt/dx)²`. The von Neumann neighbourhood of width 1
+    /// only; stable for `c2 ≤ 1/2` in 2D and `1/3` in 3D. A grid starts at rest (`previous` equals
+    /// the uploaded cells). GPU compilers may fuse its multiply-adds, so backends agree with the
+    /// reference within float rounding, not bit for bit.
+    Wave {
+        /// The squared Courant number.
+        c2: f32,
+    },
+}
+
+impl PartialEq for Stencil {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Stencil::Wave { c2: a }, Stencil::Wave { c2: b }) => a.to_bits() == b.to_bits(),
+            _ => self.code() == other.code(),
+        }
+    }
+}
+
+impl Eq for Stencil {}
+
+impl Stencil {
+    /// A stable number for device code: 0 mean, 1 Jacobi, 2 wave.
+    pub fn code(self) -> u32 {
+        match self {
+            Stencil::Mean => 0,
+            Stencil::Jacobi => 1,
+            Stencil::Wave { .. } => 2,
+        }
+    }
+
+    /// Its name on the command line: `mean`, `jacobi`, `wave`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stencil::Mean => "mean",
+            Stencil::Jacobi => "jacobi",
+            Stencil::Wave { .. } => "wave",
+        }
+    }
+
+    /// Whether a step reads the previous time level as well as the current one.
+    pub fn two_levels(self) -> bool {
+        matches!(self, Stencil::Wave { .. })
+    }
+}
+
 /// A grid cut into equal tiles, each padded with ghost cells of `width` on every side it
-/// exchanges (z is not padded in 2D).
+/// exchanges (z is not padded in 2D), and the stencil its steps compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HaloGrid {
     grid: [u32; 3],
     tile: [u32; 3],
     width: u32,
     neighbourhood: Neighbourhood,
+    stencil: Stencil,
 }
 
 /// Bytes per grid element (`f32`).
@@ -175,7 +237,41 @@ impl HaloGrid {
         if total.is_none_or(|t| t > u64::from(u32::MAX / 4)) || padded > u64::from(u32::MAX / 4) {
             return Err(invalid("grid", format!("grid {grid:?} is too large for 32-bit element indices")));
         }
-        Ok(Self { grid, tile, width, neighbourhood })
+        Ok(Self { grid, tile, width, neighbourhood, stencil: Stencil::Mean })
+    }
+
+    /// The same grid computing `stencil` (a new grid computes [`Stencil::Mean`]).
+    ///
+    /// # Errors
+    /// [`RingKernelError::InvalidConfig`] when the wave equation is asked of a neighbourhood other
+    /// than von Neumann, a width other than 1, or with a Courant number that is not finite,
+    /// positive and within the stability limit (`c2 ≤ 1/2` in 2D, `1/3` in 3D).
+    pub fn with_stencil(mut self, stencil: Stencil) -> Result<Self> {
+        if let Stencil::Wave { c2 } = stencil {
+            if self.neighbourhood.is_moore() || self.width != 1 {
+                return Err(invalid(
+                    "stencil",
+                    format!(
+                        "the wave stencil needs the von Neumann neighbourhood of width 1, not {:?} of width {}",
+                        self.neighbourhood, self.width
+                    ),
+                ));
+            }
+            let limit = if self.neighbourhood.is_3d() { 1.0 / 3.0 } else { 0.5 };
+            if !(c2.is_finite() && c2 > 0.0 && c2 <= limit) {
+                return Err(invalid(
+                    "courant",
+                    format!("the squared Courant number {c2} must be in (0, {limit}] for a stable wave"),
+                ));
+            }
+        }
+        self.stencil = stencil;
+        Ok(self)
+    }
+
+    /// The stencil its steps compute.
+    pub fn stencil(&self) -> Stencil {
+        self.stencil
     }
 
     /// Cells of the whole grid per axis.
@@ -325,8 +421,11 @@ impl HaloGrid {
         table
     }
 
-    /// The stencil's points, in the order every backend sums them (z, then y, then x, ascending).
+    /// The stencil's points, in the order every backend sums them (z, then y, then x, ascending):
+    /// the neighbourhood's cells within the halo width, the centre included for
+    /// [`Stencil::Mean`] only.
     pub fn stencil_points(&self) -> Vec<[i32; 3]> {
+        let centre = matches!(self.stencil, Stencil::Mean);
         let r = self.width as i32;
         let rz = if self.neighbourhood.is_3d() { r } else { 0 };
         let mut points = Vec::new();
@@ -334,7 +433,7 @@ impl HaloGrid {
             for dy in -r..=r {
                 for dx in -r..=r {
                     let nonzero = [dx, dy, dz].iter().filter(|&&v| v != 0).count();
-                    if self.neighbourhood.is_moore() || nonzero <= 1 {
+                    if (self.neighbourhood.is_moore() || nonzero <= 1) && (centre || nonzero > 0) {
                         points.push([dx, dy, dz]);
                     }
                 }
@@ -343,9 +442,13 @@ impl HaloGrid {
         points
     }
 
-    /// The factor the stencil's sum is multiplied by: `1 / points` in `f32`.
+    /// The factor the stencil's sum is multiplied by: `1 / points` in `f32`, or `c2` for the
+    /// wave.
     pub fn stencil_weight(&self) -> f32 {
-        1.0 / self.stencil_points().len() as f32
+        match self.stencil {
+            Stencil::Wave { c2 } => c2,
+            _ => 1.0 / self.stencil_points().len() as f32,
+        }
     }
 
     /// Index of a padded-tile coordinate.
@@ -461,13 +564,13 @@ impl HaloGrid {
         Ok(())
     }
 
-    /// Computes the interior of a padded tile (ghosts filled) into `out` (same shape; ghosts
-    /// zeroed): for each cell, the sum of its stencil points in [`HaloGrid::stencil_points`]
-    /// order, times [`HaloGrid::stencil_weight`].
+    /// Computes the interior of a padded tile (ghosts filled) into `out` (same shape; its ghosts
+    /// are left as they are): for each cell, the sum of its stencil points in
+    /// [`HaloGrid::stencil_points`] order, then [`apply_stencil`] — which for the wave reads the
+    /// cell's previous value from `out` before overwriting it.
     pub fn compute_tile(&self, padded: &[f32], out: &mut [f32]) {
         let points = self.stencil_points();
         let weight = self.stencil_weight();
-        out.iter_mut().for_each(|v| *v = 0.0);
         for z in 0..self.tile[2] {
             for y in 0..self.tile[1] {
                 for x in 0..self.tile[0] {
@@ -477,31 +580,108 @@ impl HaloGrid {
                         let q = [0, 1, 2].map(|a| (c[a] as i32 + p[a]) as u32);
                         sum += padded[self.padded_index(q)];
                     }
-                    out[self.padded_index(c)] = sum * weight;
+                    let at = self.padded_index(c);
+                    out[at] = apply_stencil(self.stencil, sum, weight, points.len(), padded[at], out[at]);
                 }
             }
         }
     }
 }
 
+/// The last operations of a cell's update, shared by every Rust caller: `sum * weight`, or for
+/// the wave `((u + u) − previous) + weight · (sum − points·u)`, in that order.
+#[inline]
+pub fn apply_stencil(stencil: Stencil, sum: f32, weight: f32, points: usize, centre: f32, previous: f32) -> f32 {
+    match stencil {
+        Stencil::Wave { .. } => {
+            let laplacian = sum - points as f32 * centre;
+            ((centre + centre) - previous) + weight * laplacian
+        }
+        _ => sum * weight,
+    }
+}
+
 /// One step of the stencil over the whole grid, with zeros outside it: the oracle every tiled run
-/// must equal bit for bit.
+/// must equal (bit for bit for [`Stencil::Mean`] and [`Stencil::Jacobi`]). A wave starts at rest:
+/// the previous level is `cells`.
 ///
 /// # Panics
 /// If `cells` is not [`HaloGrid::cell_count`] long.
 pub fn reference_step(grid: &HaloGrid, cells: &[f32]) -> Vec<f32> {
+    reference_steps(grid, cells, 1)
+}
+
+/// `steps` steps of the stencil over the whole grid from `cells` (a wave from rest), with zeros
+/// outside it.
+///
+/// # Panics
+/// If `cells` is not [`HaloGrid::cell_count`] long.
+pub fn reference_steps(grid: &HaloGrid, cells: &[f32], steps: u32) -> Vec<f32> {
     assert_eq!(cells.len(), grid.cell_count(), "one value per grid cell");
+    let mut current = cells.to_vec();
+    let mut previous = cells.to_vec();
+    for _ in 0..steps {
+        let next = advance_box(grid, grid.grid(), &current, &previous);
+        previous = std::mem::replace(&mut current, next);
+    }
+    current
+}
+
+/// The reference's value after `steps` steps at each of `points` (x, y, z cell coordinates),
+/// computed on the window of cells that can influence it (`steps × width` around it, clipped to
+/// the grid): for grids too large to step whole on the CPU. Equal, bit for bit, to
+/// [`reference_steps`] at those cells.
+///
+/// # Panics
+/// If `cells` is not [`HaloGrid::cell_count`] long or a point lies outside the grid.
+pub fn reference_at(grid: &HaloGrid, cells: &[f32], steps: u32, points: &[[u32; 3]]) -> Vec<f32> {
+    assert_eq!(cells.len(), grid.cell_count(), "one value per grid cell");
+    let g = grid.grid();
+    let reach = u64::from(steps) * u64::from(grid.width());
+    points
+        .iter()
+        .map(|p| {
+            assert!((0..3).all(|a| p[a] < g[a]), "point {p:?} lies outside the grid {g:?}");
+            let lo = [0, 1, 2].map(|a| if grid.pad(a) == 0 { 0 } else { u64::from(p[a]).saturating_sub(reach) as u32 });
+            let hi = [0, 1, 2].map(|a| {
+                if grid.pad(a) == 0 { g[a] } else { (u64::from(p[a]) + reach + 1).min(u64::from(g[a])) as u32 }
+            });
+            let extent = [0, 1, 2].map(|a| hi[a] - lo[a]);
+            let mut window = Vec::with_capacity(extent.iter().map(|&n| n as usize).product());
+            for z in lo[2]..hi[2] {
+                for y in lo[1]..hi[1] {
+                    let row = (z as usize * g[1] as usize + y as usize) * g[0] as usize;
+                    window.extend_from_slice(&cells[row + lo[0] as usize..row + hi[0] as usize]);
+                }
+            }
+            // Outside the window but inside the grid the box sees zeros too: wrong values travel
+            // `width` cells inwards per step and reach the point only after `steps` steps.
+            let mut current = window.clone();
+            let mut previous = window;
+            for _ in 0..steps {
+                let next = advance_box(grid, extent, &current, &previous);
+                previous = std::mem::replace(&mut current, next);
+            }
+            let q = [0, 1, 2].map(|a| (p[a] - lo[a]) as usize);
+            current[(q[2] * extent[1] as usize + q[1]) * extent[0] as usize + q[0]]
+        })
+        .collect()
+}
+
+/// One step of `grid`'s stencil over a box of `extent` cells with zeros outside it.
+fn advance_box(grid: &HaloGrid, extent: [u32; 3], current: &[f32], previous: &[f32]) -> Vec<f32> {
     let points = grid.stencil_points();
     let weight = grid.stencil_weight();
-    let g = grid.grid();
+    let g = extent;
+    let index = |x: u32, y: u32, z: u32| ((z as usize * g[1] as usize) + y as usize) * g[0] as usize + x as usize;
     let at = |x: i64, y: i64, z: i64| -> f32 {
         if x < 0 || y < 0 || z < 0 || x >= i64::from(g[0]) || y >= i64::from(g[1]) || z >= i64::from(g[2]) {
             0.0
         } else {
-            cells[((z as usize * g[1] as usize) + y as usize) * g[0] as usize + x as usize]
+            current[index(x as u32, y as u32, z as u32)]
         }
     };
-    let mut out = vec![0.0; cells.len()];
+    let mut out = vec![0.0; current.len()];
     for z in 0..g[2] {
         for y in 0..g[1] {
             for x in 0..g[0] {
@@ -513,7 +693,8 @@ pub fn reference_step(grid: &HaloGrid, cells: &[f32]) -> Vec<f32> {
                         i64::from(z) + i64::from(p[2]),
                     );
                 }
-                out[((z as usize * g[1] as usize) + y as usize) * g[0] as usize + x as usize] = sum * weight;
+                let i = index(x, y, z);
+                out[i] = apply_stencil(grid.stencil(), sum, weight, points.len(), current[i], previous[i]);
             }
         }
     }
@@ -560,46 +741,122 @@ mod tests {
         assert!(HaloGrid::new([8, 8, 1], [4, 4, 1], 0, Neighbourhood::Moore2D).is_err());
     }
 
+    fn random(n: usize, mut seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                (seed % 2000) as f32 / 7.0 - 100.0
+            })
+            .collect()
+    }
+
     #[test]
     // Safe code only, and minutes under miri: the other halo tests cover it there.
     #[cfg_attr(miri, ignore)]
     fn tiled_steps_equal_the_reference() {
         let cases = [
-            ([12, 8, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D),
-            ([12, 8, 1], [6, 4, 1], 2, Neighbourhood::Moore2D),
-            ([6, 6, 6], [3, 3, 3], 1, Neighbourhood::VonNeumann3D),
-            ([8, 4, 4], [4, 2, 2], 2, Neighbourhood::Moore3D),
+            ([12, 8, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D, Stencil::Mean),
+            ([12, 8, 1], [6, 4, 1], 2, Neighbourhood::Moore2D, Stencil::Mean),
+            ([6, 6, 6], [3, 3, 3], 1, Neighbourhood::VonNeumann3D, Stencil::Mean),
+            ([8, 4, 4], [4, 2, 2], 2, Neighbourhood::Moore3D, Stencil::Mean),
+            ([12, 8, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D, Stencil::Jacobi),
+            ([6, 6, 6], [3, 3, 3], 1, Neighbourhood::VonNeumann3D, Stencil::Jacobi),
+            ([12, 8, 1], [6, 4, 1], 2, Neighbourhood::Moore2D, Stencil::Jacobi),
+            ([12, 8, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D, Stencil::Wave { c2: 0.25 }),
+            ([6, 6, 6], [3, 3, 3], 1, Neighbourhood::VonNeumann3D, Stencil::Wave { c2: 0.3 }),
         ];
-        for (g, t, w, n) in cases {
-            let grid = HaloGrid::new(g, t, w, n).unwrap();
-            let mut seed = 0x1234_5678u32;
-            let mut cells: Vec<f32> = (0..grid.cell_count())
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    (seed % 2000) as f32 / 7.0 - 100.0
-                })
-                .collect();
-            for step in 0..3 {
-                let expected = reference_step(&grid, &cells);
-                let mut tiles: Vec<Vec<f32>> = (0..grid.tile_count()).map(|t| grid.load_tile(t, &cells)).collect();
+        for (g, t, w, n, stencil) in cases {
+            let grid = HaloGrid::new(g, t, w, n).unwrap().with_stencil(stencil).unwrap();
+            let start = random(grid.cell_count(), 0x1234_5678);
+            let mut cells = start.clone();
+            let mut tiles: Vec<Vec<f32>> = (0..grid.tile_count()).map(|t| grid.load_tile(t, &cells)).collect();
+            // The other time level (the previous one for the wave), swapped with each step.
+            let mut others = tiles.clone();
+            for step in 0..4 {
                 let mut inboxes = vec![0u8; (grid.inbox_stride() * grid.tile_count()) as usize];
                 for (t, tile) in tiles.iter().enumerate() {
                     grid.send_faces(t as u32, tile, step, &mut inboxes);
                 }
-                for (t, tile) in tiles.iter_mut().enumerate() {
+                for (t, (tile, other)) in tiles.iter_mut().zip(&mut others).enumerate() {
                     grid.apply_faces(t as u32, tile, step, &inboxes).unwrap();
-                    let mut out = vec![0.0; tile.len()];
-                    grid.compute_tile(tile, &mut out);
-                    grid.store_tile(t as u32, &out, &mut cells);
+                    grid.compute_tile(tile, other);
+                    std::mem::swap(tile, other);
+                    grid.store_tile(t as u32, tile, &mut cells);
                 }
+                let expected = reference_steps(&grid, &start, step + 1);
                 assert!(
                     cells.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{n:?} width {w} step {step}"
+                    "{n:?} {stencil:?} width {w} step {step}"
                 );
             }
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn sampled_reference_equals_the_whole_one() {
+        for (g, w, n, stencil) in [
+            ([40, 30, 1], 1, Neighbourhood::VonNeumann2D, Stencil::Jacobi),
+            ([40, 30, 1], 2, Neighbourhood::Moore2D, Stencil::Mean),
+            ([14, 12, 10], 1, Neighbourhood::VonNeumann3D, Stencil::Wave { c2: 0.2 }),
+        ] {
+            let grid = HaloGrid::new(g, g, w, n).unwrap().with_stencil(stencil).unwrap();
+            let cells = random(grid.cell_count(), 99);
+            let steps = 5;
+            let whole = reference_steps(&grid, &cells, steps);
+            let points = [[0, 0, 0], [g[0] - 1, g[1] - 1, g[2] - 1], [g[0] / 2, g[1] / 2, g[2] / 2], [1, g[1] - 2, 0]];
+            let sampled = reference_at(&grid, &cells, steps, &points);
+            for (p, v) in points.iter().zip(&sampled) {
+                let i = (p[2] as usize * g[1] as usize + p[1] as usize) * g[0] as usize + p[0] as usize;
+                assert_eq!(v.to_bits(), whole[i].to_bits(), "{stencil:?} at {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_are_split_within_the_count() {
+        assert_eq!(split_tiles([16384, 16384, 1], 1, false, 264), [1024, 1024, 1]);
+        assert_eq!(split_tiles([512, 512, 512], 1, true, 264), [128, 64, 64]);
+        assert_eq!(split_tiles([64, 64, 64], 1, true, 256), [16, 8, 8]);
+        // Primes and small grids: never below the halo width, never more tiles than allowed.
+        assert_eq!(split_tiles([7, 5, 1], 1, false, 100), [1, 1, 1]);
+        assert_eq!(split_tiles([7, 5, 1], 2, false, 100), [7, 5, 1]);
+        assert_eq!(split_tiles([12, 12, 1], 1, false, 1), [12, 12, 1]);
+        for (g, w, d, m) in [([96, 40, 1], 1, false, 7), ([30, 18, 12], 2, true, 50), ([256, 256, 1], 1, false, 33)] {
+            let t = split_tiles(g, w, d, m);
+            let count: u32 = (0..3).map(|a| g[a] / t[a]).product();
+            assert!(count <= m && (0..3).all(|a| g[a] % t[a] == 0), "{g:?} {t:?}");
+            assert!(HaloGrid::new(g, t, w, if d { Neighbourhood::VonNeumann3D } else { Neighbourhood::VonNeumann2D }).is_ok());
+        }
+    }
+
+    #[test]
+    fn stencils_are_checked() {
+        let grid = HaloGrid::new([8, 8, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D).unwrap();
+        assert_eq!(grid.stencil_points().len(), 5);
+        let jacobi = grid.with_stencil(Stencil::Jacobi).unwrap();
+        assert_eq!(jacobi.stencil_points(), vec![[0, -1, 0], [-1, 0, 0], [1, 0, 0], [0, 1, 0]]);
+        assert_eq!(jacobi.stencil_weight(), 0.25);
+        let cube = HaloGrid::new([8, 8, 8], [4, 4, 4], 1, Neighbourhood::VonNeumann3D).unwrap();
+        assert_eq!(cube.with_stencil(Stencil::Jacobi).unwrap().stencil_points().len(), 6);
+        assert_eq!(cube.stencil_points().len(), 7);
+        let err = cube.with_stencil(Stencil::Wave { c2: 0.5 }).unwrap_err();
+        assert!(err.to_string().contains("Courant"), "{err}");
+        for bad in [0.0, -0.1, f32::NAN, f32::INFINITY] {
+            assert!(grid.with_stencil(Stencil::Wave { c2: bad }).is_err(), "{bad}");
+        }
+        let moore = HaloGrid::new([8, 8, 1], [4, 4, 1], 1, Neighbourhood::Moore2D).unwrap();
+        let err = moore.with_stencil(Stencil::Wave { c2: 0.1 }).unwrap_err();
+        assert!(err.to_string().contains("von Neumann"), "{err}");
+        // A wave at rest with a flat field stays flat; one step of a spike spreads it.
+        let wave = grid.with_stencil(Stencil::Wave { c2: 0.25 }).unwrap();
+        let mut spike = vec![0.0f32; 64];
+        spike[3 * 8 + 3] = 1.0;
+        let next = reference_step(&wave, &spike);
+        assert_eq!(next[3 * 8 + 3], 0.0);
+        assert_eq!(next[3 * 8 + 4], 0.25);
     }
 }
 
@@ -659,6 +916,30 @@ pub trait HaloExchange {
     fn download(&mut self) -> Result<Vec<f32>>;
     /// What it has done so far.
     fn stats(&self) -> HaloExchangeStats;
+}
+
+/// Tile sizes for `grid` with at most `max_tiles` tiles: the longest axis (the slowest one among
+/// equals, so that rows along x stay long) is split by its smallest prime factor while the count
+/// allows and tiles stay at least `width` wide. Every size divides the grid.
+pub fn split_tiles(grid: [u32; 3], width: u32, is_3d: bool, max_tiles: u32) -> [u32; 3] {
+    let mut tile = grid;
+    let mut count = 1u32;
+    let axes = if is_3d { 3 } else { 2 };
+    loop {
+        let mut best: Option<(usize, u32)> = None;
+        for axis in (0..axes).rev() {
+            let Some(factor) = (2..=tile[axis]).find(|f| tile[axis].is_multiple_of(*f)) else { continue };
+            if count.saturating_mul(factor) > max_tiles || tile[axis] / factor < width.max(1) {
+                continue;
+            }
+            if best.is_none_or(|(b, _)| tile[axis] > tile[b]) {
+                best = Some((axis, factor));
+            }
+        }
+        let Some((axis, factor)) = best else { return tile };
+        tile[axis] /= factor;
+        count *= factor;
+    }
 }
 
 /// Checks that `cells` has one value per cell of `grid`.

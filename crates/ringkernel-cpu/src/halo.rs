@@ -13,6 +13,9 @@ use ringkernel_core::halo::{HaloExchange, HaloExchangeStats, HaloGrid, check_cel
 pub struct CpuHaloExchange {
     grid: HaloGrid,
     tiles: Vec<Vec<f32>>,
+    /// Each tile's other time level: the previous one for the wave, scratch otherwise; swapped
+    /// with the tile each step.
+    others: Vec<Vec<f32>>,
     inboxes: Vec<u8>,
     threads: usize,
     step: u32,
@@ -25,6 +28,7 @@ impl CpuHaloExchange {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             tiles: (0..grid.tile_count()).map(|_| vec![0.0; grid.padded_len()]).collect(),
+            others: (0..grid.tile_count()).map(|_| vec![0.0; grid.padded_len()]).collect(),
             inboxes: vec![0; grid.inbox_stride() as usize * grid.tile_count() as usize],
             grid,
             threads,
@@ -72,15 +76,16 @@ impl CpuHaloExchange {
             let handles: Vec<_> = self
                 .tiles
                 .chunks_mut(per)
+                .zip(self.others.chunks_mut(per))
                 .enumerate()
-                .map(|(chunk, tiles)| {
+                .map(|(chunk, (tiles, others))| {
                     scope.spawn(move || -> Result<()> {
-                        let mut out = vec![0.0; grid.padded_len()];
-                        for (i, tile) in tiles.iter_mut().enumerate() {
+                        for (i, (tile, other)) in tiles.iter_mut().zip(others).enumerate() {
                             grid.apply_faces((chunk * per + i) as u32, tile, step, inboxes)?;
-                            grid.compute_tile(tile, &mut out);
-                            // Keep the ghosts (refilled next step); take the new interior.
-                            std::mem::swap(tile, &mut out);
+                            grid.compute_tile(tile, other);
+                            // The new level becomes the tile; its ghosts are refilled next step
+                            // (those at the grid's edge stay zero).
+                            std::mem::swap(tile, other);
                         }
                         Ok(())
                     })
@@ -102,6 +107,8 @@ impl HaloExchange for CpuHaloExchange {
     fn upload(&mut self, cells: &[f32]) -> Result<()> {
         check_cells(&self.grid, cells)?;
         self.tiles = (0..self.grid.tile_count()).map(|t| self.grid.load_tile(t, cells)).collect();
+        // A wave starts at rest: the previous level equals the current one.
+        self.others = self.tiles.clone();
         Ok(())
     }
 

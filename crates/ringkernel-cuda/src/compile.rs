@@ -16,6 +16,14 @@ pub const LOOP: &str = include_str!("cuda/loop.cuh");
 /// The floor probes: a raw flag ping-pong through mapped memory and an empty kernel.
 pub const PROBES: &str = include_str!("cuda/probes.cu");
 
+/// The halo exchange kernel and the plain launch-per-step stencil (`cuda/halo.cu`).
+pub const HALO: &str = include_str!("cuda/halo.cu");
+
+/// The halo exchange's translation unit: the layout, its parameters, the kernels.
+pub fn halo_source() -> String {
+    format!("{}\n{}\n#line 1 \"ringkernel_halo.cu\"\n{HALO}\n", layout_header(), crate::layout::halo_declarations())
+}
+
 /// The translation unit of one actor kernel alone (what a compile error is reported against).
 /// `#line` directives make compiler messages about the handler name `<kernel>.cu` and count lines
 /// from the handler's first line.

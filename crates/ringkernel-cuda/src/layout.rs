@@ -112,6 +112,68 @@ device_struct! {
     }
 }
 
+device_struct! {
+    /// The parameters of one run of the halo exchange kernel (`cuda/halo.cu`), passed by value.
+    #[layout(size = 152, align = 4)]
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct RkHaloParams {
+        /// A tile's interior cells per axis.
+        pub tile: [u32; 3] => 0,
+        /// Tiles (blocks).
+        pub tiles: u32 => 12,
+        /// A padded tile's extent per axis.
+        pub padded: [u32; 3] => 16,
+        /// Elements of a padded tile.
+        pub padded_len: u32 => 28,
+        /// Ghost width per axis (0 for z in 2D).
+        pub pad: [u32; 3] => 32,
+        /// Halo width.
+        pub width: u32 => 44,
+        /// Directions of the neighbourhood (inbox slots per tile).
+        pub directions: u32 => 48,
+        /// Bytes of an inbox slot.
+        pub slot_bytes: u32 => 52,
+        /// Bytes of one tile's inbox.
+        pub inbox_stride: u32 => 56,
+        /// The number of the run's first step.
+        pub first_step: u32 => 60,
+        /// Steps to run.
+        pub steps: u32 => 64,
+        /// Stencil points.
+        pub points: u32 => 68,
+        /// The stencil's weight (`f32` bits; `c2` for the wave).
+        pub weight_bits: u32 => 72,
+        /// `Stencil::code`.
+        pub stencil: u32 => 76,
+        /// 1: both levels of a tile live in shared memory for the run.
+        pub on_chip: u32 => 80,
+        /// Bytes of one inbox set (`inbox_stride × tiles`); the odd steps use the second.
+        pub set_bytes: u32 => 84,
+        /// How long a tile waits for a face before it stops the run (ms).
+        pub timeout_ms: u32 => 88,
+        /// Tests only: 1 + the tile that sends a fault at `inject_step`, or 0.
+        pub inject_tile: u32 => 92,
+        /// Tests only: the step of the injected fault.
+        pub inject_step: u32 => 96,
+        /// Tests only: 1 a face with a wrong direction, 2 no faces at all.
+        pub inject_kind: u32 => 100,
+        /// The current level's padded tiles (tile-major).
+        pub cells_current: [u32; 2] => 104,
+        /// The other level's (the previous one for the wave).
+        pub cells_other: [u32; 2] => 112,
+        /// Two inbox sets.
+        pub inboxes: [u32; 2] => 120,
+        /// One `K2KRoutingTable` per tile.
+        pub routes: [u32; 2] => 128,
+        /// Direction offsets (78 ints), the neighbourhood's directions in slot order (26), the
+        /// stencil's points (3 ints each).
+        pub geom: [u32; 2] => 136,
+        /// Status words (see `halo.cu`).
+        pub status: [u32; 2] => 144,
+    }
+}
+
 /// `RkSlot::state` values.
 pub(crate) mod slot_state {
     /// No actor; the block waits.
@@ -120,6 +182,11 @@ pub(crate) mod slot_state {
     pub const ASSIGNED: u32 = 1;
     /// The block runs the actor.
     pub const RUNNING: u32 = 2;
+}
+
+/// The C declaration of the halo exchange's parameters.
+pub(crate) fn halo_declarations() -> String {
+    declare_structs(Language::Cuda, &[RkHaloParams::DESC])
 }
 
 /// The C declarations of the pool's structs and slot states, for the template.

@@ -92,6 +92,7 @@
 pub mod compile;
 pub mod driver;
 pub mod floor;
+pub mod halo;
 
 mod actor;
 mod launch;
@@ -101,4 +102,5 @@ mod pool;
 mod runtime;
 
 pub use driver::{DeviceInfo, DriverError};
+pub use halo::{CudaHaloConfig, CudaHaloExchange};
 pub use runtime::{CudaConfig, CudaRuntime};

@@ -123,3 +123,19 @@ fn a_broken_handler_is_a_compile_error_with_the_users_line_numbers() {
     let nul = compile("nul", "__device__ void f() {}\0", "sm_90");
     assert!(matches!(nul, Err(RingKernelError::Compile { .. })), "a NUL byte is an error, not a panic");
 }
+
+#[test]
+fn the_halo_exchange_compiles_for_sm_90() {
+    if !nvrtc_or_skip("the_halo_exchange_compiles_for_sm_90") {
+        return;
+    }
+    let ptx = compile("ringkernel_halo", &ringkernel_cuda::compile::halo_source(), "sm_90")
+        .unwrap_or_else(|e| panic!("the halo exchange does not compile: {e}"))
+        .to_src();
+    for needle in [".entry rk_halo_run", ".entry rk_plain_jacobi", "ld.acquire.gpu", "st.release.gpu", "ld.global.cg"] {
+        assert!(ptx.contains(needle), "the halo module lacks {needle}");
+    }
+    // No fused multiply-add may form: every backend must compute the same bits.
+    assert!(!ptx.contains("fma.rn.f32"), "the halo module fuses a multiply-add");
+    assemble("halo", &ptx);
+}

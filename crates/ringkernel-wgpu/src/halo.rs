@@ -215,7 +215,7 @@ impl WgpuHaloExchange {
             g.stencil_points().len() as u32,
             g.stencil_weight().to_bits(),
             g.neighbourhood().code(),
-            0,
+            g.stencil().code(),
         ];
         self.queue.write_buffer(&self.params, 0, &words.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>());
     }
@@ -241,6 +241,7 @@ impl HaloExchange for WgpuHaloExchange {
             .flat_map(|t| self.grid.load_tile(t, cells))
             .flat_map(|v| v.to_le_bytes())
             .collect();
+        // Both levels: a wave starts at rest (its previous level equals the current one).
         for buffer in &self.cells {
             self.queue.write_buffer(buffer, 0, &tiles);
         }

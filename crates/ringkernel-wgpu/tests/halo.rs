@@ -2,7 +2,7 @@
 //! over the whole grid bit for bit: random data, several grid and tile sizes, widths 1 and 2,
 //! 2D (4 and 8 neighbours) and 3D (6 and 26).
 
-use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood, reference_step};
+use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood, Stencil, reference_step, reference_steps};
 use ringkernel_cpu::CpuHaloExchange;
 use ringkernel_wgpu::{WgpuConfig, WgpuHaloExchange, WgpuRuntime};
 
@@ -84,6 +84,50 @@ async fn wgsl_exchange_equals_reference() {
             &format!("wgsl {n:?} {g:?}/{t:?} w{w}"),
         );
         assert_eq!(halo.stats().mismatches, 0);
+    }
+}
+
+/// The stencils of `ringkernel stencil`: Jacobi bit for bit everywhere; the wave bit for bit on
+/// the CPU and within float rounding in WGSL (a driver may fuse its multiply-adds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jacobi_and_wave_equal_reference() {
+    let wgpu = match WgpuRuntime::probe(WgpuConfig::default().backends) {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(std::env::var_os("RINGKERNEL_REQUIRE_WGPU").is_none(), "{error}");
+            eprintln!("SKIPPED the WGSL half of jacobi_and_wave_equal_reference: {error}");
+            false
+        }
+    };
+    for stencil in [Stencil::Jacobi, Stencil::Wave { c2: 0.25 }] {
+        for (g, t, n) in [
+            ([24, 16, 1], [6, 4, 1], Neighbourhood::VonNeumann2D),
+            ([12, 8, 8], [4, 4, 2], Neighbourhood::VonNeumann3D),
+        ] {
+            let grid = HaloGrid::new(g, t, 1, n).unwrap().with_stencil(stencil).unwrap();
+            let cells = random_cells(grid.cell_count(), 21);
+            let want = reference_steps(&grid, &cells, 9);
+            let mut cpu = CpuHaloExchange::new(grid);
+            cpu.upload(&cells).unwrap();
+            cpu.step(4).unwrap();
+            cpu.step(5).unwrap();
+            assert_bits(&cpu.download().unwrap(), &want, &format!("cpu {stencil:?} {n:?}"));
+            if !wgpu {
+                continue;
+            }
+            let mut halo = WgpuHaloExchange::new(grid, WgpuConfig::default().backends).await.unwrap();
+            halo.upload(&cells).unwrap();
+            halo.step(4).unwrap();
+            halo.step(5).unwrap();
+            let got = halo.download().unwrap();
+            if matches!(stencil, Stencil::Jacobi) {
+                assert_bits(&got, &want, &format!("wgsl {stencil:?} {n:?}"));
+            } else {
+                let top = cells.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(worst <= top * 1e-5, "wgsl wave differs by {worst} (values up to {top})");
+            }
+        }
     }
 }
 

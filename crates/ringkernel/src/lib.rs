@@ -44,17 +44,19 @@ use std::sync::Arc;
 
 pub use bytemuck;
 pub use ringkernel_core::{
-    Result, RingKernelError, codegen, control, error, handler, hlc, ids, kernel, layout, memory, message, queue,
+    Result, RingKernelError, codegen, control, error, halo, handler, hlc, ids, kernel, layout, memory, message, queue,
     region, runtime, spec,
 };
-pub use ringkernel_cpu::{CpuConfig, CpuRuntime, DeviceModel};
+pub use ringkernel_cpu::{CpuConfig, CpuHaloExchange, CpuRuntime, DeviceModel};
+/// The CUDA halo exchange's helpers: tiles chosen for a device, the launch-per-step baseline.
+pub use ringkernel_cuda::halo as cuda_halo;
 pub use ringkernel_cuda::floor::Floor as CudaFloor;
-pub use ringkernel_cuda::{CudaConfig, CudaRuntime, DeviceInfo as CudaDeviceInfo};
+pub use ringkernel_cuda::{CudaConfig, CudaHaloConfig, CudaHaloExchange, CudaRuntime, DeviceInfo as CudaDeviceInfo};
 pub use ringkernel_derive::RingMessage;
 /// The host engine every backend's kernels run on (for backend authors).
 pub use ringkernel_host as host;
 pub use ringkernel_metal::{MetalRuntime, is_metal_available};
-pub use ringkernel_wgpu::{UnifiedMemory, WgpuConfig, WgpuRuntime};
+pub use ringkernel_wgpu::{UnifiedMemory, WgpuConfig, WgpuHaloExchange, WgpuRuntime};
 
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
 use ringkernel_core::runtime::{Backend, RingKernelRuntime};

@@ -6,7 +6,8 @@
 // host computed with ringkernel-core's `HaloGrid`); `halo_apply` checks each slot's
 // HaloMessageHeader (source, direction, extent, step) and copies the face into the ghost cells on
 // the side it arrived from; `halo_compute` sums the stencil's points in the host's order and
-// multiplies once by the weight. The dispatch boundary is the barrier between writer and reader.
+// multiplies once by the weight (mean, Jacobi), or for the wave (two time levels, the previous one
+// read from `next` before it is overwritten) computes ((u + u) - previous) + c2 * (sum - n * u). The dispatch boundary is the barrier between writer and reader.
 // Only 32-bit relaxed atomics (the error counter); no 64-bit atomics anywhere.
 
 struct HaloParams {
@@ -14,7 +15,7 @@ struct HaloParams {
     padded: vec4<u32>,   // padded x, y, z; padded length
     pad: vec4<u32>,      // ghost width x, y, z; halo width
     info: vec4<u32>,     // directions, slot bytes, inbox stride, step
-    stencil: vec4<u32>,  // points, weight (f32 bits), neighbourhood code, 0
+    stencil: vec4<u32>,  // points, weight (f32 bits; c2 for the wave), neighbourhood code, stencil code
 }
 
 @group(0) @binding(0) var<uniform> hp: HaloParams;
@@ -167,6 +168,13 @@ fn halo_compute(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             let q = vec3<u32>(vec3<i32>(c) + vec3<i32>(geom[at], geom[at + 1u], geom[at + 2u]));
             sum = sum + cells[base + padded_index(q)];
         }
-        next[base + padded_index(c)] = sum * weight;
+        let at = base + padded_index(c);
+        if (hp.stencil.w == 2u) {
+            let u = cells[at];
+            let laplacian = sum - f32(points) * u;
+            next[at] = ((u + u) - next[at]) + weight * laplacian;
+        } else {
+            next[at] = sum * weight;
+        }
     }
 }
