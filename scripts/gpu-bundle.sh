@@ -20,15 +20,19 @@
 # (stencil).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${1:-}"
-case "$target" in
-  cuda | wgpu | host | stencil | all) ;;
-  *)
-    echo "usage: scripts/gpu-bundle.sh cuda|wgpu|host|stencil|all   (BEFORE=DIR for before/after binaries)" >&2
-    exit 2
-    ;;
-esac
-want() { [ "$target" = all ] || [ "$target" = "$1" ]; }
+# Several targets may be named at once (`scripts/gpu-bundle.sh stencil wgpu`).
+target="$*"
+for t in $target; do
+  case "$t" in
+    cuda | wgpu | host | stencil | all) ;;
+    *)
+      echo "usage: scripts/gpu-bundle.sh cuda|wgpu|host|stencil|all ...   (BEFORE=DIR for before/after binaries)" >&2
+      exit 2
+      ;;
+  esac
+done
+[ -n "$target" ] || { echo "usage: scripts/gpu-bundle.sh cuda|wgpu|host|stencil|all ..." >&2; exit 2; }
+want() { [[ " $target " == *" all "* || " $target " == *" $1 "* ]]; }
 bundle=target/gpu-bundle
 rm -rf "$bundle" && mkdir -p "$bundle"
 
@@ -49,7 +53,7 @@ for line in sys.stdin:
 cargo build --release -p ringkernel-cli -p ringkernel-bench --bins
 for bin in ringkernel queue_report cost_report; do cp "target/release/$bin" "$bundle/" && strip "$bundle/$bin"; done
 if want cuda || want stencil; then copy_tests cuda -p ringkernel-cuda; fi
-if want wgpu; then
+if want wgpu || want stencil; then
   copy_tests wgpu -p ringkernel-wgpu -p ringkernel-metal
   # NVIDIA's Vulkan driver is there, its loader is not: carry the loader and GL dispatch packages
   # (from .gl/, see the device README, or downloaded here).

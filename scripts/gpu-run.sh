@@ -6,7 +6,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-/tmp/out}"; mkdir -p "$out"
 target="$(cat "$here/TARGET")"
-want() { [ "$target" = all ] || [ "$target" = "$1" ]; }
+want() { [[ " $target " == *" all "* || " $target " == *" $1 "* ]]; }
 exec > >(tee "$out/gpu.log") 2>&1
 export RUST_BACKTRACE=1 RINGKERNEL_COMMIT="$(cat "$here/COMMIT")" RINGKERNEL_DATE="$(date -u +%F)"
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
@@ -70,13 +70,18 @@ if want cuda; then
   echo "SM clock while the bench ran (MHz): $(awk -F', ' 'NR>1 {print $2}' "$out/gpu_clocks.log" | sort | uniq -c | sort -rn | head -5 | tr '\n' ';')"
 fi
 
-if want wgpu; then
+# NVIDIA's Vulkan driver is there, its loader is not: the bundle carries it (gl/).
+vulkan_setup() {
   for f in "$here"/gl/*.deb; do dpkg -x "$f" /; done; ldconfig
   for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
     [ -f "$icd" ] && export VK_DRIVER_FILES="$icd" && break
   done
   export XDG_RUNTIME_DIR=/tmp RINGKERNEL_REQUIRE_WGPU=1
   echo "vulkan icd: ${VK_DRIVER_FILES:-none}"
+}
+
+if want wgpu; then
+  vulkan_setup
   step "tests: wgpu smoke"; timeout 120 "$here/test_wgpu_smoke" --test-threads=1 --nocapture 2>&1 || fail "wgpu smoke"
   step "tests: wgpu conformance"; timeout 400 "$here/test_wgpu_conformance" --test-threads=1 2>&1 || fail "wgpu conformance"
   step "tests: halo"; timeout 120 "$here/test_wgpu_halo" 2>&1 || fail halo
@@ -104,9 +109,18 @@ if want stencil; then
   step "stencil: 2D Jacobi 1024x1024 on cuda, checked in full"
   timeout 300 "$here/ringkernel" stencil --backend cuda --grid 1024x1024 --steps 200 --check full \
     --out "$out/stencil-jacobi2d-cuda" || fail "stencil jacobi 2d"
+  if [ -x "$here/test_wgpu_halo" ] && ! want wgpu; then
+    vulkan_setup
+    step "tests: wgpu halo (NVIDIA's Vulkan driver)"; timeout 120 "$here/test_wgpu_halo" 2>&1 || fail "wgpu halo"
+    step "stencil: 2D wave 1024x1024 on wgpu, checked in full"
+    timeout 300 "$here/ringkernel" stencil --backend wgpu --grid 1024x1024 --steps 1200 --kind wave --c2 0.25 \
+      --check full --out "$out/stencil-wave-wgpu" || fail "stencil wave wgpu"
+  fi
   step "bench-stencil (persistent vs launch per step vs CUDA Graph vs copy)"
   timeout 500 "$here/ringkernel" bench-stencil --repeats "${REPEATS:-5}" ${STENCIL_CASES:+--cases "$STENCIL_CASES"} \
     --json "$out/stencil-cuda.json" || fail "bench-stencil"
+  # Pictures and summaries in one file (the runner brings back few files).
+  (cd "$out" && tar -cf stencil-runs.tar stencil-*/ && rm -rf stencil-*/)
 fi
 
 if want host; then

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cudarc::driver::sys;
 use ringkernel_core::error::{Result, RingKernelError};
-use ringkernel_core::halo::{HaloExchange, HaloExchangeStats, HaloGrid, OFFSETS, check_cells, split_tiles};
+use ringkernel_core::halo::{HaloExchange, HaloExchangeStats, HaloGrid, OFFSETS, check_cells, opposite, split_tiles};
 
 use crate::compile::{arch_name, compile, halo_source};
 use crate::driver::{Context, DeviceBuffer, DeviceInfo, Module, Stream, check};
@@ -133,7 +133,7 @@ impl CudaHaloExchange {
         if config.face_timeout.is_zero() {
             return Err(invalid("face_timeout", "the face timeout must be positive".into()));
         }
-        let set_bytes = u64::from(grid.inbox_stride()) * u64::from(grid.tile_count());
+        let set_bytes = u64::from(ll_inbox_stride(&grid)) * u64::from(grid.tile_count());
         if 2 * set_bytes > u64::from(u32::MAX) {
             return Err(invalid(
                 "grid",
@@ -222,8 +222,18 @@ impl CudaHaloExchange {
         let cell_bytes = level_bytes as usize * grid.tile_count() as usize;
         let cells = [DeviceBuffer::zeroed(&stream, cell_bytes)?, DeviceBuffer::zeroed(&stream, cell_bytes)?];
         let inboxes = DeviceBuffer::zeroed(&stream, 2 * set_bytes as usize)?;
-        let tables: Vec<u8> =
-            (0..grid.tile_count()).flat_map(|t| bytemuck::bytes_of(&grid.routing_table(t)).to_vec()).collect();
+        // The core's routes, with the slots of the CUDA inbox (8-byte pairs).
+        let tables: Vec<u8> = (0..grid.tile_count())
+            .flat_map(|t| {
+                let mut table = grid.routing_table(t);
+                table.inbox_stride = ll_inbox_stride(&grid);
+                for route in &mut table.routes[..table.route_count as usize] {
+                    let slot = grid.slot_of(opposite(route.direction)).expect("neighbourhoods are symmetric");
+                    route.inbox_offset = route.dest_threadgroup * ll_inbox_stride(&grid) + slot * ll_slot_bytes(&grid);
+                }
+                bytemuck::bytes_of(&table).to_vec()
+            })
+            .collect();
         let routes = DeviceBuffer::zeroed(&stream, tables.len())?;
         routes.upload(&tables)?;
         let mut geom: Vec<i32> = OFFSETS.iter().flatten().copied().collect();
@@ -331,15 +341,15 @@ impl CudaHaloExchange {
             pad: [g.pad(0), g.pad(1), g.pad(2)],
             width: g.width(),
             directions: g.neighbourhood().directions().len() as u32,
-            slot_bytes: g.slot_bytes(),
-            inbox_stride: g.inbox_stride(),
+            slot_bytes: ll_slot_bytes(g),
+            inbox_stride: ll_inbox_stride(g),
             first_step: self.step,
             steps,
             points: g.stencil_points().len() as u32,
             weight_bits: g.stencil_weight().to_bits(),
             stencil: g.stencil().code(),
             on_chip: u32::from(self.on_chip),
-            set_bytes: g.inbox_stride() * g.tile_count(),
+            set_bytes: ll_inbox_stride(g) * g.tile_count(),
             timeout_ms: self.config.face_timeout.as_millis().clamp(1, u128::from(u32::MAX)) as u32,
             inject_tile: injected_tile,
             inject_step,
@@ -388,13 +398,18 @@ impl CudaHaloExchange {
         self.stream.synchronize("running the halo exchange")?;
         let status = self.read_status()?;
         if status[1] != 0 {
-            let seen = &status[5..13];
+            const FIELDS: [&str; 8] =
+                ["source", "direction", "width", "height", "depth", "element size", "sequence", "flags"];
             let reason = match status[1] {
                 1 => format!(
-                    "tile {} found a face other than the one expected from direction {} at step {} (header \
-                     [source, direction, width, height, depth, element size, sequence, flags] = {seen:?}); it was not \
-                     applied and the run stopped",
-                    status[2], status[3], status[4]
+                    "tile {} found a face other than the one expected from direction {} at step {} (its header's {} is \
+                     {}, expected {}); no cell was computed from it and the run stopped",
+                    status[2],
+                    status[3],
+                    status[4],
+                    FIELDS.get(status[5] as usize).unwrap_or(&"?"),
+                    status[6],
+                    status[7]
                 ),
                 _ => format!(
                     "tile {} waited more than {:?} for its face from direction {} at step {}; the run stopped",
@@ -420,6 +435,17 @@ impl CudaHaloExchange {
         self.step += steps;
         Ok(())
     }
+}
+
+/// Bytes of a CUDA inbox slot: the header's 8 words and the largest face, each word as a
+/// (word, sequence) pair of 8 bytes.
+fn ll_slot_bytes(grid: &HaloGrid) -> u32 {
+    8 * (8 + grid.max_face_elements())
+}
+
+/// Bytes of one tile's CUDA inbox: a slot per direction, rounded up to 128.
+fn ll_inbox_stride(grid: &HaloGrid) -> u32 {
+    (ll_slot_bytes(grid) * grid.neighbourhood().directions().len() as u32).next_multiple_of(128)
 }
 
 /// Blocks of `run` with `shared_bytes` of dynamic shared memory resident at once on the device.

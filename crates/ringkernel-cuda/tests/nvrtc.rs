@@ -132,8 +132,18 @@ fn the_halo_exchange_compiles_for_sm_90() {
     let ptx = compile("ringkernel_halo", &ringkernel_cuda::compile::halo_source(), "sm_90")
         .unwrap_or_else(|e| panic!("the halo exchange does not compile: {e}"))
         .to_src();
-    for needle in [".entry rk_halo_run", ".entry rk_plain_jacobi", "ld.acquire.gpu", "st.release.gpu", "ld.global.cg"] {
+    for needle in [
+        ".entry rk_halo_run",
+        ".entry rk_plain_jacobi",
+        "st.relaxed.gpu.global.u64",
+        "ld.relaxed.gpu.global.u64",
+        "ld.global.ca",
+    ] {
         assert!(ptx.contains(needle), "the halo module lacks {needle}");
+    }
+    // RINGKERNEL_PTX_DUMP=FILE keeps the PTX (for `ptxas -v` or reading).
+    if let Some(path) = std::env::var_os("RINGKERNEL_PTX_DUMP") {
+        std::fs::write(path, &ptx).unwrap();
     }
     // No fused multiply-add may form: every backend must compute the same bits.
     assert!(!ptx.contains("fma.rn.f32"), "the halo module fuses a multiply-add");

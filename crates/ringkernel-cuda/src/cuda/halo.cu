@@ -3,20 +3,21 @@
 // Included after the generated protocol layout (HaloMessageHeader, K2KRoutingTable) and the
 // declaration of RkHaloParams. One block per tile, all resident at once (a cooperative launch),
 // running `steps` steps without returning to the host. A step:
-//   1. send: every face a neighbour needs is written from the tile into that neighbour's inbox
-//      slot (the routing table's `inbox_offset`, in the inbox set of the step's parity), header
-//      and payload; after a barrier one thread per route publishes the face by storing the step
-//      number into the header's `sequence` with a release at device scope;
-//   2. receive: one thread per direction waits (acquire) until the slot's sequence is the step,
-//      then checks the whole header (source, direction, extent, element size, flags); a wrong
-//      face is never applied: the block records it, raises the abort flag every waiting block
-//      watches, and stops. A face that does not come within the timeout does the same;
-//   3. apply the faces to the ghost cells (loads through L2: `ld.cg`), compute the interior into
-//      the other level, swap.
+//   1. send: every face a neighbour needs goes from the tile into that neighbour's inbox slot (in
+//      the inbox set of the step's parity) as (word, step) pairs, one 8-byte store each: eight
+//      header words (source, direction, extent, element size, sequence, flags), then the payload.
+//      No fence: each pair carries its own sequence (NCCL's LL protocol). A fence per face cost
+//      more than the rest of a small step (BENCHMARKS.md);
+//   2. receive: every thread waits for its share of each arriving face's pairs until their step
+//      is this step, checks the header's words, and writes the payload into the ghost cells. A
+//      wrong header word stops the run before any cell is computed from that face: the block
+//      records it and raises the abort flag every waiting thread watches. A face that does not
+//      come within the timeout stops the run the same way;
+//   3. compute the interior into the other level; swap.
 // Neighbours synchronise pairwise through these sequences only: no grid-wide barrier. Two inbox
 // sets (by the step's parity) make a slot safe to overwrite: a tile writes its neighbour's slot
 // for step t only after it received the neighbour's face of step t-1, which the neighbour sent
-// after applying its faces of step t-2 (the same set).
+// after it had read (and used) its faces of step t-2 from the same set.
 //
 // The tile lives in shared memory across all steps when both levels fit (`on_chip`), else in
 // global memory. The update is the host's (ringkernel_core::halo::apply_stencil): the points
@@ -35,20 +36,10 @@
 #define RK_HALO_TILE 2        // the tile that stopped first
 #define RK_HALO_FROM 3        // the direction its face was to arrive from
 #define RK_HALO_STEP 4        // the step
-#define RK_HALO_SEEN 5        // 8 words: the header it found
+#define RK_HALO_SEEN 5        // 8 words: the header word index, the value found, the value expected
 
 typedef unsigned int u32h;
 typedef unsigned long long u64h;
-
-__device__ __forceinline__ u32h rk_halo_acquire(const u32h* p) {
-    u32h v;
-    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-
-__device__ __forceinline__ void rk_halo_release(u32h* p, u32h v) {
-    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
 
 __device__ __forceinline__ u32h rk_halo_relaxed(const u32h* p) {
     u32h v;
@@ -79,6 +70,109 @@ __device__ void rk_halo_stop(u32h* status, u32h code, u32h tile, u32h from, u32h
     }
 }
 
+// One cell's update from its points' values `v` (in the host's order), as the host computes it.
+template <int NP>
+__device__ __forceinline__ float rk_halo_update(const float (&v)[NP], u32h stencil, float weight, float centre,
+                                                float previous, float count) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < NP; ++k) sum = __fadd_rn(sum, v[k]);
+    if (stencil == 2u) {
+        const float laplacian = __fsub_rn(sum, __fmul_rn(count, centre));
+        return __fadd_rn(__fsub_rn(__fadd_rn(centre, centre), previous), __fmul_rn(weight, laplacian));
+    }
+    return __fmul_rn(sum, weight);
+}
+
+// Loads from the tile: shared memory, or global memory through L1 (`ld.global.ca`: the block's
+// own writes of the previous step are visible to it after the barrier).
+template <bool ON_CHIP>
+__device__ __forceinline__ float rk_halo_load(const float* p) {
+    if (ON_CHIP) return *p;
+    return __ldca(p);
+}
+
+// The interior of `cur` into `next`: each thread walks down a column of rows (x fixed), several
+// rows in flight, so that enough loads are outstanding to keep memory busy. NP > 0: that many
+// points, their offsets in registers; NP == 0: any count, offsets from shared memory.
+template <bool ON_CHIP, int NP>
+__device__ void rk_halo_compute(const RkHaloParams& p, const float* __restrict__ cur, float* __restrict__ next,
+                                const int* deltas, u32h lane_x, u32h lane_row, u32h per_row, u32h rows_at_once) {
+    const u32h tx = p.tile[0], ty = p.tile[1];
+    const u32h px = p.padded[0], py = p.padded[1];
+    const u32h rows = ty * p.tile[2];
+    const float weight = __uint_as_float(p.weight_bits);
+    const float count = (float)p.points;
+    if (lane_row >= rows_at_once) return;
+    constexpr int N = NP > 0 ? NP : 1;
+    int d[N];
+#pragma unroll
+    for (int k = 0; k < N; ++k) d[k] = NP > 0 ? deltas[k] : 0;
+    for (u32h x = lane_x; x < tx; x += per_row) {
+#pragma unroll 4
+        for (u32h row = lane_row; row < rows; row += rows_at_once) {
+            const u32h y = row % ty, z = row / ty;
+            const u32h at = ((z + p.pad[2]) * py + y + p.pad[1]) * px + p.pad[0] + x;
+            const float centre = p.stencil == 2u ? rk_halo_load<ON_CHIP>(cur + at) : 0.0f;
+            const float previous = p.stencil == 2u ? rk_halo_load<ON_CHIP>(next + at) : 0.0f;
+            float out;
+            if (NP > 0) {
+                float v[N];
+#pragma unroll
+                for (int k = 0; k < N; ++k) v[k] = rk_halo_load<ON_CHIP>(cur + (int)at + d[k]);
+                out = rk_halo_update<N>(v, p.stencil, weight, centre, previous, count);
+            } else {
+                float sum = 0.0f;
+                for (u32h k = 0; k < p.points; ++k) sum = __fadd_rn(sum, rk_halo_load<ON_CHIP>(cur + (int)at + deltas[k]));
+                // The sum is complete: adding it to 0 changes no bit (-0 + 0 aside, which the
+                // host's sum starting at 0 gives too).
+                const float one[1] = {sum};
+                out = rk_halo_update<1>(one, p.stencil, weight, centre, previous, count);
+            }
+            next[at] = out;
+        }
+    }
+}
+
+template <bool ON_CHIP>
+__device__ void rk_halo_compute_any(const RkHaloParams& p, const float* cur, float* next, const int* deltas,
+                                    u32h lane_x, u32h lane_row, u32h per_row, u32h rows_at_once) {
+    switch (p.points) {
+    case 4: rk_halo_compute<ON_CHIP, 4>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    case 5: rk_halo_compute<ON_CHIP, 5>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    case 6: rk_halo_compute<ON_CHIP, 6>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    case 7: rk_halo_compute<ON_CHIP, 7>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    default: rk_halo_compute<ON_CHIP, 0>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    }
+}
+
+// Word `k` of a face's header (HaloMessageHeader: source, direction, width, height, depth,
+// element size, sequence, flags), without an array in local memory.
+__device__ __forceinline__ u32h rk_halo_header_word(u32h k, u32h source, u32h direction, const u32h (&extent)[3],
+                                                    u32h step) {
+    switch (k) {
+    case 0: return source;
+    case 1: return direction;
+    case 2: return extent[0];
+    case 3: return extent[1];
+    case 4: return extent[2];
+    case 5: return 4u;
+    case 6: return step;
+    default: return 0u;
+    }
+}
+
+__device__ __forceinline__ void rk_halo_put(u64h* at, u32h word, u32h step) {
+    const u64h pair = ((u64h)step << 32) | (u64h)word;
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(at), "l"(pair) : "memory");
+}
+
+__device__ __forceinline__ u64h rk_halo_get(const u64h* at) {
+    u64h pair;
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(pair) : "l"(at) : "memory");
+    return pair;
+}
+
 extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkHaloParams p) {
     extern __shared__ float rk_halo_smem[];
     __shared__ int offsets[26 * 3];
@@ -93,7 +187,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     unsigned char* inboxes = (unsigned char*)rk_halo_ptr(p.inboxes);
     const K2KRoutingTable* table = (const K2KRoutingTable*)rk_halo_ptr(p.routes) + tile;
     const u32h px = p.padded[0], py = p.padded[1];
-    const u32h tx = p.tile[0], ty = p.tile[1], tz = p.tile[2];
+    const u32h tx = p.tile[0];
 
     for (u32h i = tid; i < 78u; i += RK_HALO_THREADS) offsets[i] = geom[i];
     for (u32h i = tid; i < p.points; i += RK_HALO_THREADS) {
@@ -127,22 +221,21 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     }
     __syncthreads();
 
-    // The interior's rows: `per_row` threads along x, `rows_at_once` rows per pass.
+    // The interior's columns: `per_row` threads along x, `rows_at_once` rows side by side.
     const u32h per_row = tx < RK_HALO_THREADS ? tx : RK_HALO_THREADS;
     const u32h rows_at_once = RK_HALO_THREADS / per_row;
     const u32h lane_x = tid % per_row, lane_row = tid / per_row;
-    const u32h rows = ty * tz;
-    const float weight = __uint_as_float(p.weight_bits);
-    const float centre_count = (float)p.points;
+    const u64h timeout_ns = (u64h)p.timeout_ms * 1000000ull;
 
     u32h stopped = 0;
-    u32h done = 0;
-    for (; done < p.steps; ++done) {
+    for (u32h done = 0; done < p.steps; ++done) {
         const u32h step = p.first_step + done;
         const u32h set = (step & 1u) * p.set_bytes;
         const bool inject_here = p.inject_tile == tile + 1u && p.inject_step == step;
 
-        // 1. Send.
+        // 1. Send: every word of every face as a (word, step) pair in one 8-byte store, so that
+        //    the receiver checks each word on its own and no fence is needed. The header first
+        //    (8 pairs), then the payload.
         for (u32h r = 0; r < table->route_count; ++r) {
             const K2KRouteEntry& route = table->routes[r];
             if (route.is_active != 1u) continue;
@@ -151,73 +244,29 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
             const int* o = offsets + 3 * d;
             u32h extent[3], origin[3];
             for (int a = 0; a < 3; ++a) {
-                const u32h pad = p.pad[a];
                 extent[a] = o[a] != 0 ? p.width : p.tile[a];
-                origin[a] = pad + (o[a] == 1 ? p.tile[a] - p.width : 0u);
+                origin[a] = p.pad[a] + (o[a] == 1 ? p.tile[a] - p.width : 0u);
             }
-            u32h* slot = (u32h*)(inboxes + set + route.inbox_offset);
-            if (tid == 0) {
-                slot[0] = tile;
-                slot[1] = (inject_here && p.inject_kind == 1u) ? d : (d ^ 1u);  // test: a wrong direction
-                slot[2] = extent[0];
-                slot[3] = extent[1];
-                slot[4] = extent[2];
-                slot[5] = 4u;
-                slot[7] = 0u;
-            }
-            float* payload = (float*)(slot + 8);
+            u64h* slot = (u64h*)(inboxes + set + route.inbox_offset);
             const u32h total = extent[0] * extent[1] * extent[2];
-            for (u32h k = tid; k < total; k += RK_HALO_THREADS) {
-                const u32h x = k % extent[0], y = (k / extent[0]) % extent[1], z = k / (extent[0] * extent[1]);
-                payload[k] = cur[((origin[2] + z) * py + origin[1] + y) * px + origin[0] + x];
+            for (u32h k = tid; k < 8u + total; k += RK_HALO_THREADS) {
+                u32h word;
+                if (k >= 8u) {
+                    const u32h e = k - 8u;
+                    const u32h x = e % extent[0], y = (e / extent[0]) % extent[1], z = e / (extent[0] * extent[1]);
+                    word = __float_as_uint(cur[((origin[2] + z) * py + origin[1] + y) * px + origin[0] + x]);
+                } else {
+                    word = rk_halo_header_word(k, tile, (inject_here && p.inject_kind == 1u) ? d : (d ^ 1u), extent,
+                                               step);
+                }
+                rk_halo_put(slot + k, word, step);
             }
         }
-        __syncthreads();
-        if (tid < table->route_count && table->routes[tid].is_active == 1u && !(inject_here && p.inject_kind == 2u)) {
-            u32h* slot = (u32h*)(inboxes + set + table->routes[tid].inbox_offset);
-            rk_halo_release(slot + 6, step);
-        }
 
-        // 2. Receive: one thread per direction waits for its face and checks its header.
+        // 2. Receive: every thread waits for its share of each face's pairs, checks the header's,
+        //    and writes the payload's into the ghost cells.
         u32h bad = 0;
-        if (tid < p.directions && face_slot[tid] != 0xFFFFFFFFu) {
-            const u32h* slot = (const u32h*)(inboxes + set + face_slot[tid]);
-            const u64h start = rk_halo_now();
-            u32h spins = 0;
-            while (rk_halo_acquire(slot + 6) != step) {
-                if (rk_halo_relaxed(&status[RK_HALO_ABORT]) != 0u) {
-                    bad = 1;
-                    break;
-                }
-                if ((++spins & 255u) == 0u && rk_halo_now() - start > (u64h)p.timeout_ms * 1000000ull) {
-                    rk_halo_stop(status, 2u, tile, (u32h)geom[78 + tid], step, nullptr);
-                    bad = 1;
-                    break;
-                }
-            }
-            if (!bad) {
-                const u32h from = (u32h)geom[78 + tid];
-                const int* o = offsets + 3 * from;
-                u32h seen[8];
-                for (int i = 0; i < 8; ++i) seen[i] = __ldcg(slot + i);
-                const bool good = seen[0] == face_source[tid] && seen[1] == from &&
-                                  seen[2] == (o[0] != 0 ? p.width : tx) && seen[3] == (o[1] != 0 ? p.width : ty) &&
-                                  seen[4] == (o[2] != 0 ? p.width : tz) && seen[5] == 4u && seen[6] == step &&
-                                  seen[7] == 0u;
-                if (!good) {
-                    atomicAdd(&status[RK_HALO_MISMATCHES], 1u);
-                    rk_halo_stop(status, 1u, tile, from, step, seen);
-                    bad = 1;
-                }
-            }
-        }
-        if (__syncthreads_or(bad)) {
-            stopped = 1;
-            break;
-        }
-
-        // 3. Apply the faces to the ghost cells.
-        for (u32h s = 0; s < p.directions; ++s) {
+        for (u32h s = 0; s < p.directions && !bad; ++s) {
             if (face_slot[s] == 0xFFFFFFFFu) continue;
             const u32h from = (u32h)geom[78 + s];
             const int* o = offsets + 3 * from;
@@ -226,33 +275,58 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                 extent[a] = o[a] != 0 ? p.width : p.tile[a];
                 origin[a] = o[a] == -1 ? 0u : (o[a] == 1 ? p.pad[a] + p.tile[a] : p.pad[a]);
             }
-            const float* payload = (const float*)(inboxes + set + face_slot[s] + 32u);
+            const u64h* slot = (const u64h*)(inboxes + set + face_slot[s]);
             const u32h total = extent[0] * extent[1] * extent[2];
-            for (u32h k = tid; k < total; k += RK_HALO_THREADS) {
-                const u32h x = k % extent[0], y = (k / extent[0]) % extent[1], z = k / (extent[0] * extent[1]);
-                cur[((origin[2] + z) * py + origin[1] + y) * px + origin[0] + x] = __ldcg(payload + k);
-            }
-        }
-        __syncthreads();
-
-        // 4. Compute the interior into the other level.
-        if (lane_row < rows_at_once) {
-            for (u32h row = lane_row; row < rows; row += rows_at_once) {
-                const u32h y = row % ty, z = row / ty;
-                const u32h base = ((z + p.pad[2]) * py + y + p.pad[1]) * px + p.pad[0];
-                for (u32h x = lane_x; x < tx; x += per_row) {
-                    const u32h at = base + x;
-                    float sum = 0.0f;
-                    for (u32h k = 0; k < p.points; ++k) sum = __fadd_rn(sum, cur[(int)at + deltas[k]]);
-                    if (p.stencil == 2u) {
-                        const float u = cur[at];
-                        const float laplacian = __fsub_rn(sum, __fmul_rn(centre_count, u));
-                        next[at] = __fadd_rn(__fsub_rn(__fadd_rn(u, u), next[at]), __fmul_rn(weight, laplacian));
-                    } else {
-                        next[at] = __fmul_rn(sum, weight);
+            for (u32h k = tid; k < 8u + total; k += RK_HALO_THREADS) {
+                u64h pair = rk_halo_get(slot + k);
+                if ((u32h)(pair >> 32) != step) {
+                    const u64h start = rk_halo_now();
+                    u32h spins = 0;
+                    while ((u32h)(pair >> 32) != step) {
+                        if ((++spins & 63u) == 0u) {
+                            if (rk_halo_relaxed(&status[RK_HALO_ABORT]) != 0u) {
+                                bad = 1;
+                                break;
+                            }
+                            if (rk_halo_now() - start > timeout_ns) {
+                                rk_halo_stop(status, 2u, tile, from, step, nullptr);
+                                bad = 1;
+                                break;
+                            }
+                        }
+                        pair = rk_halo_get(slot + k);
                     }
+                    if (bad) break;
+                }
+                const u32h word = (u32h)pair;
+                if (k < 8u) {
+                    const u32h expected = rk_halo_header_word(k, face_source[s], from, extent, step);
+                    if (word != expected) {
+                        const u32h seen[8] = {k, word, expected, 0u, 0u, 0u, 0u, 0u};
+                        atomicAdd(&status[RK_HALO_MISMATCHES], 1u);
+                        rk_halo_stop(status, 1u, tile, from, step, seen);
+                        bad = 1;
+                        break;
+                    }
+                } else {
+                    const u32h e = k - 8u;
+                    const u32h x = e % extent[0], y = (e / extent[0]) % extent[1], z = e / (extent[0] * extent[1]);
+                    cur[((origin[2] + z) * py + origin[1] + y) * px + origin[0] + x] = __uint_as_float(word);
                 }
             }
+        }
+        // A face written into the ghost cells is read only after this barrier, and only if every
+        // thread found every pair of every face right.
+        if (__syncthreads_or(bad)) {
+            stopped = 1;
+            break;
+        }
+
+        // 3. Compute the interior into the other level.
+        if (p.on_chip) {
+            rk_halo_compute_any<true>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once);
+        } else {
+            rk_halo_compute_any<false>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once);
         }
         __syncthreads();
         float* t = cur;
