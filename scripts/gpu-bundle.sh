@@ -17,7 +17,7 @@
 # earlier commit (DIR/COMMIT names it): the run measures them in the same command, for before and
 # after figures. Knobs of the run script (environment): REPEATS, ACTORS, HOST_THREADS, PROFILE_RUN,
 # ALSO_BLOCK_SIZE, SOAK_SECS (cuda); REPEATS, ROUNDS, MESSAGES, ACTORS (wgpu); REPEATS, STENCIL_CASES
-# (stencil).
+# STENCIL_QUICK (stencil: tests and bench only)...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Several targets may be named at once (`scripts/gpu-bundle.sh stencil wgpu`).

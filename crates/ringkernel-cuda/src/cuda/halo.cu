@@ -29,6 +29,8 @@
 #define RK_HALO_THREADS 512
 #endif
 #define RK_HALO_MAX_POINTS 512u
+// Pairs a thread loads before it looks at any of them.
+#define RK_HALO_AHEAD 4
 
 // Status words (device memory, read by the host after the run).
 #define RK_HALO_MISMATCHES 0
@@ -109,7 +111,7 @@ __device__ void rk_halo_compute(const RkHaloParams& p, const float* __restrict__
 #pragma unroll
     for (int k = 0; k < N; ++k) d[k] = NP > 0 ? deltas[k] : 0;
     for (u32h x = lane_x; x < tx; x += per_row) {
-#pragma unroll 4
+#pragma unroll 8
         for (u32h row = lane_row; row < rows; row += rows_at_once) {
             const u32h y = row % ty, z = row / ty;
             const u32h at = ((z + p.pad[2]) * py + y + p.pad[1]) * px + p.pad[0] + x;
@@ -179,6 +181,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     __shared__ int deltas[RK_HALO_MAX_POINTS];
     __shared__ u32h face_slot[26];   // byte offset of each arriving face's slot (0xFFFFFFFF: none)
     __shared__ u32h face_source[26];
+    __shared__ u32h face_first[27];  // the arriving faces' pairs numbered one after the other
 
     const u32h tid = threadIdx.x;
     const u32h tile = blockIdx.x;
@@ -205,6 +208,20 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                             q[1] < (int)table->grid_dim_y && q[2] < (int)table->grid_dim_z;
         face_slot[tid] = inside ? tile * p.inbox_stride + tid * p.slot_bytes : 0xFFFFFFFFu;
         face_source[tid] = inside ? ((u32h)q[2] * table->grid_dim_y + (u32h)q[1]) * table->grid_dim_x + (u32h)q[0] : 0u;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        u32h first = 0;
+        for (u32h s = 0; s < p.directions; ++s) {
+            face_first[s] = first;
+            if (face_slot[s] != 0xFFFFFFFFu) {
+                const int* o = geom + 3 * (u32h)geom[78 + s];
+                const u32h ex = o[0] != 0 ? p.width : p.tile[0], ey = o[1] != 0 ? p.width : p.tile[1],
+                           ez = o[2] != 0 ? p.width : p.tile[2];
+                first += 8u + ex * ey * ez;
+            }
+        }
+        face_first[p.directions] = first;
     }
 
     float* global_cur = (float*)rk_halo_ptr(p.cells_current) + (u64h)tile * p.padded_len;
@@ -263,27 +280,40 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
             }
         }
 
-        // 2. Receive: every thread waits for its share of each face's pairs, checks the header's,
-        //    and writes the payload's into the ghost cells.
+        // 2. Receive: the pairs of all arriving faces, numbered one after the other, are shared
+        //    out over the threads; each thread loads RK_HALO_AHEAD of its pairs before it looks at
+        //    any (one memory round trip for all of them), waits for those not there yet, checks
+        //    the header's words and writes the payload's into the ghost cells.
         u32h bad = 0;
-        for (u32h s = 0; s < p.directions && !bad; ++s) {
-            if (face_slot[s] == 0xFFFFFFFFu) continue;
-            const u32h from = (u32h)geom[78 + s];
-            const int* o = offsets + 3 * from;
-            u32h extent[3], origin[3];
-            for (int a = 0; a < 3; ++a) {
-                extent[a] = o[a] != 0 ? p.width : p.tile[a];
-                origin[a] = o[a] == -1 ? 0u : (o[a] == 1 ? p.pad[a] + p.tile[a] : p.pad[a]);
+        const u32h pairs = face_first[p.directions];
+        for (u32h base = tid; base < pairs && !bad; base += RK_HALO_THREADS * RK_HALO_AHEAD) {
+            u64h got[RK_HALO_AHEAD];
+            const u64h* where[RK_HALO_AHEAD];
+            u32h face[RK_HALO_AHEAD];
+#pragma unroll
+            for (int b = 0; b < RK_HALO_AHEAD; ++b) {
+                const u32h i = base + b * RK_HALO_THREADS;
+                face[b] = 0;
+                where[b] = nullptr;
+                if (i < pairs) {
+                    u32h s = 0;
+                    while (face_first[s + 1] <= i || face_slot[s] == 0xFFFFFFFFu) ++s;
+                    face[b] = s;
+                    where[b] = (const u64h*)(inboxes + set + face_slot[s]) + (i - face_first[s]);
+                    got[b] = rk_halo_get(where[b]);
+                }
             }
-            const u64h* slot = (const u64h*)(inboxes + set + face_slot[s]);
-            const u32h total = extent[0] * extent[1] * extent[2];
-            for (u32h k = tid; k < 8u + total; k += RK_HALO_THREADS) {
-                u64h pair = rk_halo_get(slot + k);
+#pragma unroll
+            for (int b = 0; b < RK_HALO_AHEAD; ++b) {
+                if (where[b] == nullptr || bad) continue;
+                const u32h s = face[b];
+                const u32h from = (u32h)geom[78 + s];
+                u64h pair = got[b];
                 if ((u32h)(pair >> 32) != step) {
                     const u64h start = rk_halo_now();
                     u32h spins = 0;
                     while ((u32h)(pair >> 32) != step) {
-                        if ((++spins & 63u) == 0u) {
+                        if ((++spins & 255u) == 0u) {
                             if (rk_halo_relaxed(&status[RK_HALO_ABORT]) != 0u) {
                                 bad = 1;
                                 break;
@@ -294,10 +324,14 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                                 break;
                             }
                         }
-                        pair = rk_halo_get(slot + k);
+                        pair = rk_halo_get(where[b]);
                     }
                     if (bad) break;
                 }
+                const int* o = offsets + 3 * from;
+                u32h extent[3];
+                for (int a = 0; a < 3; ++a) extent[a] = o[a] != 0 ? p.width : p.tile[a];
+                const u32h k = (u32h)(where[b] - (const u64h*)(inboxes + set + face_slot[s]));
                 const u32h word = (u32h)pair;
                 if (k < 8u) {
                     const u32h expected = rk_halo_header_word(k, face_source[s], from, extent, step);
@@ -306,9 +340,10 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                         atomicAdd(&status[RK_HALO_MISMATCHES], 1u);
                         rk_halo_stop(status, 1u, tile, from, step, seen);
                         bad = 1;
-                        break;
                     }
                 } else {
+                    u32h origin[3];
+                    for (int a = 0; a < 3; ++a) origin[a] = o[a] == -1 ? 0u : (o[a] == 1 ? p.pad[a] + p.tile[a] : p.pad[a]);
                     const u32h e = k - 8u;
                     const u32h x = e % extent[0], y = (e / extent[0]) % extent[1], z = e / (extent[0] * extent[1]);
                     cur[((origin[2] + z) * py + origin[1] + y) * px + origin[0] + x] = __uint_as_float(word);
