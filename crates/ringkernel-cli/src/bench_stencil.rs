@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use ringkernel::cuda_halo::{PlainJacobi, auto_grid};
-use ringkernel::halo::{HaloExchange, Neighbourhood, Stencil};
+use ringkernel::halo::{HaloExchange, HaloGrid, Neighbourhood, Stencil};
 use ringkernel_bench::{machine_description, median};
 use serde_json::json;
 
@@ -14,7 +14,8 @@ use crate::stencil::{Check, check_result};
 
 #[derive(Args)]
 pub(crate) struct BenchStencilArgs {
-    /// Cases, comma-separated: 2d_16384, 3d_512, 3d_64 (or NAME=NxM[xK]:STEPS for another grid).
+    /// Cases, comma-separated: 2d_16384, 3d_512, 3d_64 (or NAME=NxM[xK]:STEPS[:TILE] for another
+    /// grid, TILE = tile cells NxM[xK]; tiles are chosen for the device otherwise).
     #[arg(long, default_value = "2d_16384,3d_512,3d_64")]
     cases: String,
     /// Timed runs of each case; figures are medians.
@@ -25,20 +26,25 @@ pub(crate) struct BenchStencilArgs {
     json: Option<String>,
 }
 
-/// A case: its key, grid and steps per timed run.
-fn parse_case(text: &str) -> Result<(String, [u32; 3], u32), String> {
+/// A case: its key, grid, steps per timed run and tile (None: chosen for the device).
+type Case = (String, [u32; 3], u32, Option<[u32; 3]>);
+
+fn parse_case(text: &str) -> Result<Case, String> {
     match text {
-        "2d_16384" => Ok((text.into(), [16384, 16384, 1], 200)),
-        "3d_512" => Ok((text.into(), [512, 512, 512], 200)),
-        "3d_64" => Ok((text.into(), [64, 64, 64], 5000)),
+        "2d_16384" => Ok((text.into(), [16384, 16384, 1], 200, None)),
+        "3d_512" => Ok((text.into(), [512, 512, 512], 200, None)),
+        "3d_64" => Ok((text.into(), [64, 64, 64], 5000, None)),
         other => {
             let (name, rest) = other.split_once('=').ok_or_else(|| format!("unknown case `{other}`"))?;
-            let (grid, steps) = rest.split_once(':').ok_or_else(|| format!("`{other}`: NAME=NxM[xK]:STEPS"))?;
+            let mut parts = rest.split(':');
+            let grid = crate::stencil::parse_extent(parts.next().unwrap_or(""))?;
+            let steps = parts.next().ok_or_else(|| format!("`{other}`: NAME=NxM[xK]:STEPS[:TILE]"))?;
             let steps: u32 = steps.parse().map_err(|_| format!("`{steps}` is not a step count"))?;
             if steps == 0 {
                 return Err(format!("`{other}`: steps must be positive"));
             }
-            Ok((name.into(), crate::stencil::parse_extent(grid)?, steps))
+            let tile = parts.next().map(crate::stencil::parse_extent).transpose()?;
+            Ok((name.into(), grid, steps, tile))
         }
     }
 }
@@ -69,9 +75,12 @@ pub(crate) fn run(args: BenchStencilArgs) -> Result<(), Box<dyn std::error::Erro
     println!("device: {device}");
     let mut results = serde_json::Map::new();
     let mut copy_rates = Vec::new();
-    for (name, cells, steps) in cases {
+    for (name, cells, steps, tile) in cases {
         let neighbourhood = if cells[2] > 1 { Neighbourhood::VonNeumann3D } else { Neighbourhood::VonNeumann2D };
-        let grid = auto_grid(cells, 1, neighbourhood, Stencil::Jacobi, 0)?;
+        let grid = match tile {
+            Some(tile) => HaloGrid::new(cells, tile, 1, neighbourhood)?.with_stencil(Stencil::Jacobi)?,
+            None => auto_grid(cells, 1, neighbourhood, Stencil::Jacobi, 0)?,
+        };
         let mut halo = ringkernel::CudaHaloExchange::new(grid)?;
         let mut plain = PlainJacobi::new(cells, 0)?;
         let copy = plain.copy_gbps(20)?;
@@ -101,6 +110,7 @@ pub(crate) fn run(args: BenchStencilArgs) -> Result<(), Box<dyn std::error::Erro
             launch.push(us(plain.run_launches(steps)?, steps));
             graph.push(us(plain.run_graph(steps)?, steps));
         }
+        let phases = halo.phases();
         let (own_us, launch_us, graph_us) = (median(&mut own), median(&mut launch), median(&mut graph));
         let gcells = grid.cell_count() as f64 / own_us / 1e3;
         println!(
@@ -119,6 +129,12 @@ pub(crate) fn run(args: BenchStencilArgs) -> Result<(), Box<dyn std::error::Erro
             checked.how,
             checked.max_abs_diff,
         );
+        if let Some(ph) = phases {
+            println!(
+                "  phases of tile {} (last run, ns per step): send {:.0}, receive (waiting included) {:.0}, compute {:.0}",
+                ph.tile, ph.send_ns, ph.receive_ns, ph.compute_ns
+            );
+        }
         results.insert(
             name,
             json!({
@@ -141,6 +157,9 @@ pub(crate) fn run(args: BenchStencilArgs) -> Result<(), Box<dyn std::error::Erro
                 "check": checked.how,
                 "check_steps": check_steps,
                 "launch_graph_max_abs_diff": launch_vs,
+                "phases_ns": phases.map(|ph| json!({
+                    "tile": ph.tile, "send": ph.send_ns, "receive": ph.receive_ns, "compute": ph.compute_ns
+                })),
                 "us_per_step_runs": own,
                 "launch_us_per_step_runs": launch,
                 "graph_us_per_step_runs": graph,

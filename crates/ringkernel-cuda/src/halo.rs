@@ -19,7 +19,9 @@ pub const HALO_THREADS: u32 = 512;
 /// Most stencil points the kernel takes (`RK_HALO_MAX_POINTS`).
 pub const MAX_POINTS: usize = 512;
 /// Words of the status buffer.
-const STATUS_WORDS: usize = 16;
+const STATUS_WORDS: usize = 32;
+/// Status words: the phase profile (three u64).
+const STATUS_PROFILE: usize = 16;
 /// Status word: tiles that ran every step of the last run.
 const STATUS_COMPLETED: usize = 13;
 
@@ -84,6 +86,24 @@ pub struct CudaHaloExchange {
     /// Set when a run stopped: the grid is then unspecified until the next upload.
     broken: Option<String>,
     inject: Option<InjectedFault>,
+    profile: Option<HaloPhases>,
+}
+
+/// Where one tile's steps spent their time in the last run, as its first thread saw it
+/// (`%globaltimer`, averaged over the run's steps): a tile in the middle of the grid.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HaloPhases {
+    /// The tile.
+    pub tile: u32,
+    /// Steps of the run.
+    pub steps: u32,
+    /// Writing its faces into the neighbours' inboxes (this thread's share), ns per step.
+    pub send_ns: f64,
+    /// From then until every thread of the block had its faces (waiting for the neighbours
+    /// included), ns per step.
+    pub receive_ns: f64,
+    /// Computing the interior, until the block's barrier, ns per step.
+    pub compute_ns: f64,
 }
 
 // SAFETY: the function handle is used with the context bound, by one caller at a time (&mut self).
@@ -264,6 +284,7 @@ impl CudaHaloExchange {
             stats: HaloExchangeStats::default(),
             broken: None,
             inject: None,
+            profile: None,
         };
         exchange.reset_inboxes()?;
         Ok(exchange)
@@ -360,7 +381,19 @@ impl CudaHaloExchange {
             routes: words(self.routes.address()),
             geom: words(self.geom.address()),
             status: words(self.status.address()),
+            profile_tile: self.profile_tile(),
         }
+    }
+
+    /// A tile in the middle of the grid (all its neighbours there).
+    fn profile_tile(&self) -> u32 {
+        let n = self.grid.tiles();
+        self.grid.tile_id([n[0] / 2, n[1] / 2, n[2] / 2])
+    }
+
+    /// The phase profile of the last run that completed.
+    pub fn phases(&self) -> Option<HaloPhases> {
+        self.profile
     }
 
     fn read_status(&self) -> Result<[u32; STATUS_WORDS]> {
@@ -429,6 +462,15 @@ impl CudaHaloExchange {
             self.broken = Some(reason.clone());
             return Err(RingKernelError::KernelFault { kernel: "cuda halo exchange".into(), reason });
         }
+        let word = |i: usize| f64::from(status[i]) + f64::from(status[i + 1]) * 4_294_967_296.0;
+        let per_step = |i: usize| word(STATUS_PROFILE + 2 * i) / f64::from(steps);
+        self.profile = Some(HaloPhases {
+            tile: self.profile_tile(),
+            steps,
+            send_ns: per_step(0),
+            receive_ns: per_step(1),
+            compute_ns: per_step(2),
+        });
         if steps % 2 == 1 {
             self.current ^= 1;
         }

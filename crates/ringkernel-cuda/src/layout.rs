@@ -114,7 +114,7 @@ device_struct! {
 
 device_struct! {
     /// The parameters of one run of the halo exchange kernel (`cuda/halo.cu`), passed by value.
-    #[layout(size = 152, align = 4)]
+    #[layout(size = 156, align = 4)]
     #[repr(C)]
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
     pub struct RkHaloParams {
@@ -171,6 +171,8 @@ device_struct! {
         pub geom: [u32; 2] => 136,
         /// Status words (see `halo.cu`).
         pub status: [u32; 2] => 144,
+        /// The tile whose first thread times the phases of each step (`RK_HALO_PROFILE`).
+        pub profile_tile: u32 => 152,
     }
 }
 

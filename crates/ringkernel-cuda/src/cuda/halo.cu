@@ -30,7 +30,7 @@
 #endif
 #define RK_HALO_MAX_POINTS 512u
 // Pairs a thread loads before it looks at any of them.
-#define RK_HALO_AHEAD 4
+#define RK_HALO_AHEAD 2
 
 // Status words (device memory, read by the host after the run).
 #define RK_HALO_MISMATCHES 0
@@ -39,6 +39,10 @@
 #define RK_HALO_FROM 3        // the direction its face was to arrive from
 #define RK_HALO_STEP 4        // the step
 #define RK_HALO_SEEN 5        // 8 words: the header word index, the value found, the value expected
+#define RK_HALO_COMPLETED 13  // tiles that ran every step
+#define RK_HALO_PROFILE 16    // profile_tile's thread 0, ns summed over the run's steps (u64 each):
+                              // sending, receiving (until every thread of the block has its
+                              // faces), computing (until the block's barrier)
 
 typedef unsigned int u32h;
 typedef unsigned long long u64h;
@@ -97,7 +101,7 @@ __device__ __forceinline__ float rk_halo_load(const float* p) {
 // The interior of `cur` into `next`: each thread walks down a column of rows (x fixed), several
 // rows in flight, so that enough loads are outstanding to keep memory busy. NP > 0: that many
 // points, their offsets in registers; NP == 0: any count, offsets from shared memory.
-template <bool ON_CHIP, int NP>
+template <bool ON_CHIP, int NP, bool WAVE>
 __device__ void rk_halo_compute(const RkHaloParams& p, const float* __restrict__ cur, float* __restrict__ next,
                                 const int* deltas, u32h lane_x, u32h lane_row, u32h per_row, u32h rows_at_once) {
     const u32h tx = p.tile[0], ty = p.tile[1];
@@ -110,41 +114,65 @@ __device__ void rk_halo_compute(const RkHaloParams& p, const float* __restrict__
     int d[N];
 #pragma unroll
     for (int k = 0; k < N; ++k) d[k] = NP > 0 ? deltas[k] : 0;
+    // B rows at a time: every load of the B rows is issued before the first store (the stores
+    // go through a generic pointer that the compiler cannot prove apart from the loads).
+    constexpr int B = NP == 0 ? 1 : (N <= 5 ? 4 : 2);
+    const u32h step_rows = rows_at_once * B;
     for (u32h x = lane_x; x < tx; x += per_row) {
-#pragma unroll 8
-        for (u32h row = lane_row; row < rows; row += rows_at_once) {
-            const u32h y = row % ty, z = row / ty;
-            const u32h at = ((z + p.pad[2]) * py + y + p.pad[1]) * px + p.pad[0] + x;
-            const float centre = p.stencil == 2u ? rk_halo_load<ON_CHIP>(cur + at) : 0.0f;
-            const float previous = p.stencil == 2u ? rk_halo_load<ON_CHIP>(next + at) : 0.0f;
-            float out;
-            if (NP > 0) {
-                float v[N];
+        for (u32h row0 = lane_row; row0 < rows; row0 += step_rows) {
+            float v[B][N];
+            float centre[B], previous[B];
+            u32h at[B];
 #pragma unroll
-                for (int k = 0; k < N; ++k) v[k] = rk_halo_load<ON_CHIP>(cur + (int)at + d[k]);
-                out = rk_halo_update<N>(v, p.stencil, weight, centre, previous, count);
-            } else {
-                float sum = 0.0f;
-                for (u32h k = 0; k < p.points; ++k) sum = __fadd_rn(sum, rk_halo_load<ON_CHIP>(cur + (int)at + deltas[k]));
-                // The sum is complete: adding it to 0 changes no bit (-0 + 0 aside, which the
-                // host's sum starting at 0 gives too).
-                const float one[1] = {sum};
-                out = rk_halo_update<1>(one, p.stencil, weight, centre, previous, count);
+            for (int b = 0; b < B; ++b) {
+                const u32h row = row0 + b * rows_at_once;
+                const u32h r = row < rows ? row : lane_row;  // past the end: a harmless reload
+                const u32h y = r % ty, z = r / ty;
+                at[b] = ((z + p.pad[2]) * py + y + p.pad[1]) * px + p.pad[0] + x;
+                centre[b] = WAVE ? rk_halo_load<ON_CHIP>(cur + at[b]) : 0.0f;
+                previous[b] = WAVE ? rk_halo_load<ON_CHIP>(next + at[b]) : 0.0f;
+                if (NP > 0) {
+#pragma unroll
+                    for (int k = 0; k < N; ++k) v[b][k] = rk_halo_load<ON_CHIP>(cur + (int)at[b] + d[k]);
+                } else {
+                    float sum = 0.0f;
+                    for (u32h k = 0; k < p.points; ++k) {
+                        sum = __fadd_rn(sum, rk_halo_load<ON_CHIP>(cur + (int)at[b] + deltas[k]));
+                    }
+                    // The sum is complete: adding it to 0 again changes no bit (a -0 sum aside,
+                    // which the host's sum from 0 turns into +0 as well).
+                    v[b][0] = sum;
+                }
             }
-            next[at] = out;
+#pragma unroll
+            for (int b = 0; b < B; ++b) {
+                if (row0 + b * rows_at_once < rows) {
+                    next[at[b]] = rk_halo_update<N>(v[b], WAVE ? 2u : 0u, weight, centre[b], previous[b], count);
+                }
+            }
         }
+    }
+}
+
+template <bool ON_CHIP, bool WAVE>
+__device__ void rk_halo_compute_points(const RkHaloParams& p, const float* cur, float* next, const int* deltas,
+                                       u32h lane_x, u32h lane_row, u32h per_row, u32h rows_at_once) {
+    switch (p.points) {
+    case 4: rk_halo_compute<ON_CHIP, 4, WAVE>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    case 5: rk_halo_compute<ON_CHIP, 5, WAVE>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    case 6: rk_halo_compute<ON_CHIP, 6, WAVE>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    case 7: rk_halo_compute<ON_CHIP, 7, WAVE>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    default: rk_halo_compute<ON_CHIP, 0, WAVE>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
     }
 }
 
 template <bool ON_CHIP>
 __device__ void rk_halo_compute_any(const RkHaloParams& p, const float* cur, float* next, const int* deltas,
                                     u32h lane_x, u32h lane_row, u32h per_row, u32h rows_at_once) {
-    switch (p.points) {
-    case 4: rk_halo_compute<ON_CHIP, 4>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
-    case 5: rk_halo_compute<ON_CHIP, 5>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
-    case 6: rk_halo_compute<ON_CHIP, 6>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
-    case 7: rk_halo_compute<ON_CHIP, 7>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
-    default: rk_halo_compute<ON_CHIP, 0>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once); break;
+    if (p.stencil == 2u) {
+        rk_halo_compute_points<ON_CHIP, true>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once);
+    } else {
+        rk_halo_compute_points<ON_CHIP, false>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once);
     }
 }
 
@@ -245,7 +273,10 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     const u64h timeout_ns = (u64h)p.timeout_ms * 1000000ull;
 
     u32h stopped = 0;
+    const bool profiling = tile == p.profile_tile && tid == 0;
+    u64h phase[3] = {0, 0, 0};
     for (u32h done = 0; done < p.steps; ++done) {
+        const u64h t0 = profiling ? rk_halo_now() : 0;
         const u32h step = p.first_step + done;
         const u32h set = (step & 1u) * p.set_bytes;
         const bool inject_here = p.inject_tile == tile + 1u && p.inject_step == step;
@@ -279,6 +310,8 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                 rk_halo_put(slot + k, word, step);
             }
         }
+
+        const u64h t1 = profiling ? rk_halo_now() : 0;
 
         // 2. Receive: the pairs of all arriving faces, numbered one after the other, are shared
         //    out over the threads; each thread loads RK_HALO_AHEAD of its pairs before it looks at
@@ -356,6 +389,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
             stopped = 1;
             break;
         }
+        const u64h t2 = profiling ? rk_halo_now() : 0;
 
         // 3. Compute the interior into the other level.
         if (p.on_chip) {
@@ -364,6 +398,12 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
             rk_halo_compute_any<false>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once);
         }
         __syncthreads();
+        if (profiling) {
+            const u64h t3 = rk_halo_now();
+            phase[0] += t1 - t0;
+            phase[1] += t2 - t1;
+            phase[2] += t3 - t2;
+        }
         float* t = cur;
         cur = next;
         next = t;
@@ -378,7 +418,11 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
             global_next[i] = next[i];
         }
     }
-    if (tid == 0 && !stopped) atomicAdd(&status[RK_HALO_SEEN + 8], 1u);  // tiles that ran every step
+    if (tid == 0 && !stopped) atomicAdd(&status[RK_HALO_COMPLETED], 1u);
+    if (profiling) {
+        u64h* profile = (u64h*)(status + RK_HALO_PROFILE);
+        for (int i = 0; i < 3; ++i) profile[i] = phase[i];
+    }
 }
 
 // The same arithmetic written plainly, one thread per cell, one launch per step (the baseline of
