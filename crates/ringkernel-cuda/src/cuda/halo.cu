@@ -29,6 +29,8 @@
 #define RK_HALO_THREADS 512
 #endif
 #define RK_HALO_MAX_POINTS 512u
+// Rows ahead of its loads a thread prefetches into L2 (tiles in global memory).
+#define RK_HALO_PREFETCH_ROWS 16u
 // Pairs a thread loads before it looks at any of them.
 #define RK_HALO_AHEAD 2
 
@@ -123,6 +125,16 @@ __device__ void rk_halo_compute(const RkHaloParams& p, const float* __restrict__
             float v[B][N];
             float centre[B], previous[B];
             u32h at[B];
+            if (!ON_CHIP) {
+                // Rows further down into L2 ahead of their loads: more of memory's latency hidden
+                // than the registers of B rows allow.
+                const u32h ahead = row0 + RK_HALO_PREFETCH_ROWS * rows_at_once;
+                if (ahead < rows) {
+                    const u32h y = ahead % ty, z = ahead / ty;
+                    const float* q = cur + ((z + p.pad[2]) * py + y + p.pad[1]) * px + p.pad[0] + x;
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(q));
+                }
+            }
 #pragma unroll
             for (int b = 0; b < B; ++b) {
                 const u32h row = row0 + b * rows_at_once;
@@ -194,12 +206,14 @@ __device__ __forceinline__ u32h rk_halo_header_word(u32h k, u32h source, u32h di
 
 __device__ __forceinline__ void rk_halo_put(u64h* at, u32h word, u32h step) {
     const u64h pair = ((u64h)step << 32) | (u64h)word;
-    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(at), "l"(pair) : "memory");
+    // No "memory" clobber: the LL protocol orders nothing, and a clobber would make the compiler
+    // reload everything it holds from memory after each store.
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(at), "l"(pair));
 }
 
 __device__ __forceinline__ u64h rk_halo_get(const u64h* at) {
     u64h pair;
-    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(pair) : "l"(at) : "memory");
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(pair) : "l"(at));
     return pair;
 }
 
@@ -210,6 +224,9 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     __shared__ u32h face_slot[26];   // byte offset of each arriving face's slot (0xFFFFFFFF: none)
     __shared__ u32h face_source[26];
     __shared__ u32h face_first[27];  // the arriving faces' pairs numbered one after the other
+    __shared__ u32h route_offset[26];  // the tile's active routes: slot offset at the neighbour
+    __shared__ u32h route_direction[26];
+    __shared__ u32h route_count;
 
     const u32h tid = threadIdx.x;
     const u32h tile = blockIdx.x;
@@ -236,6 +253,16 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                             q[1] < (int)table->grid_dim_y && q[2] < (int)table->grid_dim_z;
         face_slot[tid] = inside ? tile * p.inbox_stride + tid * p.slot_bytes : 0xFFFFFFFFu;
         face_source[tid] = inside ? ((u32h)q[2] * table->grid_dim_y + (u32h)q[1]) * table->grid_dim_x + (u32h)q[0] : 0u;
+    }
+    if (tid == 0) {
+        u32h n = 0;
+        for (u32h r = 0; r < table->route_count; ++r) {
+            if (table->routes[r].is_active != 1u) continue;
+            route_offset[n] = table->routes[r].inbox_offset;
+            route_direction[n] = table->routes[r].direction;
+            ++n;
+        }
+        route_count = n;
     }
     __syncthreads();
     if (tid == 0) {
@@ -284,18 +311,16 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         // 1. Send: every word of every face as a (word, step) pair in one 8-byte store, so that
         //    the receiver checks each word on its own and no fence is needed. The header first
         //    (8 pairs), then the payload.
-        for (u32h r = 0; r < table->route_count; ++r) {
-            const K2KRouteEntry& route = table->routes[r];
-            if (route.is_active != 1u) continue;
-            if (inject_here && p.inject_kind == 2u) continue;  // test: the face never comes
-            const u32h d = route.direction;
+        const u32h routes = (inject_here && p.inject_kind == 2u) ? 0u : route_count;  // test: no faces
+        for (u32h r = 0; r < routes; ++r) {
+            const u32h d = route_direction[r];
             const int* o = offsets + 3 * d;
             u32h extent[3], origin[3];
             for (int a = 0; a < 3; ++a) {
                 extent[a] = o[a] != 0 ? p.width : p.tile[a];
                 origin[a] = p.pad[a] + (o[a] == 1 ? p.tile[a] - p.width : 0u);
             }
-            u64h* slot = (u64h*)(inboxes + set + route.inbox_offset);
+            u64h* slot = (u64h*)(inboxes + set + route_offset[r]);
             const u32h total = extent[0] * extent[1] * extent[2];
             for (u32h k = tid; k < 8u + total; k += RK_HALO_THREADS) {
                 u32h word;
