@@ -76,6 +76,10 @@ pub struct CudaHaloExchange {
     routes: DeviceBuffer,
     geom: DeviceBuffer,
     status: DeviceBuffer,
+    /// The face tables (see `RkHaloParams::tables`) and per-tile counts.
+    tables: DeviceBuffer,
+    counts: DeviceBuffer,
+    table_stride: u32,
     /// Which of `cells` holds the current level.
     current: usize,
     /// Steps since the last upload (the faces' sequence numbers).
@@ -264,6 +268,11 @@ impl CudaHaloExchange {
         let geom_buffer = DeviceBuffer::zeroed(&stream, geom_bytes.len())?;
         geom_buffer.upload(&geom_bytes)?;
         let status = DeviceBuffer::zeroed(&stream, STATUS_WORDS * 4)?;
+        let (face_tables, face_counts, table_stride) = face_tables(&grid);
+        let tables_buffer = DeviceBuffer::zeroed(&stream, face_tables.len() * 4)?;
+        tables_buffer.upload(bytemuck::cast_slice(&face_tables))?;
+        let counts = DeviceBuffer::zeroed(&stream, face_counts.len() * 4)?;
+        counts.upload(bytemuck::cast_slice(&face_counts))?;
         stream.synchronize("uploading the halo exchange's tables")?;
         let mut exchange = Self {
             grid,
@@ -277,6 +286,9 @@ impl CudaHaloExchange {
             routes,
             geom: geom_buffer,
             status,
+            tables: tables_buffer,
+            counts,
+            table_stride,
             current: 0,
             step: 0,
             on_chip,
@@ -382,6 +394,9 @@ impl CudaHaloExchange {
             geom: words(self.geom.address()),
             status: words(self.status.address()),
             profile_tile: self.profile_tile(),
+            table_stride: self.table_stride,
+            tables: words(self.tables.address()),
+            counts: words(self.counts.address()),
         }
     }
 
@@ -477,6 +492,65 @@ impl CudaHaloExchange {
         self.step += steps;
         Ok(())
     }
+}
+
+/// The face tables of every tile (`RkHaloParams::tables`: send from, send to, receive from,
+/// receive to, each `tiles × stride` words), the per-tile counts (sent, received), and the
+/// stride: the kernel then moves each pair without working out where it belongs.
+fn face_tables(grid: &HaloGrid) -> (Vec<u32>, Vec<u32>, u32) {
+    let directions = grid.neighbourhood().directions();
+    let stride: u32 = directions.iter().map(|&d| 8 + grid.face_extent(d).iter().product::<u32>()).sum();
+    let tiles = grid.tile_count() as usize;
+    let plane = tiles * stride as usize;
+    let mut tables = vec![0u32; 4 * plane];
+    let mut counts = vec![0u32; 2 * tiles];
+    let slot_pairs = ll_slot_bytes(grid) / 8;
+    let stride_pairs = ll_inbox_stride(grid) / 8;
+    let cells = |origin: [u32; 3], extent: [u32; 3]| {
+        (0..extent[2]).flat_map(move |z| {
+            (0..extent[1]).flat_map(move |y| (0..extent[0]).map(move |x| [origin[0] + x, origin[1] + y, origin[2] + z]))
+        })
+    };
+    for tile in 0..grid.tile_count() {
+        let base = tile as usize * stride as usize;
+        let mut sent = 0usize;
+        let table = grid.routing_table(tile);
+        for (r, route) in table.routes[..table.route_count as usize].iter().enumerate() {
+            let d = route.direction;
+            let slot = grid.slot_of(opposite(d)).expect("neighbourhoods are symmetric");
+            let to = route.dest_threadgroup * stride_pairs + slot * slot_pairs;
+            for k in 0..8 {
+                tables[base + sent] = 0x8000_0000 | (r as u32) << 3 | k;
+                tables[plane + base + sent] = to + k;
+                sent += 1;
+            }
+            for (e, c) in cells(grid.send_origin(d), grid.face_extent(d)).enumerate() {
+                tables[base + sent] = grid.padded_index(c) as u32;
+                tables[plane + base + sent] = to + 8 + e as u32;
+                sent += 1;
+            }
+        }
+        let mut received = 0usize;
+        for (s, &from) in directions.iter().enumerate() {
+            if grid.neighbour(tile, from).is_none() {
+                continue;
+            }
+            let at = tile * stride_pairs + s as u32 * slot_pairs;
+            for k in 0..8 {
+                tables[2 * plane + base + received] = at + k;
+                tables[3 * plane + base + received] = 0x8000_0000 | (s as u32) << 3 | k;
+                received += 1;
+            }
+            for (e, c) in cells(grid.ghost_origin(from), grid.face_extent(from)).enumerate() {
+                tables[2 * plane + base + received] = at + 8 + e as u32;
+                tables[3 * plane + base + received] = grid.padded_index(c) as u32;
+                received += 1;
+            }
+        }
+        counts[2 * tile as usize] = sent as u32;
+        counts[2 * tile as usize + 1] = received as u32;
+    }
+    (tables, counts, stride)
 }
 
 /// Bytes of a CUDA inbox slot: the header's 8 words and the largest face, each word as a
@@ -797,5 +871,64 @@ impl PlainJacobi {
         rates.sort_by(f64::total_cmp);
         let _ = &self.context;
         Ok(rates[rates.len() / 2])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringkernel_core::halo::Neighbourhood;
+
+    /// The face tables move every face word to where the core's exchange puts it: one step's
+    /// sends and receives through the tables fill every tile's ghost cells exactly as
+    /// `send_faces` + `apply_faces` do, for every neighbourhood.
+    #[test]
+    fn face_tables_move_faces_where_the_core_does() {
+        for (g, t, w, n) in [
+            ([16, 12, 1], [4, 4, 1], 1, Neighbourhood::VonNeumann2D),
+            ([20, 10, 1], [5, 5, 1], 2, Neighbourhood::Moore2D),
+            ([12, 6, 6], [4, 3, 3], 2, Neighbourhood::VonNeumann3D),
+            ([12, 8, 4], [4, 4, 2], 2, Neighbourhood::Moore3D),
+        ] {
+            let grid = HaloGrid::new(g, t, w, n).unwrap();
+            let cells: Vec<f32> = (0..grid.cell_count()).map(|i| i as f32 * 0.5 - 7.0).collect();
+            let tiles: Vec<Vec<f32>> = (0..grid.tile_count()).map(|t| grid.load_tile(t, &cells)).collect();
+            // The core's exchange.
+            let mut inboxes = vec![0u8; (grid.inbox_stride() * grid.tile_count()) as usize];
+            let mut want = tiles.clone();
+            for (tile, padded) in tiles.iter().enumerate() {
+                grid.send_faces(tile as u32, padded, 0, &mut inboxes);
+            }
+            for (tile, padded) in want.iter_mut().enumerate() {
+                grid.apply_faces(tile as u32, padded, 0, &inboxes).unwrap();
+            }
+            // Through the tables: words into an inbox set of pairs, then into the ghosts.
+            let (tables, counts, stride) = face_tables(&grid);
+            let plane = grid.tile_count() as usize * stride as usize;
+            let mut set = vec![u32::MAX; (ll_inbox_stride(&grid) / 8 * grid.tile_count()) as usize];
+            let mut got = tiles.clone();
+            for (tile, padded) in tiles.iter().enumerate() {
+                let base = tile * stride as usize;
+                for i in 0..counts[2 * tile] as usize {
+                    let (from, to) = (tables[base + i], tables[plane + base + i] as usize);
+                    set[to] = if from & 0x8000_0000 != 0 { from } else { padded[from as usize].to_bits() };
+                }
+            }
+            for (tile, padded) in got.iter_mut().enumerate() {
+                let base = tile * stride as usize;
+                for i in 0..counts[2 * tile + 1] as usize {
+                    let (from, to) = (tables[2 * plane + base + i] as usize, tables[3 * plane + base + i]);
+                    assert_ne!(set[from], u32::MAX, "{n:?}: tile {tile} reads a pair nobody wrote");
+                    if to & 0x8000_0000 == 0 {
+                        padded[to as usize] = f32::from_bits(set[from]);
+                    } else {
+                        assert!(set[from] & 0x8000_0000 != 0, "{n:?}: a header pair holds a cell");
+                    }
+                }
+            }
+            for (tile, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "{n:?}: tile {tile}");
+            }
+        }
     }
 }

@@ -114,7 +114,7 @@ device_struct! {
 
 device_struct! {
     /// The parameters of one run of the halo exchange kernel (`cuda/halo.cu`), passed by value.
-    #[layout(size = 156, align = 4)]
+    #[layout(size = 176, align = 4)]
     #[repr(C)]
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
     pub struct RkHaloParams {
@@ -173,6 +173,15 @@ device_struct! {
         pub status: [u32; 2] => 144,
         /// The tile whose first thread times the phases of each step (`RK_HALO_PROFILE`).
         pub profile_tile: u32 => 152,
+        /// Entries per tile in each of the four face tables.
+        pub table_stride: u32 => 156,
+        /// The face tables, each `tiles × table_stride` words: what each pair a tile sends is
+        /// made of (a padded-tile index, or `0x80000000 | route << 3 | header word`), the pair
+        /// it goes to (index in an inbox set), the pair each received one comes from, and where
+        /// it goes (a padded-tile index, or `0x80000000 | slot << 3 | header word`).
+        pub tables: [u32; 2] => 160,
+        /// Per tile: pairs it sends, pairs it receives.
+        pub counts: [u32; 2] => 168,
     }
 }
 

@@ -223,10 +223,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     __shared__ int deltas[RK_HALO_MAX_POINTS];
     __shared__ u32h face_slot[26];   // byte offset of each arriving face's slot (0xFFFFFFFF: none)
     __shared__ u32h face_source[26];
-    __shared__ u32h face_first[27];  // the arriving faces' pairs numbered one after the other
-    __shared__ u32h route_offset[26];  // the tile's active routes: slot offset at the neighbour
-    __shared__ u32h route_direction[26];
-    __shared__ u32h route_count;
+    __shared__ u32h route_direction[26];  // the tile's active routes, in table order
 
     const u32h tid = threadIdx.x;
     const u32h tile = blockIdx.x;
@@ -236,6 +233,15 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     const K2KRoutingTable* table = (const K2KRoutingTable*)rk_halo_ptr(p.routes) + tile;
     const u32h px = p.padded[0], py = p.padded[1];
     const u32h tx = p.tile[0];
+    // This tile's face tables (built by the host, read-only here).
+    const u32h* tables = (const u32h*)rk_halo_ptr(p.tables);
+    const u64h plane = (u64h)p.tiles * p.table_stride;
+    const u32h* send_from = tables + (u64h)tile * p.table_stride;
+    const u32h* send_to = send_from + plane;
+    const u32h* recv_from = send_from + 2 * plane;
+    const u32h* recv_to = send_from + 3 * plane;
+    const u32h send_count = __ldg((const u32h*)rk_halo_ptr(p.counts) + 2 * tile);
+    const u32h recv_count = __ldg((const u32h*)rk_halo_ptr(p.counts) + 2 * tile + 1);
 
     for (u32h i = tid; i < 78u; i += RK_HALO_THREADS) offsets[i] = geom[i];
     for (u32h i = tid; i < p.points; i += RK_HALO_THREADS) {
@@ -258,26 +264,11 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         u32h n = 0;
         for (u32h r = 0; r < table->route_count; ++r) {
             if (table->routes[r].is_active != 1u) continue;
-            route_offset[n] = table->routes[r].inbox_offset;
             route_direction[n] = table->routes[r].direction;
             ++n;
         }
-        route_count = n;
     }
     __syncthreads();
-    if (tid == 0) {
-        u32h first = 0;
-        for (u32h s = 0; s < p.directions; ++s) {
-            face_first[s] = first;
-            if (face_slot[s] != 0xFFFFFFFFu) {
-                const int* o = geom + 3 * (u32h)geom[78 + s];
-                const u32h ex = o[0] != 0 ? p.width : p.tile[0], ey = o[1] != 0 ? p.width : p.tile[1],
-                           ez = o[2] != 0 ? p.width : p.tile[2];
-                first += 8u + ex * ey * ez;
-            }
-        }
-        face_first[p.directions] = first;
-    }
 
     float* global_cur = (float*)rk_halo_ptr(p.cells_current) + (u64h)tile * p.padded_len;
     float* global_next = (float*)rk_halo_ptr(p.cells_other) + (u64h)tile * p.padded_len;
@@ -306,34 +297,27 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         const u64h t0 = profiling ? rk_halo_now() : 0;
         const u32h step = p.first_step + done;
         const u32h set = (step & 1u) * p.set_bytes;
+        u64h* pairs_of_set = (u64h*)(inboxes + set);
         const bool inject_here = p.inject_tile == tile + 1u && p.inject_step == step;
 
         // 1. Send: every word of every face as a (word, step) pair in one 8-byte store, so that
         //    the receiver checks each word on its own and no fence is needed. The header first
         //    (8 pairs), then the payload.
-        const u32h routes = (inject_here && p.inject_kind == 2u) ? 0u : route_count;  // test: no faces
-        for (u32h r = 0; r < routes; ++r) {
-            const u32h d = route_direction[r];
-            const int* o = offsets + 3 * d;
-            u32h extent[3], origin[3];
-            for (int a = 0; a < 3; ++a) {
-                extent[a] = o[a] != 0 ? p.width : p.tile[a];
-                origin[a] = p.pad[a] + (o[a] == 1 ? p.tile[a] - p.width : 0u);
+        const u32h sends = (inject_here && p.inject_kind == 2u) ? 0u : send_count;  // test: no faces
+        for (u32h i = tid; i < sends; i += RK_HALO_THREADS) {
+            const u32h from = __ldg(send_from + i);
+            u32h word;
+            if (from & 0x80000000u) {
+                const u32h r = (from >> 3) & 0xFFFFFu, k = from & 7u;
+                const u32h d = route_direction[r];
+                const int* o = offsets + 3 * d;
+                const u32h extent[3] = {o[0] != 0 ? p.width : p.tile[0], o[1] != 0 ? p.width : p.tile[1],
+                                        o[2] != 0 ? p.width : p.tile[2]};
+                word = rk_halo_header_word(k, tile, (inject_here && p.inject_kind == 1u) ? d : (d ^ 1u), extent, step);
+            } else {
+                word = __float_as_uint(cur[from]);
             }
-            u64h* slot = (u64h*)(inboxes + set + route_offset[r]);
-            const u32h total = extent[0] * extent[1] * extent[2];
-            for (u32h k = tid; k < 8u + total; k += RK_HALO_THREADS) {
-                u32h word;
-                if (k >= 8u) {
-                    const u32h e = k - 8u;
-                    const u32h x = e % extent[0], y = (e / extent[0]) % extent[1], z = e / (extent[0] * extent[1]);
-                    word = __float_as_uint(cur[((origin[2] + z) * py + origin[1] + y) * px + origin[0] + x]);
-                } else {
-                    word = rk_halo_header_word(k, tile, (inject_here && p.inject_kind == 1u) ? d : (d ^ 1u), extent,
-                                               step);
-                }
-                rk_halo_put(slot + k, word, step);
-            }
+            rk_halo_put(pairs_of_set + __ldg(send_to + i), word, step);
         }
 
         const u64h t1 = profiling ? rk_halo_now() : 0;
@@ -343,29 +327,23 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         //    any (one memory round trip for all of them), waits for those not there yet, checks
         //    the header's words and writes the payload's into the ghost cells.
         u32h bad = 0;
-        const u32h pairs = face_first[p.directions];
-        for (u32h base = tid; base < pairs && !bad; base += RK_HALO_THREADS * RK_HALO_AHEAD) {
+        for (u32h base = tid; base < recv_count && !bad; base += RK_HALO_THREADS * RK_HALO_AHEAD) {
             u64h got[RK_HALO_AHEAD];
             const u64h* where[RK_HALO_AHEAD];
-            u32h face[RK_HALO_AHEAD];
+            u32h to[RK_HALO_AHEAD];
 #pragma unroll
             for (int b = 0; b < RK_HALO_AHEAD; ++b) {
                 const u32h i = base + b * RK_HALO_THREADS;
-                face[b] = 0;
                 where[b] = nullptr;
-                if (i < pairs) {
-                    u32h s = 0;
-                    while (face_first[s + 1] <= i || face_slot[s] == 0xFFFFFFFFu) ++s;
-                    face[b] = s;
-                    where[b] = (const u64h*)(inboxes + set + face_slot[s]) + (i - face_first[s]);
+                if (i < recv_count) {
+                    where[b] = pairs_of_set + __ldg(recv_from + i);
+                    to[b] = __ldg(recv_to + i);
                     got[b] = rk_halo_get(where[b]);
                 }
             }
 #pragma unroll
             for (int b = 0; b < RK_HALO_AHEAD; ++b) {
                 if (where[b] == nullptr || bad) continue;
-                const u32h s = face[b];
-                const u32h from = (u32h)geom[78 + s];
                 u64h pair = got[b];
                 if ((u32h)(pair >> 32) != step) {
                     const u64h start = rk_halo_now();
@@ -377,7 +355,9 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                                 break;
                             }
                             if (rk_halo_now() - start > timeout_ns) {
-                                rk_halo_stop(status, 2u, tile, from, step, nullptr);
+                                // The direction is that of the slot: found from the pair's place.
+                                const u32h slot = (u32h)((where[b] - pairs_of_set) * 8u - tile * p.inbox_stride) / p.slot_bytes;
+                                rk_halo_stop(status, 2u, tile, (u32h)geom[78 + slot], step, nullptr);
                                 bad = 1;
                                 break;
                             }
@@ -386,12 +366,13 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                     }
                     if (bad) break;
                 }
-                const int* o = offsets + 3 * from;
-                u32h extent[3];
-                for (int a = 0; a < 3; ++a) extent[a] = o[a] != 0 ? p.width : p.tile[a];
-                const u32h k = (u32h)(where[b] - (const u64h*)(inboxes + set + face_slot[s]));
                 const u32h word = (u32h)pair;
-                if (k < 8u) {
+                if (to[b] & 0x80000000u) {
+                    const u32h s = (to[b] >> 3) & 0xFFFFFu, k = to[b] & 7u;
+                    const u32h from = (u32h)geom[78 + s];
+                    const int* o = offsets + 3 * from;
+                    const u32h extent[3] = {o[0] != 0 ? p.width : p.tile[0], o[1] != 0 ? p.width : p.tile[1],
+                                            o[2] != 0 ? p.width : p.tile[2]};
                     const u32h expected = rk_halo_header_word(k, face_source[s], from, extent, step);
                     if (word != expected) {
                         const u32h seen[8] = {k, word, expected, 0u, 0u, 0u, 0u, 0u};
@@ -400,11 +381,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                         bad = 1;
                     }
                 } else {
-                    u32h origin[3];
-                    for (int a = 0; a < 3; ++a) origin[a] = o[a] == -1 ? 0u : (o[a] == 1 ? p.pad[a] + p.tile[a] : p.pad[a]);
-                    const u32h e = k - 8u;
-                    const u32h x = e % extent[0], y = (e / extent[0]) % extent[1], z = e / (extent[0] * extent[1]);
-                    cur[((origin[2] + z) * py + origin[1] + y) * px + origin[0] + x] = __uint_as_float(word);
+                    cur[to[b]] = __uint_as_float(word);
                 }
             }
         }
