@@ -103,7 +103,8 @@ fn actors(args: &DemoArgs) -> Result<Backend, Box<dyn std::error::Error>> {
         println!("backend: {} ({} actors, {} messages)", ring.backend(), args.actors, args.messages);
         // The first `messages % actors` actors take one more: exactly `messages` in all.
         let total = args.messages;
-        let share = |actor: u32| total / u64::from(args.actors) + u64::from(u64::from(actor) < total % u64::from(args.actors));
+        let share =
+            |actor: u32| total / u64::from(args.actors) + u64::from(u64::from(actor) < total % u64::from(args.actors));
         let bar = ProgressBar::new(total);
         bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} replies checked  {per_sec}  eta {eta}")?);
         let timeout = Duration::from_secs(args.timeout_s);

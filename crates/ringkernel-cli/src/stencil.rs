@@ -131,7 +131,10 @@ pub(crate) fn open(
         Backend::Wgpu => {
             // One workgroup of 64 threads per tile: a few thousand tiles keep a GPU busy.
             let grid = fixed(4096)?;
-            let halo = pollster::block_on(ringkernel::WgpuHaloExchange::new(grid, ringkernel::WgpuConfig::default().backends))?;
+            let halo = pollster::block_on(ringkernel::WgpuHaloExchange::new(
+                grid,
+                ringkernel::WgpuConfig::default().backends,
+            ))?;
             let name = halo.adapter().to_string();
             Ok((Box::new(halo), name))
         }
@@ -206,7 +209,12 @@ impl Scale {
 
 /// Writes the field (the mid-depth plane of a 3D grid) as a PNG of at most 1024 pixels a side
 /// (nearest cell), with the colour bar on the right (low at the bottom).
-pub(crate) fn write_png(path: &Path, cells: &[f32], grid: [u32; 3], scale: Scale) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn write_png(
+    path: &Path,
+    cells: &[f32],
+    grid: [u32; 3],
+    scale: Scale,
+) -> Result<(), Box<dyn std::error::Error>> {
     let plane = grid[2] / 2;
     let (nx, ny) = (grid[0] as usize, grid[1] as usize);
     let stride = nx.max(ny).div_ceil(1024);
@@ -277,7 +285,9 @@ pub(crate) fn check_result(grid: &HaloGrid, start: &[f32], got: &[f32], steps: u
             let samples = ((4e9 / per_sample) as usize).min(32);
             if samples == 0 {
                 return Checked {
-                    how: format!("none: even one sampled cell would cost {per_sample:.1e} point updates; run fewer steps"),
+                    how: format!(
+                        "none: even one sampled cell would cost {per_sample:.1e} point updates; run fewer steps"
+                    ),
                     max_abs_diff: None,
                 };
             }
@@ -328,7 +338,11 @@ pub(crate) fn run(args: StencilArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (mut halo, device) = open(args.backend, args.grid, args.tile, stencil)?;
     let grid = *halo.grid();
     std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let dims = if args.grid[2] > 1 { format!("{}x{}x{}", args.grid[0], args.grid[1], args.grid[2]) } else { format!("{}x{}", args.grid[0], args.grid[1]) };
+    let dims = if args.grid[2] > 1 {
+        format!("{}x{}x{}", args.grid[0], args.grid[1], args.grid[2])
+    } else {
+        format!("{}x{}", args.grid[0], args.grid[1])
+    };
     println!(
         "{} {dims}, {} steps on {device}: {} tiles of {:?}",
         stencil.name(),

@@ -828,7 +828,10 @@ mod tests {
             let t = split_tiles(g, w, d, m);
             let count: u32 = (0..3).map(|a| g[a] / t[a]).product();
             assert!(count <= m && (0..3).all(|a| g[a] % t[a] == 0), "{g:?} {t:?}");
-            assert!(HaloGrid::new(g, t, w, if d { Neighbourhood::VonNeumann3D } else { Neighbourhood::VonNeumann2D }).is_ok());
+            assert!(
+                HaloGrid::new(g, t, w, if d { Neighbourhood::VonNeumann3D } else { Neighbourhood::VonNeumann2D })
+                    .is_ok()
+            );
         }
     }
 

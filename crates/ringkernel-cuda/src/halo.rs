@@ -161,7 +161,11 @@ impl CudaHaloExchange {
         if 2 * set_bytes > u64::from(u32::MAX) {
             return Err(invalid(
                 "grid",
-                format!("{} tiles need {} inbox bytes, more than 32-bit offsets reach", grid.tile_count(), 2 * set_bytes),
+                format!(
+                    "{} tiles need {} inbox bytes, more than 32-bit offsets reach",
+                    grid.tile_count(),
+                    2 * set_bytes
+                ),
             ));
         }
         let context = Context::new(config.device)?;
@@ -174,8 +178,8 @@ impl CudaHaloExchange {
         // Shared memory: both levels of a tile when they fit beside the kernel's static arrays.
         let level_bytes = grid.padded_len() as u64 * 4;
         let mut optin = 0;
-        // SAFETY: out-parameter call with the context bound (Context::new binds it).
         check(
+            // SAFETY: out-parameter call with the context bound (Context::new binds it).
             unsafe {
                 sys::cuDeviceGetAttribute(
                     &mut optin,
@@ -186,8 +190,8 @@ impl CudaHaloExchange {
             "cuDeviceGetAttribute",
         )?;
         let mut static_bytes = 0;
-        // SAFETY: a loaded function; out-parameter call.
         check(
+            // SAFETY: a loaded function; out-parameter call.
             unsafe {
                 sys::cuFuncGetAttribute(
                     &mut static_bytes,
@@ -216,8 +220,8 @@ impl CudaHaloExchange {
         };
         let shared_bytes = if on_chip { (2 * level_bytes) as u32 } else { 0 };
         if shared_bytes > 0 {
-            // SAFETY: a loaded function; the size is within the device's opt-in limit.
             check(
+                // SAFETY: a loaded function; the size is within the device's opt-in limit.
                 unsafe {
                     sys::cuFuncSetAttribute(
                         run,
@@ -321,12 +325,16 @@ impl CudaHaloExchange {
     pub fn resident_tiles(device: i32, on_chip_bytes: u32) -> Result<u32> {
         let context = Context::new(device)?;
         let info = context.info().clone();
-        let ptx = compile("ringkernel_halo", &halo_source(), arch_name(info.compute_capability.0, info.compute_capability.1))?;
+        let ptx = compile(
+            "ringkernel_halo",
+            &halo_source(),
+            arch_name(info.compute_capability.0, info.compute_capability.1),
+        )?;
         let module = Module::load(&context, &ptx)?;
         let run = module.function("rk_halo_run")?;
         if on_chip_bytes > 0 {
-            // SAFETY: a loaded function; the driver refuses sizes beyond its limit.
             check(
+                // SAFETY: a loaded function; the driver refuses sizes beyond its limit.
                 unsafe {
                     sys::cuFuncSetAttribute(
                         run,
@@ -350,8 +358,8 @@ impl CudaHaloExchange {
     /// Fills both inbox sets with 0xFF bytes: no slot holds a sequence a step will wait for.
     fn reset_inboxes(&mut self) -> Result<()> {
         self.stream.bind()?;
-        // SAFETY: the inbox buffer's own size, ordered on its stream.
         check(
+            // SAFETY: the inbox buffer's own size, ordered on its stream.
             unsafe { sys::cuMemsetD8Async(self.inboxes.address(), 0xFF, self.inboxes.bytes(), self.stream.raw()) },
             "cuMemsetD8Async",
         )?;
@@ -663,8 +671,8 @@ pub fn auto_grid(
     let mut max_tiles = CudaHaloExchange::resident_tiles(device, 0)?;
     let mut optin = 0;
     Context::new(device)?;
-    // SAFETY: out-parameter call; the driver is initialised (Context::new).
     check(
+        // SAFETY: out-parameter call; the driver is initialised (Context::new).
         unsafe {
             sys::cuDeviceGetAttribute(
                 &mut optin,
@@ -717,7 +725,11 @@ impl PlainJacobi {
     pub fn new(grid: [u32; 3], device: i32) -> Result<Self> {
         let context = Context::new(device)?;
         let info = context.info().clone();
-        let ptx = compile("ringkernel_halo", &halo_source(), arch_name(info.compute_capability.0, info.compute_capability.1))?;
+        let ptx = compile(
+            "ringkernel_halo",
+            &halo_source(),
+            arch_name(info.compute_capability.0, info.compute_capability.1),
+        )?;
         let module = Module::load(&context, &ptx)?;
         let kernel = module.function("rk_plain_jacobi")?;
         let stream = Arc::new(Stream::new(&context)?);
@@ -755,9 +767,9 @@ impl PlainJacobi {
                 (&mut nz as *mut u32).cast(),
                 (&mut weight as *mut f32).cast(),
             ];
-            // SAFETY: `rk_plain_jacobi(const float*, float*, u32, u32, u32, float)`; both buffers
-            // hold the grid; the parameters outlive the call (the driver copies them).
             check(
+                // SAFETY: `rk_plain_jacobi(const float*, float*, u32, u32, u32, float)`; both buffers
+                // hold the grid; the parameters outlive the call (the driver copies them).
                 unsafe {
                     sys::cuLaunchKernel(
                         self.kernel,
@@ -858,10 +870,15 @@ impl PlainJacobi {
         for _ in 0..rounds.max(1) {
             self.stream.bind()?;
             let start = Instant::now();
-            // SAFETY: two buffers of `bytes` each, ordered on their stream.
             check(
+                // SAFETY: two buffers of `bytes` each, ordered on their stream.
                 unsafe {
-                    sys::cuMemcpyDtoDAsync_v2(self.cells[1].address(), self.cells[0].address(), bytes, self.stream.raw())
+                    sys::cuMemcpyDtoDAsync_v2(
+                        self.cells[1].address(),
+                        self.cells[0].address(),
+                        bytes,
+                        self.stream.raw(),
+                    )
                 },
                 "cuMemcpyDtoDAsync",
             )?;

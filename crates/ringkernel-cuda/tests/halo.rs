@@ -165,7 +165,8 @@ fn limits_are_named() {
     let error = CudaHaloExchange::with_config(grid, config(true)).unwrap_err();
     assert!(error.to_string().contains("shared memory"), "{error}");
     // Odd input.
-    let mut halo = CudaHaloExchange::new(HaloGrid::new([8, 8, 1], [4, 4, 1], 1, Neighbourhood::Moore2D).unwrap()).unwrap();
+    let mut halo =
+        CudaHaloExchange::new(HaloGrid::new([8, 8, 1], [4, 4, 1], 1, Neighbourhood::Moore2D).unwrap()).unwrap();
     assert!(halo.upload(&[0.0; 7]).unwrap_err().to_string().contains("7 values"));
     halo.step(0).unwrap();
     assert_eq!(halo.stats().steps, 0);

@@ -48,9 +48,9 @@ pub use ringkernel_core::{
     region, runtime, spec,
 };
 pub use ringkernel_cpu::{CpuConfig, CpuHaloExchange, CpuRuntime, DeviceModel};
+pub use ringkernel_cuda::floor::Floor as CudaFloor;
 /// The CUDA halo exchange's helpers: tiles chosen for a device, the launch-per-step baseline.
 pub use ringkernel_cuda::halo as cuda_halo;
-pub use ringkernel_cuda::floor::Floor as CudaFloor;
 pub use ringkernel_cuda::{CudaConfig, CudaHaloConfig, CudaHaloExchange, CudaRuntime, DeviceInfo as CudaDeviceInfo};
 pub use ringkernel_derive::RingMessage;
 /// The host engine every backend's kernels run on (for backend authors).
