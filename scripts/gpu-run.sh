@@ -117,6 +117,8 @@ if want stencil; then
     timeout 300 "$here/ringkernel" stencil --backend wgpu --grid 1024x1024 --steps 1200 --kind wave --c2 0.25 \
       --check full --out "$out/stencil-wave-wgpu" || fail "stencil wave wgpu"
   fi
+  step "demo on cuda (ends with a wave)"
+  timeout 120 "$here/ringkernel" demo --backend cuda --messages 20000 --out "$out/stencil-demo" || fail "demo"
   fi # STENCIL_QUICK
   step "bench-stencil (persistent vs launch per step vs CUDA Graph vs copy)"
   timeout 500 "$here/ringkernel" bench-stencil --repeats "${REPEATS:-5}" ${STENCIL_CASES:+--cases "$STENCIL_CASES"} \

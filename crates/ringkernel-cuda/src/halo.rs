@@ -85,6 +85,7 @@ pub struct CudaHaloExchange {
     /// Steps since the last upload (the faces' sequence numbers).
     step: u32,
     on_chip: bool,
+    tables_on_chip: bool,
     shared_bytes: u32,
     stats: HaloExchangeStats,
     /// Set when a run stopped: the grid is then unspecified until the next upload.
@@ -218,19 +219,20 @@ impl CudaHaloExchange {
                 ));
             }
         };
-        let shared_bytes = if on_chip { (2 * level_bytes) as u32 } else { 0 };
+        let mut shared_bytes = if on_chip { (2 * level_bytes) as u32 } else { 0 };
+        // The face tables too, when they fit and cost no resident tiles.
+        let table_bytes = 16 * u64::from(table_stride(&grid));
+        let mut tables_on_chip = false;
+        if on_chip && 2 * level_bytes + table_bytes <= room {
+            let with_tables = (2 * level_bytes + table_bytes) as u32;
+            set_dynamic_shared(run, with_tables)?;
+            if grid.tile_count() <= resident_blocks(run, with_tables, &info)? {
+                shared_bytes = with_tables;
+                tables_on_chip = true;
+            }
+        }
         if shared_bytes > 0 {
-            check(
-                // SAFETY: a loaded function; the size is within the device's opt-in limit.
-                unsafe {
-                    sys::cuFuncSetAttribute(
-                        run,
-                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                        shared_bytes as i32,
-                    )
-                },
-                "cuFuncSetAttribute",
-            )?;
+            set_dynamic_shared(run, shared_bytes)?;
         }
         let resident = resident_blocks(run, shared_bytes, &info)?;
         if grid.tile_count() > resident {
@@ -296,6 +298,7 @@ impl CudaHaloExchange {
             current: 0,
             step: 0,
             on_chip,
+            tables_on_chip,
             shared_bytes,
             stats: HaloExchangeStats::default(),
             broken: None,
@@ -333,17 +336,7 @@ impl CudaHaloExchange {
         let module = Module::load(&context, &ptx)?;
         let run = module.function("rk_halo_run")?;
         if on_chip_bytes > 0 {
-            check(
-                // SAFETY: a loaded function; the driver refuses sizes beyond its limit.
-                unsafe {
-                    sys::cuFuncSetAttribute(
-                        run,
-                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                        on_chip_bytes as i32,
-                    )
-                },
-                "cuFuncSetAttribute",
-            )?;
+            set_dynamic_shared(run, on_chip_bytes)?;
         }
         resident_blocks(run, on_chip_bytes, &info)
     }
@@ -389,7 +382,7 @@ impl CudaHaloExchange {
             points: g.stencil_points().len() as u32,
             weight_bits: g.stencil_weight().to_bits(),
             stencil: g.stencil().code(),
-            on_chip: u32::from(self.on_chip),
+            on_chip: u32::from(self.on_chip) | u32::from(self.tables_on_chip) << 1,
             set_bytes: ll_inbox_stride(g) * g.tile_count(),
             timeout_ms: self.config.face_timeout.as_millis().clamp(1, u128::from(u32::MAX)) as u32,
             inject_tile: injected_tile,
@@ -507,7 +500,7 @@ impl CudaHaloExchange {
 /// stride: the kernel then moves each pair without working out where it belongs.
 fn face_tables(grid: &HaloGrid) -> (Vec<u32>, Vec<u32>, u32) {
     let directions = grid.neighbourhood().directions();
-    let stride: u32 = directions.iter().map(|&d| 8 + grid.face_extent(d).iter().product::<u32>()).sum();
+    let stride = table_stride(grid);
     let tiles = grid.tile_count() as usize;
     let plane = tiles * stride as usize;
     let mut tables = vec![0u32; 4 * plane];
@@ -559,6 +552,27 @@ fn face_tables(grid: &HaloGrid) -> (Vec<u32>, Vec<u32>, u32) {
         counts[2 * tile as usize + 1] = received as u32;
     }
     (tables, counts, stride)
+}
+
+/// Entries per tile of each face table: every direction's header and face.
+fn table_stride(grid: &HaloGrid) -> u32 {
+    grid.neighbourhood().directions().iter().map(|&d| 8 + grid.face_extent(d).iter().product::<u32>()).sum()
+}
+
+/// Lets `run` take `bytes` of dynamic shared memory.
+fn set_dynamic_shared(run: sys::CUfunction, bytes: u32) -> Result<()> {
+    check(
+        // SAFETY: a loaded function; the driver refuses sizes beyond the device's limit.
+        unsafe {
+            sys::cuFuncSetAttribute(
+                run,
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+        },
+        "cuFuncSetAttribute",
+    )?;
+    Ok(())
 }
 
 /// Bytes of a CUDA inbox slot: the header's 8 words and the largest face, each word as a

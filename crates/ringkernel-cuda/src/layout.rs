@@ -146,7 +146,8 @@ device_struct! {
         pub weight_bits: u32 => 72,
         /// `Stencil::code`.
         pub stencil: u32 => 76,
-        /// 1: both levels of a tile live in shared memory for the run.
+        /// Bit 0: both levels of a tile live in shared memory for the run; bit 1: its face
+        /// tables do too (after the levels).
         pub on_chip: u32 => 80,
         /// Bytes of one inbox set (`inbox_stride × tiles`); the odd steps use the second.
         pub set_bytes: u32 => 84,

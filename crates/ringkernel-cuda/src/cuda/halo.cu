@@ -240,6 +240,20 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     const u32h* send_to = send_from + plane;
     const u32h* recv_from = send_from + 2 * plane;
     const u32h* recv_to = send_from + 3 * plane;
+    if (p.on_chip & 2u) {
+        // The tables fit beside the levels: read them from shared memory on every step.
+        u32h* copy = (u32h*)(rk_halo_smem + ((p.on_chip & 1u) ? 2 * p.padded_len : 0u));
+        for (u32h i = tid; i < p.table_stride; i += RK_HALO_THREADS) {
+            copy[i] = send_from[i];
+            copy[p.table_stride + i] = send_to[i];
+            copy[2 * p.table_stride + i] = recv_from[i];
+            copy[3 * p.table_stride + i] = recv_to[i];
+        }
+        send_from = copy;
+        send_to = copy + p.table_stride;
+        recv_from = copy + 2 * p.table_stride;
+        recv_to = copy + 3 * p.table_stride;
+    }
     const u32h send_count = __ldg((const u32h*)rk_halo_ptr(p.counts) + 2 * tile);
     const u32h recv_count = __ldg((const u32h*)rk_halo_ptr(p.counts) + 2 * tile + 1);
 
@@ -274,7 +288,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     float* global_next = (float*)rk_halo_ptr(p.cells_other) + (u64h)tile * p.padded_len;
     float* cur = global_cur;
     float* next = global_next;
-    if (p.on_chip) {
+    if (p.on_chip & 1u) {
         cur = rk_halo_smem;
         next = rk_halo_smem + p.padded_len;
         for (u32h i = tid; i < p.padded_len; i += RK_HALO_THREADS) {
@@ -305,7 +319,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         //    (8 pairs), then the payload.
         const u32h sends = (inject_here && p.inject_kind == 2u) ? 0u : send_count;  // test: no faces
         for (u32h i = tid; i < sends; i += RK_HALO_THREADS) {
-            const u32h from = __ldg(send_from + i);
+            const u32h from = send_from[i];
             u32h word;
             if (from & 0x80000000u) {
                 const u32h r = (from >> 3) & 0xFFFFFu, k = from & 7u;
@@ -317,7 +331,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
             } else {
                 word = __float_as_uint(cur[from]);
             }
-            rk_halo_put(pairs_of_set + __ldg(send_to + i), word, step);
+            rk_halo_put(pairs_of_set + send_to[i], word, step);
         }
 
         const u64h t1 = profiling ? rk_halo_now() : 0;
@@ -336,8 +350,8 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
                 const u32h i = base + b * RK_HALO_THREADS;
                 where[b] = nullptr;
                 if (i < recv_count) {
-                    where[b] = pairs_of_set + __ldg(recv_from + i);
-                    to[b] = __ldg(recv_to + i);
+                    where[b] = pairs_of_set + recv_from[i];
+                    to[b] = recv_to[i];
                     got[b] = rk_halo_get(where[b]);
                 }
             }
@@ -394,7 +408,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         const u64h t2 = profiling ? rk_halo_now() : 0;
 
         // 3. Compute the interior into the other level.
-        if (p.on_chip) {
+        if (p.on_chip & 1u) {
             rk_halo_compute_any<true>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once);
         } else {
             rk_halo_compute_any<false>(p, cur, next, deltas, lane_x, lane_row, per_row, rows_at_once);
@@ -414,7 +428,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         global_next = g;
     }
 
-    if (p.on_chip) {
+    if (p.on_chip & 1u) {
         for (u32h i = tid; i < p.padded_len; i += RK_HALO_THREADS) {
             global_cur[i] = cur[i];
             global_next[i] = next[i];
