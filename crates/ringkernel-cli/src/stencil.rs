@@ -36,7 +36,8 @@ pub(crate) enum Check {
 
 #[derive(Args)]
 pub(crate) struct StencilArgs {
-    /// Backend: auto (cuda, else wgpu, else cpu), cpu, wgpu or cuda.
+    /// Backend: auto (as `Backend::Auto` picks: cuda, else a hardware wgpu adapter, else cpu),
+    /// cpu, wgpu or cuda.
     #[arg(long, default_value = "auto", value_parser = crate::parse_backend)]
     backend: Backend,
     /// Grid cells: NxM (2D) or NxMxK (3D).
@@ -110,13 +111,16 @@ pub(crate) fn initial_field(grid: [u32; 3]) -> Vec<f32> {
     cells
 }
 
-/// A halo exchange on `backend` with tiles chosen for it, and the device's name.
+/// What [`open`] gives: the exchange, the device's name, the backend it runs on.
+pub(crate) type Opened = (Box<dyn HaloExchange>, String, Backend);
+
+/// A halo exchange on `backend` with tiles chosen for it.
 pub(crate) fn open(
     backend: Backend,
     cells: [u32; 3],
     tile: Option<[u32; 3]>,
     stencil: Stencil,
-) -> Result<(Box<dyn HaloExchange>, String), Box<dyn std::error::Error>> {
+) -> Result<Opened, Box<dyn std::error::Error>> {
     let neighbourhood = if cells[2] > 1 { Neighbourhood::VonNeumann3D } else { Neighbourhood::VonNeumann2D };
     let fixed = |max_tiles: u32| -> Result<HaloGrid, Box<dyn std::error::Error>> {
         let tile = tile.unwrap_or_else(|| split_tiles(cells, 1, neighbourhood.is_3d(), max_tiles));
@@ -126,7 +130,7 @@ pub(crate) fn open(
         Backend::Cpu => {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let grid = fixed(4 * cores)?;
-            Ok((Box::new(ringkernel::CpuHaloExchange::new(grid)), format!("{cores} CPU threads")))
+            Ok((Box::new(ringkernel::CpuHaloExchange::new(grid)), format!("{cores} CPU threads"), backend))
         }
         Backend::Wgpu => {
             // One workgroup of 64 threads per tile: a few thousand tiles keep a GPU busy.
@@ -136,7 +140,7 @@ pub(crate) fn open(
                 ringkernel::WgpuConfig::default().backends,
             ))?;
             let name = halo.adapter().to_string();
-            Ok((Box::new(halo), name))
+            Ok((Box::new(halo), name, backend))
         }
         Backend::Cuda => {
             let grid = match tile {
@@ -145,15 +149,14 @@ pub(crate) fn open(
             };
             let halo = ringkernel::CudaHaloExchange::new(grid)?;
             let name = halo.device().name.clone();
-            Ok((Box::new(halo), name))
+            Ok((Box::new(halo), name, backend))
         }
         Backend::Auto => {
-            let best = if ringkernel::CudaRuntime::probe(0).is_ok() {
-                Backend::Cuda
-            } else if ringkernel::WgpuRuntime::probe(ringkernel::WgpuConfig::default().backends).is_ok() {
-                Backend::Wgpu
-            } else {
-                Backend::Cpu
+            // As `Backend::Auto` picks (a software Vulkan device is not picked); on Apple GPUs the
+            // halo exchange is wgpu's, over Metal.
+            let best = match ringkernel::best_backend() {
+                Backend::Metal => Backend::Wgpu,
+                other => other,
             };
             open(best, cells, tile, stencil)
         }
@@ -335,7 +338,7 @@ pub(crate) fn tolerance(stencil: Stencil, start: &[f32], steps: u32) -> f64 {
 
 pub(crate) fn run(args: StencilArgs) -> Result<(), Box<dyn std::error::Error>> {
     let stencil = stencil_of(args.kind, args.c2);
-    let (mut halo, device) = open(args.backend, args.grid, args.tile, stencil)?;
+    let (mut halo, device, backend) = open(args.backend, args.grid, args.tile, stencil)?;
     let grid = *halo.grid();
     std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let dims = if args.grid[2] > 1 {
@@ -344,7 +347,7 @@ pub(crate) fn run(args: StencilArgs) -> Result<(), Box<dyn std::error::Error>> {
         format!("{}x{}", args.grid[0], args.grid[1])
     };
     println!(
-        "{} {dims}, {} steps on {device}: {} tiles of {:?}",
+        "{} {dims}, {} steps on {backend} ({device}): {} tiles of {:?}",
         stencil.name(),
         args.steps,
         grid.tile_count(),
@@ -384,12 +387,8 @@ pub(crate) fn run(args: StencilArgs) -> Result<(), Box<dyn std::error::Error>> {
     let seconds = elapsed.as_secs_f64();
     let gcells = grid.cell_count() as f64 * f64::from(args.steps) / seconds / 1e9;
     let checked = check_result(&grid, &start, &result, args.steps, args.check);
-    let backend_name = match args.backend {
-        Backend::Auto => "auto".to_string(),
-        other => other.to_string(),
-    };
     let summary = json!({
-        "backend": backend_name,
+        "backend": backend.to_string(),
         "device": device,
         "kind": stencil.name(),
         "c2": matches!(stencil, Stencil::Wave { .. }).then_some(args.c2),
@@ -434,7 +433,7 @@ pub(crate) fn demo_wave(backend: Backend, out: &Path) -> Result<PathBuf, Box<dyn
         Backend::Cpu | Backend::Cuda | Backend::Wgpu => backend,
         _ => Backend::Cpu,
     };
-    let (mut halo, device) = open(backend, cells, None, stencil)?;
+    let (mut halo, device, backend) = open(backend, cells, None, stencil)?;
     let start = initial_field(cells);
     halo.upload(&start)?;
     let began = std::time::Instant::now();

@@ -7,7 +7,8 @@
 //! copies what arrived into the ghost cells on that side, then computes its interior from the
 //! padded tile. The stencil sums its points in one fixed order and multiplies once by
 //! [`HaloGrid::stencil_weight`], so every backend performs the same float operations in the same
-//! order (no fused multiply-add can form).
+//! order (no fused multiply-add can form); the wave adds one update with two time levels
+//! ([`Stencil`]). [`reference_steps`] and [`reference_at`] are the oracles.
 //!
 //! Directions: the six faces keep the numbers of [`crate::layout::direction`]; edges and corners
 //! follow, each next to its opposite, so that `opposite(d) == d ^ 1` for all 26.

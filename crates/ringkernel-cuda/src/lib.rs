@@ -89,6 +89,18 @@
 //! returns `BackendUnavailable` saying to restart the process. A watchdog (2 s by default) may
 //! answer a waiting call before the driver does, with its own `KernelFault`.
 
+//!
+//! ## Halo exchange
+//!
+//! [`CudaHaloExchange`] runs `ringkernel_core::halo`'s tiled stencils (mean, Jacobi, wave) on
+//! persistent blocks: one block per tile, all resident at once, many steps per launch. Faces travel
+//! through device memory as (word, step) pairs, so that each word is checked on arrival and no fence
+//! is needed; neighbours wait for each other pairwise, never for the whole grid; a wrong or missing
+//! face stops the run with a `KernelFault` naming the tile, the direction and the step, before any
+//! cell is computed from it. Results equal the CPU reference bit for bit (`cuda/halo.cu`).
+//! [`halo::PlainJacobi`] is the launch-per-step baseline `ringkernel bench-stencil` measures it
+//! against.
+
 pub mod compile;
 pub mod driver;
 pub mod floor;
