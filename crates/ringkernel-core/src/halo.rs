@@ -475,6 +475,27 @@ impl HaloGrid {
         padded
     }
 
+    /// Every tile of the whole grid, padded, one after the other (tile-major): what a device's
+    /// tile buffer holds.
+    pub fn load_tiles(&self, cells: &[f32]) -> Vec<f32> {
+        (0..self.tile_count()).flat_map(|t| self.load_tile(t, cells)).collect()
+    }
+
+    /// The whole grid from every tile's padded values one after the other (the inverse of
+    /// [`HaloGrid::load_tiles`] on the interiors).
+    ///
+    /// # Panics
+    /// If `tiles` holds fewer than `tile_count × padded_len` values.
+    pub fn store_tiles(&self, tiles: &[f32]) -> Vec<f32> {
+        let per = self.padded_len();
+        let mut cells = vec![0.0; self.cell_count()];
+        for t in 0..self.tile_count() {
+            let start = t as usize * per;
+            self.store_tile(t, &tiles[start..start + per], &mut cells);
+        }
+        cells
+    }
+
     /// Writes a padded tile's interior back into the whole grid.
     pub fn store_tile(&self, tile: u32, padded: &[f32], cells: &mut [f32]) {
         let t = self.tile_coords(tile);

@@ -171,9 +171,7 @@ impl CudaHaloExchange {
         }
         let context = Context::new(config.device)?;
         let info = context.info().clone();
-        let arch = arch_name(info.compute_capability.0, info.compute_capability.1);
-        let ptx = compile("ringkernel_halo", &halo_source(), arch)?;
-        let module = Module::load(&context, &ptx)?;
+        let module = load_module(&context)?;
         let run = module.function("rk_halo_run")?;
 
         // Shared memory: both levels of a tile when they fit beside the kernel's static arrays.
@@ -328,12 +326,7 @@ impl CudaHaloExchange {
     pub fn resident_tiles(device: i32, on_chip_bytes: u32) -> Result<u32> {
         let context = Context::new(device)?;
         let info = context.info().clone();
-        let ptx = compile(
-            "ringkernel_halo",
-            &halo_source(),
-            arch_name(info.compute_capability.0, info.compute_capability.1),
-        )?;
-        let module = Module::load(&context, &ptx)?;
+        let module = load_module(&context)?;
         let run = module.function("rk_halo_run")?;
         if on_chip_bytes > 0 {
             set_dynamic_shared(run, on_chip_bytes)?;
@@ -586,6 +579,13 @@ fn ll_inbox_stride(grid: &HaloGrid) -> u32 {
     (ll_slot_bytes(grid) * grid.neighbourhood().directions().len() as u32).next_multiple_of(128)
 }
 
+/// The halo module (NVRTC, cached per process), loaded into `context`.
+fn load_module(context: &Context) -> Result<Module> {
+    let (major, minor) = context.info().compute_capability;
+    let ptx = compile("ringkernel_halo", &halo_source(), arch_name(major, minor))?;
+    Ok(Module::load(context, &ptx)?)
+}
+
 /// Blocks of `run` with `shared_bytes` of dynamic shared memory resident at once on the device.
 fn resident_blocks(run: sys::CUfunction, shared_bytes: u32, info: &DeviceInfo) -> Result<u32> {
     let mut per_sm = 0;
@@ -604,13 +604,10 @@ impl HaloExchange for CudaHaloExchange {
 
     fn upload(&mut self, cells: &[f32]) -> Result<()> {
         check_cells(&self.grid, cells)?;
-        let tiles: Vec<u8> = (0..self.grid.tile_count())
-            .flat_map(|t| self.grid.load_tile(t, cells))
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let tiles = self.grid.load_tiles(cells);
         // Both levels: a wave starts at rest.
         for buffer in &self.cells {
-            buffer.upload(&tiles)?;
+            buffer.upload(bytemuck::cast_slice(&tiles))?;
         }
         self.stream.synchronize("uploading the halo grid")?;
         self.reset_inboxes()?;
@@ -656,13 +653,7 @@ impl HaloExchange for CudaHaloExchange {
         let mut values = vec![0f32; buffer.bytes() / 4];
         // SAFETY: `values` holds the buffer's bytes.
         unsafe { buffer.download_to(values.as_mut_ptr().cast(), values.len() * 4)? };
-        let per = self.grid.padded_len();
-        let mut cells = vec![0.0; self.grid.cell_count()];
-        for t in 0..self.grid.tile_count() {
-            let start = t as usize * per;
-            self.grid.store_tile(t, &values[start..start + per], &mut cells);
-        }
-        Ok(cells)
+        Ok(self.grid.store_tiles(&values))
     }
 
     fn stats(&self) -> HaloExchangeStats {
@@ -738,13 +729,7 @@ impl PlainJacobi {
     /// The device's absence; the driver's refusal.
     pub fn new(grid: [u32; 3], device: i32) -> Result<Self> {
         let context = Context::new(device)?;
-        let info = context.info().clone();
-        let ptx = compile(
-            "ringkernel_halo",
-            &halo_source(),
-            arch_name(info.compute_capability.0, info.compute_capability.1),
-        )?;
-        let module = Module::load(&context, &ptx)?;
+        let module = load_module(&context)?;
         let kernel = module.function("rk_plain_jacobi")?;
         let stream = Arc::new(Stream::new(&context)?);
         let bytes = grid.iter().map(|&n| n as usize).product::<usize>() * 4;

@@ -237,10 +237,7 @@ impl HaloExchange for WgpuHaloExchange {
 
     fn upload(&mut self, cells: &[f32]) -> Result<()> {
         check_cells(&self.grid, cells)?;
-        let tiles: Vec<u8> = (0..self.grid.tile_count())
-            .flat_map(|t| self.grid.load_tile(t, cells))
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let tiles: Vec<u8> = self.grid.load_tiles(cells).iter().flat_map(|v| v.to_le_bytes()).collect();
         // Both levels: a wave starts at rest (its previous level equals the current one).
         for buffer in &self.cells {
             self.queue.write_buffer(buffer, 0, &tiles);
@@ -291,13 +288,7 @@ impl HaloExchange for WgpuHaloExchange {
     fn download(&mut self) -> Result<Vec<f32>> {
         let bytes = self.read(&self.cells[self.current])?;
         let values: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
-        let per = self.grid.padded_len();
-        let mut cells = vec![0.0; self.grid.cell_count()];
-        for t in 0..self.grid.tile_count() {
-            let start = t as usize * per;
-            self.grid.store_tile(t, &values[start..start + per], &mut cells);
-        }
-        Ok(cells)
+        Ok(self.grid.store_tiles(&values))
     }
 
     fn stats(&self) -> HaloExchangeStats {
