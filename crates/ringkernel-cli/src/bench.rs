@@ -3,6 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use clap::builder::TypedValueParser as _;
 use ringkernel::runtime::Backend;
 use ringkernel_bench::actor::{EchoBench, PAYLOAD_BYTES, slot_ping_pong};
 use ringkernel_bench::{Queue, machine_description, median, ping_pong, quantile, throughput};
@@ -17,22 +18,22 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "cpu", value_parser = crate::parse_backend)]
     backend: Backend,
     /// Repeats; every figure is the median over them.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000).map(|v| v as usize))]
     pub(crate) repeats: usize,
     /// Round trips per repeat (actor and baselines alike).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
     pub(crate) rounds: usize,
     /// Messages streamed per repeat.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) messages: u64,
     /// Queue capacity of the actor (also its streaming window).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(2..))]
     pub(crate) capacity: u32,
     /// Writes the results as JSON to this path.
     #[arg(long)]
     pub(crate) json: Option<String>,
     /// CUDA: threads per actor block (a multiple of 32).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = parse_block_size)]
     pub(crate) block_size: u32,
     /// GPU backends: streaming actors.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -41,6 +42,15 @@ pub(crate) struct BenchArgs {
     /// default: one per actor, at most half of this machine's cores.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(crate) host_threads: Option<u32>,
+}
+
+/// A CUDA block size: a multiple of 32 from 32 to 1024.
+fn parse_block_size(text: &str) -> Result<u32, String> {
+    let value: u32 = text.parse().map_err(|_| format!("`{text}` is not a whole number"))?;
+    if value == 0 || !value.is_multiple_of(32) || value > 1024 {
+        return Err(format!("{value} is not a multiple of 32 from 32 to 1024"));
+    }
+    Ok(value)
 }
 
 #[derive(Default)]

@@ -135,3 +135,18 @@ fn stencil_refuses_bad_input_by_name() {
     assert!(text.contains("cpu, wgpu or cuda"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn bench_refuses_meaningless_counts() {
+    for (flag, value) in
+        [("--repeats", "0"), ("--rounds", "0"), ("--messages", "0"), ("--capacity", "0"), ("--block-size", "48")]
+    {
+        let (ok, text) = ringkernel(&["bench", "--backend", "cpu", flag, value]);
+        assert!(!ok, "{flag} {value} must fail:\n{text}");
+        assert!(text.contains(value), "{flag} {value}: {text}");
+    }
+    let (ok, text) = ringkernel(&["bench-stencil", "--repeats", "0"]);
+    assert!(!ok, "{text}");
+    let (ok, text) = ringkernel(&["bench-stencil", "--cases", "nope"]);
+    assert!(!ok && text.contains("unknown case"), "{text}");
+}
