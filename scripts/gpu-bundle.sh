@@ -16,8 +16,8 @@
 # BEFORE=DIR adds the `ringkernel` (and, for host, `queue_report`) binaries of DIR, built at an
 # earlier commit (DIR/COMMIT names it): the run measures them in the same command, for before and
 # after figures. Knobs of the run script (environment): REPEATS, ACTORS, HOST_THREADS, PROFILE_RUN,
-# ALSO_BLOCK_SIZE, SOAK_SECS (cuda); REPEATS, ROUNDS, MESSAGES, ACTORS (wgpu); REPEATS, STENCIL_CASES
-# STENCIL_QUICK (stencil: tests and bench only)...
+# ALSO_BLOCK_SIZE, SOAK_SECS (cuda); REPEATS, ROUNDS, MESSAGES, ACTORS (wgpu); REPEATS, STENCIL_CASES,
+# STENCIL_QUICK=1 (tests and bench only), STENCIL_NO_BENCH=1 (no bench-stencil) (stencil).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Several targets may be named at once (`scripts/gpu-bundle.sh stencil wgpu`).

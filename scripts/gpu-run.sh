@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The run script of a GPU bundle (scripts/gpu-bundle.sh copies it in as run.sh): runs what the
-# bundle holds (its TARGET file: cuda, wgpu, host or all), one step at a time with time limits so
+# bundle holds (its TARGET file: one or more of cuda, wgpu, host, stencil, or all), one step at a time with time limits so
 # that a hang names itself, and writes logs and JSON under $OUT. Exits non-zero if any step failed.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -94,7 +94,9 @@ fi
 if want stencil; then
   export RINGKERNEL_REQUIRE_CUDA=1 RINGKERNEL_REQUIRE_NVRTC=1
   step "tests: nvrtc (the halo module among them)"; timeout 180 "$here/test_cuda_nvrtc" --test-threads=4 2>&1 || fail nvrtc
-  for t in $("$here/test_cuda_halo" --list 2>/dev/null | sed -n 's/: test$//p'); do
+  halo_tests="$("$here/test_cuda_halo" --list 2>/dev/null | sed -n 's/: test$//p')"
+  [ -n "$halo_tests" ] || fail "listing the cuda halo tests"
+  for t in $halo_tests; do
     step "tests: cuda halo $t"; timeout 300 "$here/test_cuda_halo" --exact "$t" --nocapture 2>&1 || fail "cuda halo $t"
   done
   if [ -z "${STENCIL_QUICK:-}" ]; then
@@ -110,9 +112,11 @@ if want stencil; then
   step "stencil: 2D Jacobi 1024x1024 on cuda, checked in full"
   timeout 300 "$here/ringkernel" stencil --backend cuda --grid 1024x1024 --steps 200 --check full \
     --out "$out/stencil-jacobi2d-cuda" || fail "stencil jacobi 2d"
-  if [ -x "$here/test_wgpu_halo" ] && ! want wgpu; then
-    vulkan_setup
-    step "tests: wgpu halo (NVIDIA's Vulkan driver)"; timeout 120 "$here/test_wgpu_halo" 2>&1 || fail "wgpu halo"
+  if [ -x "$here/test_wgpu_halo" ]; then
+    if ! want wgpu; then  # (the wgpu section ran them otherwise)
+      vulkan_setup
+      step "tests: wgpu halo (NVIDIA's Vulkan driver)"; timeout 120 "$here/test_wgpu_halo" 2>&1 || fail "wgpu halo"
+    fi
     step "stencil: 2D wave 1024x1024 on wgpu, checked in full"
     timeout 300 "$here/ringkernel" stencil --backend wgpu --grid 1024x1024 --steps 1200 --kind wave --c2 0.25 \
       --check full --out "$out/stencil-wave-wgpu" || fail "stencil wave wgpu"
@@ -120,9 +124,11 @@ if want stencil; then
   step "demo on cuda (ends with a wave)"
   timeout 120 "$here/ringkernel" demo --backend cuda --messages 20000 --out "$out/stencil-demo" || fail "demo"
   fi # STENCIL_QUICK
+  if [ -z "${STENCIL_NO_BENCH:-}" ]; then
   step "bench-stencil (persistent vs launch per step vs CUDA Graph vs copy)"
   timeout 500 "$here/ringkernel" bench-stencil --repeats "${REPEATS:-5}" ${STENCIL_CASES:+--cases "$STENCIL_CASES"} \
     --json "$out/stencil-cuda.json" || fail "bench-stencil"
+  fi
   # Pictures and summaries in one file (the runner brings back few files).
   if ls -d "$out"/stencil-*/ >/dev/null 2>&1; then (cd "$out" && tar -cf stencil-runs.tar stencil-*/ && rm -rf stencil-*/); fi
 fi

@@ -44,6 +44,12 @@ fn parse_case(text: &str) -> Result<Case, String> {
                 return Err(format!("`{other}`: steps must be positive"));
             }
             let tile = parts.next().map(crate::stencil::parse_extent).transpose()?;
+            if parts.next().is_some() {
+                return Err(format!("`{other}`: NAME=NxM[xK]:STEPS[:TILE], nothing after the tile"));
+            }
+            if name.is_empty() {
+                return Err(format!("`{other}`: the case needs a name"));
+            }
             Ok((name.into(), grid, steps, tile))
         }
     }
@@ -71,9 +77,15 @@ fn us(d: Duration, steps: u32) -> f64 {
 
 pub(crate) fn run(args: BenchStencilArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cases: Vec<_> = args.cases.split(',').map(|c| parse_case(c.trim())).collect::<Result<_, _>>()?;
+    for (i, case) in cases.iter().enumerate() {
+        if cases[..i].iter().any(|c| c.0 == case.0) {
+            return Err(format!("case `{}` is named twice", case.0).into());
+        }
+    }
     let device = ringkernel::CudaRuntime::probe(0)?;
     println!("device: {device}");
     let mut results = serde_json::Map::new();
+    let mut wrong = Vec::new();
     let mut copy_rates = Vec::new();
     for (name, cells, steps, tile) in cases {
         let neighbourhood = if cells[2] > 1 { Neighbourhood::VonNeumann3D } else { Neighbourhood::VonNeumann2D };
@@ -129,6 +141,13 @@ pub(crate) fn run(args: BenchStencilArgs) -> Result<(), Box<dyn std::error::Erro
             checked.how,
             checked.max_abs_diff,
         );
+        if checked.max_abs_diff != Some(0.0) || launch_vs != 0.0 {
+            wrong.push(format!(
+                "{name}: the persistent result differs from the CPU reference by {:?} ({}) and from the plain kernels by \
+                 {launch_vs}",
+                checked.max_abs_diff, checked.how
+            ));
+        }
         if let Some(ph) = phases {
             println!(
                 "  phases of tile {} (last run, ns per step): send {:.0}, receive (waiting included) {:.0}, compute {:.0}",
@@ -179,6 +198,9 @@ pub(crate) fn run(args: BenchStencilArgs) -> Result<(), Box<dyn std::error::Erro
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
         println!("wrote {path}");
+    }
+    if !wrong.is_empty() {
+        return Err(wrong.join("; ").into());
     }
     Ok(())
 }

@@ -123,6 +123,8 @@ fn stencil_refuses_bad_input_by_name() {
         (vec!["--kind", "wave", "--c2", "0.9"], "Courant"),
         (vec!["--kind", "wave", "--c2", "NaN"], "Courant"),
         (vec!["--frames", "0"], "0 is not in"),
+        (vec!["--frames", "5", "--steps", "3"], "more than --steps"),
+        (vec!["--kind", "jacobi", "--c2", "0.3"], "Jacobi takes none"),
     ] {
         let mut all = vec!["stencil", "--backend", "cpu", "--out", dir];
         all.extend(args.iter());
@@ -138,15 +140,28 @@ fn stencil_refuses_bad_input_by_name() {
 
 #[test]
 fn bench_refuses_meaningless_counts() {
-    for (flag, value) in
-        [("--repeats", "0"), ("--rounds", "0"), ("--messages", "0"), ("--capacity", "0"), ("--block-size", "48")]
-    {
+    for (flag, value, says) in [
+        ("--repeats", "0", "0 is not in 1..=10000"),
+        ("--rounds", "0", "0 is not in 1.."),
+        ("--messages", "0", "0 is not in 1.."),
+        ("--capacity", "0", "0 is not in 2.."),
+        ("--block-size", "48", "48 is not a multiple of 32"),
+        ("--block-size", "0", "0 is not a multiple of 32"),
+    ] {
         let (ok, text) = ringkernel(&["bench", "--backend", "cpu", flag, value]);
         assert!(!ok, "{flag} {value} must fail:\n{text}");
-        assert!(text.contains(value), "{flag} {value}: {text}");
+        assert!(text.contains(says), "{flag} {value}: expected `{says}` in {text}");
     }
     let (ok, text) = ringkernel(&["bench-stencil", "--repeats", "0"]);
     assert!(!ok, "{text}");
-    let (ok, text) = ringkernel(&["bench-stencil", "--cases", "nope"]);
-    assert!(!ok && text.contains("unknown case"), "{text}");
+    for (cases, says) in [
+        ("nope", "unknown case"),
+        ("a=64x64:10:8x8:9", "nothing after the tile"),
+        ("a=64x64:0", "steps must be positive"),
+        ("3d_64,3d_64", "named twice"),
+        ("=64x64:10", "needs a name"),
+    ] {
+        let (ok, text) = ringkernel(&["bench-stencil", "--cases", cases]);
+        assert!(!ok && text.contains(says), "{cases}: expected `{says}` in {text}");
+    }
 }

@@ -133,8 +133,8 @@ pub enum Stencil {
     /// `next = ((u + u) − previous) + c2 · (sum(neighbours) − n·u)`, `n` the number of neighbours,
     /// `c2` the squared Courant number `(c·dt/dx)²`. The von Neumann neighbourhood of width 1
     /// only; stable for `c2 ≤ 1/2` in 2D and `1/3` in 3D. A grid starts at rest (`previous` equals
-    /// the uploaded cells). GPU compilers may fuse its multiply-adds, so backends agree with the
-    /// reference within float rounding, not bit for bit.
+    /// the uploaded cells). The CPU and CUDA backends equal the reference bit for bit; a WGSL
+    /// driver may fuse its multiply-adds, so wgpu agrees within float rounding.
     Wave {
         /// The squared Courant number.
         c2: f32,
@@ -835,6 +835,16 @@ mod tests {
                 assert_eq!(v.to_bits(), whole[i].to_bits(), "{stencil:?} at {p:?}");
             }
         }
+    }
+
+    #[test]
+    fn tiles_load_and_store_as_a_whole() {
+        let grid = HaloGrid::new([12, 8, 4], [4, 4, 2], 1, Neighbourhood::VonNeumann3D).unwrap();
+        let cells = random(grid.cell_count(), 5);
+        let tiles = grid.load_tiles(&cells);
+        assert_eq!(tiles.len(), grid.padded_len() * grid.tile_count() as usize);
+        assert_eq!(tiles[..grid.padded_len()], grid.load_tile(0, &cells)[..]);
+        assert_eq!(grid.store_tiles(&tiles), cells);
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub struct CudaHaloConfig {
     /// How long a tile waits for a neighbour's face before it stops the run with a
     /// `KernelFault` (a neighbour that never sends is a bug, never a slow step).
     pub face_timeout: Duration,
-    /// Keep tiles in shared memory across a run's steps: `None` when they fit (the default),
-    /// `Some(false)` never, `Some(true)` always (an error when they do not fit).
+    /// Keep tiles in shared memory across a run's steps: `None` when both levels fit and every
+    /// tile can still be resident (the default), `Some(false)` never, `Some(true)` always (an
+    /// error when they do not fit).
     pub on_chip: Option<bool>,
 }
 
@@ -158,8 +159,14 @@ impl CudaHaloExchange {
         if config.face_timeout.is_zero() {
             return Err(invalid("face_timeout", "the face timeout must be positive".into()));
         }
-        let set_bytes = u64::from(ll_inbox_stride(&grid)) * u64::from(grid.tile_count());
-        if 2 * set_bytes > u64::from(u32::MAX) {
+        // Slots, inboxes and tables in u64 first: their u32 forms are used only when they fit.
+        let dirs = grid.neighbourhood().directions();
+        let face_sum: u64 =
+            dirs.iter().map(|&d| 8 + grid.face_extent(d).iter().map(|&n| u64::from(n)).product::<u64>()).sum();
+        let max_face: u64 =
+            dirs.iter().map(|&d| grid.face_extent(d).iter().map(|&n| u64::from(n)).product::<u64>()).max().unwrap_or(0);
+        let set_bytes = (8 * (8 + max_face) * dirs.len() as u64).next_multiple_of(128) * u64::from(grid.tile_count());
+        if 2 * set_bytes > u64::from(u32::MAX) || face_sum > u64::from(u32::MAX) / 16 {
             return Err(invalid(
                 "grid",
                 format!(
@@ -203,7 +210,12 @@ impl CudaHaloExchange {
         let room = u64::try_from(optin - static_bytes).unwrap_or(0);
         let fits = 2 * level_bytes <= room;
         let on_chip = match config.on_chip {
-            None => fits,
+            // On chip only if every tile can still be resident with it; else global memory.
+            None if fits => {
+                set_dynamic_shared(run, (2 * level_bytes) as u32)?;
+                grid.tile_count() <= resident_blocks(run, (2 * level_bytes) as u32, &info)?
+            }
+            None => false,
             Some(false) => false,
             Some(true) if fits => true,
             Some(true) => {
@@ -317,9 +329,9 @@ impl CudaHaloExchange {
         self.on_chip
     }
 
-    /// How many tile blocks can be resident at once on `device` for a grid like `grid` (its
-    /// shared memory decides when tiles are on chip): the most tiles a [`CudaHaloExchange`] of
-    /// it may have.
+    /// How many tile blocks can be resident at once on `device` when each takes `on_chip_bytes`
+    /// of dynamic shared memory (0: tiles in global memory): the most tiles a
+    /// [`CudaHaloExchange`] may have.
     ///
     /// # Errors
     /// As [`CudaHaloExchange::with_config`], for the device.
@@ -437,6 +449,8 @@ impl CudaHaloExchange {
             )
         };
         check(launched, "launching the halo exchange")?;
+        // Whatever goes wrong from here leaves the grid unspecified.
+        self.broken = Some("a run did not finish".into());
         self.stream.synchronize("running the halo exchange")?;
         let status = self.read_status()?;
         if status[1] != 0 {
@@ -484,6 +498,7 @@ impl CudaHaloExchange {
             self.current ^= 1;
         }
         self.step += steps;
+        self.broken = None;
         Ok(())
     }
 }
@@ -604,6 +619,8 @@ impl HaloExchange for CudaHaloExchange {
 
     fn upload(&mut self, cells: &[f32]) -> Result<()> {
         check_cells(&self.grid, cells)?;
+        // Until the upload has finished, the device holds neither the old grid nor the new one.
+        self.broken = Some("an upload did not finish".into());
         let tiles = self.grid.load_tiles(cells);
         // Both levels: a wave starts at rest.
         for buffer in &self.cells {
@@ -621,7 +638,7 @@ impl HaloExchange for CudaHaloExchange {
         if let Some(reason) = &self.broken {
             return Err(RingKernelError::KernelFault {
                 kernel: "cuda halo exchange".into(),
-                reason: format!("an earlier run stopped ({reason}); the grid is unspecified until the next upload"),
+                reason: format!("{reason}; the grid is unspecified until the next upload"),
             });
         }
         if steps == 0 {
@@ -649,6 +666,12 @@ impl HaloExchange for CudaHaloExchange {
     }
 
     fn download(&mut self) -> Result<Vec<f32>> {
+        if let Some(reason) = &self.broken {
+            return Err(RingKernelError::KernelFault {
+                kernel: "cuda halo exchange".into(),
+                reason: format!("{reason}; the grid is unspecified until the next upload"),
+            });
+        }
         let buffer = &self.cells[self.current];
         let mut values = vec![0f32; buffer.bytes() / 4];
         // SAFETY: `values` holds the buffer's bytes.

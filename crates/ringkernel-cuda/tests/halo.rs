@@ -112,8 +112,8 @@ fn cuda_stencils_equal_reference() {
 }
 
 #[test]
-fn a_wrong_face_is_never_applied_and_stops_the_run() {
-    if !gpu("a_wrong_face_is_never_applied_and_stops_the_run") {
+fn a_wrong_face_stops_the_run_before_any_cell_is_computed_from_it() {
+    if !gpu("a_wrong_face_stops_the_run_before_any_cell_is_computed_from_it") {
         return;
     }
     let grid = HaloGrid::new([16, 16, 1], [4, 4, 1], 1, Neighbourhood::Moore2D).unwrap();
@@ -124,10 +124,15 @@ fn a_wrong_face_is_never_applied_and_stops_the_run() {
     let error = halo.step(10).unwrap_err();
     let RingKernelError::KernelFault { reason, .. } = &error else { panic!("{error:?}") };
     assert!(reason.contains("other than the one expected") && reason.contains("step 2"), "{reason}");
+    // Tile 5 sent `direction` = its own side instead of the receiver's: the header's direction.
+    assert!(reason.contains("header's direction"), "{reason}");
     assert!(halo.stats().mismatches >= 1);
-    // The grid is unspecified now: stepping again says so until the next upload.
+    assert_eq!(halo.stats().steps, 0, "a stopped run counts no steps");
+    // The grid is unspecified now: stepping or reading it says so until the next upload.
     let again = halo.step(1).unwrap_err();
     assert!(again.to_string().contains("upload"), "{again}");
+    let read = halo.download().unwrap_err();
+    assert!(read.to_string().contains("upload"), "{read}");
     halo.inject(None);
     halo.upload(&cells).unwrap();
     halo.step(3).unwrap();
@@ -148,7 +153,27 @@ fn a_missing_face_times_out_with_a_typed_error() {
     let error = halo.step(5).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(matches!(error, RingKernelError::KernelFault { .. }), "{error:?}");
-    assert!(error.to_string().contains("waited more than"), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("waited more than") && text.contains("at step 1"), "{text}");
+    // Tile 0's neighbours are tiles 1 (east of it), 4 (south) and 16 (up): whichever waited
+    // first names the direction tile 0 lies in from it (west 2, north 0, down 5).
+    assert!(["tile 1 waited", "tile 4 waited", "tile 16 waited"].iter().any(|t| text.contains(t)), "{text}");
+}
+
+#[test]
+fn tiles_too_large_for_residency_on_chip_run_from_global_memory() {
+    if !gpu("tiles_too_large_for_residency_on_chip_run_from_global_memory") {
+        return;
+    }
+    // 256 tiles of 128² (two levels: 135 KB of shared memory each): on chip only one fits per
+    // SM, too few for 256 tiles; by default they run from global memory instead.
+    let grid = HaloGrid::new([2048, 2048, 1], [128, 128, 1], 1, Neighbourhood::VonNeumann2D).unwrap();
+    let mut halo = CudaHaloExchange::new(grid).unwrap();
+    assert!(!halo.on_chip());
+    let cells = random_cells(grid.cell_count(), 4);
+    halo.upload(&cells).unwrap();
+    halo.step(2).unwrap();
+    assert_bits(&halo.download().unwrap(), &reference_steps(&grid, &cells, 2), "2048² from global memory");
 }
 
 #[test]

@@ -669,8 +669,8 @@ struct halo_computeInput {
         if (metal::all(loop_bound_4 == uint2(0u))) { break; }
         loop_bound_4 -= uint2(loop_bound_4.y == 0u, 1u);
         if (!loop_init_4) {
-            uint _e112 = i_2;
-            i_2 = _e112 + HALO_THREADS;
+            uint _e134 = i_2;
+            i_2 = _e134 + HALO_THREADS;
         }
         loop_init_4 = false;
         uint _e33 = i_2;
@@ -719,9 +719,19 @@ struct halo_computeInput {
                     sum = _e96 + _e101;
                 }
             }
-            uint _e107 = padded_index(c_3, hp);
-            float _e110 = sum;
-            next[base_2 + _e107] = _e110 * weight;
+            uint _e106 = padded_index(c_3, hp);
+            uint at_1 = base_2 + _e106;
+            uint _e111 = hp.stencil.w;
+            if (_e111 == 2u) {
+                float u_1 = cells[at_1];
+                float _e117 = sum;
+                float laplacian = _e117 - (static_cast<float>(points) * u_1);
+                float _e126 = next[at_1];
+                next[at_1] = ((u_1 + u_1) - _e126) + (weight * laplacian);
+            } else {
+                float _e132 = sum;
+                next[at_1] = _e132 * weight;
+            }
         }
     }
     return;

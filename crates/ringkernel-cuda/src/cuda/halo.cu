@@ -221,7 +221,6 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
     extern __shared__ float rk_halo_smem[];
     __shared__ int offsets[26 * 3];
     __shared__ int deltas[RK_HALO_MAX_POINTS];
-    __shared__ u32h face_slot[26];   // byte offset of each arriving face's slot (0xFFFFFFFF: none)
     __shared__ u32h face_source[26];
     __shared__ u32h route_direction[26];  // the tile's active routes, in table order
 
@@ -262,7 +261,7 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         const int* q = geom + 104 + 3 * i;
         deltas[i] = (q[2] * (int)py + q[1]) * (int)px + q[0];
     }
-    // Which slot each direction's face arrives in, and from which tile.
+    // From which tile each direction's face arrives (its header's source).
     if (tid < p.directions) {
         const u32h from = (u32h)geom[78 + tid];
         const int* o = geom + 3 * from;
@@ -271,7 +270,6 @@ extern "C" __global__ void __launch_bounds__(RK_HALO_THREADS, 2) rk_halo_run(RkH
         const int q[3] = {t[0] + o[0], t[1] + o[1], t[2] + o[2]};
         const bool inside = q[0] >= 0 && q[1] >= 0 && q[2] >= 0 && q[0] < (int)table->grid_dim_x &&
                             q[1] < (int)table->grid_dim_y && q[2] < (int)table->grid_dim_z;
-        face_slot[tid] = inside ? tile * p.inbox_stride + tid * p.slot_bytes : 0xFFFFFFFFu;
         face_source[tid] = inside ? ((u32h)q[2] * table->grid_dim_y + (u32h)q[1]) * table->grid_dim_x + (u32h)q[0] : 0u;
     }
     if (tid == 0) {
