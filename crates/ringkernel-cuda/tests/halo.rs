@@ -154,10 +154,11 @@ fn a_missing_face_times_out_with_a_typed_error() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(matches!(error, RingKernelError::KernelFault { .. }), "{error:?}");
     let text = error.to_string();
-    assert!(text.contains("waited more than") && text.contains("at step 1"), "{text}");
-    // Tile 0's neighbours are tiles 1 (east of it), 4 (south) and 16 (up): whichever waited
-    // first names the direction tile 0 lies in from it (west 2, north 0, down 5).
-    assert!(["tile 1 waited", "tile 4 waited", "tile 16 waited"].iter().any(|t| text.contains(t)), "{text}");
+    // Tile 0's neighbours wait for its step-1 faces; a tile two hops away may wait for theirs at
+    // step 2 at the same time. Whichever times out first names itself, the side and the step.
+    assert!(text.contains("waited more than 200ms"), "{text}");
+    assert!(text.contains("at step 1") || text.contains("at step 2"), "{text}");
+    assert!(text.contains("for its face from direction"), "{text}");
 }
 
 #[test]
