@@ -16,6 +16,7 @@
 //! names what differed.
 
 pub mod checks;
+pub mod halo;
 pub mod kernels;
 
 pub use kernels::registry;

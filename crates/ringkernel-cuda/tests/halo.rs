@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use ringkernel_conformance::halo::{assert_bits, random_cells};
 use ringkernel_core::error::RingKernelError;
 use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood, Stencil, reference_steps};
 use ringkernel_cuda::halo::InjectedFault;
@@ -32,25 +33,6 @@ fn gpu(test: &str) -> bool {
             eprintln!("SKIPPED {test}: {error}");
             false
         }
-    }
-}
-
-fn random_cells(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x % 100_000) as f32 / 37.0 - 1000.0
-        })
-        .collect()
-}
-
-fn assert_bits(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("{what}: cell {i} is {} but the reference has {}", got[i], want[i]);
     }
 }
 

@@ -2,7 +2,8 @@
 //! over the whole grid bit for bit: random data, several grid and tile sizes, widths 1 and 2,
 //! 2D (4 and 8 neighbours) and 3D (6 and 26).
 
-use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood, Stencil, reference_step, reference_steps};
+use ringkernel_conformance::halo::{assert_bits, random_cells};
+use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood, Stencil, reference_steps};
 use ringkernel_cpu::CpuHaloExchange;
 use ringkernel_wgpu::{WgpuConfig, WgpuHaloExchange, WgpuRuntime};
 
@@ -18,29 +19,6 @@ const CASES: &[([u32; 3], [u32; 3], u32, Neighbourhood)] = &[
 ];
 const STEPS: u32 = 3;
 
-fn random_cells(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x % 100_000) as f32 / 37.0 - 1000.0
-        })
-        .collect()
-}
-
-fn reference(grid: &HaloGrid, cells: &[f32], steps: u32) -> Vec<f32> {
-    (0..steps).fold(cells.to_vec(), |c, _| reference_step(grid, &c))
-}
-
-fn assert_bits(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("{what}: cell {i} is {} but the reference has {}", got[i], want[i]);
-    }
-}
-
 #[test]
 fn cpu_exchange_equals_reference() {
     for (i, &(g, t, w, n)) in CASES.iter().enumerate() {
@@ -51,7 +29,7 @@ fn cpu_exchange_equals_reference() {
         halo.step(STEPS).unwrap();
         assert_bits(
             &halo.download().unwrap(),
-            &reference(&grid, &cells, STEPS),
+            &reference_steps(&grid, &cells, STEPS),
             &format!("cpu {n:?} {g:?}/{t:?} w{w}"),
         );
         assert_eq!(halo.stats().steps, u64::from(STEPS));
@@ -74,13 +52,13 @@ async fn wgsl_exchange_equals_reference() {
         halo.step(1).unwrap();
         assert_bits(
             &halo.download().unwrap(),
-            &reference(&grid, &cells, 1),
+            &reference_steps(&grid, &cells, 1),
             &format!("wgsl {n:?} {g:?}/{t:?} w{w} step 1"),
         );
         halo.step(STEPS - 1).unwrap();
         assert_bits(
             &halo.download().unwrap(),
-            &reference(&grid, &cells, STEPS),
+            &reference_steps(&grid, &cells, STEPS),
             &format!("wgsl {n:?} {g:?}/{t:?} w{w}"),
         );
         assert_eq!(halo.stats().mismatches, 0);
