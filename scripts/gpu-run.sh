@@ -82,13 +82,27 @@ vulkan_setup() {
 
 if want wgpu; then
   vulkan_setup
+  step "info without XDG_RUNTIME_DIR (a headless machine: no display-server messages)"
+  env -u XDG_RUNTIME_DIR "$here/ringkernel" info > "$out/info-headless.txt" 2>&1 || fail "info"
+  cat "$out/info-headless.txt"; ! grep -q XDG_RUNTIME_DIR "$out/info-headless.txt" || fail "info printed XDG_RUNTIME_DIR messages"
   step "tests: wgpu smoke"; timeout 120 "$here/test_wgpu_smoke" --test-threads=1 --nocapture 2>&1 || fail "wgpu smoke"
+  step "tests: wgpu faults and capacity (${WGPU_ACTORS:-256} actors)"
+  RINGKERNEL_WGPU_ACTORS="${WGPU_ACTORS:-256}" timeout 300 "$here/test_wgpu_faults" --test-threads=1 --nocapture 2>&1 \
+    || fail "wgpu faults"
   step "tests: wgpu conformance"; timeout 400 "$here/test_wgpu_conformance" --test-threads=1 2>&1 || fail "wgpu conformance"
   step "tests: halo"; timeout 120 "$here/test_wgpu_halo" 2>&1 || fail halo
   step "tests: metal over vulkan"; timeout 120 "$here/test_wgpu_metal" --test-threads=1 2>&1 || fail metal
-  step "bench --backend wgpu"
-  timeout 300 "$here/ringkernel" bench --backend wgpu --repeats "${REPEATS:-5}" --rounds "${ROUNDS:-2000}" \
-    --messages "${MESSAGES:-400000}" --actors "${ACTORS:-8}" --json "$out/wgpu-h100.json" || fail "wgpu bench"
+  # Before and after in the same run, alternating, so that drift hits both alike.
+  for pass in 1 2; do
+    if [ -x "$here/before/ringkernel" ]; then
+      step "bench --backend wgpu, before ($(cat "$here/before/COMMIT")), pass $pass"
+      timeout 300 "$here/before/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2000}" \
+        --messages "${MESSAGES:-400000}" --actors "${ACTORS:-8}" --json "$out/wgpu-before-$pass.json" || fail "wgpu bench before"
+    fi
+    step "bench --backend wgpu, pass $pass"
+    timeout 300 "$here/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2000}" \
+      --messages "${MESSAGES:-400000}" --actors "${ACTORS:-8}" --json "$out/wgpu-after-$pass.json" || fail "wgpu bench"
+  done
 fi
 
 if want stencil; then

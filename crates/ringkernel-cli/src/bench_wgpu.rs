@@ -1,6 +1,8 @@
 //! `ringkernel bench --backend wgpu`: `call()` round trips and batched streaming through the wgpu
-//! event-driven engine, beside a bare wgpu submit + readback of the same size measured in the
-//! same run on the same adapter.
+//! event-driven engine, beside a bare wgpu submit + readback of the same size and the same round
+//! trip through Vulkan directly (`ash`, [`crate::vulkan_floor`]), all measured in the same run on
+//! the same machine: the table shows what the engine costs over wgpu, and what wgpu costs over
+//! the driver.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,9 +16,9 @@ use serde_json::json;
 use crate::bench::BenchArgs;
 
 /// Bytes a bare round trip moves each way: one slot (256-byte header + 64-byte payload).
-const SLOT_BYTES: u64 = 320;
+pub(crate) const SLOT_BYTES: u64 = 320;
 
-const BARE_WGSL: &str = r#"
+pub(crate) const BARE_WGSL: &str = r#"
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @compute @workgroup_size(1)
@@ -110,8 +112,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             _ => ringkernel::UnifiedMemory::Auto,
         };
     }
+    let runtime_config = config.clone();
     let runtime =
         tokio.block_on(WgpuRuntime::with_config(ringkernel::kernel::KernelRegistry::with_builtins(), config))?;
+    let loop_budget = runtime.memory().loop_budget;
     let adapter = runtime.adapter().clone();
     eprintln!(
         "wgpu: {} ({:?}, {:?}, {}), unified memory: {}",
@@ -127,8 +131,29 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("warming up (first dispatches compile the pipeline)");
     call_round_trips(&tokio, &echo, (args.rounds / 10).max(10))?;
     bare_round_trips((args.rounds / 10).max(10))?;
+    // The Vulkan floor, where the adapter is a Vulkan one (no floor on Metal or DX12).
+    let mut vulkan = match adapter.backend {
+        wgpu::Backend::Vulkan => match crate::vulkan_floor::VulkanFloor::new() {
+            Ok(mut floor) => {
+                eprintln!("vulkan floor on {}", floor.device_name());
+                floor.round_trips((args.rounds / 10).max(10))?;
+                Some(floor)
+            }
+            Err(error) => {
+                eprintln!("no Vulkan floor: {error}");
+                None
+            }
+        },
+        _ => None,
+    };
+    let (mut vk50, mut vk99) = (vec![], vec![]);
     let (mut bare50, mut bare99, mut rt50, mut rt99, mut tput) = (vec![], vec![], vec![], vec![], vec![]);
     for repeat in 0..args.repeats {
+        if let Some(floor) = vulkan.as_mut() {
+            let mut times = floor.round_trips(args.rounds)?;
+            vk50.push(quantile(&mut times, 0.5) as f64);
+            vk99.push(quantile(&mut times, 0.99) as f64);
+        }
         let mut bare = bare_round_trips(args.rounds)?;
         bare50.push(quantile(&mut bare, 0.5) as f64);
         bare99.push(quantile(&mut bare, 0.99) as f64);
@@ -150,7 +175,16 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         "wgpu on {} ({:?}), unified memory {}, medians of {} repeats:",
         adapter.name, adapter.backend, adapter.unified_memory, args.repeats
     );
-    println!("  bare submit + readback ({SLOT_BYTES} B)  p50 {:>9.1} us  p99 {:>9.1} us", b50 / 1e3, b99 / 1e3);
+    let (v50, v99) = if vk50.is_empty() { (None, None) } else { (Some(median(&mut vk50)), Some(median(&mut vk99))) };
+    if let (Some(v50), Some(v99)) = (v50, v99) {
+        println!("  Vulkan submit + readback (ash)   p50 {:>9.1} us  p99 {:>9.1} us", v50 / 1e3, v99 / 1e3);
+    }
+    println!(
+        "  bare wgpu submit + readback ({SLOT_BYTES} B)  p50 {:>9.1} us  p99 {:>9.1} us{}",
+        b50 / 1e3,
+        b99 / 1e3,
+        v50.map(|v| format!("  ({:.2}x Vulkan p50)", b50 / v)).unwrap_or_default()
+    );
     println!(
         "  call() echo, 64 B payload       p50 {:>9.1} us  p99 {:>9.1} us  ({:.2}x bare p50)",
         c50 / 1e3,
@@ -168,6 +202,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "unified_memory": adapter.unified_memory,
             "repeats": args.repeats,
             "rounds": args.rounds,
+            "vulkan_roundtrip_p50_ns": v50,
+            "vulkan_roundtrip_p99_ns": v99,
+            "bare_over_vulkan_p50": v50.map(|v| b50 / v),
             "bare_roundtrip_p50_ns": b50,
             "bare_roundtrip_p99_ns": b99,
             "roundtrip_p50_ns": c50,
@@ -175,6 +212,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "roundtrip_over_bare_p50": c50 / b50,
             "batch_msgs_per_s": t,
             "batch_actors": args.actors,
+            "batch_capacity": args.capacity,
+            "messages_per_dispatch": runtime_config.messages_per_dispatch,
+            "loop_budget": loop_budget,
         });
         std::fs::write(path, serde_json::to_string_pretty(&record)? + "\n")?;
     }

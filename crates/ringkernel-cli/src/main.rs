@@ -8,6 +8,7 @@ mod bench_stencil;
 mod bench_wgpu;
 mod demo;
 mod stencil;
+mod vulkan_floor;
 
 use clap::{Parser, Subcommand};
 use ringkernel::runtime::Backend;

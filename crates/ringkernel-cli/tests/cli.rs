@@ -18,6 +18,22 @@ fn info_lists_every_backend() {
     assert!(text.contains("auto ->"), "{text}");
 }
 
+/// A headless Linux machine (a container, a CI runner) has no `XDG_RUNTIME_DIR`: looking for a
+/// wgpu adapter must not make Mesa's device-select layer look for a Wayland display (libwayland
+/// then prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.`).
+#[test]
+fn info_is_quiet_without_a_display_server() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ringkernel"))
+        .arg("info")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(!text.contains("XDG_RUNTIME_DIR"), "{text}");
+}
+
 #[test]
 fn demo_checks_every_reply() {
     let (ok, text) = ringkernel(&["demo", "--backend", "cpu", "--actors", "3", "--messages", "3000"]);

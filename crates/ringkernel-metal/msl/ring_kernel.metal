@@ -121,8 +121,7 @@ struct ErrorReportHeader {
     type_3 value0_;
     type_3 value1_;
 };
-typedef uint type_8[1];
-struct RkParams {
+struct WgpuParams {
     uint control;
     uint input;
     uint output;
@@ -142,12 +141,42 @@ struct RkParams {
     uint out_budget;
     uint park_capacity;
     uint scratch_words;
-    uint _pad;
+    uint zero;
     uint park;
-    uint _pad1_;
-    uint _pad2_;
-    uint _pad3_;
+    uint loop_budget;
+    uint _reserved0_;
+    uint _reserved1_;
 };
+struct type_8 {
+    uint inner[5];
+};
+struct WgpuHostLine {
+    uint is_active;
+    uint should_terminate;
+    uint input_tail;
+    uint output_head;
+    uint input_capacity;
+    uint input_slot_bytes;
+    uint output_capacity;
+    uint output_slot_bytes;
+    uint kernel_id;
+    uint node_id;
+    uint control_sequence;
+    type_8 _reserved;
+};
+struct type_9 {
+    uint inner[8];
+};
+struct WgpuRoute {
+    uint used;
+    uint number;
+    uint name_hash;
+    uint name_len;
+    uint inbox;
+    type_2 _reserved;
+    type_9 name;
+};
+typedef uint type_10[1];
 struct RkStamp {
     metal::uint2 physical;
     uint logical;
@@ -281,14 +310,64 @@ constant uint RK_ERROR_REPORT_HEADER_SIZE = 24u;
 constant uint RK_ERROR_REPORT_HEADER_CODE_OFFSET = 0u;
 constant uint RK_ERROR_REPORT_HEADER_VALUE0_OFFSET = 8u;
 constant uint RK_ERROR_REPORT_HEADER_VALUE1_OFFSET = 16u;
+constant uint RK_WGPU_PARAMS_SIZE = 96u;
+constant uint RK_WGPU_PARAMS_CONTROL_OFFSET = 0u;
+constant uint RK_WGPU_PARAMS_INPUT_OFFSET = 4u;
+constant uint RK_WGPU_PARAMS_OUTPUT_OFFSET = 8u;
+constant uint RK_WGPU_PARAMS_INBOX_OFFSET = 12u;
+constant uint RK_WGPU_PARAMS_STATE_OFFSET = 16u;
+constant uint RK_WGPU_PARAMS_STATE_BYTES_OFFSET = 20u;
+constant uint RK_WGPU_PARAMS_SCRATCH_OFFSET = 24u;
+constant uint RK_WGPU_PARAMS_NUMBER_OFFSET = 28u;
+constant uint RK_WGPU_PARAMS_ROUTES_OFFSET = 32u;
+constant uint RK_WGPU_PARAMS_ROUTE_CAPACITY_OFFSET = 36u;
+constant uint RK_WGPU_PARAMS_ROUTE_INDEX_OFFSET = 40u;
+constant uint RK_WGPU_PARAMS_NOW_LO_OFFSET = 44u;
+constant uint RK_WGPU_PARAMS_NOW_HI_OFFSET = 48u;
+constant uint RK_WGPU_PARAMS_MAX_OFFSET_LO_OFFSET = 52u;
+constant uint RK_WGPU_PARAMS_MAX_OFFSET_HI_OFFSET = 56u;
+constant uint RK_WGPU_PARAMS_IN_BUDGET_OFFSET = 60u;
+constant uint RK_WGPU_PARAMS_OUT_BUDGET_OFFSET = 64u;
+constant uint RK_WGPU_PARAMS_PARK_CAPACITY_OFFSET = 68u;
+constant uint RK_WGPU_PARAMS_SCRATCH_WORDS_OFFSET = 72u;
+constant uint RK_WGPU_PARAMS_ZERO_OFFSET = 76u;
+constant uint RK_WGPU_PARAMS_PARK_OFFSET = 80u;
+constant uint RK_WGPU_PARAMS_LOOP_BUDGET_OFFSET = 84u;
+constant uint RK_WGPU_HOST_LINE_SIZE = 64u;
+constant uint RK_WGPU_HOST_LINE_IS_ACTIVE_OFFSET = 0u;
+constant uint RK_WGPU_HOST_LINE_SHOULD_TERMINATE_OFFSET = 4u;
+constant uint RK_WGPU_HOST_LINE_INPUT_TAIL_OFFSET = 8u;
+constant uint RK_WGPU_HOST_LINE_OUTPUT_HEAD_OFFSET = 12u;
+constant uint RK_WGPU_HOST_LINE_INPUT_CAPACITY_OFFSET = 16u;
+constant uint RK_WGPU_HOST_LINE_INPUT_SLOT_BYTES_OFFSET = 20u;
+constant uint RK_WGPU_HOST_LINE_OUTPUT_CAPACITY_OFFSET = 24u;
+constant uint RK_WGPU_HOST_LINE_OUTPUT_SLOT_BYTES_OFFSET = 28u;
+constant uint RK_WGPU_HOST_LINE_KERNEL_ID_OFFSET = 32u;
+constant uint RK_WGPU_HOST_LINE_NODE_ID_OFFSET = 36u;
+constant uint RK_WGPU_HOST_LINE_CONTROL_SEQUENCE_OFFSET = 40u;
+constant uint RK_WGPU_ROUTE_SIZE = 64u;
+constant uint RK_WGPU_ROUTE_USED_OFFSET = 0u;
+constant uint RK_WGPU_ROUTE_NUMBER_OFFSET = 4u;
+constant uint RK_WGPU_ROUTE_NAME_HASH_OFFSET = 8u;
+constant uint RK_WGPU_ROUTE_NAME_LEN_OFFSET = 12u;
+constant uint RK_WGPU_ROUTE_INBOX_OFFSET = 16u;
+constant uint RK_WGPU_ROUTE_NAME_OFFSET = 32u;
 constant uint RK_OK = 0u;
 constant uint RK_ERROR_REPORT_TYPE = 4294967294u;
 constant uint RK_SEND_REASON = 4294967295u;
 constant uint RK_REASON_WORDS = 64u;
 constant uint RK_ROUTE_WORDS = 16u;
+constant uint RK_ROUTE_USED = 0u;
+constant uint RK_ROUTE_NUMBER = 1u;
+constant uint RK_ROUTE_HASH = 2u;
+constant uint RK_ROUTE_NAME_LEN = 3u;
+constant uint RK_ROUTE_INBOX = 4u;
+constant uint RK_ROUTE_NAME = 8u;
 constant uint RK_SCRATCH_PARKED = 2u;
 constant uint RK_SCRATCH_OUTPUTS = 3u;
 constant uint RK_SCRATCH_OH = 4u;
+constant uint RK_SCRATCH_FAILING = 25u;
+constant uint RK_SCRATCH_TURN = 26u;
 constant uint RK_SCRATCH_REASON = 32u;
 constant uint RK_SCRATCH_SEND_REASON = 96u;
 constant uint RK_SCRATCH_RESERVED = 160u;
@@ -313,9 +392,9 @@ constant uint RK_LIT_COUNT = 14u;
 
 uint rk_n(
     uint n,
-    constant RkParams& rk_params
+    constant WgpuParams& rk_params
 ) {
-    uint _e3 = rk_params._pad;
+    uint _e3 = rk_params.zero;
     return n + _e3;
 }
 
@@ -323,20 +402,20 @@ bool rk_gt64_(
     metal::uint2 a,
     metal::uint2 b
 ) {
-    bool local_3 = {};
-    bool local_4 = {};
+    bool local_7 = {};
+    bool local_8 = {};
     if (!((a.y > b.y))) {
         if (a.y == b.y) {
-            local_4 = a.x > b.x;
+            local_8 = a.x > b.x;
         } else {
-            local_4 = false;
+            local_8 = false;
         }
-        bool _e17 = local_4;
-        local_3 = _e17;
+        bool _e17 = local_8;
+        local_7 = _e17;
     } else {
-        local_3 = true;
+        local_7 = true;
     }
-    bool _e19 = local_3;
+    bool _e19 = local_7;
     return _e19;
 }
 
@@ -344,13 +423,13 @@ bool rk_eq64_(
     metal::uint2 a_1,
     metal::uint2 b_1
 ) {
-    bool local_5 = {};
+    bool local_9 = {};
     if (a_1.x == b_1.x) {
-        local_5 = a_1.y == b_1.y;
+        local_9 = a_1.y == b_1.y;
     } else {
-        local_5 = false;
+        local_9 = false;
     }
-    bool _e11 = local_5;
+    bool _e11 = local_9;
     return _e11;
 }
 
@@ -380,7 +459,7 @@ metal::uint2 rk_max64_(
 
 metal::uint2 rk_load64_(
     uint word,
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e3 = rk_arena[word];
@@ -399,7 +478,7 @@ uint naga_mod(uint lhs, uint rhs) {
 uint rk_byte_at(
     uint word_base,
     uint i_1,
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e7 = rk_arena[word_base + naga_div(i_1, 4u)];
@@ -410,7 +489,7 @@ void rk_set_byte(
     uint word_base_1,
     uint i_2,
     uint b_4,
-    device type_8& rk_arena,
+    device type_10& rk_arena,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint w = word_base_1 + naga_div(i_2, 4u);
@@ -422,7 +501,7 @@ void rk_set_byte(
 
 uint rk_lit_len(
     uint lit,
-    device type_8 const& rk_lits,
+    device type_10 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e5 = rk_lits[lit + 1u];
@@ -432,7 +511,7 @@ uint rk_lit_len(
 
 uint rk_lit_hash(
     uint lit_1,
-    device type_8 const& rk_lits,
+    device type_10 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e5 = rk_lits[15u + lit_1];
@@ -442,7 +521,7 @@ uint rk_lit_hash(
 uint rk_lit_byte(
     uint lit_2,
     uint i_3,
-    device type_8 const& rk_lits,
+    device type_10 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e4 = rk_lits[lit_2];
@@ -454,8 +533,8 @@ uint rk_lit_byte(
 uint rk_crc32c(
     uint word_base_2,
     uint len,
-    device type_8 const& rk_arena,
-    constant RkParams& rk_params,
+    device type_10 const& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint crc = 4294967295u;
@@ -512,8 +591,8 @@ uint rk_crc32c(
 }
 
 void rk_send_reason_clear(
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -546,8 +625,8 @@ void rk_send_reason_clear(
 
 void rk_send_reason_byte(
     uint b_5,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -570,9 +649,9 @@ void rk_send_reason_byte(
 
 void rk_send_reason_lit(
     uint lit_3,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -604,8 +683,8 @@ void rk_send_reason_lit(
 
 void rk_send_reason_u32_(
     uint value,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -646,9 +725,9 @@ void rk_send_reason_u32_(
 void rk_send_reason_kernel(
     uint name_lit,
     uint number,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -663,7 +742,7 @@ void rk_send_reason_kernel(
 }
 
 RkStamp rk_tick(
-    constant RkParams& rk_params,
+    constant WgpuParams& rk_params,
     thread metal::uint2& rk_clock_physical,
     thread uint& rk_clock_logical,
     thread metal::uint2& rk_now
@@ -695,7 +774,7 @@ RkStamp rk_tick(
 
 RkStamp rk_update(
     RkStamp r,
-    constant RkParams& rk_params,
+    constant WgpuParams& rk_params,
     thread metal::uint2& rk_clock_physical,
     thread uint& rk_clock_logical,
     thread metal::uint2& rk_now
@@ -703,7 +782,7 @@ RkStamp rk_update(
     metal::uint2 p = {};
     uint base = 0u;
     bool bump = true;
-    bool local_6 = {};
+    bool local_10 = {};
     metal::uint2 lp = rk_clock_physical;
     metal::uint2 _e4 = rk_now;
     metal::uint2 _e5 = rk_max64_(_e4, lp);
@@ -716,11 +795,11 @@ RkStamp rk_update(
     if (_e15) {
         metal::uint2 _e18 = p;
         bool _e20 = rk_eq64_(_e18, r.physical);
-        local_6 = _e20;
+        local_10 = _e20;
     } else {
-        local_6 = false;
+        local_10 = false;
     }
-    bool _e22 = local_6;
+    bool _e22 = local_10;
     if (_e22) {
         uint _e24 = rk_clock_logical;
         base = metal::max(_e24, r.logical);
@@ -764,7 +843,7 @@ RkStamp rk_update(
 }
 
 uint rk_message_type(
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -774,7 +853,7 @@ uint rk_message_type(
 }
 
 uint rk_payload_len(
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -785,7 +864,7 @@ uint rk_payload_len(
 
 uint rk_payload_word(
     uint i_7,
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -800,7 +879,7 @@ uint rk_payload_word(
 
 uint rk_payload_byte(
     uint i_8,
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -815,8 +894,8 @@ uint rk_payload_byte(
 
 bool rk_payload_is(
     uint lit_4,
-    device type_8 const& rk_arena,
-    device type_8 const& rk_lits,
+    device type_10 const& rk_arena,
+    device type_10 const& rk_lits,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -855,7 +934,7 @@ bool rk_payload_is(
 }
 
 metal::uint2 rk_correlation(
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -865,7 +944,7 @@ metal::uint2 rk_correlation(
 }
 
 uint rk_source(
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -875,7 +954,7 @@ uint rk_source(
 }
 
 RkStamp rk_header_stamp(
-    device type_8 const& rk_arena,
+    device type_10 const& rk_arena,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -896,14 +975,14 @@ RkStamp rk_received_at(
 }
 
 uint rk_kernel_number(
-    constant RkParams& rk_params
+    constant WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.number;
     return _e2;
 }
 
 uint rk_state_len(
-    constant RkParams& rk_params
+    constant WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.state_bytes;
     return _e2;
@@ -911,8 +990,8 @@ uint rk_state_len(
 
 uint rk_state_word(
     uint i_10,
-    device type_8 const& rk_arena,
-    constant RkParams& rk_params,
+    device type_10 const& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e5 = rk_params.state_bytes;
@@ -927,8 +1006,8 @@ uint rk_state_word(
 void rk_set_state_word(
     uint i_11,
     uint v,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e6 = rk_params.state_bytes;
@@ -942,14 +1021,14 @@ void rk_set_state_word(
 }
 
 uint rk_out_base(
-    constant RkParams& rk_params
+    constant WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.scratch;
     return _e2 + RK_SCRATCH_RESERVED;
 }
 
 uint rk_out_capacity_bytes(
-    constant RkParams& rk_params
+    constant WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.scratch_words;
     return (_e2 - RK_SCRATCH_RESERVED) * 4u;
@@ -958,8 +1037,8 @@ uint rk_out_capacity_bytes(
 void rk_out_word(
     uint i_12,
     uint v_1,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e4 = rk_out_capacity_bytes(rk_params);
@@ -973,8 +1052,8 @@ void rk_out_word(
 }
 
 uint rk_out_payload(
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -1011,9 +1090,9 @@ uint rk_out_payload(
 
 uint rk_out_lit(
     uint lit_5,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_14 = 0u;
@@ -1071,8 +1150,8 @@ uint rk_out_lit(
 void rk_out_stamp(
     uint i_16,
     RkStamp t,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     rk_out_word(i_16, t.physical.x, rk_arena, rk_params, _buffer_sizes);
@@ -1087,8 +1166,8 @@ void rk_new_header(
     metal::uint2 correlation,
     uint priority,
     uint flags,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     thread metal::uint2& rk_clock_physical,
     thread uint& rk_clock_logical,
     thread metal::uint2& rk_now,
@@ -1153,8 +1232,8 @@ void rk_write_slot(
     uint slot,
     uint src_at,
     uint len_1,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_17 = 0u;
@@ -1218,11 +1297,9 @@ void rk_write_slot(
 }
 
 uint rk_output_room(
-    constant RkParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_tail,
-    thread uint& rk_out_head,
-    thread uint& rk_outputs
+    thread uint& rk_out_head
 ) {
     uint room = 0u;
     uint _e1 = rk_out_tail;
@@ -1233,17 +1310,13 @@ uint rk_output_room(
         uint _e11 = rk_out_capacity;
         room = _e11 - used;
     }
-    uint _e15 = rk_params.out_budget;
-    uint _e17 = rk_outputs;
-    uint _e20 = rk_params.out_budget;
-    uint budget = _e15 - metal::min(_e17, _e20);
-    uint _e23 = room;
-    return metal::min(_e23, budget);
+    uint _e13 = room;
+    return _e13;
 }
 
 uint rk_parked(
-    device type_8 const& rk_arena,
-    constant RkParams& rk_params,
+    device type_10 const& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e3 = rk_params.scratch;
@@ -1254,9 +1327,9 @@ uint rk_parked(
 uint rk_write_output(
     uint src_at_1,
     uint len_2,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1267,8 +1340,8 @@ uint rk_write_output(
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    bool local_7 = {};
-    bool local_8 = {};
+    bool local_11 = {};
+    bool local_12 = {};
     uint _e3 = rk_out_slot_words;
     if (len_2 > ((_e3 * 4u) - RK_MESSAGE_HEADER_BYTES)) {
         rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
@@ -1277,22 +1350,22 @@ uint rk_write_output(
         return RK_ERROR_PAYLOAD_TOO_LARGE;
     }
     uint _e11 = rk_parked(rk_arena, rk_params, _buffer_sizes);
-    uint _e12 = rk_output_room(rk_params, rk_out_capacity, rk_out_tail, rk_out_head, rk_outputs);
+    uint _e12 = rk_output_room(rk_out_capacity, rk_out_tail, rk_out_head);
     if (!((_e12 == 0u))) {
-        local_7 = _e11 != 0u;
+        local_11 = _e11 != 0u;
     } else {
-        local_7 = true;
+        local_11 = true;
     }
-    bool _e21 = local_7;
+    bool _e21 = local_11;
     if (_e21) {
         bool _e23 = rk_detached;
         if (!(_e23)) {
             uint _e29 = rk_params.park_capacity;
-            local_8 = _e11 >= _e29;
+            local_12 = _e11 >= _e29;
         } else {
-            local_8 = true;
+            local_12 = true;
         }
-        bool _e32 = local_8;
+        bool _e32 = local_12;
         if (_e32) {
             rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
             bool _e34 = rk_detached;
@@ -1316,8 +1389,8 @@ uint rk_write_output(
     uint _e63 = rk_out_tail;
     uint _e65 = rk_out_capacity;
     uint _e70 = rk_out_slot_words;
-    uint slot_2 = _e61 + ((_e63 & (_e65 - 1u)) * _e70);
-    rk_write_slot(slot_2, src_at_1, len_2, rk_arena, rk_params, _buffer_sizes);
+    uint slot_3 = _e61 + ((_e63 & (_e65 - 1u)) * _e70);
+    rk_write_slot(slot_3, src_at_1, len_2, rk_arena, rk_params, _buffer_sizes);
     uint _e74 = rk_out_tail;
     rk_out_tail = _e74 + 1u;
     uint _e78 = rk_outputs;
@@ -1326,8 +1399,8 @@ uint rk_write_output(
 }
 
 uint rk_flush_parked(
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1338,11 +1411,11 @@ uint rk_flush_parked(
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint moved = 0u;
-    bool local_9 = {};
+    bool local_13 = {};
     uint i_19 = {};
     uint k_1 = {};
     uint i_20 = {};
-    bool local_10 = {};
+    bool local_14 = {};
     uint _e0 = rk_parked(rk_arena, rk_params, _buffer_sizes);
     uint2 loop_bound_12 = uint2(4294967295u);
     while(true) {
@@ -1350,12 +1423,12 @@ uint rk_flush_parked(
         loop_bound_12 -= uint2(loop_bound_12.y == 0u, 1u);
         uint _e3 = moved;
         if (_e3 < _e0) {
-            uint _e7 = rk_output_room(rk_params, rk_out_capacity, rk_out_tail, rk_out_head, rk_outputs);
-            local_9 = _e7 != 0u;
+            uint _e7 = rk_output_room(rk_out_capacity, rk_out_tail, rk_out_head);
+            local_13 = _e7 != 0u;
         } else {
-            local_9 = false;
+            local_13 = false;
         }
-        bool _e11 = local_9;
+        bool _e11 = local_13;
         if (_e11) {
         } else {
             break;
@@ -1365,7 +1438,7 @@ uint rk_flush_parked(
             uint _e16 = rk_out_tail;
             uint _e18 = rk_out_capacity;
             uint _e23 = rk_out_slot_words;
-            uint slot_3 = _e14 + ((_e16 & (_e18 - 1u)) * _e23);
+            uint slot_4 = _e14 + ((_e16 & (_e18 - 1u)) * _e23);
             uint _e28 = rk_params.park;
             uint _e29 = moved;
             uint _e31 = rk_out_slot_words;
@@ -1391,7 +1464,7 @@ uint rk_flush_parked(
                     uint _e41 = i_19;
                     uint _e45 = i_19;
                     uint _e48 = rk_arena[from_slot + _e45];
-                    rk_arena[slot_3 + _e41] = _e48;
+                    rk_arena[slot_4 + _e41] = _e48;
                 }
             }
             uint _e53 = rk_out_tail;
@@ -1459,11 +1532,11 @@ uint rk_flush_parked(
     bool _e116 = rk_detached;
     if (_e116) {
         uint _e119 = moved;
-        local_10 = _e0 != _e119;
+        local_14 = _e0 != _e119;
     } else {
-        local_10 = false;
+        local_14 = false;
     }
-    bool _e122 = local_10;
+    bool _e122 = local_14;
     if (_e122) {
         uint _e124 = rk_errors;
         uint _e125 = moved;
@@ -1479,13 +1552,13 @@ uint rk_flush_parked(
 uint rk_find_route(
     uint name_lit_1,
     uint number_1,
-    device type_8 const& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10 const& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_21 = 0u;
-    bool local_11 = {};
+    bool local_15 = {};
     bool same = {};
     uint k_2 = {};
     uint2 loop_bound_16 = uint2(4294967295u);
@@ -1494,8 +1567,8 @@ uint rk_find_route(
         if (metal::all(loop_bound_16 == uint2(0u))) { break; }
         loop_bound_16 -= uint2(loop_bound_16.y == 0u, 1u);
         if (!loop_init_13) {
-            uint _e69 = i_21;
-            i_21 = _e69 + 1u;
+            uint _e71 = i_21;
+            i_21 = _e71 + 1u;
         }
         loop_init_13 = false;
         uint _e4 = i_21;
@@ -1508,28 +1581,28 @@ uint rk_find_route(
             uint _e11 = rk_params.routes;
             uint _e12 = i_21;
             uint r_1 = _e11 + (_e12 * RK_ROUTE_WORDS);
-            uint _e18 = rk_arena[r_1];
-            if (_e18 != 1u) {
+            uint _e20 = rk_arena[r_1 + RK_ROUTE_USED];
+            if (_e20 != 1u) {
                 continue;
             }
             if (name_lit_1 == RK_SEND_REASON) {
-                uint _e27 = rk_arena[r_1 + 1u];
-                if (_e27 == number_1) {
+                uint _e29 = rk_arena[r_1 + RK_ROUTE_NUMBER];
+                if (_e29 == number_1) {
                     return r_1;
                 }
                 continue;
             }
-            uint _e29 = rk_lit_len(name_lit_1, rk_lits, _buffer_sizes);
-            uint _e34 = rk_arena[r_1 + 2u];
-            uint _e35 = rk_lit_hash(name_lit_1, rk_lits, _buffer_sizes);
-            if (!((_e34 != _e35))) {
-                uint _e44 = rk_arena[r_1 + 3u];
-                local_11 = _e44 != _e29;
+            uint _e31 = rk_lit_len(name_lit_1, rk_lits, _buffer_sizes);
+            uint _e36 = rk_arena[r_1 + RK_ROUTE_HASH];
+            uint _e37 = rk_lit_hash(name_lit_1, rk_lits, _buffer_sizes);
+            if (!((_e36 != _e37))) {
+                uint _e46 = rk_arena[r_1 + RK_ROUTE_NAME_LEN];
+                local_15 = _e46 != _e31;
             } else {
-                local_11 = true;
+                local_15 = true;
             }
-            bool _e47 = local_11;
-            if (_e47) {
+            bool _e49 = local_15;
+            if (_e49) {
                 continue;
             }
             same = true;
@@ -1540,29 +1613,29 @@ uint rk_find_route(
                 if (metal::all(loop_bound_17 == uint2(0u))) { break; }
                 loop_bound_17 -= uint2(loop_bound_17.y == 0u, 1u);
                 if (!loop_init_14) {
-                    uint _e65 = k_2;
-                    k_2 = _e65 + 1u;
+                    uint _e67 = k_2;
+                    k_2 = _e67 + 1u;
                 }
                 loop_init_14 = false;
-                uint _e52 = k_2;
-                uint _e54 = rk_n(32u, rk_params);
-                if (_e52 < metal::min(_e29, _e54)) {
+                uint _e54 = k_2;
+                uint _e56 = rk_n(32u, rk_params);
+                if (_e54 < metal::min(_e31, _e56)) {
                 } else {
                     break;
                 }
                 {
-                    uint _e59 = k_2;
-                    uint _e60 = rk_byte_at(r_1 + 8u, _e59, rk_arena, _buffer_sizes);
                     uint _e61 = k_2;
-                    uint _e62 = rk_lit_byte(name_lit_1, _e61, rk_lits, _buffer_sizes);
-                    if (_e60 != _e62) {
+                    uint _e62 = rk_byte_at(r_1 + RK_ROUTE_NAME, _e61, rk_arena, _buffer_sizes);
+                    uint _e63 = k_2;
+                    uint _e64 = rk_lit_byte(name_lit_1, _e63, rk_lits, _buffer_sizes);
+                    if (_e62 != _e64) {
                         same = false;
                         break;
                     }
                 }
             }
-            bool _e68 = same;
-            if (_e68) {
+            bool _e70 = same;
+            if (_e70) {
                 return r_1;
             }
         }
@@ -1575,9 +1648,9 @@ uint rk_k2k_send(
     uint number_2,
     uint src_at_2,
     uint len_3,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -1589,7 +1662,7 @@ uint rk_k2k_send(
         rk_send_reason_lit(4u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
         return RK_ERROR_HANDLER_ERROR;
     }
-    uint ib = rk_arena[_e4 + 4u];
+    uint ib = rk_arena[_e4 + RK_ROUTE_INBOX];
     uint capacity_2 = rk_arena[ib + 0u];
     uint slot_bytes = rk_arena[ib + 1u];
     if (len_3 > (slot_bytes - RK_MESSAGE_HEADER_BYTES)) {
@@ -1619,7 +1692,7 @@ uint rk_k2k_send(
     rk_arena[ib + 2u] = pos + 1u;
     uint slots = ib + naga_div(((RK_K2K_INBOX_SEQUENCES_OFFSET + (4u * capacity_2)) + 63u) & 4294967232u, 4u);
     uint _e82 = rk_params.scratch;
-    uint _e92 = rk_arena[_e4 + 1u];
+    uint _e92 = rk_arena[_e4 + RK_ROUTE_NUMBER];
     rk_arena[(_e82 + RK_SCRATCH_OH) + RK_H_DEST] = _e92;
     rk_write_slot(slots + ((pos & (capacity_2 - 1u)) * naga_div(slot_bytes, 4u)), src_at_2, len_3, rk_arena, rk_params, _buffer_sizes);
     uint _e106 = rk_params.number;
@@ -1633,9 +1706,9 @@ uint rk_deliver(
     uint number_3,
     uint src_at_3,
     uint len_4,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1648,13 +1721,13 @@ uint rk_deliver(
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint result = RK_OK;
-    bool local_12 = {};
+    bool local_16 = {};
     if (name_lit_3 == RK_SEND_REASON) {
-        local_12 = number_3 == RK_HOST_KERNEL_ID;
+        local_16 = number_3 == RK_HOST_KERNEL_ID;
     } else {
-        local_12 = false;
+        local_16 = false;
     }
-    bool _e13 = local_12;
+    bool _e13 = local_16;
     if (_e13) {
         uint _e14 = rk_write_output(src_at_3, len_4, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_reason_len, _buffer_sizes);
         result = _e14;
@@ -1678,9 +1751,9 @@ uint rk_deliver(
 uint rk_reply(
     uint message_type_1,
     uint len_5,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1712,9 +1785,9 @@ uint rk_reply(
 uint rk_emit(
     uint message_type_2,
     uint len_6,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1744,9 +1817,9 @@ uint rk_send_to(
     uint kernel_,
     uint message_type_3,
     uint len_7,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1776,9 +1849,9 @@ uint rk_send_to_number(
     uint number_4,
     uint message_type_4,
     uint len_8,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1807,9 +1880,9 @@ uint rk_send_to_number(
 void rk_set_outcome(
     uint outcome,
     uint reason,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
@@ -1948,9 +2021,9 @@ void rk_set_outcome(
 
 void rk_error(
     uint reason_1,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
@@ -1963,9 +2036,9 @@ void rk_error(
 
 void rk_fail(
     uint reason_2,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
@@ -1981,9 +2054,9 @@ void rk_report(
     metal::uint2 v0_,
     metal::uint2 v1_,
     bool use_reason,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2090,12 +2163,12 @@ void rk_count_error(
 
 uint rk_check(
     uint capacity,
-    device type_8 const& rk_arena,
-    constant RkParams& rk_params,
+    device type_10 const& rk_arena,
+    constant WgpuParams& rk_params,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    bool local_13 = {};
+    bool local_17 = {};
     uint h = rk_msg;
     uint _e7 = rk_arena[h + RK_H_MAGIC];
     if (_e7 != RK_MESSAGE_MAGIC) {
@@ -2120,11 +2193,11 @@ uint rk_check(
     if ((flags_2 & RK_FLAG_CHECKSUM) != 0u) {
         uint _e52 = rk_crc32c(h + RK_HEADER_WORDS, len_11, rk_arena, rk_params, _buffer_sizes);
         uint _e57 = rk_arena[h + RK_H_CHECKSUM];
-        local_13 = _e52 != _e57;
+        local_17 = _e52 != _e57;
     } else {
-        local_13 = false;
+        local_17 = false;
     }
-    bool _e60 = local_13;
+    bool _e60 = local_17;
     if (_e60) {
         return RK_ERROR_CHECKSUM_MISMATCH;
     }
@@ -2132,9 +2205,9 @@ uint rk_check(
 }
 
 void rk_handle(
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2166,9 +2239,9 @@ void rk_handle(
 void rk_handle_slot(
     uint slot_1,
     uint capacity_1,
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2194,8 +2267,8 @@ void rk_handle_slot(
 ) {
     metal::uint2 report_v0_ = metal::uint2(0u, 0u);
     metal::uint2 report_v1_ = metal::uint2(0u, 0u);
-    bool local_14 = {};
-    bool local_15 = {};
+    bool local_18 = {};
+    bool local_19 = {};
     rk_msg = slot_1;
     rk_msg_capacity = capacity_1;
     rk_outcome = RK_OK;
@@ -2215,11 +2288,11 @@ void rk_handle_slot(
     if (!(_e38)) {
         metal::uint2 _e43 = rk_now;
         bool _e44 = rk_gt64_(_e43, _e21);
-        local_14 = _e44;
+        local_18 = _e44;
     } else {
-        local_14 = false;
+        local_18 = false;
     }
-    bool _e46 = local_14;
+    bool _e46 = local_18;
     if (_e46) {
         rk_count_error(RK_ERROR_DEADLINE_EXPIRED, true, rk_rejected, rk_errors, rk_last_error);
         rk_set_outcome(RK_ERROR_DEADLINE_EXPIRED, 12u, rk_arena, rk_params, rk_lits, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
@@ -2232,11 +2305,11 @@ void rk_handle_slot(
             metal::uint2 _e61 = rk_now;
             metal::uint2 _e62 = rk_add64_(_e61, max_offset);
             bool _e63 = rk_gt64_(_e31, _e62);
-            local_15 = _e63;
+            local_19 = _e63;
         } else {
-            local_15 = false;
+            local_19 = false;
         }
-        bool _e65 = local_15;
+        bool _e65 = local_19;
         if (_e65) {
             rk_count_error(RK_ERROR_CLOCK_SKEW, true, rk_rejected, rk_errors, rk_last_error);
             rk_set_outcome(RK_ERROR_CLOCK_SKEW, 13u, rk_arena, rk_params, rk_lits, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
@@ -2275,20 +2348,20 @@ void rk_handle_slot(
 }
 
 void rk_leave_routes(
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e3 = rk_params.routes;
     uint _e6 = rk_params.route_index;
-    rk_arena[_e3 + (_e6 * RK_ROUTE_WORDS)] = 0u;
+    rk_arena[(_e3 + (_e6 * RK_ROUTE_WORDS)) + RK_ROUTE_USED] = 0u;
     return;
 }
 
 bool rk_handle_next(
-    device type_8& rk_arena,
-    constant RkParams& rk_params,
-    device type_8 const& rk_lits,
+    device type_10& rk_arena,
+    constant WgpuParams& rk_params,
+    device type_10 const& rk_lits,
     thread uint& rk_c,
     thread uint& rk_in_capacity,
     thread uint& rk_in_slot_words,
@@ -2317,6 +2390,11 @@ bool rk_handle_next(
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint available = {};
+    bool local_20 = {};
+    bool local_21 = {};
+    bool local_22 = {};
+    uint slot_2 = 0u;
+    uint payload_capacity = 0u;
     uint c = rk_c;
     uint tail = rk_arena[c + 2u];
     uint _e8 = rk_in_head;
@@ -2326,38 +2404,71 @@ bool rk_handle_next(
     if (_e11 > _e13) {
         available = 0u;
     }
-    uint _e16 = available;
-    if (_e16 != 0u) {
-        uint _e21 = rk_params.input;
-        uint _e23 = rk_in_head;
-        uint _e25 = rk_in_capacity;
-        uint _e30 = rk_in_slot_words;
-        uint slot_4 = _e21 + ((_e23 & (_e25 - 1u)) * _e30);
-        uint _e34 = rk_in_slot_words;
-        rk_handle_slot(slot_4, (_e34 * 4u) - RK_MESSAGE_HEADER_BYTES, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
-        uint _e40 = rk_in_head;
-        rk_in_head = _e40 + 1u;
-        return true;
-    }
     uint ib_1 = rk_params.inbox;
     uint capacity_3 = rk_arena[ib_1 + 0u];
     uint slot_bytes_1 = rk_arena[ib_1 + 1u];
     uint sequences_1 = ib_1 + 16u;
     uint pos_1 = rk_arena[ib_1 + 5u];
-    uint _e70 = rk_arena[sequences_1 + (pos_1 & (capacity_3 - 1u))];
-    if (_e70 != (pos_1 + 1u)) {
+    uint _e42 = rk_arena[sequences_1 + (pos_1 & (capacity_3 - 1u))];
+    bool inbox_ready = _e42 == (pos_1 + 1u);
+    uint _e46 = available;
+    if (_e46 == 0u) {
+        local_20 = !(inbox_ready);
+    } else {
+        local_20 = false;
+    }
+    bool _e53 = local_20;
+    if (_e53) {
         return false;
     }
-    uint slots_1 = ib_1 + naga_div(((RK_K2K_INBOX_SEQUENCES_OFFSET + (4u * capacity_3)) + 63u) & 4294967232u, 4u);
-    rk_handle_slot(slots_1 + ((pos_1 & (capacity_3 - 1u)) * naga_div(slot_bytes_1, 4u)), slot_bytes_1 - RK_MESSAGE_HEADER_BYTES, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
-    rk_arena[sequences_1 + (pos_1 & (capacity_3 - 1u))] = pos_1 + capacity_3;
-    rk_arena[ib_1 + 5u] = pos_1 + 1u;
+    if (inbox_ready) {
+        uint _e57 = available;
+        if (!((_e57 == 0u))) {
+            uint _e66 = rk_params.scratch;
+            uint _e70 = rk_arena[_e66 + RK_SCRATCH_TURN];
+            local_22 = _e70 != 0u;
+        } else {
+            local_22 = true;
+        }
+        bool _e74 = local_22;
+        local_21 = _e74;
+    } else {
+        local_21 = false;
+    }
+    bool from_inbox = local_21;
+    if (from_inbox) {
+        uint slots_1 = ib_1 + naga_div(((RK_K2K_INBOX_SEQUENCES_OFFSET + (4u * capacity_3)) + 63u) & 4294967232u, 4u);
+        slot_2 = slots_1 + ((pos_1 & (capacity_3 - 1u)) * naga_div(slot_bytes_1, 4u));
+        payload_capacity = slot_bytes_1 - RK_MESSAGE_HEADER_BYTES;
+    } else {
+        uint _e103 = rk_params.input;
+        uint _e105 = rk_in_head;
+        uint _e107 = rk_in_capacity;
+        uint _e112 = rk_in_slot_words;
+        slot_2 = _e103 + ((_e105 & (_e107 - 1u)) * _e112);
+        uint _e116 = rk_in_slot_words;
+        payload_capacity = (_e116 * 4u) - RK_MESSAGE_HEADER_BYTES;
+    }
+    uint _e121 = slot_2;
+    uint _e122 = payload_capacity;
+    rk_handle_slot(_e121, _e122, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    if (from_inbox) {
+        rk_arena[sequences_1 + (pos_1 & (capacity_3 - 1u))] = pos_1 + capacity_3;
+        rk_arena[ib_1 + 5u] = pos_1 + 1u;
+        uint _e139 = rk_params.scratch;
+        rk_arena[_e139 + RK_SCRATCH_TURN] = 0u;
+    } else {
+        uint _e145 = rk_in_head;
+        rk_in_head = _e145 + 1u;
+        uint _e151 = rk_params.scratch;
+        rk_arena[_e151 + RK_SCRATCH_TURN] = 1u;
+    }
     return true;
 }
 
 bool rk_pending(
-    device type_8 const& rk_arena,
-    constant RkParams& rk_params,
+    device type_10 const& rk_arena,
+    constant WgpuParams& rk_params,
     thread uint& rk_c,
     thread uint& rk_in_head,
     constant _mslBufferSizes& _buffer_sizes
@@ -2381,7 +2492,7 @@ bool rk_pending(
 
 void rk_publish(
     uint stop,
-    device type_8& rk_arena,
+    device type_10& rk_arena,
     thread uint& rk_c,
     thread uint& rk_in_head,
     thread uint& rk_out_tail,
@@ -2420,9 +2531,9 @@ void rk_publish(
 }
 
 [[max_total_threads_per_threadgroup(1)]] kernel void rk_main(
-  device type_8& rk_arena [[user(fake0)]]
-, constant RkParams& rk_params [[user(fake0)]]
-, device type_8 const& rk_lits [[user(fake0)]]
+  device type_10& rk_arena [[user(fake0)]]
+, constant WgpuParams& rk_params [[user(fake0)]]
+, device type_10 const& rk_lits [[user(fake0)]]
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
     uint rk_c = {};
@@ -2451,9 +2562,14 @@ void rk_publish(
     uint rk_send_error = {};
     uint rk_send_reason_len = {};
     uint i = 0u;
+    uint handled = 0u;
     bool local = {};
     bool local_1 = {};
     bool local_2 = {};
+    bool local_3 = {};
+    bool local_4 = {};
+    bool local_5 = {};
+    bool local_6 = {};
     uint c_2 = rk_params.control;
     rk_c = c_2;
     uint _e8 = rk_arena[c_2 + 16u];
@@ -2526,40 +2642,94 @@ void rk_publish(
     if (terminate != RK_TERMINATE_NONE) {
         rk_leave_routes(rk_arena, rk_params, _buffer_sizes);
     }
-    if (!(is_on)) {
-        local = terminate != RK_TERMINATE_NONE;
+    uint _e167 = rk_params.scratch;
+    uint _e171 = rk_arena[_e167 + RK_SCRATCH_FAILING];
+    bool failing = _e171 != 0u;
+    uint2 loop_bound_24 = uint2(4294967295u);
+    while(true) {
+        if (metal::all(loop_bound_24 == uint2(0u))) { break; }
+        loop_bound_24 -= uint2(loop_bound_24.y == 0u, 1u);
+        uint _e176 = handled;
+        uint _e179 = rk_params.loop_budget;
+        if (!((_e176 >= _e179))) {
+            local = failing;
+        } else {
+            local = true;
+        }
+        bool _e185 = local;
+        if (!(_e185)) {
+            bool _e190 = rk_failed;
+            local_1 = _e190;
+        } else {
+            local_1 = true;
+        }
+        bool _e192 = local_1;
+        if (_e192) {
+            break;
+        }
+        if (!(is_on)) {
+            local_2 = terminate != RK_TERMINATE_NONE;
+        } else {
+            local_2 = true;
+        }
+        bool _e199 = local_2;
+        if (!(!(_e199))) {
+            uint _e204 = rk_parked(rk_arena, rk_params, _buffer_sizes);
+            local_3 = _e204 != 0u;
+        } else {
+            local_3 = true;
+        }
+        bool _e208 = local_3;
+        if (!(_e208)) {
+            uint _e213 = rk_outputs;
+            uint _e216 = rk_params.out_budget;
+            local_4 = _e213 >= _e216;
+        } else {
+            local_4 = true;
+        }
+        bool _e219 = local_4;
+        if (_e219) {
+            break;
+        }
+        bool _e220 = rk_handle_next(rk_arena, rk_params, rk_lits, rk_c, rk_in_capacity, rk_in_slot_words, rk_out_capacity, rk_out_slot_words, rk_in_head, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+        if (!(_e220)) {
+            break;
+        }
+        uint _e222 = handled;
+        handled = _e222 + 1u;
+    }
+    uint _e228 = rk_params.scratch;
+    uint _e233 = rk_outputs;
+    rk_arena[_e228 + RK_SCRATCH_OUTPUTS] = _e233;
+    bool _e235 = rk_failed;
+    if (!(_e235)) {
+        local_5 = failing;
     } else {
-        local = true;
+        local_5 = true;
     }
-    bool _e170 = local;
-    if (_e170) {
-        uint _e173 = rk_parked(rk_arena, rk_params, _buffer_sizes);
-        local_1 = _e173 == 0u;
-    } else {
-        local_1 = false;
-    }
-    bool _e177 = local_1;
-    if (_e177) {
-        bool _e178 = rk_handle_next(rk_arena, rk_params, rk_lits, rk_c, rk_in_capacity, rk_in_slot_words, rk_out_capacity, rk_out_slot_words, rk_in_head, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
-    }
-    uint _e182 = rk_params.scratch;
-    uint _e187 = rk_outputs;
-    rk_arena[_e182 + RK_SCRATCH_OUTPUTS] = _e187;
-    bool _e189 = rk_failed;
-    if (_e189) {
+    bool _e240 = local_5;
+    if (_e240) {
         rk_leave_routes(rk_arena, rk_params, _buffer_sizes);
         rk_last_error = RK_ERROR_HANDLER_FAULT;
-        rk_publish(RK_FAILED, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
-        return;
+        uint _e243 = rk_parked(rk_arena, rk_params, _buffer_sizes);
+        if (_e243 != 0u) {
+            uint _e249 = rk_params.scratch;
+            rk_arena[_e249 + RK_SCRATCH_FAILING] = 1u;
+            rk_publish(RK_RUNNING, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
+            return;
+        } else {
+            rk_publish(RK_FAILED, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
+            return;
+        }
     } else {
         if (terminate != RK_TERMINATE_NONE) {
-            bool _e197 = rk_pending(rk_arena, rk_params, rk_c, rk_in_head, _buffer_sizes);
-            local_2 = !(_e197);
+            bool _e260 = rk_pending(rk_arena, rk_params, rk_c, rk_in_head, _buffer_sizes);
+            local_6 = !(_e260);
         } else {
-            local_2 = false;
+            local_6 = false;
         }
-        bool _e200 = local_2;
-        if (_e200) {
+        bool _e263 = local_6;
+        if (_e263) {
             rk_publish(RK_TERMINATED, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
             return;
         } else {

@@ -30,15 +30,13 @@
 //! }
 //! ```
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood};
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec, builtin};
 use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
 use ringkernel_wgpu::wgpu;
-use ringkernel_wgpu::{WgpuConfig, WgpuHaloExchange, WgpuRuntime};
+use ringkernel_wgpu::{SharedDevice, WgpuConfig, WgpuHaloExchange, WgpuRuntime};
 
 pub use ringkernel_core::halo::HaloExchangeStats;
 
@@ -148,6 +146,14 @@ impl MetalRuntime {
     pub fn wgpu(&self) -> &WgpuRuntime {
         &self.inner
     }
+
+    /// A zeroed buffer of `len` bytes on this runtime's device (mapped where memory is unified).
+    ///
+    /// # Errors
+    /// [`RingKernelError::InvalidConfig`] for a zero length.
+    pub fn buffer(&self, len: u64) -> Result<MetalBuffer> {
+        MetalBuffer::on(self.inner.shared_device(), len)
+    }
 }
 
 #[async_trait]
@@ -181,16 +187,17 @@ impl RingKernelRuntime for MetalRuntime {
     }
 }
 
-/// A buffer in GPU memory with host read and write (through mapping where memory is unified,
-/// staged elsewhere).
+/// A buffer in GPU memory with host read and write: mapped where memory is unified (Apple
+/// Silicon: no staging copy either way), staged elsewhere. Buffers made with [`MetalBuffer::new`]
+/// share one device per process; [`MetalRuntime::buffer`] makes one on a runtime's own device.
 pub struct MetalBuffer {
-    device: Arc<(wgpu::Device, wgpu::Queue)>,
+    device: SharedDevice,
     buffer: wgpu::Buffer,
 }
 
 impl std::fmt::Debug for MetalBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetalBuffer").field("len", &self.buffer.size()).finish()
+        f.debug_struct("MetalBuffer").field("len", &self.buffer.size()).field("mapped", &self.is_mapped()).finish()
     }
 }
 
@@ -200,7 +207,7 @@ impl MetalBuffer {
     /// # Errors
     /// [`RingKernelError::BackendUnavailable`] off Apple systems.
     pub async fn new(len: u64) -> Result<Self> {
-        Self::on(metal_backends()?, len).await
+        Self::on(ringkernel_wgpu::shared_device(metal_backends()?).await?, len)
     }
 
     /// The same on Vulkan (tests).
@@ -208,24 +215,27 @@ impl MetalBuffer {
     /// # Errors
     /// [`RingKernelError::BackendUnavailable`] without a Vulkan adapter.
     pub async fn over_vulkan(len: u64) -> Result<Self> {
-        Self::on(wgpu::Backends::VULKAN, len).await
+        Self::on(ringkernel_wgpu::shared_device(wgpu::Backends::VULKAN).await?, len)
     }
 
-    async fn on(backends: wgpu::Backends, len: u64) -> Result<Self> {
+    fn on(device: SharedDevice, len: u64) -> Result<Self> {
         if len == 0 {
             return Err(RingKernelError::InvalidConfig {
                 field: "len",
                 reason: "a buffer holds at least one byte".into(),
             });
         }
-        let (device, queue) = ringkernel_wgpu::open_device(backends).await?;
-        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        if device.mappable {
+            usage |= wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE;
+        }
+        let buffer = device.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("MetalBuffer"),
             size: len.next_multiple_of(4),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            usage,
             mapped_at_creation: false,
         });
-        Ok(Self { device: Arc::new((device, queue)), buffer })
+        Ok(Self { device, buffer })
     }
 
     /// Its length in bytes.
@@ -238,10 +248,21 @@ impl MetalBuffer {
         self.buffer.size() == 0
     }
 
-    /// Writes `bytes` at `offset`.
+    /// Whether the host maps it directly (unified memory) rather than through a staging copy.
+    pub fn is_mapped(&self) -> bool {
+        self.device.mappable
+    }
+
+    /// The device it lives on.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device.device
+    }
+
+    /// Writes `bytes` at `offset` (through the mapping where memory is unified).
     ///
     /// # Errors
-    /// [`RingKernelError::InvalidConfig`] when the range is outside the buffer or not 4-byte aligned.
+    /// [`RingKernelError::InvalidConfig`] when the range is outside the buffer or not 4-byte
+    /// aligned; [`RingKernelError::KernelFault`] when the buffer cannot be mapped.
     pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         let end = offset.checked_add(bytes.len() as u64);
         if end.is_none_or(|end| end > self.len()) || !offset.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
@@ -254,17 +275,66 @@ impl MetalBuffer {
                 ),
             });
         }
-        self.device.1.write_buffer(&self.buffer, offset, bytes);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if !self.device.mappable {
+            self.device.queue.write_buffer(&self.buffer, offset, bytes);
+            return Ok(());
+        }
+        // Maps start at multiples of 8 (wgpu::MAP_ALIGNMENT).
+        let start = offset / wgpu::MAP_ALIGNMENT * wgpu::MAP_ALIGNMENT;
+        let range = start..offset + bytes.len() as u64;
+        self.map(wgpu::MapMode::Write, range.clone())?;
+        let at = (offset - start) as usize;
+        let mut view = self
+            .buffer
+            .slice(range)
+            .get_mapped_range_mut()
+            .map_err(|e| fault(format!("writing a mapped buffer: {e}")))?;
+        view.slice(at..at + bytes.len()).copy_from_slice(bytes);
+        drop(view);
+        self.buffer.unmap();
         Ok(())
     }
 
-    /// Reads the whole buffer.
+    /// Reads the whole buffer (through the mapping where memory is unified).
     ///
     /// # Errors
-    /// [`RingKernelError::KernelFault`] if the device cannot map its copy.
+    /// [`RingKernelError::KernelFault`] if the device cannot map it or its copy.
     pub fn read(&self) -> Result<Vec<u8>> {
-        ringkernel_wgpu::read_buffer(&self.device.0, &self.device.1, &self.buffer)
+        if !self.device.mappable {
+            return ringkernel_wgpu::read_buffer(&self.device.device, &self.device.queue, &self.buffer);
+        }
+        self.map(wgpu::MapMode::Read, 0..self.len())?;
+        let bytes = self
+            .buffer
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| fault(format!("reading a mapped buffer: {e}")))?
+            .to_vec();
+        self.buffer.unmap();
+        Ok(bytes)
     }
+
+    /// Maps `range` in `mode` once the GPU work before it is done.
+    fn map(&self, mode: wgpu::MapMode, range: std::ops::Range<u64>) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.buffer.slice(range).map_async(mode, move |result| {
+            let _ = tx.send(result);
+        });
+        self.device
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| fault(format!("waiting for the GPU: {e}")))?;
+        rx.recv()
+            .map_err(|_| fault("the buffer map did not complete".into()))?
+            .map_err(|e| fault(format!("mapping a buffer: {e}")))
+    }
+}
+
+fn fault(reason: String) -> RingKernelError {
+    RingKernelError::KernelFault { kernel: "MetalBuffer".into(), reason }
 }
 
 /// A halo exchange's geometry: the grid, its tiles, the halo width and the neighbourhood.

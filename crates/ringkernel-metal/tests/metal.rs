@@ -73,6 +73,37 @@ async fn buffers_round_trip_and_refuse_bad_ranges() {
     assert!(MetalBuffer::over_vulkan(0).await.is_err());
 }
 
+/// Buffers share one device per process (not one device each), are mapped where memory is
+/// unified, and a runtime's buffers live on the runtime's own device.
+#[tokio::test]
+async fn buffers_share_a_device_and_map_unified_memory() {
+    if vulkan_missing("buffers_share_a_device_and_map_unified_memory") {
+        return;
+    }
+    let a = MetalBuffer::over_vulkan(64).await.unwrap();
+    let b = MetalBuffer::over_vulkan(64).await.unwrap();
+    assert!(a.device() == b.device(), "two buffers, one device");
+    let runtime = MetalRuntime::over_vulkan(ringkernel_metal::default_registry()).await.unwrap();
+    let unified = runtime.device().unified_memory;
+    let c = runtime.buffer(64).unwrap();
+    assert_eq!(c.is_mapped(), unified, "mapped exactly where the runtime's memory is unified");
+    let adapter = ringkernel_wgpu::WgpuRuntime::probe(ringkernel_wgpu::wgpu::Backends::VULKAN).unwrap();
+    if matches!(
+        adapter.device_type,
+        ringkernel_wgpu::wgpu::DeviceType::Cpu | ringkernel_wgpu::wgpu::DeviceType::IntegratedGpu
+    ) {
+        assert!(a.is_mapped(), "unified memory: no staging");
+    }
+    for buffer in [&a, &c] {
+        let words: Vec<u8> = (0..64u8).collect();
+        buffer.write(0, &words).unwrap();
+        buffer.write(8, &[9; 8]).unwrap();
+        let mut expected = words.clone();
+        expected[8..16].fill(9);
+        assert_eq!(buffer.read().unwrap(), expected);
+    }
+}
+
 #[tokio::test]
 async fn halo_exchange_over_vulkan_equals_the_reference() {
     if vulkan_missing("halo_exchange_over_vulkan_equals_the_reference") {

@@ -141,7 +141,8 @@ pub fn actor_module(kernel: &str, handler: &str) -> Result<Assembled> {
     let mut literals = Vec::new();
     let runtime = extract_literals("ringkernel-actor", ACTOR_WGSL, &mut literals)?;
     let user = extract_literals(kernel, handler, &mut literals)?;
-    assemble(kernel, &[generate(Language::Wgsl).as_str(), runtime.as_str()], &user, &literals)
+    let declarations = crate::runtime::abi::declarations();
+    assemble(kernel, &[generate(Language::Wgsl).as_str(), declarations.as_str(), runtime.as_str()], &user, &literals)
 }
 
 /// Assembles `parts` (already free of literals), then the literal tables, then `user`.

@@ -13,5 +13,8 @@ mod runtime;
 
 pub use halo::{HALO_WGSL, WgpuHaloExchange, halo_module};
 
-pub use runtime::{AdapterSummary, UnifiedMemory, WgpuConfig, WgpuRuntime, open_device, read_buffer};
+pub use runtime::{
+    AdapterSummary, ArenaUsage, DispatchLoop, Faults, SharedDevice, UnifiedMemory, WgpuConfig, WgpuRuntime,
+    open_device, read_buffer, shared_device,
+};
 pub use wgpu;

@@ -1,12 +1,14 @@
-//! The conformance suite on wgpu, twice: with staged rings and with unified memory (the arena
-//! mapped by the host). Without a Vulkan/Metal/DX12 adapter every test prints why it skipped;
+//! The conformance suite on wgpu, three times: with staged rings and with unified memory (the
+//! arena mapped by the host), each with the adapter's dispatch mode, and staged with the other
+//! mode (one dispatch looping over messages where the adapter gets one message per dispatch, as
+//! lavapipe does, and the reverse), so that CI runs both modes on lavapipe. Without a Vulkan/Metal/DX12 adapter every test prints why it skipped;
 //! with `RINGKERNEL_REQUIRE_WGPU=1` (CI) a missing adapter fails instead.
 
 use std::sync::Arc;
 
 use ringkernel_core::kernel::KernelRegistry;
 use ringkernel_core::runtime::RingKernelRuntime;
-use ringkernel_wgpu::{UnifiedMemory, WgpuConfig, WgpuRuntime};
+use ringkernel_wgpu::{DispatchLoop, UnifiedMemory, WgpuConfig, WgpuRuntime};
 
 fn no_adapter() -> Option<String> {
     match WgpuRuntime::probe(WgpuConfig::default().backends) {
@@ -19,7 +21,13 @@ fn no_adapter() -> Option<String> {
 }
 
 async fn make(registry: KernelRegistry, unified: UnifiedMemory) -> ringkernel_core::Result<Arc<dyn RingKernelRuntime>> {
-    let config = WgpuConfig { unified_memory: unified, ..WgpuConfig::default() };
+    make_with(registry, WgpuConfig { unified_memory: unified, ..WgpuConfig::default() }).await
+}
+
+async fn make_with(
+    registry: KernelRegistry,
+    config: WgpuConfig,
+) -> ringkernel_core::Result<Arc<dyn RingKernelRuntime>> {
     Ok(Arc::new(WgpuRuntime::with_config(registry, config).await?))
 }
 
@@ -48,4 +56,61 @@ mod unified {
         super::make(registry, UnifiedMemory::Require).await
     }
     ringkernel_conformance::conformance_tests!(make, skip_if = skip);
+}
+
+mod other_dispatch_mode {
+    use super::*;
+
+    /// Whether the adapter's own choice is a loop per dispatch.
+    async fn adapter_loops() -> ringkernel_core::Result<bool> {
+        let probe = WgpuRuntime::with_config(KernelRegistry::new(), WgpuConfig::default()).await?;
+        Ok(probe.memory().loop_budget > 1)
+    }
+
+    async fn make(registry: KernelRegistry) -> ringkernel_core::Result<Arc<dyn RingKernelRuntime>> {
+        let dispatch_loop = if adapter_loops().await? { DispatchLoop::OnePerDispatch } else { DispatchLoop::Loop };
+        let config = WgpuConfig { unified_memory: UnifiedMemory::Off, dispatch_loop, ..WgpuConfig::default() };
+        super::make_with(registry, config).await
+    }
+
+    /// The `slow` kernel spins 60 000 iterations per message: inside a loop over messages that
+    /// is past the iterations lavapipe allows one loop nest (why such adapters get one message
+    /// per dispatch), so its checks run in the other mode only where loops are the other mode.
+    fn skip_slow() -> Option<String> {
+        no_adapter().or_else(|| {
+            (!pollster::block_on(adapter_loops()).unwrap_or(false))
+                .then(|| "the slow kernel's loop in a loop over messages is past this driver's loop bound".into())
+        })
+    }
+
+    use super::no_adapter;
+    ringkernel_conformance::conformance_tests!(@each make, no_adapter;
+        lifecycle,
+        unknown_kernel_lists_registered_names,
+        duplicate_launch_is_refused_and_instances_are_allowed,
+        echo_and_counter_on_random_messages,
+        per_sender_order_is_kept,
+        concurrent_calls_get_their_own_replies,
+        late_reply_of_a_timed_out_call_is_receivable,
+        typed_messages_round_trip,
+        k2k_pipeline_preserves_causality,
+        k2k_fan_in_loses_nothing,
+        full_queue_pushes_back,
+        batches_keep_order_and_push_back,
+        deadline_expiry_is_reported_not_handled,
+        bad_slot_data_is_counted_and_skipped,
+        handler_error_is_returned_and_kernel_continues,
+        handler_panic_is_isolated,
+        terminate_with_messages_in_flight_loses_nothing,
+        runtime_lists_and_totals,
+        raw_slots_are_checked_and_never_replay_stale_bytes,
+        a_call_returns_its_reply_not_an_earlier_message_with_its_id,
+        looping_callers_leave_room_for_other_tasks,
+        launch_options_memory_cannot_hold_are_typed_errors,
+        zero_copy_sends_and_receives,
+    );
+    ringkernel_conformance::conformance_tests!(@each make, skip_slow;
+        deactivate_stops_handling_before_it_returns,
+        deactivate_takes_effect_before_queued_messages,
+    );
 }

@@ -20,51 +20,39 @@
 //   rk_error("reason") / rk_error(RK_SEND_REASON), rk_fail("reason").
 
 @group(0) @binding(0) var<storage, read_write> rk_arena: array<u32>;
-@group(0) @binding(1) var<uniform> rk_params: RkParams;
+@group(0) @binding(1) var<uniform> rk_params: WgpuParams;
 // This module's string literals: RK_LIT_COUNT + 1 start offsets, then the hashes, then the bytes.
 @group(0) @binding(2) var<storage, read> rk_lits: array<u32>;
 
-struct RkParams {
-    control: u32,
-    input: u32,
-    output: u32,
-    inbox: u32,
-    state: u32,
-    state_bytes: u32,
-    scratch: u32,
-    number: u32,
-    routes: u32,
-    route_capacity: u32,
-    route_index: u32,
-    now_lo: u32,
-    now_hi: u32,
-    max_offset_lo: u32,
-    max_offset_hi: u32,
-    in_budget: u32,
-    out_budget: u32,
-    park_capacity: u32,
-    scratch_words: u32,
-    _pad: u32,
-    park: u32,
-    _pad1: u32,
-    _pad2: u32,
-    _pad3: u32,
-}
+// `WgpuParams`, `WgpuHostLine` and `WgpuRoute` are declared by the host (runtime/abi.rs) before
+// this file, with their RK_WGPU_* offset constants.
 
 const RK_OK: u32 = 0u;
 const RK_ERROR_REPORT_TYPE: u32 = 0xFFFFFFFEu;
 const RK_SEND_REASON: u32 = 0xFFFFFFFFu;
 const RK_REASON_WORDS: u32 = 64u;
-const RK_ROUTE_WORDS: u32 = 16u;
+const RK_ROUTE_WORDS: u32 = RK_WGPU_ROUTE_SIZE / 4u;
+const RK_ROUTE_USED: u32 = RK_WGPU_ROUTE_USED_OFFSET / 4u;
+const RK_ROUTE_NUMBER: u32 = RK_WGPU_ROUTE_NUMBER_OFFSET / 4u;
+const RK_ROUTE_HASH: u32 = RK_WGPU_ROUTE_NAME_HASH_OFFSET / 4u;
+const RK_ROUTE_NAME_LEN: u32 = RK_WGPU_ROUTE_NAME_LEN_OFFSET / 4u;
+const RK_ROUTE_INBOX: u32 = RK_WGPU_ROUTE_INBOX_OFFSET / 4u;
+const RK_ROUTE_NAME: u32 = RK_WGPU_ROUTE_NAME_OFFSET / 4u;
 // The actor's scratch area (device memory, words): message counter [0, 2), outputs parked
 // because the output ring was full [2], outputs written this round [3], outgoing header
-// [4, 25), reason [32, 96), send reason [96, 160), then the outgoing payload. Kept in memory, not
+// [4, 25), failing flag [25], turn [26], reason [32, 96), send reason [96, 160), then the outgoing payload. Kept in memory, not
 // in private arrays: dynamically indexed private arrays make shader compilers (LLVM in lavapipe)
 // very slow and spill anyway.
 const RK_SCRATCH_PARKED: u32 = 2u;
 // Outputs written this round (the host zeroes it before each round; it bounds what is copied back).
 const RK_SCRATCH_OUTPUTS: u32 = 3u;
 const RK_SCRATCH_OH: u32 = 4u;
+// 1 once a handler failed while its outputs were parked: the actor takes no more messages,
+// flushes the park as the host makes room, then stops as FAILED (outputs first, then the stop).
+const RK_SCRATCH_FAILING: u32 = 25u;
+// Which source the next message comes from when both have one: 0 the input ring, 1 the K2K
+// inbox. It alternates, so that sustained host input does not starve K2K traffic (or back).
+const RK_SCRATCH_TURN: u32 = 26u;
 const RK_SCRATCH_REASON: u32 = 32u;
 const RK_SCRATCH_SEND_REASON: u32 = 96u;
 const RK_SCRATCH_RESERVED: u32 = 160u;
@@ -90,9 +78,9 @@ const RK_HEADER_WORDS: u32 = 64u;
 
 // Loop bounds read from memory rather than constants: shader compilers fully unroll loops with
 // small constant trip counts, and with every helper inlined at every call site that makes
-// lavapipe's LLVM take minutes per pipeline. `rk_params._pad` is always 0.
+// lavapipe's LLVM take minutes per pipeline. `rk_params.zero` is always 0.
 fn rk_n(n: u32) -> u32 {
-    return n + rk_params._pad;
+    return n + rk_params.zero;
 }
 
 struct RkStamp {
@@ -422,8 +410,7 @@ fn rk_output_room() -> u32 {
     if (used < rk_out_capacity) {
         room = rk_out_capacity - used;
     }
-    let budget = rk_params.out_budget - min(rk_outputs, rk_params.out_budget);
-    return min(room, budget);
+    return room;
 }
 
 // Output written while the ring is full is parked (up to `park_capacity` slots, in order) and
@@ -499,22 +486,22 @@ fn rk_flush_parked() -> u32 {
 fn rk_find_route(name_lit: u32, number: u32) -> u32 {
     for (var i = 0u; i < rk_params.route_capacity; i += 1u) {
         let r = rk_params.routes + i * RK_ROUTE_WORDS;
-        if (rk_arena[r] != 1u) {
+        if (rk_arena[r + RK_ROUTE_USED] != 1u) {
             continue;
         }
         if (name_lit == RK_SEND_REASON) {
-            if (rk_arena[r + 1u] == number) {
+            if (rk_arena[r + RK_ROUTE_NUMBER] == number) {
                 return r;
             }
             continue;
         }
         let len = rk_lit_len(name_lit);
-        if (rk_arena[r + 2u] != rk_lit_hash(name_lit) || rk_arena[r + 3u] != len) {
+        if (rk_arena[r + RK_ROUTE_HASH] != rk_lit_hash(name_lit) || rk_arena[r + RK_ROUTE_NAME_LEN] != len) {
             continue;
         }
         var same = true;
         for (var k = 0u; k < min(len, rk_n(32u)); k += 1u) {
-            if (rk_byte_at(r + 8u, k) != rk_lit_byte(name_lit, k)) {
+            if (rk_byte_at(r + RK_ROUTE_NAME, k) != rk_lit_byte(name_lit, k)) {
                 same = false;
                 break;
             }
@@ -537,7 +524,7 @@ fn rk_k2k_send(name_lit: u32, number: u32, src_at: u32, len: u32) -> u32 {
         rk_send_reason_lit("` is not running (no running kernel has this id)");
         return RK_ERROR_HANDLER_ERROR;
     }
-    let ib = rk_arena[route + 4u];
+    let ib = rk_arena[route + RK_ROUTE_INBOX];
     let capacity = rk_arena[ib + RK_K2K_INBOX_HEADER_CAPACITY_OFFSET / 4u];
     let slot_bytes = rk_arena[ib + RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET / 4u];
     if (len > slot_bytes - RK_MESSAGE_HEADER_BYTES) {
@@ -565,7 +552,7 @@ fn rk_k2k_send(name_lit: u32, number: u32, src_at: u32, len: u32) -> u32 {
     }
     rk_arena[ib + RK_K2K_INBOX_HEADER_TAIL_OFFSET / 4u] = pos + 1u;
     let slots = ib + ((RK_K2K_INBOX_SEQUENCES_OFFSET + 4u * capacity + 63u) & ~63u) / 4u;
-    rk_arena[rk_params.scratch + RK_SCRATCH_OH + RK_H_DEST] = rk_arena[route + 1u];
+    rk_arena[rk_params.scratch + RK_SCRATCH_OH + RK_H_DEST] = rk_arena[route + RK_ROUTE_NUMBER];
     rk_write_slot(slots + (pos & (capacity - 1u)) * (slot_bytes / 4u), src_at, len);
     rk_arena[ib + RK_K2K_INBOX_HEADER_LAST_SOURCE_OFFSET / 4u] = rk_params.number;
     rk_arena[sequences + (pos & (capacity - 1u))] = pos + 1u;
@@ -769,11 +756,11 @@ fn rk_handle_slot(slot: u32, capacity: u32) {
 }
 
 fn rk_leave_routes() {
-    rk_arena[rk_params.routes + rk_params.route_index * RK_ROUTE_WORDS] = 0u;
+    rk_arena[rk_params.routes + rk_params.route_index * RK_ROUTE_WORDS + RK_ROUTE_USED] = 0u;
 }
 
-// Handles the next message of the input ring, or else of the inbox. Returns false when neither
-// has one.
+// Handles the next message of the input ring or of the K2K inbox, taking turns when both have
+// one. Returns false when neither has one. One call site of `rk_handle_slot`.
 fn rk_handle_next() -> bool {
     let c = rk_c;
     let tail = rk_arena[c + RK_CONTROL_BLOCK_INPUT_TAIL_OFFSET / 4u];
@@ -781,24 +768,35 @@ fn rk_handle_next() -> bool {
     if (available > rk_in_capacity) {
         available = 0u;  // a host bug; never read past a lap
     }
-    if (available != 0u) {
-        let slot = rk_params.input + (rk_in_head & (rk_in_capacity - 1u)) * rk_in_slot_words;
-        rk_handle_slot(slot, rk_in_slot_words * 4u - RK_MESSAGE_HEADER_BYTES);
-        rk_in_head += 1u;
-        return true;
-    }
     let ib = rk_params.inbox;
     let capacity = rk_arena[ib + RK_K2K_INBOX_HEADER_CAPACITY_OFFSET / 4u];
     let slot_bytes = rk_arena[ib + RK_K2K_INBOX_HEADER_SLOT_BYTES_OFFSET / 4u];
     let sequences = ib + RK_K2K_INBOX_SEQUENCES_OFFSET / 4u;
     let pos = rk_arena[ib + RK_K2K_INBOX_HEADER_HEAD_OFFSET / 4u];
-    if (rk_arena[sequences + (pos & (capacity - 1u))] != pos + 1u) {
+    let inbox_ready = rk_arena[sequences + (pos & (capacity - 1u))] == pos + 1u;
+    if (available == 0u && !inbox_ready) {
         return false;
     }
-    let slots = ib + ((RK_K2K_INBOX_SEQUENCES_OFFSET + 4u * capacity + 63u) & ~63u) / 4u;
-    rk_handle_slot(slots + (pos & (capacity - 1u)) * (slot_bytes / 4u), slot_bytes - RK_MESSAGE_HEADER_BYTES);
-    rk_arena[sequences + (pos & (capacity - 1u))] = pos + capacity;
-    rk_arena[ib + RK_K2K_INBOX_HEADER_HEAD_OFFSET / 4u] = pos + 1u;
+    let from_inbox = inbox_ready && (available == 0u || rk_arena[rk_params.scratch + RK_SCRATCH_TURN] != 0u);
+    var slot = 0u;
+    var payload_capacity = 0u;
+    if (from_inbox) {
+        let slots = ib + ((RK_K2K_INBOX_SEQUENCES_OFFSET + 4u * capacity + 63u) & ~63u) / 4u;
+        slot = slots + (pos & (capacity - 1u)) * (slot_bytes / 4u);
+        payload_capacity = slot_bytes - RK_MESSAGE_HEADER_BYTES;
+    } else {
+        slot = rk_params.input + (rk_in_head & (rk_in_capacity - 1u)) * rk_in_slot_words;
+        payload_capacity = rk_in_slot_words * 4u - RK_MESSAGE_HEADER_BYTES;
+    }
+    rk_handle_slot(slot, payload_capacity);
+    if (from_inbox) {
+        rk_arena[sequences + (pos & (capacity - 1u))] = pos + capacity;
+        rk_arena[ib + RK_K2K_INBOX_HEADER_HEAD_OFFSET / 4u] = pos + 1u;
+        rk_arena[rk_params.scratch + RK_SCRATCH_TURN] = 0u;
+    } else {
+        rk_in_head += 1u;
+        rk_arena[rk_params.scratch + RK_SCRATCH_TURN] = 1u;
+    }
     return true;
 }
 
@@ -872,18 +870,36 @@ fn rk_main() {
     if (terminate != RK_TERMINATE_NONE) {
         rk_leave_routes();
     }
-    // One message per dispatch, and no loop around it: the host records as many dispatches per
-    // actor as it has work for (WgpuConfig::messages_per_dispatch at most per round). Drivers may
-    // bound the iterations of a loop nest (lavapipe's llvmpipe cuts every nest at 65 535), so a
-    // loop around the handler would let one message's loops starve the next one's.
-    if ((is_on || terminate != RK_TERMINATE_NONE) && rk_parked() == 0u) {
-        rk_handle_next();
+    let failing = rk_arena[rk_params.scratch + RK_SCRATCH_FAILING] != 0u;
+    // Messages while the actor runs, there is no parked output, and the round's output budget
+    // (what the host reads back) is not spent: up to `loop_budget` in this dispatch. Drivers that
+    // bound the iterations of a loop nest (lavapipe's llvmpipe cuts every nest at 65 535) get a
+    // budget of 1 and several dispatches instead, so that one message's loops cannot starve the
+    // next one's.
+    var handled = 0u;
+    loop {
+        if (handled >= rk_params.loop_budget || failing || rk_failed) {
+            break;
+        }
+        if (!(is_on || terminate != RK_TERMINATE_NONE) || rk_parked() != 0u || rk_outputs >= rk_params.out_budget) {
+            break;
+        }
+        if (!rk_handle_next()) {
+            break;
+        }
+        handled += 1u;
     }
     rk_arena[rk_params.scratch + RK_SCRATCH_OUTPUTS] = rk_outputs;
-    if (rk_failed) {
+    if (rk_failed || failing) {
         rk_leave_routes();
         rk_last_error = RK_ERROR_HANDLER_FAULT;
-        rk_publish(RK_FAILED);
+        if (rk_parked() != 0u) {
+            // Outputs first (the fault report among them), then the stop.
+            rk_arena[rk_params.scratch + RK_SCRATCH_FAILING] = 1u;
+            rk_publish(RK_RUNNING);
+        } else {
+            rk_publish(RK_FAILED);
+        }
     } else if (terminate != RK_TERMINATE_NONE && !rk_pending()) {
         rk_publish(RK_TERMINATED);
     } else {

@@ -1,0 +1,205 @@
+//! What the host and the WGSL actor loop share, declared once with `device_struct!`: the
+//! per-dispatch parameters, the host's line of an actor's control block as the pump uploads it,
+//! and a route table entry. `declarations()` is the WGSL the module template includes, so Rust and
+//! WGSL read one layout (sizes and offsets are checked at compile time on the Rust side).
+
+use core::mem::offset_of;
+
+use ringkernel_core::codegen::{Language, declare_structs};
+use ringkernel_core::device_struct;
+use ringkernel_core::layout::{ControlBlock, DeviceStruct, K2KInboxHeader};
+
+device_struct! {
+    /// The parameters of one actor's dispatches (a uniform, one 256-byte slot per route index).
+    /// Offsets into the arena are in words.
+    #[layout(size = 96, align = 4)]
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct WgpuParams {
+        /// The actor's control block.
+        pub control: u32 => 0,
+        /// Its input ring's slots.
+        pub input: u32 => 4,
+        /// Its output ring's slots.
+        pub output: u32 => 8,
+        /// Its K2K inbox.
+        pub inbox: u32 => 12,
+        /// Its state.
+        pub state: u32 => 16,
+        /// Bytes of its state.
+        pub state_bytes: u32 => 20,
+        /// Its scratch area (`RK_SCRATCH_*` words of `actor.wgsl`).
+        pub scratch: u32 => 24,
+        /// Its kernel number.
+        pub number: u32 => 28,
+        /// The route table.
+        pub routes: u32 => 32,
+        /// Route entries to search (one past the highest in use).
+        pub route_capacity: u32 => 36,
+        /// Its own route entry.
+        pub route_index: u32 => 40,
+        /// The host's clock when the round was planned (ns since the Unix epoch), low word.
+        pub now_lo: u32 => 44,
+        /// ... high word.
+        pub now_hi: u32 => 48,
+        /// Largest clock lead of a sender the actor accepts (ns), low word.
+        pub max_offset_lo: u32 => 52,
+        /// ... high word.
+        pub max_offset_hi: u32 => 56,
+        /// Messages the actor may handle this round (all its dispatches together).
+        pub in_budget: u32 => 60,
+        /// Output slots the host reads back after the round: the actor takes no new message once
+        /// it wrote this many (a message in hand still writes into the ring while it has room).
+        pub out_budget: u32 => 64,
+        /// Slots of its park (outputs of one message while the ring is full).
+        pub park_capacity: u32 => 68,
+        /// Words of its scratch area.
+        pub scratch_words: u32 => 72,
+        /// Always 0: loop bounds add it so that shader compilers do not unroll them.
+        pub zero: u32 => 76,
+        /// Its park.
+        pub park: u32 => 80,
+        /// Messages one dispatch may handle in a loop (1 where the driver bounds loop nests).
+        pub loop_budget: u32 => 84,
+        // Scalars, not an array: arrays in a uniform need a 16-byte stride.
+        pub(crate) _reserved0: u32 => 88,
+        pub(crate) _reserved1: u32 => 92,
+    }
+}
+
+device_struct! {
+    /// The host's line of an actor's control block (its first 64 bytes), as the pump uploads it
+    /// before a round: a snapshot of the host's words taken in the protocol's order.
+    #[layout(size = 64, align = 4)]
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct WgpuHostLine {
+        /// `ControlBlock::is_active`.
+        pub is_active: u32 => 0,
+        /// `ControlBlock::should_terminate`.
+        pub should_terminate: u32 => 4,
+        /// `ControlBlock::input_tail`.
+        pub input_tail: u32 => 8,
+        /// `ControlBlock::output_head`.
+        pub output_head: u32 => 12,
+        /// `ControlBlock::input_capacity`.
+        pub input_capacity: u32 => 16,
+        /// `ControlBlock::input_slot_bytes`.
+        pub input_slot_bytes: u32 => 20,
+        /// `ControlBlock::output_capacity`.
+        pub output_capacity: u32 => 24,
+        /// `ControlBlock::output_slot_bytes`.
+        pub output_slot_bytes: u32 => 28,
+        /// `ControlBlock::kernel_id`.
+        pub kernel_id: u32 => 32,
+        /// `ControlBlock::node_id`.
+        pub node_id: u32 => 36,
+        /// `ControlBlock::control_sequence`.
+        pub control_sequence: u32 => 40,
+        pub(crate) _reserved: [u32; 5] => 44,
+    }
+}
+
+// The host line is the control block's first line, field by field.
+const _: () = {
+    assert!(offset_of!(WgpuHostLine, is_active) == offset_of!(ControlBlock, is_active));
+    assert!(offset_of!(WgpuHostLine, should_terminate) == offset_of!(ControlBlock, should_terminate));
+    assert!(offset_of!(WgpuHostLine, input_tail) == offset_of!(ControlBlock, input_tail));
+    assert!(offset_of!(WgpuHostLine, output_head) == offset_of!(ControlBlock, output_head));
+    assert!(offset_of!(WgpuHostLine, input_capacity) == offset_of!(ControlBlock, input_capacity));
+    assert!(offset_of!(WgpuHostLine, input_slot_bytes) == offset_of!(ControlBlock, input_slot_bytes));
+    assert!(offset_of!(WgpuHostLine, output_capacity) == offset_of!(ControlBlock, output_capacity));
+    assert!(offset_of!(WgpuHostLine, output_slot_bytes) == offset_of!(ControlBlock, output_slot_bytes));
+    assert!(offset_of!(WgpuHostLine, kernel_id) == offset_of!(ControlBlock, kernel_id));
+    assert!(offset_of!(WgpuHostLine, node_id) == offset_of!(ControlBlock, node_id));
+    assert!(offset_of!(WgpuHostLine, control_sequence) == offset_of!(ControlBlock, control_sequence));
+    assert!(size_of::<WgpuHostLine>() == offset_of!(ControlBlock, has_terminated));
+};
+
+device_struct! {
+    /// One entry of the route table at the start of the arena: how a K2K sender finds a running
+    /// actor by name or number.
+    #[layout(size = 64, align = 4)]
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct WgpuRoute {
+        /// 1 while the actor takes K2K messages (it clears it when it stops).
+        pub used: u32 => 0,
+        /// Its kernel number.
+        pub number: u32 => 4,
+        /// FNV-1a of its id.
+        pub name_hash: u32 => 8,
+        /// Bytes of its id.
+        pub name_len: u32 => 12,
+        /// Its K2K inbox (word offset in the arena).
+        pub inbox: u32 => 16,
+        pub(crate) _reserved: [u32; 3] => 20,
+        /// The first 32 bytes of its id.
+        pub name: [u32; 8] => 32,
+    }
+}
+
+/// Bytes read back per dispatched actor before its output slots: the control block, the inbox
+/// header and the first [`SCRATCH_READBACK`] bytes of its scratch.
+pub(crate) const READBACK_FIXED: u64 =
+    (size_of::<ControlBlock>() + size_of::<K2KInboxHeader>()) as u64 + SCRATCH_READBACK;
+/// Scratch bytes read back: message counter, parked outputs, outputs this round, failing flag.
+pub(crate) const SCRATCH_READBACK: u64 = 16;
+/// Where the inbox header starts in a readback record.
+pub(crate) const READBACK_INBOX: usize = size_of::<ControlBlock>();
+/// Where the scratch words start in a readback record.
+pub(crate) const READBACK_SCRATCH: usize = READBACK_INBOX + size_of::<K2KInboxHeader>();
+/// Scratch word: outputs parked because the ring was full (`RK_SCRATCH_PARKED`).
+pub(crate) const SCRATCH_PARKED: usize = 2;
+/// Scratch word: outputs written this round (`RK_SCRATCH_OUTPUTS`); the host zeroes it.
+pub(crate) const SCRATCH_OUTPUTS: usize = 3;
+
+/// The little-endian word at byte `offset` of `bytes`.
+pub(crate) fn word(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"))
+}
+
+/// The control block's word `field` (a byte offset) in a readback record.
+pub(crate) fn control_word(record: &[u8], field: usize) -> u32 {
+    word(record, field)
+}
+
+/// The inbox header's word `field` (a byte offset) in a readback record.
+pub(crate) fn inbox_word(record: &[u8], field: usize) -> u32 {
+    word(record, READBACK_INBOX + field)
+}
+
+/// Whether an inbox header (its bytes) says that messages are waiting.
+pub(crate) fn inbox_pending(header: &[u8]) -> bool {
+    word(header, offset_of!(K2KInboxHeader, tail)) != word(header, offset_of!(K2KInboxHeader, head))
+}
+
+/// The WGSL declarations of this module's structs (with their `RK_WGPU_*` offset constants).
+pub(crate) fn declarations() -> String {
+    declare_structs(Language::Wgsl, &[WgpuParams::DESC, WgpuHostLine::DESC, WgpuRoute::DESC])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wgsl_declarations_name_every_field_once() {
+        let text = declarations();
+        for name in ["struct WgpuParams", "struct WgpuHostLine", "struct WgpuRoute"] {
+            assert_eq!(text.matches(name).count(), 1, "{name} in\n{text}");
+        }
+        assert!(text.contains("const RK_WGPU_ROUTE_INBOX_OFFSET: u32 = 16u;"), "{text}");
+        assert!(text.contains("const RK_WGPU_PARAMS_LOOP_BUDGET_OFFSET: u32 = 84u;"), "{text}");
+    }
+
+    #[test]
+    fn a_readback_record_finds_the_words_where_the_layout_puts_them() {
+        let mut record = vec![0u8; READBACK_FIXED as usize];
+        record[offset_of!(ControlBlock, input_head)..][..4].copy_from_slice(&7u32.to_le_bytes());
+        record[READBACK_INBOX + offset_of!(K2KInboxHeader, tail)..][..4].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(control_word(&record, offset_of!(ControlBlock, input_head)), 7);
+        assert_eq!(inbox_word(&record, offset_of!(K2KInboxHeader, tail)), 3);
+        assert!(inbox_pending(&record[READBACK_INBOX..]));
+    }
+}

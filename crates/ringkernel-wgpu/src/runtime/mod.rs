@@ -1,0 +1,834 @@
+//! [`WgpuRuntime`]: one wgpu device, one arena buffer holding every actor's memory (growing as
+//! actors launch, shrinking as they end), and a pump thread that turns the host engine's
+//! wake-ups into batched dispatches.
+//!
+//! The host engine owns each kernel's memory in host RAM (the same layout as every backend). The
+//! pump is the device's agent. Each job has its module:
+//!
+//! - [`abi`]: what Rust and WGSL share (params, the host line, route entries), declared once;
+//! - [`arena`]: where each actor's block lives in the arena, and how long the arena must be;
+//! - [`gpu`]: the instance, the device, pipelines, buffer mapping with a deadline;
+//! - [`pump`]: the thread, its state, and failing every actor when the device or the thread fails;
+//! - [`round`]: one round: uploads, dispatches, readback, publishing in the protocol's order.
+//!
+//! With unified memory (an adapter whose storage buffers the host can map: integrated GPUs, Apple
+//! Silicon, lavapipe) the arena itself is mapped to read a round's results: no readback copy.
+
+pub(crate) mod abi;
+mod arena;
+mod gpu;
+mod pump;
+mod round;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ringkernel_core::error::{Result, RingKernelError};
+use ringkernel_core::hlc::{HlcConfig, HybridClock};
+use ringkernel_core::kernel::KernelRegistry;
+use ringkernel_core::layout::{ControlBlock, MESSAGE_HEADER_BYTES};
+use ringkernel_core::memory::KernelMemory;
+use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
+use ringkernel_host::{Device, Doorbell, HostConfig, HostKernel, KernelParts, KernelTable};
+
+use crate::compile::{self, fnv1a};
+use abi::WgpuRoute;
+use arena::{ARENA_ALIGN, Arena};
+use gpu::{Gpu, PARAMS_BYTES, PARAMS_STRIDE};
+pub use pump::Faults;
+use pump::{Actor, ActorShared, Pump, PumpState};
+
+pub(crate) use gpu::instance;
+
+/// Whether the rings live in memory both sides map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnifiedMemory {
+    /// Mapped when the adapter can map storage buffers cheaply (integrated GPU, CPU device,
+    /// Apple Silicon); staged otherwise.
+    #[default]
+    Auto,
+    /// Always staged: results come back through a readback buffer.
+    Off,
+    /// Mapped, or `new` fails with `BackendUnavailable` naming what the adapter lacks.
+    Require,
+}
+
+/// How a dispatch handles an actor's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DispatchLoop {
+    /// By the adapter: one message per dispatch on drivers that bound the iterations of a loop
+    /// nest (Mesa's llvmpipe/lavapipe cuts every nest at 65 535, so a loop around the handler
+    /// would let one message's loops starve the next one's); a loop elsewhere.
+    #[default]
+    Auto,
+    /// One dispatch per message (`messages_per_dispatch` dispatches per actor per round).
+    OnePerDispatch,
+    /// One dispatch per actor per round that loops over up to `messages_per_dispatch` messages.
+    Loop,
+}
+
+/// Settings of a [`WgpuRuntime`].
+#[derive(Debug, Clone)]
+pub struct WgpuConfig {
+    /// Which wgpu backends may provide the adapter.
+    pub backends: wgpu::Backends,
+    /// Adapter preference.
+    pub power_preference: wgpu::PowerPreference,
+    /// Unified memory or staging.
+    pub unified_memory: UnifiedMemory,
+    /// Initial bytes of the arena buffer that holds the route table and every actor's rings,
+    /// inbox, state and scratch. The arena doubles as actors launch, up to the adapter's largest
+    /// storage binding and buffer (or [`WgpuConfig::arena_limit`]), and shrinks back as they end.
+    pub arena_bytes: u64,
+    /// The most bytes the arena may grow to; `None`: the adapter's largest storage binding and
+    /// buffer.
+    pub arena_limit: Option<u64>,
+    /// Actors that may run at once (route table entries).
+    pub max_actors: u32,
+    /// Messages an actor handles at most per round (bounded work, so that no GPU watchdog fires).
+    pub messages_per_dispatch: u32,
+    /// Output slots read back per actor after a round: an actor takes no new message in a round
+    /// once it wrote this many (a message in hand still writes into the ring while it has room;
+    /// the pump then copies the rest back too).
+    pub outputs_per_dispatch: u32,
+    /// Outputs (replies, emits, error reports) one message may park when the output ring is full:
+    /// the device finishes the message, keeps them in device memory and moves them into the ring
+    /// once the host made room, before it starts another message. One more is refused with
+    /// `OUTPUT_FULL` (the handler sees the error; it is counted), never dropped silently.
+    pub outputs_per_message: u32,
+    /// Loop or one message per dispatch.
+    pub dispatch_loop: DispatchLoop,
+    /// How long one round may take on the GPU. Past it every actor fails with a reason naming this
+    /// setting (a handler that loops without end), instead of hanging its callers.
+    pub round_timeout: Duration,
+    /// The host clock's node id.
+    pub host_node_id: u32,
+    /// Largest clock lead of a sender that devices accept.
+    pub max_clock_offset_ns: Option<u64>,
+    /// How long a waiting host spins before it sleeps on the doorbell.
+    pub spin_before_park: Duration,
+    /// The host engine's watchdog. Off by default: an idle actor is not dispatched, so its
+    /// heartbeat moves only while it has work.
+    pub watchdog: Option<Duration>,
+    /// Whether received messages carry their `message_id`.
+    pub read_message_ids: bool,
+    /// Fault injection for the crate's tests.
+    #[doc(hidden)]
+    pub faults: Faults,
+}
+
+impl Default for WgpuConfig {
+    fn default() -> Self {
+        Self {
+            backends: wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            unified_memory: UnifiedMemory::Auto,
+            arena_bytes: 32 << 20,
+            arena_limit: None,
+            max_actors: 1024,
+            messages_per_dispatch: 128,
+            outputs_per_dispatch: 256,
+            outputs_per_message: 4,
+            dispatch_loop: DispatchLoop::Auto,
+            round_timeout: Duration::from_secs(30),
+            host_node_id: 0,
+            max_clock_offset_ns: Some(HlcConfig::DEFAULT_MAX_OFFSET_NS),
+            spin_before_park: Duration::from_micros(50),
+            watchdog: None,
+            read_message_ids: false,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// What the runtime's adapter is.
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    /// Adapter name.
+    pub name: String,
+    /// wgpu backend (Vulkan, Metal, Dx12).
+    pub backend: wgpu::Backend,
+    /// Integrated, discrete, CPU…
+    pub device_type: wgpu::DeviceType,
+    /// Driver name and version.
+    pub driver: String,
+    /// Whether the rings are mapped (unified memory) rather than staged.
+    pub unified_memory: bool,
+}
+
+/// How much of its device memory a runtime uses ([`WgpuRuntime::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaUsage {
+    /// Bytes the arena has now.
+    pub arena_bytes: u64,
+    /// Bytes in actors' blocks and the route table.
+    pub used_bytes: u64,
+    /// The most bytes the arena may grow to.
+    pub limit_bytes: u64,
+    /// Actors running (launched and not yet stopped).
+    pub actors: usize,
+    /// Messages one dispatch handles in a loop (1: one message per dispatch).
+    pub loop_budget: u32,
+}
+
+/// Bytes of one route table entry.
+pub(crate) const ROUTE_BYTES: u64 = size_of::<WgpuRoute>() as u64;
+/// `RK_SCRATCH_RESERVED` words of `actor.wgsl`.
+const SCRATCH_RESERVED_BYTES: u64 = 160 * 4;
+/// Scratch bytes an actor needs beyond the reserved words for its largest outgoing payload
+/// besides its rings' slots: an error report (its header and a reason of up to 256 bytes).
+const ERROR_REPORT_SCRATCH: u64 = 24 + 256;
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn unavailable(reason: impl Into<String>) -> RingKernelError {
+    RingKernelError::BackendUnavailable(reason.into())
+}
+
+/// The device side of one kernel: the pump does its work.
+struct WgpuActor {
+    pump: Arc<Pump>,
+    shared: Arc<ActorShared>,
+}
+
+// SAFETY: the pump stores `has_terminated` for a kernel only after the dispatch that stopped it
+// completed, its inbox was copied back into the host region and its `input_head` was published;
+// it removes the actor in the same step and never touches its memory again. K2K senders are
+// other dispatches, which find no route to it from the dispatch on that stopped it (the pump
+// clears the route on the device before the next round too). A failing runtime (lost device,
+// wgpu error, a panic on the pump thread, dropped) copies the inboxes back where the device still
+// answers, publishes the last `input_head` and stores `RK_FAILED` with nothing more to come.
+unsafe impl Device for WgpuActor {
+    fn wake(&self) {
+        self.pump.wake();
+    }
+
+    fn rings_doorbell(&self) -> bool {
+        true
+    }
+
+    fn fault_detail(&self) -> Option<String> {
+        lock(&self.shared.fault).clone()
+    }
+}
+
+/// The wgpu backend's runtime: event-driven actors on one adapter (Vulkan, Metal or DX12).
+///
+/// Every kernel with a WGSL handler ([`KernelSpec::wgsl`](ringkernel_core::kernel::KernelSpec::wgsl))
+/// is compiled when the runtime starts (a WGSL error is [`RingKernelError::Compile`] with naga's
+/// message and the line in the handler); launching a kernel without one is an error naming it.
+/// Its pipeline is built at the kernel's first launch, on the launching thread: running actors
+/// go on meanwhile.
+pub struct WgpuRuntime {
+    registry: KernelRegistry,
+    /// Every WGSL kernel's validated module.
+    modules: HashMap<String, compile::Assembled>,
+    kernels: KernelTable,
+    pump: Arc<Pump>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    clock: Arc<HybridClock>,
+    adapter: AdapterSummary,
+    limits: wgpu::Limits,
+}
+
+/// Whether the adapter's driver bounds loop nests (Mesa's llvmpipe).
+fn bounds_loops(info: &wgpu::AdapterInfo) -> bool {
+    let text = format!("{} {} {}", info.name, info.driver, info.driver_info).to_ascii_lowercase();
+    text.contains("llvmpipe") || text.contains("lavapipe")
+}
+
+impl WgpuRuntime {
+    /// A runtime on the best adapter of Vulkan, Metal or DX12, with the default [`WgpuConfig`].
+    ///
+    /// # Errors
+    /// [`RingKernelError::BackendUnavailable`] when no adapter is there; [`RingKernelError::Compile`]
+    /// when a registered WGSL handler does not compile.
+    pub async fn new(registry: KernelRegistry) -> Result<Self> {
+        Self::with_config(registry, WgpuConfig::default()).await
+    }
+
+    /// Whether an adapter of the default backends is present (looks, creates nothing lasting).
+    pub fn is_available() -> bool {
+        Self::probe(wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12).is_ok()
+    }
+
+    /// The adapter the given backends would give, or why there is none.
+    ///
+    /// # Errors
+    /// [`RingKernelError::BackendUnavailable`] with the reason.
+    pub fn probe(backends: wgpu::Backends) -> Result<AdapterSummary> {
+        let instance = instance(backends);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
+        Ok(summary(&adapter, false))
+    }
+
+    /// A runtime with explicit settings.
+    ///
+    /// # Errors
+    /// As [`WgpuRuntime::new`]; [`RingKernelError::InvalidConfig`] for settings the adapter
+    /// cannot meet (an arena larger than its largest storage binding, zero budgets).
+    pub async fn with_config(registry: KernelRegistry, config: WgpuConfig) -> Result<Self> {
+        for (field, value) in [
+            ("max_actors", config.max_actors),
+            ("messages_per_dispatch", config.messages_per_dispatch),
+            ("outputs_per_dispatch", config.outputs_per_dispatch),
+            ("outputs_per_message", config.outputs_per_message),
+        ] {
+            if value == 0 {
+                return Err(RingKernelError::InvalidConfig { field, reason: "must be at least 1".into() });
+            }
+        }
+        if config.round_timeout.is_zero() {
+            return Err(RingKernelError::InvalidConfig {
+                field: "round_timeout",
+                reason: "must be longer than zero".into(),
+            });
+        }
+        let instance = instance(config.backends);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: config.power_preference,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(format!("no wgpu adapter for {:?}: {e}", config.backends)))?;
+        let info = adapter.get_info();
+        let mappable = adapter.features().contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+        let uma = matches!(info.device_type, wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu);
+        let unified = match config.unified_memory {
+            UnifiedMemory::Off => false,
+            UnifiedMemory::Auto => mappable && uma,
+            UnifiedMemory::Require if mappable => true,
+            UnifiedMemory::Require => {
+                return Err(unavailable(format!(
+                    "adapter `{}` cannot map storage buffers (no MAPPABLE_PRIMARY_BUFFERS): unified memory is not available",
+                    info.name
+                )));
+            }
+        };
+        let limits = adapter.limits();
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        // Word offsets in the shader are u32: 16 GiB at most.
+        let max_binding = max_binding.min(1 << 34) / ARENA_ALIGN * ARENA_ALIGN;
+        let route_bytes = ROUTE_BYTES * u64::from(config.max_actors);
+        let reserved = route_bytes.next_multiple_of(ARENA_ALIGN);
+        if config.arena_bytes > max_binding || config.arena_bytes < (1 << 16).max(reserved + ARENA_ALIGN) {
+            return Err(RingKernelError::InvalidConfig {
+                field: "arena_bytes",
+                reason: format!(
+                    "{} bytes: must hold the route table of {} actors ({reserved} bytes) and be at least 64 KiB and at \
+                     most the adapter's largest storage binding, {max_binding} bytes",
+                    config.arena_bytes, config.max_actors
+                ),
+            });
+        }
+        let limit = match config.arena_limit {
+            None => max_binding,
+            Some(limit) if limit >= config.arena_bytes && limit <= max_binding => limit,
+            Some(limit) => {
+                return Err(RingKernelError::InvalidConfig {
+                    field: "arena_limit",
+                    reason: format!(
+                        "{limit} bytes: must lie between arena_bytes ({}) and the adapter's largest storage binding, \
+                         {max_binding} bytes",
+                        config.arena_bytes
+                    ),
+                });
+            }
+        };
+        let features = if unified { wgpu::Features::MAPPABLE_PRIMARY_BUFFERS } else { wgpu::Features::empty() };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("ringkernel"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(format!("adapter `{}` refused a device: {e}", info.name)))?;
+
+        // Compile every WGSL handler now (naga first, for typed errors with the user's lines).
+        let mut modules = HashMap::new();
+        for spec in registry.specs() {
+            if let Some(source) = spec.wgsl_source() {
+                let module = compile::actor_module(spec.name(), source)?;
+                module.validate()?;
+                modules.insert(spec.name().to_string(), module);
+            }
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("rk actor"),
+            entries: &[
+                storage_entry(0, false),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: std::num::NonZeroU64::new(PARAMS_BYTES),
+                    },
+                    count: None,
+                },
+                storage_entry(2, true),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("rk actor"),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            ..Default::default()
+        });
+        let gpu =
+            Gpu { device, queue, bind_group_layout, pipeline_layout, unified, round_timeout: config.round_timeout };
+        let buffer = round::new_arena_buffer(&gpu, config.arena_bytes);
+        let params = gpu.buffer("rk params", PARAMS_STRIDE * u64::from(config.max_actors), wgpu::BufferUsages::UNIFORM);
+        if let Some(error) = scope.pop().await {
+            return Err(unavailable(format!("the adapter refused the runtime's buffers or layouts: {error}")));
+        }
+        let summary = summary(&adapter, unified);
+        let loop_budget = match config.dispatch_loop {
+            DispatchLoop::OnePerDispatch => 1,
+            DispatchLoop::Loop => config.messages_per_dispatch,
+            DispatchLoop::Auto if bounds_loops(&info) => 1,
+            DispatchLoop::Auto => config.messages_per_dispatch,
+        };
+        let state = PumpState {
+            arena: Arena::new(reserved, config.arena_bytes, limit),
+            buffer,
+            params,
+            pipelines: Vec::new(),
+            built: HashMap::new(),
+            actors: BTreeMap::new(),
+            routes: vec![false; config.max_actors as usize],
+            cleared_routes: Vec::new(),
+            next_actor: 0,
+            lost: None,
+            upload: None,
+            readback: None,
+        };
+        let pump = Pump::new(gpu, state, config.clone(), loop_budget);
+        let runner = pump.clone();
+        let thread = std::thread::Builder::new()
+            .name("rk-wgpu-pump".into())
+            .spawn(move || runner.run())
+            .map_err(|e| unavailable(format!("could not start the wgpu pump thread: {e}")))?;
+        let clock =
+            HybridClock::new(HlcConfig::new(config.host_node_id).with_max_offset_ns(config.max_clock_offset_ns));
+        Ok(Self {
+            registry,
+            modules,
+            kernels: KernelTable::new(),
+            pump,
+            thread: Mutex::new(Some(thread)),
+            clock: Arc::new(clock),
+            adapter: summary,
+            limits,
+        })
+    }
+
+    /// The adapter this runtime runs on.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+
+    /// The adapter's limits as the device was created with.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The kernels this runtime can launch.
+    pub fn registry(&self) -> &KernelRegistry {
+        &self.registry
+    }
+
+    /// How much device memory the actors use, and how far the arena may grow.
+    pub fn memory(&self) -> ArenaUsage {
+        let state = lock(&self.pump.state);
+        ArenaUsage {
+            arena_bytes: state.arena.len(),
+            used_bytes: state.arena.used(),
+            limit_bytes: state.arena.limit(),
+            actors: state.actors.len(),
+            loop_budget: self.pump.loop_budget,
+        }
+    }
+
+    /// The pipeline of kernel `name`, built on this thread the first time (without the pump's
+    /// lock: a driver's shader compiler can take seconds, lavapipe's LLVM does).
+    fn pipeline(&self, name: &str, module: &compile::Assembled) -> Result<usize> {
+        if let Some(&index) = lock(&self.pump.state).built.get(name) {
+            return Ok(index);
+        }
+        if let Some(hook) = &self.pump.config.faults.before_pipeline_build {
+            hook(name);
+        }
+        let pipeline = Arc::new(self.pump.gpu.build_pipeline(module)?);
+        let mut state = lock(&self.pump.state);
+        if let Some(&index) = state.built.get(name) {
+            return Ok(index); // another launch built it meanwhile
+        }
+        let bind_group = self.pump.gpu.bind_group(&pipeline, &state.buffer, &state.params);
+        state.pipelines.push((pipeline, bind_group));
+        let index = state.pipelines.len() - 1;
+        state.built.insert(name.to_string(), index);
+        Ok(index)
+    }
+
+    fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<HostKernel>> {
+        options.validate()?;
+        let spec = self.registry.resolve(&id)?;
+        let module = self.modules.get(spec.name()).ok_or_else(|| RingKernelError::InvalidConfig {
+            field: "kernel",
+            reason: format!("`{}` has no wgsl handler; give it one with KernelSpec::wgsl", spec.name()),
+        })?;
+        let state = spec.launch_state(options.initial_state.as_deref())?;
+        let layout = options.kernel_layout()?;
+        let inbox = layout.inbox().ok_or_else(|| RingKernelError::InvalidConfig {
+            field: "inbox_capacity",
+            reason: "the wgpu backend needs a K2K inbox".into(),
+        })?;
+        let config = &self.pump.config;
+        let state_bytes = state.bytes().len() as u64;
+        let payloads = [
+            u64::from(layout.output().slot_bytes()) - MESSAGE_HEADER_BYTES as u64,
+            u64::from(inbox.geometry().slot_bytes()) - MESSAGE_HEADER_BYTES as u64,
+            ERROR_REPORT_SCRATCH,
+        ];
+        let scratch_bytes = SCRATCH_RESERVED_BYTES + payloads.iter().max().copied().unwrap_or(0).next_multiple_of(16);
+        let park_bytes = u64::from(config.outputs_per_message) * u64::from(layout.output().slot_bytes());
+        let block_bytes = layout.bytes() as u64 + state_bytes.next_multiple_of(16) + scratch_bytes + park_bytes;
+        let pipeline = self.pipeline(spec.name(), module)?;
+        let number = self.kernels.take_number()?;
+        let memory = KernelMemory::allocate(layout, number, number)?;
+        let (host_ends, device_ends) = memory.split();
+        drop(device_ends);
+        let control = host_ends.control.clone();
+        let doorbell = Arc::new(Doorbell::new());
+        let shared = Arc::new(ActorShared::default());
+        // Reserve a route and the block; nothing reaches the device until the actor is
+        // committed below (the pump uploads it in its next round).
+        let (route_index, base) = {
+            let mut state = lock(&self.pump.state);
+            if let Some(reason) = &state.lost {
+                return Err(RingKernelError::KernelFault {
+                    kernel: id.to_string(),
+                    reason: format!("the wgpu runtime failed ({reason}); create a new runtime"),
+                });
+            }
+            let route_index =
+                state.routes.iter().position(|used| !used).ok_or_else(|| RingKernelError::InvalidConfig {
+                    field: "max_actors",
+                    reason: format!(
+                        "all {} route entries are in use: {} actors run on this runtime (raise WgpuConfig::max_actors)",
+                        state.routes.len(),
+                        state.actors.len()
+                    ),
+                })? as u32;
+            let base = state.arena.alloc(block_bytes).map_err(|refused| RingKernelError::InvalidConfig {
+                field: "arena_limit",
+                reason: format!(
+                    "`{id}` needs {} bytes of GPU memory for its rings, inbox, state and scratch; the arena holds {} \
+                     bytes in use and may grow to {} bytes (the adapter's largest storage binding, or \
+                     WgpuConfig::arena_limit): use smaller queues or fewer actors",
+                    refused.bytes, refused.used, refused.limit
+                ),
+            })?;
+            state.routes[route_index as usize] = true;
+            (route_index, base)
+        };
+        let release = |pump: &Pump| {
+            let mut state = lock(&pump.state);
+            state.arena.release(base, block_bytes);
+            state.routes[route_index as usize] = false;
+        };
+        if let Some(fail) = &config.faults.fail_launch
+            && fail(id.as_str())
+        {
+            release(&self.pump);
+            return Err(RingKernelError::KernelFault {
+                kernel: id.to_string(),
+                reason: "injected launch failure".into(),
+            });
+        }
+        // The kernel's memory as laid out on the host, its state, a zeroed scratch area.
+        let host_base = control.block() as *const ControlBlock as *const u8;
+        // SAFETY: the region is `layout.bytes()` long and nobody else uses it yet.
+        let region = unsafe { std::slice::from_raw_parts(host_base, layout.bytes()) };
+        let mut block = region.to_vec();
+        block.extend_from_slice(state.bytes());
+        block.resize(block_bytes as usize, 0);
+        let name = id.as_str().as_bytes();
+        let mut route = WgpuRoute {
+            used: 1,
+            number,
+            name_hash: fnv1a(name),
+            name_len: name.len() as u32,
+            inbox: ((base + layout.inbox_offset() as u64) / 4) as u32,
+            ..WgpuRoute::default()
+        };
+        bytemuck::bytes_of_mut(&mut route.name)[..name.len().min(32)].copy_from_slice(&name[..name.len().min(32)]);
+        let kernel = HostKernel::new(KernelParts {
+            id: id.clone(),
+            number,
+            memory: host_ends,
+            device: Arc::new(WgpuActor { pump: self.pump.clone(), shared: shared.clone() }),
+            doorbell: doorbell.clone(),
+            clock: self.clock.clone(),
+            config: HostConfig {
+                spin_before_park: config.spin_before_park,
+                watchdog: config.watchdog,
+                read_message_ids: config.read_message_ids,
+                ..HostConfig::default()
+            },
+            auto_activate: options.auto_activate,
+        });
+        let kernel = match kernel {
+            Ok(kernel) => kernel,
+            Err(error) => {
+                release(&self.pump);
+                return Err(error);
+            }
+        };
+        {
+            let mut state = lock(&self.pump.state);
+            if let Some(reason) = state.lost.clone() {
+                drop(state);
+                release(&self.pump);
+                return Err(RingKernelError::KernelFault {
+                    kernel: id.to_string(),
+                    reason: format!("the wgpu runtime failed ({reason}); create a new runtime"),
+                });
+            }
+            let key = state.next_actor;
+            state.next_actor += 1;
+            state.actors.insert(
+                key,
+                Actor {
+                    id: id.to_string(),
+                    control,
+                    doorbell,
+                    pipeline,
+                    layout,
+                    base,
+                    block_bytes,
+                    route_index,
+                    route,
+                    state_bytes: state_bytes as u32,
+                    pending: Some(block),
+                    uploaded_tail: 0,
+                    device_input_head: 0,
+                    device_output_tail: 0,
+                    control_ack: 0,
+                    inbox_pending: false,
+                    parked: 0,
+                    shared,
+                },
+            );
+        }
+        self.pump.wake();
+        Ok(kernel)
+    }
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn summary(adapter: &wgpu::Adapter, unified: bool) -> AdapterSummary {
+    let info = adapter.get_info();
+    AdapterSummary {
+        name: info.name,
+        backend: info.backend,
+        device_type: info.device_type,
+        driver: format!("{} {}", info.driver, info.driver_info),
+        unified_memory: unified,
+    }
+}
+
+impl Drop for WgpuRuntime {
+    fn drop(&mut self) {
+        self.pump.shutdown.store(true, std::sync::atomic::Ordering::Release);
+        self.pump.wake();
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+        // Nothing runs the kernels any more: those still running fail (their callers get errors,
+        // not hangs; `take_unprocessed` returns what they never handled, K2K inboxes included).
+        self.pump.lose("the WgpuRuntime was dropped while the kernel ran".into());
+    }
+}
+
+#[async_trait]
+impl RingKernelRuntime for WgpuRuntime {
+    fn backend(&self) -> Backend {
+        Backend::Wgpu
+    }
+
+    fn is_backend_available(&self, backend: Backend) -> bool {
+        match backend {
+            Backend::Wgpu | Backend::Auto => true,
+            Backend::Metal => self.adapter.backend == wgpu::Backend::Metal,
+            _ => false,
+        }
+    }
+
+    async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
+        // The pipeline first, outside the kernel table's lock too (a driver may take seconds).
+        if let Ok(spec) = self.registry.resolve(&KernelId::from(kernel_id))
+            && let Some(module) = self.modules.get(spec.name())
+        {
+            self.pipeline(spec.name(), module)?;
+        }
+        self.kernels.launch(kernel_id, |id| self.start(id, &options))
+    }
+
+    fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
+        self.kernels.get(kernel_id)
+    }
+
+    fn list_kernels(&self) -> Vec<KernelId> {
+        self.kernels.ids()
+    }
+
+    fn metrics(&self) -> RuntimeMetrics {
+        self.kernels.metrics()
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        self.kernels.shutdown().await
+    }
+}
+
+/// A device and its queue, shared: what buffers outside a runtime live on.
+#[derive(Debug, Clone)]
+pub struct SharedDevice {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Whether storage buffers may also be mapped by the host (unified memory: integrated GPUs,
+    /// Apple Silicon, lavapipe), so that reads and writes need no staging copy.
+    pub mappable: bool,
+}
+
+/// The process's shared device on the best adapter of `backends`: opened once, then handed to
+/// every caller (buffers made by separate calls live on one device). With unified memory it can
+/// map storage buffers.
+///
+/// # Errors
+/// [`RingKernelError::BackendUnavailable`] without an adapter or device.
+pub async fn shared_device(backends: wgpu::Backends) -> Result<SharedDevice> {
+    static DEVICES: Mutex<Vec<(wgpu::Backends, SharedDevice)>> = Mutex::new(Vec::new());
+    if let Some((_, device)) = lock(&DEVICES).iter().find(|(b, _)| *b == backends) {
+        return Ok(device.clone());
+    }
+    let adapter = instance(backends)
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
+    let info = adapter.get_info();
+    let mappable = adapter.features().contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
+        && matches!(info.device_type, wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu);
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("ringkernel shared"),
+            required_features: if mappable {
+                wgpu::Features::MAPPABLE_PRIMARY_BUFFERS
+            } else {
+                wgpu::Features::empty()
+            },
+            required_limits: adapter.limits(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(format!("adapter `{}` refused a device: {e}", info.name)))?;
+    let shared = SharedDevice { device, queue, mappable };
+    let mut devices = lock(&DEVICES);
+    if let Some((_, device)) = devices.iter().find(|(b, _)| *b == backends) {
+        return Ok(device.clone()); // another caller opened it meanwhile
+    }
+    devices.push((backends, shared.clone()));
+    Ok(shared)
+}
+
+impl WgpuRuntime {
+    /// The runtime's own device, for buffers that live beside its actors.
+    pub fn shared_device(&self) -> SharedDevice {
+        SharedDevice {
+            device: self.pump.gpu.device.clone(),
+            queue: self.pump.gpu.queue.clone(),
+            mappable: self.pump.gpu.unified,
+        }
+    }
+}
+
+/// A device and queue on the best adapter of `backends` (for buffers and kernels outside a
+/// runtime).
+///
+/// # Errors
+/// [`RingKernelError::BackendUnavailable`] without an adapter or device.
+pub async fn open_device(backends: wgpu::Backends) -> Result<(wgpu::Device, wgpu::Queue)> {
+    let adapter = gpu::instance(backends)
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
+    adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("ringkernel"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(format!("the adapter refused a device: {e}")))
+}
+
+/// Copies `buffer` (which must allow COPY_SRC) into a readback buffer and returns its bytes,
+/// waiting with wgpu's map callback.
+///
+/// # Errors
+/// [`RingKernelError::KernelFault`] when the map fails (a lost device).
+pub fn read_buffer(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("rk readback"),
+        size: buffer.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+    queue.submit([encoder.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+        let _ = tx.send(result);
+    });
+    let fault = |reason: String| RingKernelError::KernelFault { kernel: "wgpu buffer".into(), reason };
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| fault(format!("waiting for the GPU: {e}")))?;
+    rx.recv()
+        .map_err(|_| fault("the buffer map did not complete".into()))?
+        .map_err(|e| fault(format!("mapping a buffer: {e}")))?;
+    let out =
+        staging.slice(..).get_mapped_range().map_err(|e| fault(format!("reading a mapped buffer: {e}")))?.to_vec();
+    staging.unmap();
+    Ok(out)
+}

@@ -1,0 +1,268 @@
+//! The pump: the thread that is the device's agent. Woken by the host engine, it runs rounds
+//! (see [`super::round`]) until no actor has work, without holding its lock while the GPU works,
+//! and fails every running actor, with the reason, when the device, wgpu or the thread itself
+//! fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use ringkernel_core::control::SharedControl;
+use ringkernel_core::layout::{ControlBlock, termination};
+use ringkernel_core::memory::KernelLayout;
+use ringkernel_host::Doorbell;
+
+use super::abi::WgpuRoute;
+use super::arena::Arena;
+use super::gpu::{ErrorSlot, Gpu, Pipeline};
+use super::{WgpuConfig, lock};
+
+/// One running actor as the pump sees it.
+pub(crate) struct Actor {
+    /// Its kernel id.
+    pub id: String,
+    pub control: SharedControl,
+    pub doorbell: Arc<Doorbell>,
+    /// Index into [`PumpState::pipelines`].
+    pub pipeline: usize,
+    pub layout: KernelLayout,
+    /// Byte offset of its block in the arena (its kernel memory first, then state, scratch, park).
+    pub base: u64,
+    pub block_bytes: u64,
+    pub route_index: u32,
+    pub route: WgpuRoute,
+    pub state_bytes: u32,
+    /// Its block as launched, until the pump uploads it (with its route).
+    pub pending: Option<Vec<u8>>,
+    /// Input slots uploaded so far (free-running).
+    pub uploaded_tail: u32,
+    /// The device's view after the last round.
+    pub device_input_head: u32,
+    pub device_output_tail: u32,
+    pub control_ack: u32,
+    pub inbox_pending: bool,
+    /// Outputs the device parked because the ring was full (as of the last round).
+    pub parked: u32,
+    pub shared: Arc<ActorShared>,
+}
+
+impl Actor {
+    pub(crate) fn host_base(&self) -> *mut u8 {
+        self.control.block() as *const ControlBlock as *mut u8
+    }
+
+    /// Byte offset of its scratch area in the arena.
+    pub(crate) fn scratch_at(&self) -> u64 {
+        self.base + self.layout.bytes() as u64 + u64::from(self.state_bytes).next_multiple_of(16)
+    }
+}
+
+/// What the pump tells a kernel's host half beyond the control block.
+#[derive(Default)]
+pub(crate) struct ActorShared {
+    pub fault: Mutex<Option<String>>,
+}
+
+/// Everything the pump and the launches share, behind one lock (never held while the GPU runs a
+/// round).
+pub(crate) struct PumpState {
+    pub arena: Arena,
+    /// The arena buffer ([`Arena::len`] may be ahead of it until the next round grows it).
+    pub buffer: wgpu::Buffer,
+    pub params: wgpu::Buffer,
+    /// Each built kernel's pipeline and its bind group over the current arena buffer.
+    pub pipelines: Vec<(Arc<Pipeline>, wgpu::BindGroup)>,
+    /// Pipeline index of each kernel name.
+    pub built: HashMap<String, usize>,
+    pub actors: BTreeMap<u64, Actor>,
+    pub routes: Vec<bool>,
+    /// Route entries to clear on the device before the next round (actors that ended).
+    pub cleared_routes: Vec<u32>,
+    pub next_actor: u64,
+    pub lost: Option<String>,
+    /// Staging and readback buffers, reused while large enough.
+    pub upload: Option<wgpu::Buffer>,
+    pub readback: Option<wgpu::Buffer>,
+}
+
+impl PumpState {
+    /// One past the highest route entry in use.
+    pub(crate) fn route_high_water(&self) -> u32 {
+        self.routes.iter().rposition(|&used| used).map_or(0, |i| i as u32 + 1)
+    }
+}
+
+/// A hook called with a kernel's name or id.
+pub type NameHook<T> = Arc<dyn Fn(&str) -> T + Send + Sync>;
+
+/// Test-only fault injection at the points the defects were found (hidden from the docs).
+#[doc(hidden)]
+#[derive(Clone, Default)]
+pub struct Faults {
+    /// Called on the launching thread right before a pipeline is built.
+    pub before_pipeline_build: Option<NameHook<()>>,
+    /// Output slots to add to what the device reports for a kernel id (a device bug).
+    pub extra_outputs: Option<NameHook<u32>>,
+    /// Called on the pump thread after a round was submitted (may panic).
+    pub after_submit: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// When set, the next round records an invalid copy (a real wgpu validation error).
+    pub gpu_error: Arc<AtomicBool>,
+    /// Makes a launch fail after its memory and route were reserved, before it is running.
+    pub fail_launch: Option<NameHook<bool>>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Pump {
+    pub gpu: Gpu,
+    pub state: Mutex<PumpState>,
+    wake: Mutex<bool>,
+    wakeup: Condvar,
+    pub shutdown: AtomicBool,
+    pub config: WgpuConfig,
+    pub max_clock_offset_ns: u64,
+    /// Messages one dispatch handles in a loop (1: one message per dispatch).
+    pub loop_budget: u32,
+    /// Errors wgpu reported outside any call.
+    pub errors: Arc<ErrorSlot>,
+}
+
+impl Pump {
+    pub(crate) fn new(gpu: Gpu, state: PumpState, config: WgpuConfig, loop_budget: u32) -> Arc<Self> {
+        let errors = Arc::new(ErrorSlot::default());
+        let pump = Arc::new(Self {
+            gpu,
+            state: Mutex::new(state),
+            wake: Mutex::new(false),
+            wakeup: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            max_clock_offset_ns: config.max_clock_offset_ns.unwrap_or(0),
+            config,
+            loop_budget,
+            errors,
+        });
+        // wgpu's default for an error outside an error scope is a panic on whichever thread made
+        // the call; here it fails the kernels, with wgpu's message, at the end of the round.
+        let (slot, weak) = (pump.errors.clone(), Arc::downgrade(&pump));
+        pump.gpu.device.on_uncaptured_error(Arc::new(move |error| {
+            slot.set(format!("wgpu reported an error: {error}"));
+            if let Some(pump) = weak.upgrade() {
+                pump.wake();
+            }
+        }));
+        let (slot, weak) = (pump.errors.clone(), Arc::downgrade(&pump));
+        pump.gpu.device.set_device_lost_callback(move |reason, message| {
+            slot.set(format!("the wgpu device was lost ({reason:?}): {message}"));
+            if let Some(pump) = weak.upgrade() {
+                pump.wake();
+            }
+        });
+        pump
+    }
+
+    pub(crate) fn wake(&self) {
+        *lock(&self.wake) = true;
+        self.wakeup.notify_one();
+    }
+
+    pub(crate) fn run(self: Arc<Self>) {
+        loop {
+            {
+                let mut woken = lock(&self.wake);
+                while !*woken && !self.shutdown.load(Ordering::Acquire) {
+                    woken = self.wakeup.wait(woken).unwrap_or_else(PoisonError::into_inner);
+                }
+                *woken = false;
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            // Rounds until no actor has work the device can do without the host.
+            while !self.shutdown.load(Ordering::Acquire) {
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.cycle()));
+                let failure = match outcome {
+                    Ok(Ok(true)) => None,
+                    Ok(Ok(false)) => break,
+                    Ok(Err(reason)) => Some(reason),
+                    Err(panic) => Some(format!("the wgpu pump thread panicked: {}", panic_message(&panic))),
+                };
+                let failure = failure.or_else(|| self.errors.take());
+                if let Some(reason) = failure {
+                    self.lose(reason);
+                    break;
+                }
+            }
+            if let Some(reason) = self.errors.take() {
+                self.lose(reason);
+            }
+        }
+    }
+
+    /// One round, its lock released while the GPU works. Returns whether another has work.
+    fn cycle(&self) -> std::result::Result<bool, String> {
+        let round = {
+            let mut state = lock(&self.state);
+            if state.lost.is_some() {
+                return Ok(false);
+            }
+            match super::round::submit(self, &mut state)? {
+                Some(round) => round,
+                None => return Ok(false),
+            }
+        };
+        if let Some(hook) = &self.config.faults.after_submit {
+            hook();
+        }
+        let readback = super::round::wait(self, &round)?;
+        if let Some(reason) = self.errors.take() {
+            return Err(reason);
+        }
+        let mut state = lock(&self.state);
+        super::round::publish(self, &mut state, round, &readback)
+    }
+
+    /// Every running actor fails with `reason`. Their K2K inboxes are copied back first where
+    /// the device still answers (so that `take_unprocessed` returns what they never handled).
+    pub(crate) fn lose(&self, reason: String) {
+        let mut state = lock(&self.state);
+        if state.lost.is_some() {
+            return;
+        }
+        if !state.actors.is_empty() {
+            tracing::error!("wgpu kernels stopped: {reason}");
+        }
+        state.lost = Some(reason.clone());
+        let rescued = if reason.contains("did not finish a round") {
+            Err("the GPU did not finish its last round".to_string())
+        } else {
+            super::round::rescue_inboxes(self, &mut state)
+        };
+        let detail = match &rescued {
+            Ok(()) => reason,
+            Err(why) => format!("{reason} (K2K messages waiting in its inbox could not be copied back: {why})"),
+        };
+        let actors = std::mem::take(&mut state.actors);
+        for actor in actors.into_values() {
+            *lock(&actor.shared.fault) = Some(detail.clone());
+            let block = actor.control.block();
+            block.input_head.store(actor.device_input_head, Ordering::Release);
+            block.has_terminated.store(termination::FAILED, Ordering::Release);
+            actor.doorbell.ring();
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".into()
+    }
+}
