@@ -103,6 +103,9 @@ if want wgpu; then
     timeout 300 "$here/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2000}" \
       --messages "${MESSAGES:-400000}" --actors "${ACTORS:-8}" --json "$out/wgpu-after-$pass.json" || fail "wgpu bench"
   done
+  step "bench --backend wgpu, 64 streaming actors"
+  timeout 300 "$here/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds 500 \
+    --messages "${MESSAGES_64:-2000000}" --actors 64 --json "$out/wgpu-after-64actors.json" || fail "wgpu bench 64 actors"
 fi
 
 if want stencil; then

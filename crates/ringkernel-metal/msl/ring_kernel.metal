@@ -6,6 +6,7 @@ using metal::uint;
 
 struct _mslBufferSizes {
     uint size0;
+    uint size1;
     uint size2;
 };
 
@@ -177,6 +178,10 @@ struct WgpuRoute {
     type_9 name;
 };
 typedef uint type_10[1];
+typedef WgpuParams type_11[1];
+struct type_12 {
+    uint inner[256];
+};
 struct RkStamp {
     metal::uint2 physical;
     uint logical;
@@ -392,7 +397,7 @@ constant uint RK_LIT_COUNT = 14u;
 
 uint rk_n(
     uint n,
-    constant WgpuParams& rk_params
+    thread WgpuParams& rk_params
 ) {
     uint _e3 = rk_params.zero;
     return n + _e3;
@@ -492,10 +497,10 @@ void rk_set_byte(
     device type_10& rk_arena,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    uint w = word_base_1 + naga_div(i_2, 4u);
+    uint w_1 = word_base_1 + naga_div(i_2, 4u);
     uint shift = 8u * naga_mod(i_2, 4u);
-    uint _e14 = rk_arena[w];
-    rk_arena[w] = (_e14 & ~((255u << shift))) | ((b_4 & 255u) << shift);
+    uint _e14 = rk_arena[w_1];
+    rk_arena[w_1] = (_e14 & ~((255u << shift))) | ((b_4 & 255u) << shift);
     return;
 }
 
@@ -534,65 +539,81 @@ uint rk_crc32c(
     uint word_base_2,
     uint len,
     device type_10 const& rk_arena,
-    constant WgpuParams& rk_params,
+    device type_12 const& rk_crc_table,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint crc = 4294967295u;
-    uint i_4 = 0u;
-    uint k = {};
+    uint w = 0u;
+    uint i_4 = {};
+    uint words = naga_div(len, 4u);
     uint2 loop_bound = uint2(4294967295u);
     bool loop_init = true;
     while(true) {
         if (metal::all(loop_bound == uint2(0u))) { break; }
         loop_bound -= uint2(loop_bound.y == 0u, 1u);
         if (!loop_init) {
-            uint _e32 = i_4;
-            i_4 = _e32 + 1u;
+            uint _e65 = w;
+            w = _e65 + 1u;
         }
         loop_init = false;
-        uint _e6 = i_4;
-        if (_e6 < len) {
+        uint _e8 = w;
+        if (_e8 < words) {
         } else {
             break;
         }
         {
-            uint _e8 = crc;
-            uint _e9 = i_4;
-            uint _e10 = rk_byte_at(word_base_2, _e9, rk_arena, _buffer_sizes);
-            crc = _e8 ^ _e10;
-            k = 0u;
-            uint2 loop_bound_1 = uint2(4294967295u);
-            bool loop_init_1 = true;
-            while(true) {
-                if (metal::all(loop_bound_1 == uint2(0u))) { break; }
-                loop_bound_1 -= uint2(loop_bound_1.y == 0u, 1u);
-                if (!loop_init_1) {
-                    uint _e29 = k;
-                    k = _e29 + 1u;
-                }
-                loop_init_1 = false;
-                uint _e14 = k;
-                uint _e16 = rk_n(8u, rk_params);
-                if (_e14 < _e16) {
-                } else {
-                    break;
-                }
-                {
-                    uint _e19 = crc;
-                    uint mask = 0u - (_e19 & 1u);
-                    uint _e23 = crc;
-                    crc = (_e23 >> 1u) ^ (2197175160u & mask);
-                }
-            }
+            uint _e11 = w;
+            uint v_2 = rk_arena[word_base_2 + _e11];
+            uint _e16 = crc;
+            uint _e21 = rk_crc_table.inner[(_e16 ^ v_2) & 255u];
+            uint _e22 = crc;
+            crc = _e21 ^ (_e22 >> 8u);
+            uint _e27 = crc;
+            uint _e34 = rk_crc_table.inner[(_e27 ^ (v_2 >> 8u)) & 255u];
+            uint _e35 = crc;
+            crc = _e34 ^ (_e35 >> 8u);
+            uint _e40 = crc;
+            uint _e47 = rk_crc_table.inner[(_e40 ^ (v_2 >> 16u)) & 255u];
+            uint _e48 = crc;
+            crc = _e47 ^ (_e48 >> 8u);
+            uint _e53 = crc;
+            uint _e60 = rk_crc_table.inner[(_e53 ^ (v_2 >> 24u)) & 255u];
+            uint _e61 = crc;
+            crc = _e60 ^ (_e61 >> 8u);
         }
     }
-    uint _e35 = crc;
-    return ~(_e35);
+    i_4 = words * 4u;
+    uint2 loop_bound_1 = uint2(4294967295u);
+    bool loop_init_1 = true;
+    while(true) {
+        if (metal::all(loop_bound_1 == uint2(0u))) { break; }
+        loop_bound_1 -= uint2(loop_bound_1.y == 0u, 1u);
+        if (!loop_init_1) {
+            uint _e86 = i_4;
+            i_4 = _e86 + 1u;
+        }
+        loop_init_1 = false;
+        uint _e71 = i_4;
+        if (_e71 < len) {
+        } else {
+            break;
+        }
+        {
+            uint _e74 = crc;
+            uint _e75 = i_4;
+            uint _e76 = rk_byte_at(word_base_2, _e75, rk_arena, _buffer_sizes);
+            uint _e81 = rk_crc_table.inner[(_e74 ^ _e76) & 255u];
+            uint _e82 = crc;
+            crc = _e81 ^ (_e82 >> 8u);
+        }
+    }
+    uint _e89 = crc;
+    return ~(_e89);
 }
 
 void rk_send_reason_clear(
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -626,19 +647,19 @@ void rk_send_reason_clear(
 void rk_send_reason_byte(
     uint b_5,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e2 = rk_send_reason_len;
     if (_e2 < 256u) {
         uint _e6 = rk_send_reason_len;
-        uint w_1 = naga_div(_e6, 4u);
+        uint w_2 = naga_div(_e6, 4u);
         uint _e12 = rk_params.scratch;
         uint _e20 = rk_params.scratch;
-        uint _e25 = rk_arena[(_e20 + RK_SCRATCH_SEND_REASON) + w_1];
+        uint _e25 = rk_arena[(_e20 + RK_SCRATCH_SEND_REASON) + w_2];
         uint _e30 = rk_send_reason_len;
-        rk_arena[(_e12 + RK_SCRATCH_SEND_REASON) + w_1] = _e25 | ((b_5 & 255u) << (8u * naga_mod(_e30, 4u)));
+        rk_arena[(_e12 + RK_SCRATCH_SEND_REASON) + w_2] = _e25 | ((b_5 & 255u) << (8u * naga_mod(_e30, 4u)));
         uint _e37 = rk_send_reason_len;
         rk_send_reason_len = _e37 + 1u;
         return;
@@ -650,8 +671,8 @@ void rk_send_reason_byte(
 void rk_send_reason_lit(
     uint lit_3,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    thread WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -684,7 +705,7 @@ void rk_send_reason_lit(
 void rk_send_reason_u32_(
     uint value,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -726,13 +747,13 @@ void rk_send_reason_kernel(
     uint name_lit,
     uint number,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    thread WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     if (name_lit != RK_SEND_REASON) {
-        rk_send_reason_lit(name_lit, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(name_lit, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         return;
     } else {
         rk_send_reason_byte(35u, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
@@ -742,7 +763,7 @@ void rk_send_reason_kernel(
 }
 
 RkStamp rk_tick(
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread metal::uint2& rk_clock_physical,
     thread uint& rk_clock_logical,
     thread metal::uint2& rk_now
@@ -774,7 +795,7 @@ RkStamp rk_tick(
 
 RkStamp rk_update(
     RkStamp r,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread metal::uint2& rk_clock_physical,
     thread uint& rk_clock_logical,
     thread metal::uint2& rk_now
@@ -975,14 +996,14 @@ RkStamp rk_received_at(
 }
 
 uint rk_kernel_number(
-    constant WgpuParams& rk_params
+    thread WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.number;
     return _e2;
 }
 
 uint rk_state_len(
-    constant WgpuParams& rk_params
+    thread WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.state_bytes;
     return _e2;
@@ -991,7 +1012,7 @@ uint rk_state_len(
 uint rk_state_word(
     uint i_10,
     device type_10 const& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e5 = rk_params.state_bytes;
@@ -1007,7 +1028,7 @@ void rk_set_state_word(
     uint i_11,
     uint v,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e6 = rk_params.state_bytes;
@@ -1021,14 +1042,14 @@ void rk_set_state_word(
 }
 
 uint rk_out_base(
-    constant WgpuParams& rk_params
+    thread WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.scratch;
     return _e2 + RK_SCRATCH_RESERVED;
 }
 
 uint rk_out_capacity_bytes(
-    constant WgpuParams& rk_params
+    thread WgpuParams& rk_params
 ) {
     uint _e2 = rk_params.scratch_words;
     return (_e2 - RK_SCRATCH_RESERVED) * 4u;
@@ -1038,7 +1059,7 @@ void rk_out_word(
     uint i_12,
     uint v_1,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e4 = rk_out_capacity_bytes(rk_params);
@@ -1053,7 +1074,7 @@ void rk_out_word(
 
 uint rk_out_payload(
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -1091,8 +1112,8 @@ uint rk_out_payload(
 uint rk_out_lit(
     uint lit_5,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_14 = 0u;
@@ -1151,7 +1172,7 @@ void rk_out_stamp(
     uint i_16,
     RkStamp t,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     rk_out_word(i_16, t.physical.x, rk_arena, rk_params, _buffer_sizes);
@@ -1167,7 +1188,7 @@ void rk_new_header(
     uint priority,
     uint flags,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread metal::uint2& rk_clock_physical,
     thread uint& rk_clock_logical,
     thread metal::uint2& rk_now,
@@ -1233,7 +1254,8 @@ void rk_write_slot(
     uint src_at,
     uint len_1,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_17 = 0u;
@@ -1242,7 +1264,7 @@ void rk_write_slot(
     uint _e12 = rk_arena[(_e6 + RK_SCRATCH_OH) + RK_H_FLAGS];
     if ((_e12 & RK_FLAG_CHECKSUM) != 0u) {
         uint _e20 = rk_params.scratch;
-        uint _e26 = rk_crc32c(src_at, len_1, rk_arena, rk_params, _buffer_sizes);
+        uint _e26 = rk_crc32c(src_at, len_1, rk_arena, rk_crc_table, _buffer_sizes);
         rk_arena[(_e20 + RK_SCRATCH_OH) + RK_H_CHECKSUM] = _e26;
     }
     uint _e30 = rk_params.scratch;
@@ -1316,7 +1338,7 @@ uint rk_output_room(
 
 uint rk_parked(
     device type_10 const& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e3 = rk_params.scratch;
@@ -1328,8 +1350,9 @@ uint rk_write_output(
     uint src_at_1,
     uint len_2,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1345,7 +1368,7 @@ uint rk_write_output(
     uint _e3 = rk_out_slot_words;
     if (len_2 > ((_e3 * 4u) - RK_MESSAGE_HEADER_BYTES)) {
         rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(0u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(0u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_u32_(len_2, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
         return RK_ERROR_PAYLOAD_TOO_LARGE;
     }
@@ -1370,9 +1393,9 @@ uint rk_write_output(
             rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
             bool _e34 = rk_detached;
             if (_e34) {
-                rk_send_reason_lit(1u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+                rk_send_reason_lit(1u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
             } else {
-                rk_send_reason_lit(2u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+                rk_send_reason_lit(2u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
             }
             uint _e38 = rk_errors;
             rk_errors = _e38 + 1u;
@@ -1380,7 +1403,7 @@ uint rk_write_output(
         }
         uint _e44 = rk_params.park;
         uint _e46 = rk_out_slot_words;
-        rk_write_slot(_e44 + (_e11 * _e46), src_at_1, len_2, rk_arena, rk_params, _buffer_sizes);
+        rk_write_slot(_e44 + (_e11 * _e46), src_at_1, len_2, rk_arena, rk_crc_table, rk_params, _buffer_sizes);
         uint _e52 = rk_params.scratch;
         rk_arena[_e52 + RK_SCRATCH_PARKED] = _e11 + 1u;
         return RK_OK;
@@ -1390,7 +1413,7 @@ uint rk_write_output(
     uint _e65 = rk_out_capacity;
     uint _e70 = rk_out_slot_words;
     uint slot_3 = _e61 + ((_e63 & (_e65 - 1u)) * _e70);
-    rk_write_slot(slot_3, src_at_1, len_2, rk_arena, rk_params, _buffer_sizes);
+    rk_write_slot(slot_3, src_at_1, len_2, rk_arena, rk_crc_table, rk_params, _buffer_sizes);
     uint _e74 = rk_out_tail;
     rk_out_tail = _e74 + 1u;
     uint _e78 = rk_outputs;
@@ -1400,7 +1423,7 @@ uint rk_write_output(
 
 uint rk_flush_parked(
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1413,7 +1436,7 @@ uint rk_flush_parked(
     uint moved = 0u;
     bool local_13 = {};
     uint i_19 = {};
-    uint k_1 = {};
+    uint k = {};
     uint i_20 = {};
     bool local_14 = {};
     uint _e0 = rk_parked(rk_arena, rk_params, _buffer_sizes);
@@ -1476,18 +1499,18 @@ uint rk_flush_parked(
         }
     }
     uint _e63 = moved;
-    k_1 = _e63;
+    k = _e63;
     uint2 loop_bound_14 = uint2(4294967295u);
     bool loop_init_11 = true;
     while(true) {
         if (metal::all(loop_bound_14 == uint2(0u))) { break; }
         loop_bound_14 -= uint2(loop_bound_14.y == 0u, 1u);
         if (!loop_init_11) {
-            uint _e103 = k_1;
-            k_1 = _e103 + 1u;
+            uint _e103 = k;
+            k = _e103 + 1u;
         }
         loop_init_11 = false;
-        uint _e65 = k_1;
+        uint _e65 = k;
         if (_e65 < _e0) {
         } else {
             break;
@@ -1512,12 +1535,12 @@ uint rk_flush_parked(
                 }
                 {
                     uint _e76 = rk_params.park;
-                    uint _e77 = k_1;
+                    uint _e77 = k;
                     uint _e78 = moved;
                     uint _e81 = rk_out_slot_words;
                     uint _e84 = i_20;
                     uint _e90 = rk_params.park;
-                    uint _e91 = k_1;
+                    uint _e91 = k;
                     uint _e93 = rk_out_slot_words;
                     uint _e96 = i_20;
                     uint _e99 = rk_arena[(_e90 + (_e91 * _e93)) + _e96];
@@ -1553,14 +1576,14 @@ uint rk_find_route(
     uint name_lit_1,
     uint number_1,
     device type_10 const& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_21 = 0u;
     bool local_15 = {};
     bool same = {};
-    uint k_2 = {};
+    uint k_1 = {};
     uint2 loop_bound_16 = uint2(4294967295u);
     bool loop_init_13 = true;
     while(true) {
@@ -1606,27 +1629,27 @@ uint rk_find_route(
                 continue;
             }
             same = true;
-            k_2 = 0u;
+            k_1 = 0u;
             uint2 loop_bound_17 = uint2(4294967295u);
             bool loop_init_14 = true;
             while(true) {
                 if (metal::all(loop_bound_17 == uint2(0u))) { break; }
                 loop_bound_17 -= uint2(loop_bound_17.y == 0u, 1u);
                 if (!loop_init_14) {
-                    uint _e67 = k_2;
-                    k_2 = _e67 + 1u;
+                    uint _e67 = k_1;
+                    k_1 = _e67 + 1u;
                 }
                 loop_init_14 = false;
-                uint _e54 = k_2;
+                uint _e54 = k_1;
                 uint _e56 = rk_n(32u, rk_params);
                 if (_e54 < metal::min(_e31, _e56)) {
                 } else {
                     break;
                 }
                 {
-                    uint _e61 = k_2;
+                    uint _e61 = k_1;
                     uint _e62 = rk_byte_at(r_1 + RK_ROUTE_NAME, _e61, rk_arena, _buffer_sizes);
-                    uint _e63 = k_2;
+                    uint _e63 = k_1;
                     uint _e64 = rk_lit_byte(name_lit_1, _e63, rk_lits, _buffer_sizes);
                     if (_e62 != _e64) {
                         same = false;
@@ -1649,17 +1672,18 @@ uint rk_k2k_send(
     uint src_at_2,
     uint len_3,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    uint _e4 = rk_find_route(name_lit_2, number_2, rk_arena, rk_params, rk_lits, _buffer_sizes);
+    uint _e4 = rk_find_route(name_lit_2, number_2, rk_arena, rk_lits, rk_params, _buffer_sizes);
     if (_e4 == 4294967295u) {
         rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(3u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(4u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(3u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(4u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         return RK_ERROR_HANDLER_ERROR;
     }
     uint ib = rk_arena[_e4 + RK_ROUTE_INBOX];
@@ -1667,11 +1691,11 @@ uint rk_k2k_send(
     uint slot_bytes = rk_arena[ib + 1u];
     if (len_3 > (slot_bytes - RK_MESSAGE_HEADER_BYTES)) {
         rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(5u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(5u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_u32_(len_3, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(6u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(6u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_u32_(slot_bytes - RK_MESSAGE_HEADER_BYTES, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(7u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(7u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         return RK_ERROR_PAYLOAD_TOO_LARGE;
     }
     uint sequences = ib + 16u;
@@ -1682,11 +1706,11 @@ uint rk_k2k_send(
         uint _e55 = rk_arena[rejections];
         rk_arena[rejections] = _e55 + 1u;
         rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(8u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(9u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(8u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(9u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_u32_(capacity_2, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-        rk_send_reason_lit(10u, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_lit(10u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         return RK_ERROR_K2K_INBOX_FULL;
     }
     rk_arena[ib + 2u] = pos + 1u;
@@ -1694,7 +1718,7 @@ uint rk_k2k_send(
     uint _e82 = rk_params.scratch;
     uint _e92 = rk_arena[_e4 + RK_ROUTE_NUMBER];
     rk_arena[(_e82 + RK_SCRATCH_OH) + RK_H_DEST] = _e92;
-    rk_write_slot(slots + ((pos & (capacity_2 - 1u)) * naga_div(slot_bytes, 4u)), src_at_2, len_3, rk_arena, rk_params, _buffer_sizes);
+    rk_write_slot(slots + ((pos & (capacity_2 - 1u)) * naga_div(slot_bytes, 4u)), src_at_2, len_3, rk_arena, rk_crc_table, rk_params, _buffer_sizes);
     uint _e106 = rk_params.number;
     rk_arena[ib + 4u] = _e106;
     rk_arena[sequences + (pos & (capacity_2 - 1u))] = pos + 1u;
@@ -1707,8 +1731,9 @@ uint rk_deliver(
     uint src_at_3,
     uint len_4,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1729,14 +1754,14 @@ uint rk_deliver(
     }
     bool _e13 = local_16;
     if (_e13) {
-        uint _e14 = rk_write_output(src_at_3, len_4, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_reason_len, _buffer_sizes);
+        uint _e14 = rk_write_output(src_at_3, len_4, rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_reason_len, _buffer_sizes);
         result = _e14;
     } else {
         uint _e18 = rk_params.scratch;
         uint _e27 = rk_params.scratch;
         uint _e33 = rk_arena[(_e27 + RK_SCRATCH_OH) + RK_H_FLAGS];
         rk_arena[(_e18 + RK_SCRATCH_OH) + RK_H_FLAGS] = _e33 | RK_FLAG_K2K;
-        uint _e36 = rk_k2k_send(name_lit_3, number_3, src_at_3, len_4, rk_arena, rk_params, rk_lits, rk_send_reason_len, _buffer_sizes);
+        uint _e36 = rk_k2k_send(name_lit_3, number_3, src_at_3, len_4, rk_arena, rk_lits, rk_crc_table, rk_params, rk_send_reason_len, _buffer_sizes);
         result = _e36;
     }
     uint _e37 = result;
@@ -1752,8 +1777,9 @@ uint rk_reply(
     uint message_type_1,
     uint len_5,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1778,7 +1804,7 @@ uint rk_reply(
     uint _e22 = rk_source(rk_arena, rk_msg, _buffer_sizes);
     uint _e23 = rk_out_base(rk_params);
     uint _e24 = rk_out_capacity_bytes(rk_params);
-    uint _e26 = rk_deliver(RK_SEND_REASON, _e22, _e23, metal::min(len_5, _e24), rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    uint _e26 = rk_deliver(RK_SEND_REASON, _e22, _e23, metal::min(len_5, _e24), rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
     return _e26;
 }
 
@@ -1786,8 +1812,9 @@ uint rk_emit(
     uint message_type_2,
     uint len_6,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1809,7 +1836,7 @@ uint rk_emit(
     rk_new_header(message_type_2, _e2, _e9, 0u, rk_arena, rk_params, rk_clock_physical, rk_clock_logical, rk_now, _buffer_sizes);
     uint _e13 = rk_out_base(rk_params);
     uint _e14 = rk_out_capacity_bytes(rk_params);
-    uint _e16 = rk_deliver(RK_SEND_REASON, RK_HOST_KERNEL_ID, _e13, metal::min(len_6, _e14), rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    uint _e16 = rk_deliver(RK_SEND_REASON, RK_HOST_KERNEL_ID, _e13, metal::min(len_6, _e14), rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
     return _e16;
 }
 
@@ -1818,8 +1845,9 @@ uint rk_send_to(
     uint message_type_3,
     uint len_7,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1841,7 +1869,7 @@ uint rk_send_to(
     rk_new_header(message_type_3, _e3, _e10, 0u, rk_arena, rk_params, rk_clock_physical, rk_clock_logical, rk_now, _buffer_sizes);
     uint _e13 = rk_out_base(rk_params);
     uint _e14 = rk_out_capacity_bytes(rk_params);
-    uint _e16 = rk_deliver(kernel_, 0u, _e13, metal::min(len_7, _e14), rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    uint _e16 = rk_deliver(kernel_, 0u, _e13, metal::min(len_7, _e14), rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
     return _e16;
 }
 
@@ -1850,8 +1878,9 @@ uint rk_send_to_number(
     uint message_type_4,
     uint len_8,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -1873,7 +1902,7 @@ uint rk_send_to_number(
     rk_new_header(message_type_4, _e3, _e10, 0u, rk_arena, rk_params, rk_clock_physical, rk_clock_logical, rk_now, _buffer_sizes);
     uint _e13 = rk_out_base(rk_params);
     uint _e14 = rk_out_capacity_bytes(rk_params);
-    uint _e16 = rk_deliver(RK_SEND_REASON, number_4, _e13, metal::min(len_8, _e14), rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    uint _e16 = rk_deliver(RK_SEND_REASON, number_4, _e13, metal::min(len_8, _e14), rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
     return _e16;
 }
 
@@ -1881,8 +1910,8 @@ void rk_set_outcome(
     uint outcome,
     uint reason,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    thread WgpuParams& rk_params,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
@@ -2022,30 +2051,30 @@ void rk_set_outcome(
 void rk_error(
     uint reason_1,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    thread WgpuParams& rk_params,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    rk_set_outcome(RK_ERROR_HANDLER_ERROR, reason_1, rk_arena, rk_params, rk_lits, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    rk_set_outcome(RK_ERROR_HANDLER_ERROR, reason_1, rk_arena, rk_lits, rk_params, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
     return;
 }
 
 void rk_fail(
     uint reason_2,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    thread WgpuParams& rk_params,
     thread uint& rk_outcome,
     thread uint& rk_reason_len,
     thread uint& rk_send_error,
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    rk_set_outcome(RK_ERROR_HANDLER_FAULT, reason_2, rk_arena, rk_params, rk_lits, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    rk_set_outcome(RK_ERROR_HANDLER_FAULT, reason_2, rk_arena, rk_lits, rk_params, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
     return;
 }
 
@@ -2055,8 +2084,9 @@ void rk_report(
     metal::uint2 v1_,
     bool use_reason,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2134,7 +2164,7 @@ void rk_report(
     uint _e111 = rk_arena[_e107 + RK_H_PRIORITY];
     rk_new_header(RK_ERROR_REPORT_TYPE, _e104, _e111, 6u | (flags_1 & RK_FLAG_CHECKSUM), rk_arena, rk_params, rk_clock_physical, rk_clock_logical, rk_now, _buffer_sizes);
     uint _e117 = len_9;
-    uint _e118 = rk_deliver(RK_SEND_REASON, source, _e15, _e117, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    uint _e118 = rk_deliver(RK_SEND_REASON, source, _e15, _e117, rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, rk_send_error, rk_send_reason_len, _buffer_sizes);
     if (_e118 != RK_OK) {
         uint _e122 = rk_errors;
         rk_errors = _e122 + 1u;
@@ -2164,7 +2194,7 @@ void rk_count_error(
 uint rk_check(
     uint capacity,
     device type_10 const& rk_arena,
-    constant WgpuParams& rk_params,
+    device type_12 const& rk_crc_table,
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -2191,7 +2221,7 @@ uint rk_check(
         return RK_ERROR_PAYLOAD_TOO_LARGE;
     }
     if ((flags_2 & RK_FLAG_CHECKSUM) != 0u) {
-        uint _e52 = rk_crc32c(h + RK_HEADER_WORDS, len_11, rk_arena, rk_params, _buffer_sizes);
+        uint _e52 = rk_crc32c(h + RK_HEADER_WORDS, len_11, rk_arena, rk_crc_table, _buffer_sizes);
         uint _e57 = rk_arena[h + RK_H_CHECKSUM];
         local_17 = _e52 != _e57;
     } else {
@@ -2206,8 +2236,9 @@ uint rk_check(
 
 void rk_handle(
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2227,9 +2258,9 @@ void rk_handle(
 ) {
     uint _e0 = rk_out_payload(rk_arena, rk_params, rk_msg, _buffer_sizes);
     uint _e1 = rk_message_type(rk_arena, rk_msg, _buffer_sizes);
-    uint _e2 = rk_reply(_e1, _e0, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_clock_physical, rk_clock_logical, rk_now, rk_detached, rk_msg, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    uint _e2 = rk_reply(_e1, _e0, rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_clock_physical, rk_clock_logical, rk_now, rk_detached, rk_msg, rk_send_error, rk_send_reason_len, _buffer_sizes);
     if (_e2 != RK_OK) {
-        rk_error(RK_SEND_REASON, rk_arena, rk_params, rk_lits, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+        rk_error(RK_SEND_REASON, rk_arena, rk_lits, rk_params, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
         return;
     } else {
         return;
@@ -2240,8 +2271,9 @@ void rk_handle_slot(
     uint slot_1,
     uint capacity_1,
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_out_capacity,
     thread uint& rk_out_slot_words,
     thread uint& rk_out_tail,
@@ -2274,7 +2306,7 @@ void rk_handle_slot(
     rk_outcome = RK_OK;
     rk_send_error = RK_OK;
     rk_reason_len = 0u;
-    uint _e18 = rk_check(capacity_1, rk_arena, rk_params, rk_msg, _buffer_sizes);
+    uint _e18 = rk_check(capacity_1, rk_arena, rk_crc_table, rk_msg, _buffer_sizes);
     metal::uint2 _e21 = rk_load64_(slot_1 + RK_H_DEADLINE, rk_arena, _buffer_sizes);
     uint _e24 = rk_params.max_offset_lo;
     uint _e27 = rk_params.max_offset_hi;
@@ -2295,7 +2327,7 @@ void rk_handle_slot(
     bool _e46 = local_18;
     if (_e46) {
         rk_count_error(RK_ERROR_DEADLINE_EXPIRED, true, rk_rejected, rk_errors, rk_last_error);
-        rk_set_outcome(RK_ERROR_DEADLINE_EXPIRED, 12u, rk_arena, rk_params, rk_lits, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+        rk_set_outcome(RK_ERROR_DEADLINE_EXPIRED, 12u, rk_arena, rk_lits, rk_params, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
         report_v0_ = _e21;
         metal::uint2 _e52 = rk_now;
         report_v1_ = _e52;
@@ -2312,7 +2344,7 @@ void rk_handle_slot(
         bool _e65 = local_19;
         if (_e65) {
             rk_count_error(RK_ERROR_CLOCK_SKEW, true, rk_rejected, rk_errors, rk_last_error);
-            rk_set_outcome(RK_ERROR_CLOCK_SKEW, 13u, rk_arena, rk_params, rk_lits, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+            rk_set_outcome(RK_ERROR_CLOCK_SKEW, 13u, rk_arena, rk_lits, rk_params, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
             report_v0_ = _e31;
             metal::uint2 _e71 = rk_now;
             report_v1_ = _e71;
@@ -2323,7 +2355,7 @@ void rk_handle_slot(
             uint _e76 = rk_processed;
             rk_processed = _e76 + 1u;
             rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
-            rk_handle(rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_clock_physical, rk_clock_logical, rk_now, rk_detached, rk_msg, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+            rk_handle(rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_clock_physical, rk_clock_logical, rk_now, rk_detached, rk_msg, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
             uint _e80 = rk_outcome;
             if (_e80 != RK_OK) {
                 uint _e84 = rk_outcome;
@@ -2340,7 +2372,7 @@ void rk_handle_slot(
         uint _e97 = rk_outcome;
         metal::uint2 _e98 = report_v0_;
         metal::uint2 _e99 = report_v1_;
-        rk_report(_e97, _e98, _e99, true, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_clock_physical, rk_clock_logical, rk_now, rk_detached, rk_msg, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+        rk_report(_e97, _e98, _e99, true, rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_clock_physical, rk_clock_logical, rk_now, rk_detached, rk_msg, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
         return;
     } else {
         return;
@@ -2349,7 +2381,7 @@ void rk_handle_slot(
 
 void rk_leave_routes(
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint _e3 = rk_params.routes;
@@ -2360,8 +2392,9 @@ void rk_leave_routes(
 
 bool rk_handle_next(
     device type_10& rk_arena,
-    constant WgpuParams& rk_params,
     device type_10 const& rk_lits,
+    device type_12 const& rk_crc_table,
+    thread WgpuParams& rk_params,
     thread uint& rk_c,
     thread uint& rk_in_capacity,
     thread uint& rk_in_slot_words,
@@ -2451,7 +2484,7 @@ bool rk_handle_next(
     }
     uint _e121 = slot_2;
     uint _e122 = payload_capacity;
-    rk_handle_slot(_e121, _e122, rk_arena, rk_params, rk_lits, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+    rk_handle_slot(_e121, _e122, rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
     if (from_inbox) {
         rk_arena[sequences_1 + (pos_1 & (capacity_3 - 1u))] = pos_1 + capacity_3;
         rk_arena[ib_1 + 5u] = pos_1 + 1u;
@@ -2468,7 +2501,7 @@ bool rk_handle_next(
 
 bool rk_pending(
     device type_10 const& rk_arena,
-    constant WgpuParams& rk_params,
+    thread WgpuParams& rk_params,
     thread uint& rk_c,
     thread uint& rk_in_head,
     constant _mslBufferSizes& _buffer_sizes
@@ -2530,12 +2563,17 @@ void rk_publish(
     return;
 }
 
+struct rk_mainInput {
+};
 [[max_total_threads_per_threadgroup(1)]] kernel void rk_main(
-  device type_10& rk_arena [[user(fake0)]]
-, constant WgpuParams& rk_params [[user(fake0)]]
+  metal::uint3 workgroup [[threadgroup_position_in_grid]]
+, device type_10& rk_arena [[user(fake0)]]
+, device type_11 const& rk_dispatch_params [[user(fake0)]]
 , device type_10 const& rk_lits [[user(fake0)]]
+, device type_12 const& rk_crc_table [[user(fake0)]]
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
+    WgpuParams rk_params = {};
     uint rk_c = {};
     uint rk_in_capacity = {};
     uint rk_in_slot_words = {};
@@ -2570,50 +2608,52 @@ void rk_publish(
     bool local_4 = {};
     bool local_5 = {};
     bool local_6 = {};
+    WgpuParams _e5 = rk_dispatch_params[workgroup.x];
+    rk_params = _e5;
     uint c_2 = rk_params.control;
     rk_c = c_2;
-    uint _e8 = rk_arena[c_2 + 16u];
-    if (_e8 != RK_RUNNING) {
+    uint _e14 = rk_arena[c_2 + 16u];
+    if (_e14 != RK_RUNNING) {
         return;
     }
     uint sequence = rk_arena[c_2 + 10u];
-    uint _e20 = rk_arena[c_2 + 0u];
-    bool is_on = _e20 != 0u;
+    uint _e26 = rk_arena[c_2 + 0u];
+    bool is_on = _e26 != 0u;
     uint terminate = rk_arena[c_2 + 1u];
     rk_arena[c_2 + 28u] = sequence;
-    uint _e37 = rk_arena[c_2 + 4u];
-    rk_in_capacity = _e37;
-    uint _e43 = rk_arena[c_2 + 5u];
-    rk_in_slot_words = naga_div(_e43, 4u);
-    uint _e51 = rk_arena[c_2 + 6u];
-    rk_out_capacity = _e51;
-    uint _e57 = rk_arena[c_2 + 7u];
-    rk_out_slot_words = naga_div(_e57, 4u);
-    uint _e65 = rk_arena[c_2 + 17u];
-    rk_in_head = _e65;
-    uint _e71 = rk_arena[c_2 + 18u];
-    rk_out_tail = _e71;
-    uint _e77 = rk_arena[c_2 + 3u];
-    rk_out_head = _e77;
-    uint _e83 = rk_arena[c_2 + 19u];
-    rk_processed = _e83;
-    uint _e89 = rk_arena[c_2 + 20u];
-    rk_rejected = _e89;
-    uint _e95 = rk_arena[c_2 + 21u];
-    rk_errors = _e95;
-    uint _e101 = rk_arena[c_2 + 22u];
-    rk_last_error = _e101;
-    uint _e107 = rk_arena[c_2 + 25u];
-    uint _e112 = rk_arena[c_2 + 26u];
-    rk_clock_physical = metal::uint2(_e107, _e112);
-    uint _e119 = rk_arena[c_2 + 27u];
-    rk_clock_logical = _e119;
-    uint _e123 = rk_params.now_lo;
-    uint _e126 = rk_params.now_hi;
-    rk_now = metal::uint2(_e123, _e126);
-    uint _e132 = rk_params.scratch;
-    uint _e136 = rk_arena[_e132 + RK_SCRATCH_OUTPUTS];
-    rk_outputs = _e136;
+    uint _e43 = rk_arena[c_2 + 4u];
+    rk_in_capacity = _e43;
+    uint _e49 = rk_arena[c_2 + 5u];
+    rk_in_slot_words = naga_div(_e49, 4u);
+    uint _e57 = rk_arena[c_2 + 6u];
+    rk_out_capacity = _e57;
+    uint _e63 = rk_arena[c_2 + 7u];
+    rk_out_slot_words = naga_div(_e63, 4u);
+    uint _e71 = rk_arena[c_2 + 17u];
+    rk_in_head = _e71;
+    uint _e77 = rk_arena[c_2 + 18u];
+    rk_out_tail = _e77;
+    uint _e83 = rk_arena[c_2 + 3u];
+    rk_out_head = _e83;
+    uint _e89 = rk_arena[c_2 + 19u];
+    rk_processed = _e89;
+    uint _e95 = rk_arena[c_2 + 20u];
+    rk_rejected = _e95;
+    uint _e101 = rk_arena[c_2 + 21u];
+    rk_errors = _e101;
+    uint _e107 = rk_arena[c_2 + 22u];
+    rk_last_error = _e107;
+    uint _e113 = rk_arena[c_2 + 25u];
+    uint _e118 = rk_arena[c_2 + 26u];
+    rk_clock_physical = metal::uint2(_e113, _e118);
+    uint _e125 = rk_arena[c_2 + 27u];
+    rk_clock_logical = _e125;
+    uint _e129 = rk_params.now_lo;
+    uint _e132 = rk_params.now_hi;
+    rk_now = metal::uint2(_e129, _e132);
+    uint _e138 = rk_params.scratch;
+    uint _e142 = rk_arena[_e138 + RK_SCRATCH_OUTPUTS];
+    rk_outputs = _e142;
     rk_failed = false;
     rk_detached = terminate == RK_TERMINATE_DRAIN_DETACHED;
     uint2 loop_bound_23 = uint2(4294967295u);
@@ -2622,49 +2662,49 @@ void rk_publish(
         if (metal::all(loop_bound_23 == uint2(0u))) { break; }
         loop_bound_23 -= uint2(loop_bound_23.y == 0u, 1u);
         if (!loop_init_20) {
-            uint _e158 = i;
-            i = _e158 + 1u;
+            uint _e164 = i;
+            i = _e164 + 1u;
         }
         loop_init_20 = false;
-        uint _e144 = i;
-        uint _e146 = rk_n(RK_H_USED_WORDS, rk_params);
-        if (_e144 < _e146) {
+        uint _e150 = i;
+        uint _e152 = rk_n(RK_H_USED_WORDS, rk_params);
+        if (_e150 < _e152) {
         } else {
             break;
         }
         {
-            uint _e151 = rk_params.scratch;
-            uint _e154 = i;
-            rk_arena[(_e151 + RK_SCRATCH_OH) + _e154] = 0u;
+            uint _e157 = rk_params.scratch;
+            uint _e160 = i;
+            rk_arena[(_e157 + RK_SCRATCH_OH) + _e160] = 0u;
         }
     }
-    uint _e161 = rk_flush_parked(rk_arena, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, _buffer_sizes);
+    uint _e167 = rk_flush_parked(rk_arena, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, _buffer_sizes);
     if (terminate != RK_TERMINATE_NONE) {
         rk_leave_routes(rk_arena, rk_params, _buffer_sizes);
     }
-    uint _e167 = rk_params.scratch;
-    uint _e171 = rk_arena[_e167 + RK_SCRATCH_FAILING];
-    bool failing = _e171 != 0u;
+    uint _e173 = rk_params.scratch;
+    uint _e177 = rk_arena[_e173 + RK_SCRATCH_FAILING];
+    bool failing = _e177 != 0u;
     uint2 loop_bound_24 = uint2(4294967295u);
     while(true) {
         if (metal::all(loop_bound_24 == uint2(0u))) { break; }
         loop_bound_24 -= uint2(loop_bound_24.y == 0u, 1u);
-        uint _e176 = handled;
-        uint _e179 = rk_params.loop_budget;
-        if (!((_e176 >= _e179))) {
+        uint _e182 = handled;
+        uint _e185 = rk_params.loop_budget;
+        if (!((_e182 >= _e185))) {
             local = failing;
         } else {
             local = true;
         }
-        bool _e185 = local;
-        if (!(_e185)) {
-            bool _e190 = rk_failed;
-            local_1 = _e190;
+        bool _e191 = local;
+        if (!(_e191)) {
+            bool _e196 = rk_failed;
+            local_1 = _e196;
         } else {
             local_1 = true;
         }
-        bool _e192 = local_1;
-        if (_e192) {
+        bool _e198 = local_1;
+        if (_e198) {
             break;
         }
         if (!(is_on)) {
@@ -2672,49 +2712,49 @@ void rk_publish(
         } else {
             local_2 = true;
         }
-        bool _e199 = local_2;
-        if (!(!(_e199))) {
-            uint _e204 = rk_parked(rk_arena, rk_params, _buffer_sizes);
-            local_3 = _e204 != 0u;
+        bool _e205 = local_2;
+        if (!(!(_e205))) {
+            uint _e210 = rk_parked(rk_arena, rk_params, _buffer_sizes);
+            local_3 = _e210 != 0u;
         } else {
             local_3 = true;
         }
-        bool _e208 = local_3;
-        if (!(_e208)) {
-            uint _e213 = rk_outputs;
-            uint _e216 = rk_params.out_budget;
-            local_4 = _e213 >= _e216;
+        bool _e214 = local_3;
+        if (!(_e214)) {
+            uint _e219 = rk_outputs;
+            uint _e222 = rk_params.out_budget;
+            local_4 = _e219 >= _e222;
         } else {
             local_4 = true;
         }
-        bool _e219 = local_4;
-        if (_e219) {
+        bool _e225 = local_4;
+        if (_e225) {
             break;
         }
-        bool _e220 = rk_handle_next(rk_arena, rk_params, rk_lits, rk_c, rk_in_capacity, rk_in_slot_words, rk_out_capacity, rk_out_slot_words, rk_in_head, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
-        if (!(_e220)) {
+        bool _e226 = rk_handle_next(rk_arena, rk_lits, rk_crc_table, rk_params, rk_c, rk_in_capacity, rk_in_slot_words, rk_out_capacity, rk_out_slot_words, rk_in_head, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+        if (!(_e226)) {
             break;
         }
-        uint _e222 = handled;
-        handled = _e222 + 1u;
+        uint _e228 = handled;
+        handled = _e228 + 1u;
     }
-    uint _e228 = rk_params.scratch;
-    uint _e233 = rk_outputs;
-    rk_arena[_e228 + RK_SCRATCH_OUTPUTS] = _e233;
-    bool _e235 = rk_failed;
-    if (!(_e235)) {
+    uint _e234 = rk_params.scratch;
+    uint _e239 = rk_outputs;
+    rk_arena[_e234 + RK_SCRATCH_OUTPUTS] = _e239;
+    bool _e241 = rk_failed;
+    if (!(_e241)) {
         local_5 = failing;
     } else {
         local_5 = true;
     }
-    bool _e240 = local_5;
-    if (_e240) {
+    bool _e246 = local_5;
+    if (_e246) {
         rk_leave_routes(rk_arena, rk_params, _buffer_sizes);
         rk_last_error = RK_ERROR_HANDLER_FAULT;
-        uint _e243 = rk_parked(rk_arena, rk_params, _buffer_sizes);
-        if (_e243 != 0u) {
-            uint _e249 = rk_params.scratch;
-            rk_arena[_e249 + RK_SCRATCH_FAILING] = 1u;
+        uint _e249 = rk_parked(rk_arena, rk_params, _buffer_sizes);
+        if (_e249 != 0u) {
+            uint _e255 = rk_params.scratch;
+            rk_arena[_e255 + RK_SCRATCH_FAILING] = 1u;
             rk_publish(RK_RUNNING, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
             return;
         } else {
@@ -2723,13 +2763,13 @@ void rk_publish(
         }
     } else {
         if (terminate != RK_TERMINATE_NONE) {
-            bool _e260 = rk_pending(rk_arena, rk_params, rk_c, rk_in_head, _buffer_sizes);
-            local_6 = !(_e260);
+            bool _e266 = rk_pending(rk_arena, rk_params, rk_c, rk_in_head, _buffer_sizes);
+            local_6 = !(_e266);
         } else {
             local_6 = false;
         }
-        bool _e263 = local_6;
-        if (_e263) {
+        bool _e269 = local_6;
+        if (_e269) {
             rk_publish(RK_TERMINATED, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
             return;
         } else {

@@ -193,6 +193,8 @@ impl RingKernelRuntime for MetalRuntime {
 pub struct MetalBuffer {
     device: SharedDevice,
     buffer: wgpu::Buffer,
+    /// One map at a time (concurrent `read`/`write` calls take turns).
+    mapping: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for MetalBuffer {
@@ -235,7 +237,7 @@ impl MetalBuffer {
             usage,
             mapped_at_creation: false,
         });
-        Ok(Self { device, buffer })
+        Ok(Self { device, buffer, mapping: std::sync::Mutex::new(()) })
     }
 
     /// Its length in bytes.
@@ -285,6 +287,7 @@ impl MetalBuffer {
         // Maps start at multiples of 8 (wgpu::MAP_ALIGNMENT).
         let start = offset / wgpu::MAP_ALIGNMENT * wgpu::MAP_ALIGNMENT;
         let range = start..offset + bytes.len() as u64;
+        let _turn = self.mapping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.map(wgpu::MapMode::Write, range.clone())?;
         let at = (offset - start) as usize;
         let mut view = self
@@ -306,6 +309,7 @@ impl MetalBuffer {
         if !self.device.mappable {
             return ringkernel_wgpu::read_buffer(&self.device.device, &self.device.queue, &self.buffer);
         }
+        let _turn = self.mapping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.map(wgpu::MapMode::Read, 0..self.len())?;
         let bytes = self
             .buffer

@@ -279,6 +279,9 @@ async fn a_round_past_its_timeout_fails_the_actors_instead_of_hanging() {
     }
     let config = WgpuConfig { round_timeout: Duration::from_millis(20), ..WgpuConfig::default() };
     let runtime = runtime(config).await;
+    let echo = runtime.launch("echo", active()).await.unwrap();
+    echo_works(&echo).await;
+    echo.terminate().await.unwrap();
     let hold = runtime.launch(HOLD, LaunchOptions::default()).await.unwrap();
     for _ in 0..8 {
         // The longest hold: 60 000 iterations of 1 024 dependent steps each.
@@ -286,6 +289,10 @@ async fn a_round_past_its_timeout_fails_the_actors_instead_of_hanging() {
     }
     let started = Instant::now();
     hold.activate().await.ok();
+    // While the GPU works on the round, the runtime is not locked: a launch (its pipeline is
+    // built) either succeeds or is refused because the runtime failed, at once.
+    let launch = tokio::time::timeout(Duration::from_secs(5), runtime.launch("echo#during", active())).await;
+    assert!(launch.is_ok(), "a launch waited for the GPU");
     let result = hold.receive_timeout(TIMEOUT).await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(hold.state(), KernelState::Failed);
@@ -353,8 +360,13 @@ async fn as_many_default_actors_as_asked_all_answer() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // The arena shrinks when the next round runs (the pump resizes the buffer between rounds).
     assert_eq!(runtime.memory().arena_bytes, initial.arena_bytes, "{:?}", runtime.memory());
+    // The buffer on the device shrinks too (the pump resizes it between rounds).
+    while runtime.memory().buffer_bytes != initial.buffer_bytes {
+        assert!(Instant::now() < deadline, "the buffer stayed at {:?}", runtime.memory());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(grown.buffer_bytes <= grown.arena_bytes);
 }
 
 /// A launch that does not fit names the limit that refused it.

@@ -12,10 +12,24 @@ use super::abi::WgpuParams;
 use super::lock;
 use crate::compile;
 
-/// Stride of the params buffer (one slot per route index, plus the warm-up slot).
-pub(crate) const PARAMS_STRIDE: u64 = 256;
-/// Bytes of one params slot as the shader sees it.
+/// Alignment of a dispatch's params in the params buffer (a storage binding's dynamic offset; the
+/// largest `min_storage_buffer_offset_alignment` WebGPU allows).
+pub(crate) const PARAMS_ALIGN: u64 = 256;
+/// Bytes of one actor's params.
 pub(crate) const PARAMS_BYTES: u64 = size_of::<WgpuParams>() as u64;
+
+/// The CRC32C (Castagnoli, reflected) table the actor loop checksums with.
+pub(crate) fn crc32c_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    for (i, entry) in table.iter_mut().enumerate() {
+        let mut crc = i as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+        *entry = crc;
+    }
+    table
+}
 
 /// The process's wgpu instance for `backends`: created once and shared by every runtime, probe
 /// and halo exchange (some drivers, NVIDIA's Vulkan among them, stop creating instances after a
@@ -110,6 +124,11 @@ pub(crate) struct Gpu {
     pub unified: bool,
     /// How long one round may take before the runtime gives up on the device.
     pub round_timeout: Duration,
+    /// [`crc32c_table`] on the device.
+    pub crc_table: wgpu::Buffer,
+    /// Set when a wait ran past `round_timeout`: the GPU may still run that work, so nothing
+    /// more is waited for (no inbox rescue).
+    pub hung: std::sync::atomic::AtomicBool,
 }
 
 /// A kernel's compiled pipeline and its literal table (bind groups are made per arena buffer).
@@ -119,12 +138,14 @@ pub(crate) struct Pipeline {
 }
 
 impl Gpu {
-    /// A bind group of `pipeline` over `arena` and `params`.
+    /// A bind group of `pipeline` over `arena` and `params_bytes` of `params` (from the dynamic
+    /// offset a dispatch gives).
     pub(crate) fn bind_group(
         &self,
         pipeline: &Pipeline,
         arena: &wgpu::Buffer,
         params: &wgpu::Buffer,
+        params_bytes: u64,
     ) -> wgpu::BindGroup {
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("rk actor"),
@@ -136,10 +157,11 @@ impl Gpu {
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: params,
                         offset: 0,
-                        size: std::num::NonZeroU64::new(PARAMS_BYTES),
+                        size: std::num::NonZeroU64::new(params_bytes),
                     }),
                 },
                 wgpu::BindGroupEntry { binding: 2, resource: pipeline.literals.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: self.crc_table.as_entire_binding() },
             ],
         })
     }
@@ -174,9 +196,9 @@ impl Gpu {
             termination::TERMINATED;
         let arena = self.buffer("rk warm-up arena", 256, wgpu::BufferUsages::STORAGE);
         self.queue.write_buffer(&arena, 0, bytemuck::cast_slice(&stopped));
-        let params = self.buffer("rk warm-up params", PARAMS_STRIDE, wgpu::BufferUsages::UNIFORM);
+        let params = self.buffer("rk warm-up params", PARAMS_BYTES, wgpu::BufferUsages::STORAGE);
         self.queue.write_buffer(&params, 0, bytemuck::bytes_of(&WgpuParams::default()));
-        let bind_group = self.bind_group(&pipeline, &arena, &params);
+        let bind_group = self.bind_group(&pipeline, &arena, &params, PARAMS_BYTES);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rk warm-up") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
@@ -210,43 +232,100 @@ impl Gpu {
         })
     }
 
+    /// Waits for submission `index`, at most `round_timeout`.
+    pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> std::result::Result<(), String> {
+        match self
+            .device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(self.round_timeout) })
+        {
+            Ok(_) => Ok(()),
+            Err(wgpu::PollError::Timeout) => Err(self.hang(format!(
+                "the GPU did not finish a submission within {:?} (WgpuConfig::round_timeout)",
+                self.round_timeout
+            ))),
+            Err(e) => Err(format!("waiting for the GPU: {e}")),
+        }
+    }
+
+    /// Records that the GPU did not finish in time; returns `reason`.
+    fn hang(&self, reason: String) -> String {
+        self.hung.store(true, std::sync::atomic::Ordering::Release);
+        reason
+    }
+
     /// Maps `buffer` in `mode` and waits for wgpu's callback, at most `round_timeout` (polling
-    /// the device runs the callback once the GPU work before it is done).
-    pub(crate) fn map_wait(&self, buffer: &wgpu::Buffer, mode: wgpu::MapMode) -> std::result::Result<(), String> {
+    /// the device until submission `index`, the last that uses the buffer, is done runs the
+    /// callback; other work on a shared device is not waited for).
+    pub(crate) fn map_wait(
+        &self,
+        buffer: &wgpu::Buffer,
+        mode: wgpu::MapMode,
+        index: Option<wgpu::SubmissionIndex>,
+    ) -> std::result::Result<(), String> {
         let done: Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>> = Arc::default();
         let signal = done.clone();
         buffer.slice(..).map_async(mode, move |result| *lock(&signal) = Some(result));
+        let result = self.map_done(&done, index);
+        if result.is_err() {
+            // A map still pending would make the next map of this buffer fail (a rescue reads
+            // the arena after a failed round).
+            buffer.unmap();
+        }
+        result
+    }
+
+    fn map_done(
+        &self,
+        done: &Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>,
+        index: Option<wgpu::SubmissionIndex>,
+    ) -> std::result::Result<(), String> {
         let deadline = Instant::now() + self.round_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(left) }) {
+            match self.device.poll(wgpu::PollType::Wait { submission_index: index.clone(), timeout: Some(left) }) {
                 Ok(_) => {}
                 Err(wgpu::PollError::Timeout) => {
-                    return Err(format!(
+                    return Err(self.hang(format!(
                         "the GPU did not finish a round within {:?} (WgpuConfig::round_timeout): a handler may loop \
                          without end",
                         self.round_timeout
-                    ));
+                    )));
                 }
                 Err(e) => return Err(format!("waiting for the GPU: {e}")),
             }
-            if let Some(result) = lock(&done).take() {
+            if let Some(result) = lock(done).take() {
                 return result.map_err(|e| format!("mapping a buffer: {e}"));
             }
             if Instant::now() >= deadline {
-                return Err(format!("the buffer map did not complete within {:?}", self.round_timeout));
+                return Err(self.hang(format!("the buffer map did not complete within {:?}", self.round_timeout)));
             }
         }
     }
 
     /// Maps `buffer` for reading, hands its bytes to `f`, unmaps.
-    pub(crate) fn map_read(&self, buffer: &wgpu::Buffer, f: impl FnOnce(&[u8])) -> std::result::Result<(), String> {
-        self.map_wait(buffer, wgpu::MapMode::Read)?;
+    pub(crate) fn map_read(
+        &self,
+        buffer: &wgpu::Buffer,
+        index: Option<wgpu::SubmissionIndex>,
+        f: impl FnOnce(&[u8]),
+    ) -> std::result::Result<(), String> {
+        self.map_wait(buffer, wgpu::MapMode::Read, index)?;
         {
             let view = buffer.slice(..).get_mapped_range().map_err(|e| format!("reading a mapped buffer: {e}"))?;
             f(&view);
         }
         buffer.unmap();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_crc_table_gives_crc32c() {
+        let table = super::crc32c_table();
+        let crc =
+            !b"123456789".iter().fold(!0u32, |crc, &b| table[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8));
+        assert_eq!(crc, 0xE306_9283, "the CRC32C check value");
     }
 }

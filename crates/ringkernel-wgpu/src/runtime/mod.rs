@@ -36,7 +36,7 @@ use ringkernel_host::{Device, Doorbell, HostConfig, HostKernel, KernelParts, Ker
 use crate::compile::{self, fnv1a};
 use abi::WgpuRoute;
 use arena::{ARENA_ALIGN, Arena};
-use gpu::{Gpu, PARAMS_BYTES, PARAMS_STRIDE};
+use gpu::{Gpu, PARAMS_ALIGN, PARAMS_BYTES};
 pub use pump::Faults;
 use pump::{Actor, ActorShared, Pump, PumpState};
 
@@ -107,8 +107,12 @@ pub struct WgpuConfig {
     pub host_node_id: u32,
     /// Largest clock lead of a sender that devices accept.
     pub max_clock_offset_ns: Option<u64>,
-    /// How long a waiting host spins before it sleeps on the doorbell.
+    /// How long a waiting host spins before it sleeps on the doorbell (a round trip through
+    /// the GPU takes tens of microseconds at least, so the default spins past one).
     pub spin_before_park: Duration,
+    /// How long the pump thread spins for the next wake-up after its last round before it
+    /// sleeps (a caller's next message often follows its reply within microseconds).
+    pub pump_spin: Duration,
     /// The host engine's watchdog. Off by default: an idle actor is not dispatched, so its
     /// heartbeat moves only while it has work.
     pub watchdog: Option<Duration>,
@@ -135,7 +139,8 @@ impl Default for WgpuConfig {
             round_timeout: Duration::from_secs(30),
             host_node_id: 0,
             max_clock_offset_ns: Some(HlcConfig::DEFAULT_MAX_OFFSET_NS),
-            spin_before_park: Duration::from_micros(50),
+            spin_before_park: Duration::from_micros(250),
+            pump_spin: Duration::from_micros(100),
             watchdog: None,
             read_message_ids: false,
             faults: Faults::default(),
@@ -161,8 +166,11 @@ pub struct AdapterSummary {
 /// How much of its device memory a runtime uses ([`WgpuRuntime::memory`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArenaUsage {
-    /// Bytes the arena has now.
+    /// Bytes the arena holds now (the launched actors' blocks included).
     pub arena_bytes: u64,
+    /// Bytes of the arena's buffer on the device: it follows `arena_bytes` at the pump's next
+    /// round (grown before a new actor's first round, shrunk once actors ended).
+    pub buffer_bytes: u64,
     /// Bytes in actors' blocks and the route table.
     pub used_bytes: u64,
     /// The most bytes the arena may grow to.
@@ -316,6 +324,7 @@ impl WgpuRuntime {
         // Word offsets in the shader are u32: 16 GiB at most.
         let max_binding = max_binding.min(1 << 34) / ARENA_ALIGN * ARENA_ALIGN;
         let route_bytes = ROUTE_BYTES * u64::from(config.max_actors);
+        let config = WgpuConfig { arena_bytes: config.arena_bytes.next_multiple_of(ARENA_ALIGN), ..config };
         let reserved = route_bytes.next_multiple_of(ARENA_ALIGN);
         if config.arena_bytes > max_binding || config.arena_bytes < (1 << 16).max(reserved + ARENA_ALIGN) {
             return Err(RingKernelError::InvalidConfig {
@@ -370,13 +379,14 @@ impl WgpuRuntime {
                     binding: 1,
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
+                        ty: wgpu::BufferBindingType::Storage { read_only: true },
                         has_dynamic_offset: true,
                         min_binding_size: std::num::NonZeroU64::new(PARAMS_BYTES),
                     },
                     count: None,
                 },
                 storage_entry(2, true),
+                storage_entry(3, true),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -384,10 +394,25 @@ impl WgpuRuntime {
             bind_group_layouts: &[Some(&bind_group_layout)],
             ..Default::default()
         });
-        let gpu =
-            Gpu { device, queue, bind_group_layout, pipeline_layout, unified, round_timeout: config.round_timeout };
+        let crc_table = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("rk crc32c table"),
+            size: 1024,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        queue.write_buffer(&crc_table, 0, bytemuck::cast_slice(&gpu::crc32c_table()));
+        let gpu = Gpu {
+            device,
+            queue,
+            bind_group_layout,
+            pipeline_layout,
+            unified,
+            round_timeout: config.round_timeout,
+            crc_table,
+            hung: std::sync::atomic::AtomicBool::new(false),
+        };
         let buffer = round::new_arena_buffer(&gpu, config.arena_bytes);
-        let params = gpu.buffer("rk params", PARAMS_STRIDE * u64::from(config.max_actors), wgpu::BufferUsages::UNIFORM);
+        let params = gpu.buffer("rk params", params_buffer_bytes(config.max_actors), wgpu::BufferUsages::STORAGE);
         if let Some(error) = scope.pop().await {
             return Err(unavailable(format!("the adapter refused the runtime's buffers or layouts: {error}")));
         }
@@ -401,6 +426,7 @@ impl WgpuRuntime {
         let state = PumpState {
             arena: Arena::new(reserved, config.arena_bytes, limit),
             buffer,
+            next_buffer: None,
             params,
             pipelines: Vec::new(),
             built: HashMap::new(),
@@ -452,6 +478,7 @@ impl WgpuRuntime {
         let state = lock(&self.pump.state);
         ArenaUsage {
             arena_bytes: state.arena.len(),
+            buffer_bytes: state.buffer.size(),
             used_bytes: state.arena.used(),
             limit_bytes: state.arena.limit(),
             actors: state.actors.len(),
@@ -473,7 +500,12 @@ impl WgpuRuntime {
         if let Some(&index) = state.built.get(name) {
             return Ok(index); // another launch built it meanwhile
         }
-        let bind_group = self.pump.gpu.bind_group(&pipeline, &state.buffer, &state.params);
+        let bind_group = self.pump.gpu.bind_group(
+            &pipeline,
+            &state.buffer,
+            &state.params,
+            params_binding_bytes(self.pump.config.max_actors),
+        );
         state.pipelines.push((pipeline, bind_group));
         let index = state.pipelines.len() - 1;
         state.built.insert(name.to_string(), index);
@@ -503,6 +535,15 @@ impl WgpuRuntime {
         let scratch_bytes = SCRATCH_RESERVED_BYTES + payloads.iter().max().copied().unwrap_or(0).next_multiple_of(16);
         let park_bytes = u64::from(config.outputs_per_message) * u64::from(layout.output().slot_bytes());
         let block_bytes = layout.bytes() as u64 + state_bytes.next_multiple_of(16) + scratch_bytes + park_bytes;
+        // What no arena of this adapter can hold is refused before any memory is touched.
+        let limit = lock(&self.pump.state).arena.limit();
+        if block_bytes > limit {
+            return Err(RingKernelError::AllocationFailed {
+                what: "an actor's block in the wgpu arena (larger than the adapter's largest storage binding or \
+                       WgpuConfig::arena_limit: use smaller queues or payloads)",
+                bytes: usize::try_from(block_bytes).unwrap_or(usize::MAX),
+            });
+        }
         let pipeline = self.pipeline(spec.name(), module)?;
         let number = self.kernels.take_number()?;
         let memory = KernelMemory::allocate(layout, number, number)?;
@@ -539,6 +580,22 @@ impl WgpuRuntime {
                     refused.bytes, refused.used, refused.limit
                 ),
             })?;
+            // A grown arena: make its buffer now, so that a device out of memory refuses this
+            // launch (the pump copies the arena into it before its next round).
+            let len = state.arena.len();
+            if len > state.buffer.size() && state.next_buffer.as_ref().map(wgpu::Buffer::size) != Some(len) {
+                let scope = self.pump.gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                let buffer = round::new_arena_buffer(&self.pump.gpu, len);
+                if let Some(error) = pollster::block_on(scope.pop()) {
+                    tracing::warn!("growing the wgpu arena to {len} bytes for `{id}` failed: {error}");
+                    state.arena.release(base, block_bytes);
+                    return Err(RingKernelError::AllocationFailed {
+                        what: "a grown wgpu arena (the device is out of memory)",
+                        bytes: usize::try_from(len).unwrap_or(usize::MAX),
+                    });
+                }
+                state.next_buffer = Some(buffer);
+            }
             state.routes[route_index as usize] = true;
             (route_index, base)
         };
@@ -627,6 +684,7 @@ impl WgpuRuntime {
                     control_ack: 0,
                     inbox_pending: false,
                     parked: 0,
+                    sends_k2k: spec.wgsl_source().is_some_and(|source| source.contains("rk_send_to")),
                     shared,
                 },
             );
@@ -634,6 +692,17 @@ impl WgpuRuntime {
         self.pump.wake();
         Ok(kernel)
     }
+}
+
+/// Bytes a dispatch's params binding covers: every actor's params (one dispatch may run all).
+pub(crate) fn params_binding_bytes(max_actors: u32) -> u64 {
+    PARAMS_BYTES * u64::from(max_actors)
+}
+
+/// Bytes of the params buffer: each dispatch's params start at a multiple of [`PARAMS_ALIGN`]
+/// (at most one alignment gap per actor), and the last binding may start at the last offset.
+fn params_buffer_bytes(max_actors: u32) -> u64 {
+    u64::from(max_actors) * (PARAMS_BYTES + PARAMS_ALIGN) + params_binding_bytes(max_actors) + PARAMS_ALIGN
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {

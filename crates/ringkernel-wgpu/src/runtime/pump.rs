@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
 
 use ringkernel_core::control::SharedControl;
 use ringkernel_core::layout::{ControlBlock, termination};
@@ -44,6 +45,9 @@ pub(crate) struct Actor {
     pub inbox_pending: bool,
     /// Outputs the device parked because the ring was full (as of the last round).
     pub parked: u32,
+    /// Whether its handler can send K2K messages (`rk_send_to…`): while any such actor runs,
+    /// every actor gets a dispatch of its own (a K2K message is read a dispatch later).
+    pub sends_k2k: bool,
     pub shared: Arc<ActorShared>,
 }
 
@@ -68,8 +72,11 @@ pub(crate) struct ActorShared {
 /// round).
 pub(crate) struct PumpState {
     pub arena: Arena,
-    /// The arena buffer ([`Arena::len`] may be ahead of it until the next round grows it).
+    /// The arena buffer ([`Arena::len`] may differ until the next round resizes it).
     pub buffer: wgpu::Buffer,
+    /// The grown arena buffer a launch made (so that running out of device memory refuses that
+    /// launch), until the pump copies the arena into it.
+    pub next_buffer: Option<wgpu::Buffer>,
     pub params: wgpu::Buffer,
     /// Each built kernel's pipeline and its bind group over the current arena buffer.
     pub pipelines: Vec<(Arc<Pipeline>, wgpu::BindGroup)>,
@@ -123,6 +130,10 @@ pub(crate) struct Pump {
     pub state: Mutex<PumpState>,
     wake: Mutex<bool>,
     wakeup: Condvar,
+    /// A wake-up since the pump last looked (set by every `wake`).
+    pending: AtomicBool,
+    /// Whether the pump sleeps on `wakeup` (then `wake` notifies it).
+    sleeping: AtomicBool,
     pub shutdown: AtomicBool,
     pub config: WgpuConfig,
     pub max_clock_offset_ns: u64,
@@ -140,6 +151,8 @@ impl Pump {
             state: Mutex::new(state),
             wake: Mutex::new(false),
             wakeup: Condvar::new(),
+            pending: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             max_clock_offset_ns: config.max_clock_offset_ns.unwrap_or(0),
             config,
@@ -166,18 +179,39 @@ impl Pump {
     }
 
     pub(crate) fn wake(&self) {
-        *lock(&self.wake) = true;
-        self.wakeup.notify_one();
+        // SeqCst with the pump's store of `sleeping` then load of `pending`: one of the two sees
+        // the other's store, so no wake-up is lost.
+        self.pending.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            *lock(&self.wake) = true;
+            self.wakeup.notify_one();
+        }
     }
 
     pub(crate) fn run(self: Arc<Self>) {
         loop {
+            // Spin a while for the next wake-up (a caller's next message usually comes within
+            // microseconds of its reply), then sleep on the condition variable.
+            let spin_until = Instant::now() + self.config.pump_spin;
+            while !self.pending.load(Ordering::Acquire)
+                && !self.shutdown.load(Ordering::Acquire)
+                && Instant::now() < spin_until
             {
+                std::hint::spin_loop();
+            }
+            if !self.pending.swap(false, Ordering::AcqRel) {
                 let mut woken = lock(&self.wake);
+                self.sleeping.store(true, Ordering::SeqCst);
+                // A wake between the swap above and `sleeping` being set left `pending` set.
+                if self.pending.swap(false, Ordering::SeqCst) {
+                    *woken = true;
+                }
                 while !*woken && !self.shutdown.load(Ordering::Acquire) {
                     woken = self.wakeup.wait(woken).unwrap_or_else(PoisonError::into_inner);
                 }
                 *woken = false;
+                self.sleeping.store(false, Ordering::SeqCst);
+                self.pending.store(false, Ordering::Release);
             }
             if self.shutdown.load(Ordering::Acquire) {
                 return;
@@ -191,7 +225,11 @@ impl Pump {
                     Ok(Err(reason)) => Some(reason),
                     Err(panic) => Some(format!("the wgpu pump thread panicked: {}", panic_message(&panic))),
                 };
-                let failure = failure.or_else(|| self.errors.take());
+                // wgpu's own report first: it is the cause of what a later call then refused.
+                let failure = match (failure, self.errors.take()) {
+                    (Some(failure), Some(error)) => Some(format!("{error} (then: {failure})")),
+                    (failure, error) => failure.or(error),
+                };
                 if let Some(reason) = failure {
                     self.lose(reason);
                     break;
@@ -236,21 +274,28 @@ impl Pump {
         if !state.actors.is_empty() {
             tracing::error!("wgpu kernels stopped: {reason}");
         }
-        state.lost = Some(reason.clone());
-        let rescued = if reason.contains("did not finish a round") {
+        // The device's view of each actor (its input head and K2K inbox), unless the GPU may
+        // still be running a round (then nothing more is waited for).
+        let rescued = if self.gpu.hung.load(Ordering::Acquire) {
             Err("the GPU did not finish its last round".to_string())
         } else {
-            super::round::rescue_inboxes(self, &mut state)
+            std::panic::catch_unwind(AssertUnwindSafe(|| super::round::rescue(self, &mut state)))
+                .unwrap_or_else(|panic| Err(format!("the copy panicked: {}", panic_message(&panic))))
         };
-        let detail = match &rescued {
-            Ok(()) => reason,
-            Err(why) => format!("{reason} (K2K messages waiting in its inbox could not be copied back: {why})"),
+        state.lost = Some(reason.clone());
+        let (detail, heads) = match rescued {
+            Ok(heads) => (reason, heads),
+            Err(why) => (
+                format!("{reason} (K2K messages waiting in its inbox could not be copied back: {why})"),
+                HashMap::new(),
+            ),
         };
         let actors = std::mem::take(&mut state.actors);
-        for actor in actors.into_values() {
+        for (key, actor) in actors {
             *lock(&actor.shared.fault) = Some(detail.clone());
             let block = actor.control.block();
-            block.input_head.store(actor.device_input_head, Ordering::Release);
+            let input_head = heads.get(&key).copied().unwrap_or(actor.device_input_head);
+            block.input_head.store(input_head, Ordering::Release);
             block.has_terminated.store(termination::FAILED, Ordering::Release);
             actor.doorbell.ring();
         }

@@ -11,6 +11,7 @@
 //! `WgpuConfig::round_timeout`), [`publish`] (under the lock). A K2K message written in one
 //! dispatch is read in a later one (the next actor's in the same pass, or the next round).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,7 +24,8 @@ use super::abi::{
     READBACK_FIXED, READBACK_INBOX, READBACK_SCRATCH, SCRATCH_OUTPUTS, SCRATCH_PARKED, WgpuHostLine, WgpuParams,
     WgpuRoute, control_word, inbox_pending, inbox_word, word,
 };
-use super::gpu::PARAMS_STRIDE;
+use super::gpu::{PARAMS_ALIGN, PARAMS_BYTES};
+use super::params_binding_bytes;
 use super::pump::{Actor, Pump, PumpState};
 use super::{ROUTE_BYTES, lock};
 
@@ -95,24 +97,47 @@ pub(crate) struct Round {
     /// The staged readback buffer; `None` with unified memory (the arena is mapped).
     staged: Option<wgpu::Buffer>,
     arena: wgpu::Buffer,
+    index: wgpu::SubmissionIndex,
 }
 
 /// Grows (or shrinks) the arena buffer to the allocator's length: a copy of what lives in it into
-/// a new buffer, and new bind groups. Only the pump calls it, between rounds.
-fn fit_arena(pump: &Pump, state: &mut PumpState, encoder: &mut wgpu::CommandEncoder) {
+/// a new buffer (the one a launch prepared when it grew the arena), in a submission of its own
+/// that is waited for, and new bind groups. Only the pump calls it, between rounds; until the
+/// copy completed, the old buffer stays the arena (what a failure copies inboxes back from).
+fn fit_arena(pump: &Pump, state: &mut PumpState) -> Result<(), String> {
     let len = state.arena.len();
     if state.buffer.size() == len {
-        return;
+        return Ok(());
     }
-    let buffer = new_arena_buffer(&pump.gpu, len);
+    let buffer = match state.next_buffer.take() {
+        Some(buffer) if buffer.size() == len => buffer,
+        _ => {
+            // A shrink: if the device cannot make the smaller buffer, keep the larger one.
+            let scope = pump.gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let buffer = new_arena_buffer(&pump.gpu, len);
+            if pollster::block_on(scope.pop()).is_some() {
+                return Ok(());
+            }
+            buffer
+        }
+    };
+    let mut encoder =
+        pump.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rk arena resize") });
     encoder.copy_buffer_to_buffer(&state.buffer, 0, &buffer, 0, len.min(state.buffer.size()));
+    let index = pump.gpu.queue.submit([encoder.finish()]);
+    pump.gpu.wait_for(index)?;
     tracing::debug!("wgpu arena: {} -> {len} bytes", state.buffer.size());
     state.buffer = buffer;
-    let bind_groups: Vec<wgpu::BindGroup> =
-        state.pipelines.iter().map(|(p, _)| pump.gpu.bind_group(p, &state.buffer, &state.params)).collect();
+    let params_bytes = params_binding_bytes(pump.config.max_actors);
+    let bind_groups: Vec<wgpu::BindGroup> = state
+        .pipelines
+        .iter()
+        .map(|(p, _)| pump.gpu.bind_group(p, &state.buffer, &state.params, params_bytes))
+        .collect();
     for ((_, group), new) in state.pipelines.iter_mut().zip(bind_groups) {
         *group = new;
     }
+    Ok(())
 }
 
 /// An arena buffer of `len` bytes.
@@ -124,21 +149,39 @@ pub(crate) fn new_arena_buffer(gpu: &super::gpu::Gpu, len: u64) -> wgpu::Buffer 
     gpu.buffer("rk arena", len, usage)
 }
 
-/// Whether an actor can make progress now (the same rule for planning and for "another round").
-fn wants_work(actor: &Actor) -> (bool, u32) {
-    let block = actor.control.block();
-    let output = actor.layout.output();
-    let output_head = block.output_head.load(Ordering::Acquire);
-    let room = output.capacity() - actor.device_output_tail.wrapping_sub(output_head).min(output.capacity());
-    let terminate = block.should_terminate.load(Ordering::Relaxed);
-    let can_work = terminate == terminate_request::DRAIN_DETACHED || room >= 1;
-    let active = block.is_active.load(Ordering::Relaxed) != 0;
-    let input_pending = block.input_tail.load(Ordering::Acquire) != actor.device_input_head;
-    let wants = block.control_sequence.load(Ordering::Acquire) != actor.control_ack
-        || (terminate != 0 && can_work)
-        || (actor.parked != 0 && can_work)
-        || (active && (input_pending || actor.inbox_pending) && can_work);
-    (wants, room)
+/// The host's line of an actor's control block, loaded once in the protocol's order (the
+/// sequence before the flags it covers, the tail before the slots it publishes): what a round
+/// decides on is exactly what it uploads.
+struct Snapshot {
+    sequence: u32,
+    active: u32,
+    terminate: u32,
+    tail: u32,
+    output_head: u32,
+    /// Free output slots as of `output_head`.
+    room: u32,
+    wants: bool,
+}
+
+impl Snapshot {
+    /// Loads the line and decides whether the actor can make progress now (the same rule for
+    /// planning a round and for "another round").
+    fn of(actor: &Actor) -> Self {
+        let block = actor.control.block();
+        let sequence = block.control_sequence.load(Ordering::Acquire);
+        let active = block.is_active.load(Ordering::Relaxed);
+        let terminate = block.should_terminate.load(Ordering::Relaxed);
+        let tail = block.input_tail.load(Ordering::Acquire);
+        let output_head = block.output_head.load(Ordering::Acquire);
+        let capacity = actor.layout.output().capacity();
+        let room = capacity - actor.device_output_tail.wrapping_sub(output_head).min(capacity);
+        let can_work = terminate == terminate_request::DRAIN_DETACHED || room >= 1;
+        let wants = sequence != actor.control_ack
+            || (terminate != 0 && can_work)
+            || (actor.parked != 0 && can_work)
+            || (active != 0 && (tail != actor.device_input_head || actor.inbox_pending) && can_work);
+        Self { sequence, active, terminate, tail, output_head, room, wants }
+    }
 }
 
 /// Plans a round, uploads and submits it. `None` when no actor has work (pending uploads are
@@ -146,15 +189,16 @@ fn wants_work(actor: &Actor) -> (bool, u32) {
 pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>, String> {
     let config = &pump.config;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    fit_arena(pump, state)?;
     let mut encoder =
         pump.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rk round") });
-    fit_arena(pump, state, &mut encoder);
     let mut uploads = Uploads::default();
     for route in std::mem::take(&mut state.cleared_routes) {
         uploads.push(Target::Arena, ROUTE_BYTES * u64::from(route), bytemuck::bytes_of(&WgpuRoute::default()));
     }
     let route_capacity = state.route_high_water();
     let mut planned: Vec<Planned> = Vec::new();
+    let mut params_of: Vec<WgpuParams> = Vec::new();
     let mut idle: Vec<(u64, u64)> = Vec::new();
     let mut readback_bytes = 0u64;
     for (&key, actor) in state.actors.iter_mut() {
@@ -162,7 +206,8 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
             uploads.push(Target::Arena, actor.base, &block);
             uploads.push(Target::Arena, ROUTE_BYTES * u64::from(actor.route_index), bytemuck::bytes_of(&actor.route));
         }
-        let (wants, room) = wants_work(actor);
+        let snapshot = Snapshot::of(actor);
+        let Snapshot { sequence, active, terminate, tail, output_head, room, wants } = snapshot;
         if !wants {
             // Not dispatched: only its inbox header comes back (another actor may send to it).
             idle.push((key, readback_bytes));
@@ -170,11 +215,6 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
             continue;
         }
         let block = actor.control.block();
-        let sequence = block.control_sequence.load(Ordering::Acquire);
-        let active = block.is_active.load(Ordering::Relaxed);
-        let terminate = block.should_terminate.load(Ordering::Relaxed);
-        let tail = block.input_tail.load(Ordering::Acquire);
-        let output_head = block.output_head.load(Ordering::Acquire);
         let input = actor.layout.input();
         let output = actor.layout.output();
         // New input slots, as published (the acquire of the tail above orders these reads).
@@ -252,7 +292,7 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
             loop_budget: pump.loop_budget.min(work.max(1)),
             ..WgpuParams::default()
         };
-        uploads.push(Target::Params, PARAMS_STRIDE * u64::from(actor.route_index), bytemuck::bytes_of(&params));
+        params_of.push(params);
         // The round's output count starts at zero.
         uploads.push(Target::Arena, scratch_at + 4 * SCRATCH_OUTPUTS as u64, &0u32.to_le_bytes());
         let readback_at = readback_bytes;
@@ -266,6 +306,27 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
             dispatches,
         });
     }
+    // Dispatch groups: while no running actor can send K2K, every actor of one kernel runs in one
+    // dispatch (a workgroup each); otherwise each actor has a dispatch of its own, so that a K2K
+    // message one writes is read by a later dispatch (the boundary is the fence).
+    let batch = !state.actors.values().any(|actor| actor.sends_k2k);
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new(); // (pipeline, indices into planned)
+    for (i, plan) in planned.iter().enumerate() {
+        let pipeline = state.actors[&plan.key].pipeline;
+        match groups.iter_mut().find(|(p, _)| batch && *p == pipeline) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((pipeline, vec![i])),
+        }
+    }
+    let mut offsets = Vec::with_capacity(groups.len());
+    let mut at = 0u64;
+    for (_, members) in &groups {
+        offsets.push(at);
+        for (n, &i) in members.iter().enumerate() {
+            uploads.push(Target::Params, at + n as u64 * PARAMS_BYTES, bytemuck::bytes_of(&params_of[i]));
+        }
+        at = (at + members.len() as u64 * PARAMS_BYTES).next_multiple_of(PARAMS_ALIGN);
+    }
     uploads.record(pump, state, &mut encoder);
     if planned.is_empty() {
         // Nothing to dispatch: the uploads (launches, cleared routes) still go out, so that the
@@ -276,13 +337,13 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
     {
         let mut pass = encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("rk actors"), timestamp_writes: None });
-        for plan in &planned {
-            let actor = &state.actors[&plan.key];
-            let (pipeline, bind_group) = &state.pipelines[actor.pipeline];
+        for ((pipeline, members), offset) in groups.iter().zip(&offsets) {
+            let (pipeline, bind_group) = &state.pipelines[*pipeline];
             pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, bind_group, &[(PARAMS_STRIDE * u64::from(actor.route_index)) as u32]);
-            for _ in 0..plan.dispatches {
-                pass.dispatch_workgroups(1, 1, 1);
+            pass.set_bind_group(0, bind_group, &[*offset as u32]);
+            let dispatches = members.iter().map(|&i| planned[i].dispatches).max().unwrap_or(1);
+            for _ in 0..dispatches {
+                pass.dispatch_workgroups(members.len() as u32, 1, 1);
             }
         }
     }
@@ -316,8 +377,8 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
         }
         Some(buffer)
     };
-    pump.gpu.queue.submit([encoder.finish()]);
-    Ok(Some(Round { planned, idle, ranges, readback_bytes, staged, arena: state.buffer.clone() }))
+    let index = pump.gpu.queue.submit([encoder.finish()]);
+    Ok(Some(Round { planned, idle, ranges, readback_bytes, staged, arena: state.buffer.clone(), index }))
 }
 
 /// The arena ranges of `count` output slots from `from` (wrapping), read back to `to` onwards.
@@ -353,10 +414,10 @@ fn readback_buffer(pump: &Pump, state: &mut PumpState, bytes: u64) -> wgpu::Buff
 pub(crate) fn wait(pump: &Pump, round: &Round) -> Result<Vec<u8>, String> {
     let mut readback = vec![0u8; round.readback_bytes as usize];
     match &round.staged {
-        Some(buffer) => pump.gpu.map_read(buffer, |view| {
+        Some(buffer) => pump.gpu.map_read(buffer, Some(round.index.clone()), |view| {
             readback.copy_from_slice(&view[..round.readback_bytes as usize]);
         })?,
-        None => pump.gpu.map_read(&round.arena, |view| {
+        None => pump.gpu.map_read(&round.arena, Some(round.index.clone()), |view| {
             for &(from, to, len) in &round.ranges {
                 readback[to as usize..(to + len) as usize].copy_from_slice(&view[from as usize..(from + len) as usize]);
             }
@@ -376,7 +437,7 @@ fn fetch(pump: &Pump, state: &mut PumpState, ranges: &[(u64, u64, u64)]) -> Resu
     }
     if pump.gpu.unified {
         let arena = state.buffer.clone();
-        pump.gpu.map_read(&arena, |view| {
+        pump.gpu.map_read(&arena, None, |view| {
             for &(from, to, len) in ranges {
                 out[to as usize..(to + len) as usize].copy_from_slice(&view[from as usize..(from + len) as usize]);
             }
@@ -388,8 +449,8 @@ fn fetch(pump: &Pump, state: &mut PumpState, ranges: &[(u64, u64, u64)]) -> Resu
         for &(from, to, len) in ranges {
             encoder.copy_buffer_to_buffer(&state.buffer, from, &buffer, to, len);
         }
-        pump.gpu.queue.submit([encoder.finish()]);
-        pump.gpu.map_read(&buffer, |view| out.copy_from_slice(&view[..bytes as usize]))?;
+        let index = pump.gpu.queue.submit([encoder.finish()]);
+        pump.gpu.map_read(&buffer, Some(index), |view| out.copy_from_slice(&view[..bytes as usize]))?;
     }
     Ok(out)
 }
@@ -524,7 +585,7 @@ pub(crate) fn publish(pump: &Pump, state: &mut PumpState, round: Round, readback
         }
     }
     // Another round if some actor still has work it can do now.
-    Ok(state.actors.values().any(|actor| wants_work(actor).0))
+    Ok(state.actors.values().any(|actor| Snapshot::of(actor).wants) || state.arena.len() != state.buffer.size())
 }
 
 /// An actor stopped: copy its inbox back (the engine takes back what was never handled), free
@@ -550,8 +611,10 @@ fn finish(state: &mut PumpState, key: u64, code: u32, reason: Option<String>, in
     actor.doorbell.ring();
 }
 
-/// Copies every running actor's K2K inbox back into its host region (the runtime is failing).
-pub(crate) fn rescue_inboxes(pump: &Pump, state: &mut PumpState) -> Result<(), String> {
+/// Copies every running actor's K2K inbox back into its host region and returns the input head
+/// the device last stored for each (a round may have run that was never published): the runtime
+/// is failing, and `take_unprocessed` must return exactly what was never handled.
+pub(crate) fn rescue(pump: &Pump, state: &mut PumpState) -> Result<HashMap<u64, u32>, String> {
     let mut ranges = Vec::new();
     let mut at = 0u64;
     let mut places = Vec::new();
@@ -560,21 +623,26 @@ pub(crate) fn rescue_inboxes(pump: &Pump, state: &mut PumpState) -> Result<(), S
             continue; // never uploaded: the host region is already what the device would hold
         }
         let stride = actor.layout.inbox().expect("inbox").stride() as u64;
-        ranges.push((actor.base + actor.layout.inbox_offset() as u64, at, stride));
+        ranges.push((actor.base, at, size_of::<ControlBlock>() as u64));
+        ranges.push((actor.base + actor.layout.inbox_offset() as u64, at + size_of::<ControlBlock>() as u64, stride));
         places.push((key, at, stride));
-        at += stride;
+        at += size_of::<ControlBlock>() as u64 + stride;
     }
     let fetched = fetch(pump, state, &ranges)?;
+    let mut heads = HashMap::new();
     for (key, at, stride) in places {
         let actor = &state.actors[&key];
+        let record = &fetched[at as usize..];
+        heads.insert(key, control_word(record, offset_of!(ControlBlock, input_head)));
+        let inbox = &record[size_of::<ControlBlock>()..size_of::<ControlBlock>() + stride as usize];
         // SAFETY: as in `finish`: the engine reads the inbox only after the stop is published.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                fetched[at as usize..].as_ptr(),
+                inbox.as_ptr(),
                 actor.host_base().add(actor.layout.inbox_offset()),
                 stride as usize,
             );
         }
     }
-    Ok(())
+    Ok(heads)
 }

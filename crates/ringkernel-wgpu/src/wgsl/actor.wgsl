@@ -1,14 +1,15 @@
 // RingKernel WGSL actor runtime: the event-driven actor loop and the handler ABI.
 //
-// A module is: the generated protocol layout (ringkernel_layout.wgsl), the literal count the
-// host generates from every "..." in the source, this file, then the user's handler. One
-// dispatch of one workgroup (one invocation) runs one actor: it acknowledges control changes,
-// handles the next message of its input ring or its K2K inbox, writes replies into its output
-// ring, publishes its counters and clock into the control block and returns; the host records
-// several such dispatches per actor in one compute pass. The
-// dispatch boundary is the fence: the host reads what a dispatch wrote after it completed, and a
-// K2K message written in one dispatch is read in a later one. Nothing here needs an atomic: no
-// two invocations ever touch the arena at once.
+// A module is: the generated protocol layout (ringkernel_layout.wgsl), the host's structs
+// (runtime/abi.rs), the literal count the host generates from every "..." in the source, this
+// file, then the user's handler. One workgroup (one invocation) runs one actor: it acknowledges
+// control changes, handles messages of its input ring and its K2K inbox (up to
+// `rk_params.loop_budget`, taking turns), writes replies into its output ring, publishes its
+// counters and clock into the control block and returns. A dispatch runs one actor, or, when no
+// running actor's kernel can send K2K, every actor of one kernel with work (one workgroup each:
+// they share nothing then). The dispatch boundary is the fence: the host reads what a dispatch
+// wrote after it completed, and a K2K message written in one dispatch is read in a later one.
+// Nothing here needs an atomic: no two invocations ever touch the same words at once.
 //
 // Handler ABI (the user writes `fn rk_handle()`; string literals become literal ids):
 //   rk_message_type(), rk_payload_len(), rk_payload_word(i), rk_payload_byte(i),
@@ -20,9 +21,14 @@
 //   rk_error("reason") / rk_error(RK_SEND_REASON), rk_fail("reason").
 
 @group(0) @binding(0) var<storage, read_write> rk_arena: array<u32>;
-@group(0) @binding(1) var<uniform> rk_params: WgpuParams;
+// The parameters of the actors of this dispatch: workgroup `i` runs the actor of entry `i`.
+@group(0) @binding(1) var<storage, read> rk_dispatch_params: array<WgpuParams>;
 // This module's string literals: RK_LIT_COUNT + 1 start offsets, then the hashes, then the bytes.
 @group(0) @binding(2) var<storage, read> rk_lits: array<u32>;
+// CRC32C (Castagnoli, reflected) of every byte value, for a table-driven checksum.
+@group(0) @binding(3) var<storage, read> rk_crc_table: array<u32, 256>;
+// This workgroup's actor's parameters, copied from `rk_dispatch_params` first thing.
+var<private> rk_params: WgpuParams;
 
 // `WgpuParams`, `WgpuHostLine` and `WgpuRoute` are declared by the host (runtime/abi.rs) before
 // this file, with their RK_WGPU_* offset constants.
@@ -164,14 +170,19 @@ fn rk_lit_byte(lit: u32, i: u32) -> u32 {
 }
 
 // CRC32C (Castagnoli), bitwise, of `len` bytes from `word_base`.
+// A byte at a time through a 256-entry table, four bytes per word loaded.
 fn rk_crc32c(word_base: u32, len: u32) -> u32 {
     var crc = 0xFFFFFFFFu;
-    for (var i = 0u; i < len; i += 1u) {
-        crc ^= rk_byte_at(word_base, i);
-        for (var k = 0u; k < rk_n(8u); k += 1u) {
-            let mask = 0u - (crc & 1u);
-            crc = (crc >> 1u) ^ (0x82F63B78u & mask);
-        }
+    let words = len / 4u;
+    for (var w = 0u; w < words; w += 1u) {
+        let v = rk_arena[word_base + w];
+        crc = rk_crc_table[(crc ^ v) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (v >> 8u)) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (v >> 16u)) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (v >> 24u)) & 0xFFu] ^ (crc >> 8u);
+    }
+    for (var i = words * 4u; i < len; i += 1u) {
+        crc = rk_crc_table[(crc ^ rk_byte_at(word_base, i)) & 0xFFu] ^ (crc >> 8u);
     }
     return ~crc;
 }
@@ -831,7 +842,8 @@ fn rk_publish(stop: u32) {
 }
 
 @compute @workgroup_size(1)
-fn rk_main() {
+fn rk_main(@builtin(workgroup_id) workgroup: vec3<u32>) {
+    rk_params = rk_dispatch_params[workgroup.x];
     let c = rk_params.control;
     rk_c = c;
     if (rk_arena[c + RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET / 4u] != RK_RUNNING) {
