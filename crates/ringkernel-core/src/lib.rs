@@ -36,6 +36,7 @@ pub mod region;
 pub mod runtime;
 pub mod spec;
 mod sync;
+pub mod wake;
 
 /// Kernels by name and the handler context: [`spec`] and [`handler`] under the path earlier
 /// versions used (`ringkernel_core::kernel::{KernelSpec, builtin, HandlerContext, …}`).

@@ -212,3 +212,31 @@ fn control_handshake_stops_the_device_before_deactivate_returns() {
         assert_eq!(handled.load(Ordering::Relaxed), at_return, "handled a message after deactivate returned");
     });
 }
+
+/// The wgpu pump's wake-up: a waker never leaves the waiter asleep, whether it wakes before the
+/// waiter spins, while it spins, or after it decided to sleep (loom reports a deadlock if a
+/// wake-up is lost).
+#[test]
+fn wake_flag_never_loses_a_wake_up() {
+    use loom::sync::Arc;
+    use ringkernel_core::wake::WakeFlag;
+
+    loom::model(|| {
+        let flag = Arc::new(WakeFlag::new());
+        let waiter = {
+            let flag = flag.clone();
+            thread::spawn(move || {
+                let mut spins = 1;
+                flag.wait(
+                    || {
+                        spins -= 1;
+                        spins >= 0
+                    },
+                    || false,
+                );
+            })
+        };
+        flag.wake();
+        waiter.join().unwrap();
+    });
+}

@@ -6,12 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ringkernel_core::control::SharedControl;
 use ringkernel_core::layout::{ControlBlock, termination};
 use ringkernel_core::memory::KernelLayout;
+use ringkernel_core::wake::WakeFlag;
 use ringkernel_host::Doorbell;
 
 use super::abi::WgpuRoute;
@@ -128,12 +129,8 @@ impl std::fmt::Debug for Faults {
 pub(crate) struct Pump {
     pub gpu: Gpu,
     pub state: Mutex<PumpState>,
-    wake: Mutex<bool>,
-    wakeup: Condvar,
-    /// A wake-up since the pump last looked (set by every `wake`).
-    pending: AtomicBool,
-    /// Whether the pump sleeps on `wakeup` (then `wake` notifies it).
-    sleeping: AtomicBool,
+    /// Set by every `wake` (the host engine's, a launch's, wgpu's error callbacks, shutdown).
+    wakeup: WakeFlag,
     pub shutdown: AtomicBool,
     pub config: WgpuConfig,
     pub max_clock_offset_ns: u64,
@@ -149,10 +146,7 @@ impl Pump {
         let pump = Arc::new(Self {
             gpu,
             state: Mutex::new(state),
-            wake: Mutex::new(false),
-            wakeup: Condvar::new(),
-            pending: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
+            wakeup: WakeFlag::new(),
             shutdown: AtomicBool::new(false),
             max_clock_offset_ns: config.max_clock_offset_ns.unwrap_or(0),
             config,
@@ -179,40 +173,15 @@ impl Pump {
     }
 
     pub(crate) fn wake(&self) {
-        // SeqCst with the pump's store of `sleeping` then load of `pending`: one of the two sees
-        // the other's store, so no wake-up is lost.
-        self.pending.store(true, Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) {
-            *lock(&self.wake) = true;
-            self.wakeup.notify_one();
-        }
+        self.wakeup.wake();
     }
 
     pub(crate) fn run(self: Arc<Self>) {
         loop {
             // Spin a while for the next wake-up (a caller's next message usually comes within
-            // microseconds of its reply), then sleep on the condition variable.
+            // microseconds of its reply), then sleep.
             let spin_until = Instant::now() + self.config.pump_spin;
-            while !self.pending.load(Ordering::Acquire)
-                && !self.shutdown.load(Ordering::Acquire)
-                && Instant::now() < spin_until
-            {
-                std::hint::spin_loop();
-            }
-            if !self.pending.swap(false, Ordering::AcqRel) {
-                let mut woken = lock(&self.wake);
-                self.sleeping.store(true, Ordering::SeqCst);
-                // A wake between the swap above and `sleeping` being set left `pending` set.
-                if self.pending.swap(false, Ordering::SeqCst) {
-                    *woken = true;
-                }
-                while !*woken && !self.shutdown.load(Ordering::Acquire) {
-                    woken = self.wakeup.wait(woken).unwrap_or_else(PoisonError::into_inner);
-                }
-                *woken = false;
-                self.sleeping.store(false, Ordering::SeqCst);
-                self.pending.store(false, Ordering::Release);
-            }
+            self.wakeup.wait(|| Instant::now() < spin_until, || self.shutdown.load(Ordering::Acquire));
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
