@@ -145,7 +145,7 @@ struct WgpuParams {
     uint zero;
     uint park;
     uint loop_budget;
-    uint _reserved0_;
+    uint round;
     uint _reserved1_;
 };
 struct type_8 {
@@ -176,6 +176,24 @@ struct WgpuRoute {
     uint inbox;
     type_2 _reserved;
     type_9 name;
+};
+struct WgpuReport {
+    uint has_terminated;
+    uint input_head;
+    uint output_tail;
+    uint messages_processed;
+    uint messages_rejected;
+    uint error_count;
+    uint last_error;
+    uint heartbeat;
+    uint hlc_physical_lo;
+    uint hlc_physical_hi;
+    uint hlc_logical;
+    uint control_ack;
+    uint inbox_tail;
+    uint inbox_head;
+    uint parked;
+    uint outputs;
 };
 typedef uint type_10[1];
 typedef WgpuParams type_11[1];
@@ -338,6 +356,7 @@ constant uint RK_WGPU_PARAMS_SCRATCH_WORDS_OFFSET = 72u;
 constant uint RK_WGPU_PARAMS_ZERO_OFFSET = 76u;
 constant uint RK_WGPU_PARAMS_PARK_OFFSET = 80u;
 constant uint RK_WGPU_PARAMS_LOOP_BUDGET_OFFSET = 84u;
+constant uint RK_WGPU_PARAMS_ROUND_OFFSET = 88u;
 constant uint RK_WGPU_HOST_LINE_SIZE = 64u;
 constant uint RK_WGPU_HOST_LINE_IS_ACTIVE_OFFSET = 0u;
 constant uint RK_WGPU_HOST_LINE_SHOULD_TERMINATE_OFFSET = 4u;
@@ -357,6 +376,23 @@ constant uint RK_WGPU_ROUTE_NAME_HASH_OFFSET = 8u;
 constant uint RK_WGPU_ROUTE_NAME_LEN_OFFSET = 12u;
 constant uint RK_WGPU_ROUTE_INBOX_OFFSET = 16u;
 constant uint RK_WGPU_ROUTE_NAME_OFFSET = 32u;
+constant uint RK_WGPU_REPORT_SIZE = 64u;
+constant uint RK_WGPU_REPORT_HAS_TERMINATED_OFFSET = 0u;
+constant uint RK_WGPU_REPORT_INPUT_HEAD_OFFSET = 4u;
+constant uint RK_WGPU_REPORT_OUTPUT_TAIL_OFFSET = 8u;
+constant uint RK_WGPU_REPORT_MESSAGES_PROCESSED_OFFSET = 12u;
+constant uint RK_WGPU_REPORT_MESSAGES_REJECTED_OFFSET = 16u;
+constant uint RK_WGPU_REPORT_ERROR_COUNT_OFFSET = 20u;
+constant uint RK_WGPU_REPORT_LAST_ERROR_OFFSET = 24u;
+constant uint RK_WGPU_REPORT_HEARTBEAT_OFFSET = 28u;
+constant uint RK_WGPU_REPORT_HLC_PHYSICAL_LO_OFFSET = 32u;
+constant uint RK_WGPU_REPORT_HLC_PHYSICAL_HI_OFFSET = 36u;
+constant uint RK_WGPU_REPORT_HLC_LOGICAL_OFFSET = 40u;
+constant uint RK_WGPU_REPORT_CONTROL_ACK_OFFSET = 44u;
+constant uint RK_WGPU_REPORT_INBOX_TAIL_OFFSET = 48u;
+constant uint RK_WGPU_REPORT_INBOX_HEAD_OFFSET = 52u;
+constant uint RK_WGPU_REPORT_PARKED_OFFSET = 56u;
+constant uint RK_WGPU_REPORT_OUTPUTS_OFFSET = 60u;
 constant uint RK_OK = 0u;
 constant uint RK_ERROR_REPORT_TYPE = 4294967294u;
 constant uint RK_SEND_REASON = 4294967295u;
@@ -375,7 +411,9 @@ constant uint RK_SCRATCH_FAILING = 25u;
 constant uint RK_SCRATCH_TURN = 26u;
 constant uint RK_SCRATCH_REASON = 32u;
 constant uint RK_SCRATCH_SEND_REASON = 96u;
-constant uint RK_SCRATCH_RESERVED = 160u;
+constant uint RK_SCRATCH_REPORT = 160u;
+constant uint RK_SCRATCH_RESERVED = 176u;
+constant uint RK_SCRATCH_ROUND = 27u;
 constant uint RK_H_MAGIC = 0u;
 constant uint RK_H_VERSION = 1u;
 constant uint RK_H_FLAGS = 2u;
@@ -2526,9 +2564,11 @@ bool rk_pending(
 void rk_publish(
     uint stop,
     device type_10& rk_arena,
+    thread WgpuParams& rk_params,
     thread uint& rk_c,
     thread uint& rk_in_head,
     thread uint& rk_out_tail,
+    thread uint& rk_outputs,
     thread uint& rk_processed,
     thread uint& rk_rejected,
     thread uint& rk_errors,
@@ -2557,9 +2597,43 @@ void rk_publish(
     uint _e58 = rk_clock_logical;
     rk_arena[c_1 + 27u] = _e58;
     uint beat = c_1 + 23u;
-    uint _e65 = rk_arena[beat];
-    rk_arena[beat] = _e65 + 1u;
+    uint _e63 = rk_arena[beat];
+    uint heartbeat = _e63 + 1u;
+    rk_arena[beat] = heartbeat;
     rk_arena[c_1 + 16u] = stop;
+    uint _e74 = rk_params.scratch;
+    uint r_2 = _e74 + RK_SCRATCH_REPORT;
+    uint ib_3 = rk_params.inbox;
+    rk_arena[r_2 + 0u] = stop;
+    uint _e89 = rk_in_head;
+    rk_arena[r_2 + 1u] = _e89;
+    uint _e95 = rk_out_tail;
+    rk_arena[r_2 + 2u] = _e95;
+    uint _e101 = rk_processed;
+    rk_arena[r_2 + 3u] = _e101;
+    uint _e107 = rk_rejected;
+    rk_arena[r_2 + 4u] = _e107;
+    uint _e113 = rk_errors;
+    rk_arena[r_2 + 5u] = _e113;
+    uint _e119 = rk_last_error;
+    rk_arena[r_2 + 6u] = _e119;
+    rk_arena[r_2 + 7u] = heartbeat;
+    uint _e130 = rk_clock_physical.x;
+    rk_arena[r_2 + 8u] = _e130;
+    uint _e137 = rk_clock_physical.y;
+    rk_arena[r_2 + 9u] = _e137;
+    uint _e143 = rk_clock_logical;
+    rk_arena[r_2 + 10u] = _e143;
+    uint _e152 = rk_arena[c_1 + 28u];
+    rk_arena[r_2 + 11u] = _e152;
+    uint _e161 = rk_arena[ib_3 + 2u];
+    rk_arena[r_2 + 12u] = _e161;
+    uint _e170 = rk_arena[ib_3 + 5u];
+    rk_arena[r_2 + 13u] = _e170;
+    uint _e175 = rk_parked(rk_arena, rk_params, _buffer_sizes);
+    rk_arena[r_2 + 14u] = _e175;
+    uint _e181 = rk_outputs;
+    rk_arena[r_2 + 15u] = _e181;
     return;
 }
 
@@ -2651,9 +2725,19 @@ struct rk_mainInput {
     uint _e129 = rk_params.now_lo;
     uint _e132 = rk_params.now_hi;
     rk_now = metal::uint2(_e129, _e132);
-    uint _e138 = rk_params.scratch;
-    uint _e142 = rk_arena[_e138 + RK_SCRATCH_OUTPUTS];
-    rk_outputs = _e142;
+    uint _e137 = rk_params.scratch;
+    uint _e141 = rk_arena[_e137 + RK_SCRATCH_ROUND];
+    uint _e144 = rk_params.round;
+    if (_e141 != _e144) {
+        uint _e149 = rk_params.scratch;
+        uint _e155 = rk_params.round;
+        rk_arena[_e149 + RK_SCRATCH_ROUND] = _e155;
+        uint _e159 = rk_params.scratch;
+        rk_arena[_e159 + RK_SCRATCH_OUTPUTS] = 0u;
+    }
+    uint _e168 = rk_params.scratch;
+    uint _e172 = rk_arena[_e168 + RK_SCRATCH_OUTPUTS];
+    rk_outputs = _e172;
     rk_failed = false;
     rk_detached = terminate == RK_TERMINATE_DRAIN_DETACHED;
     uint2 loop_bound_23 = uint2(4294967295u);
@@ -2662,49 +2746,49 @@ struct rk_mainInput {
         if (metal::all(loop_bound_23 == uint2(0u))) { break; }
         loop_bound_23 -= uint2(loop_bound_23.y == 0u, 1u);
         if (!loop_init_20) {
-            uint _e164 = i;
-            i = _e164 + 1u;
+            uint _e194 = i;
+            i = _e194 + 1u;
         }
         loop_init_20 = false;
-        uint _e150 = i;
-        uint _e152 = rk_n(RK_H_USED_WORDS, rk_params);
-        if (_e150 < _e152) {
+        uint _e180 = i;
+        uint _e182 = rk_n(RK_H_USED_WORDS, rk_params);
+        if (_e180 < _e182) {
         } else {
             break;
         }
         {
-            uint _e157 = rk_params.scratch;
-            uint _e160 = i;
-            rk_arena[(_e157 + RK_SCRATCH_OH) + _e160] = 0u;
+            uint _e187 = rk_params.scratch;
+            uint _e190 = i;
+            rk_arena[(_e187 + RK_SCRATCH_OH) + _e190] = 0u;
         }
     }
-    uint _e167 = rk_flush_parked(rk_arena, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, _buffer_sizes);
+    uint _e197 = rk_flush_parked(rk_arena, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_detached, _buffer_sizes);
     if (terminate != RK_TERMINATE_NONE) {
         rk_leave_routes(rk_arena, rk_params, _buffer_sizes);
     }
-    uint _e173 = rk_params.scratch;
-    uint _e177 = rk_arena[_e173 + RK_SCRATCH_FAILING];
-    bool failing = _e177 != 0u;
+    uint _e203 = rk_params.scratch;
+    uint _e207 = rk_arena[_e203 + RK_SCRATCH_FAILING];
+    bool failing = _e207 != 0u;
     uint2 loop_bound_24 = uint2(4294967295u);
     while(true) {
         if (metal::all(loop_bound_24 == uint2(0u))) { break; }
         loop_bound_24 -= uint2(loop_bound_24.y == 0u, 1u);
-        uint _e182 = handled;
-        uint _e185 = rk_params.loop_budget;
-        if (!((_e182 >= _e185))) {
+        uint _e212 = handled;
+        uint _e215 = rk_params.loop_budget;
+        if (!((_e212 >= _e215))) {
             local = failing;
         } else {
             local = true;
         }
-        bool _e191 = local;
-        if (!(_e191)) {
-            bool _e196 = rk_failed;
-            local_1 = _e196;
+        bool _e221 = local;
+        if (!(_e221)) {
+            bool _e226 = rk_failed;
+            local_1 = _e226;
         } else {
             local_1 = true;
         }
-        bool _e198 = local_1;
-        if (_e198) {
+        bool _e228 = local_1;
+        if (_e228) {
             break;
         }
         if (!(is_on)) {
@@ -2712,68 +2796,68 @@ struct rk_mainInput {
         } else {
             local_2 = true;
         }
-        bool _e205 = local_2;
-        if (!(!(_e205))) {
-            uint _e210 = rk_parked(rk_arena, rk_params, _buffer_sizes);
-            local_3 = _e210 != 0u;
+        bool _e235 = local_2;
+        if (!(!(_e235))) {
+            uint _e240 = rk_parked(rk_arena, rk_params, _buffer_sizes);
+            local_3 = _e240 != 0u;
         } else {
             local_3 = true;
         }
-        bool _e214 = local_3;
-        if (!(_e214)) {
-            uint _e219 = rk_outputs;
-            uint _e222 = rk_params.out_budget;
-            local_4 = _e219 >= _e222;
+        bool _e244 = local_3;
+        if (!(_e244)) {
+            uint _e249 = rk_outputs;
+            uint _e252 = rk_params.out_budget;
+            local_4 = _e249 >= _e252;
         } else {
             local_4 = true;
         }
-        bool _e225 = local_4;
-        if (_e225) {
+        bool _e255 = local_4;
+        if (_e255) {
             break;
         }
-        bool _e226 = rk_handle_next(rk_arena, rk_lits, rk_crc_table, rk_params, rk_c, rk_in_capacity, rk_in_slot_words, rk_out_capacity, rk_out_slot_words, rk_in_head, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
-        if (!(_e226)) {
+        bool _e256 = rk_handle_next(rk_arena, rk_lits, rk_crc_table, rk_params, rk_c, rk_in_capacity, rk_in_slot_words, rk_out_capacity, rk_out_slot_words, rk_in_head, rk_out_tail, rk_out_head, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, rk_now, rk_failed, rk_detached, rk_msg, rk_msg_capacity, rk_received, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
+        if (!(_e256)) {
             break;
         }
-        uint _e228 = handled;
-        handled = _e228 + 1u;
+        uint _e258 = handled;
+        handled = _e258 + 1u;
     }
-    uint _e234 = rk_params.scratch;
-    uint _e239 = rk_outputs;
-    rk_arena[_e234 + RK_SCRATCH_OUTPUTS] = _e239;
-    bool _e241 = rk_failed;
-    if (!(_e241)) {
+    uint _e264 = rk_params.scratch;
+    uint _e269 = rk_outputs;
+    rk_arena[_e264 + RK_SCRATCH_OUTPUTS] = _e269;
+    bool _e271 = rk_failed;
+    if (!(_e271)) {
         local_5 = failing;
     } else {
         local_5 = true;
     }
-    bool _e246 = local_5;
-    if (_e246) {
+    bool _e276 = local_5;
+    if (_e276) {
         rk_leave_routes(rk_arena, rk_params, _buffer_sizes);
         rk_last_error = RK_ERROR_HANDLER_FAULT;
-        uint _e249 = rk_parked(rk_arena, rk_params, _buffer_sizes);
-        if (_e249 != 0u) {
-            uint _e255 = rk_params.scratch;
-            rk_arena[_e255 + RK_SCRATCH_FAILING] = 1u;
-            rk_publish(RK_RUNNING, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
+        uint _e279 = rk_parked(rk_arena, rk_params, _buffer_sizes);
+        if (_e279 != 0u) {
+            uint _e285 = rk_params.scratch;
+            rk_arena[_e285 + RK_SCRATCH_FAILING] = 1u;
+            rk_publish(RK_RUNNING, rk_arena, rk_params, rk_c, rk_in_head, rk_out_tail, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
             return;
         } else {
-            rk_publish(RK_FAILED, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
+            rk_publish(RK_FAILED, rk_arena, rk_params, rk_c, rk_in_head, rk_out_tail, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
             return;
         }
     } else {
         if (terminate != RK_TERMINATE_NONE) {
-            bool _e266 = rk_pending(rk_arena, rk_params, rk_c, rk_in_head, _buffer_sizes);
-            local_6 = !(_e266);
+            bool _e296 = rk_pending(rk_arena, rk_params, rk_c, rk_in_head, _buffer_sizes);
+            local_6 = !(_e296);
         } else {
             local_6 = false;
         }
-        bool _e269 = local_6;
-        if (_e269) {
-            rk_publish(RK_TERMINATED, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
+        bool _e299 = local_6;
+        if (_e299) {
+            rk_publish(RK_TERMINATED, rk_arena, rk_params, rk_c, rk_in_head, rk_out_tail, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
             return;
         } else {
-            rk_publish(RK_RUNNING, rk_arena, rk_c, rk_in_head, rk_out_tail, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
+            rk_publish(RK_RUNNING, rk_arena, rk_params, rk_c, rk_in_head, rk_out_tail, rk_outputs, rk_processed, rk_rejected, rk_errors, rk_last_error, rk_clock_physical, rk_clock_logical, _buffer_sizes);
             return;
         }
     }

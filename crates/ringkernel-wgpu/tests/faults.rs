@@ -277,14 +277,16 @@ async fn a_round_past_its_timeout_fails_the_actors_instead_of_hanging() {
     if no_adapter("round timeout") {
         return;
     }
-    let config = WgpuConfig { round_timeout: Duration::from_millis(20), ..WgpuConfig::default() };
+    // Far longer than an echo round even on a loaded machine, far shorter than eight of `hold`'s
+    // longest messages (60 000 iterations of 1 024 dependent steps each: tens of milliseconds
+    // apiece on lavapipe, more on a GPU's single invocation).
+    let config = WgpuConfig { round_timeout: Duration::from_millis(250), ..WgpuConfig::default() };
     let runtime = runtime(config).await;
     let echo = runtime.launch("echo", active()).await.unwrap();
     echo_works(&echo).await;
     echo.terminate().await.unwrap();
     let hold = runtime.launch(HOLD, LaunchOptions::default()).await.unwrap();
-    for _ in 0..8 {
-        // The longest hold: 60 000 iterations of 1 024 dependent steps each.
+    for _ in 0..16 {
         hold.send(Envelope::new(1, 1_000u32.to_le_bytes())).await.unwrap();
     }
     let started = Instant::now();

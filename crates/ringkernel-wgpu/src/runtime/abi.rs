@@ -61,8 +61,9 @@ device_struct! {
         pub park: u32 => 80,
         /// Messages one dispatch may handle in a loop (1 where the driver bounds loop nests).
         pub loop_budget: u32 => 84,
-        // Scalars, not an array: arrays in a uniform need a 16-byte stride.
-        pub(crate) _reserved0: u32 => 88,
+        /// The round's number: the first dispatch of a round finds it new and starts the round's
+        /// output count at zero.
+        pub round: u32 => 88,
         pub(crate) _reserved1: u32 => 92,
     }
 }
@@ -139,34 +140,67 @@ device_struct! {
     }
 }
 
-/// Bytes read back per dispatched actor before its output slots: the control block, the inbox
-/// header and the first [`SCRATCH_READBACK`] bytes of its scratch.
-pub(crate) const READBACK_FIXED: u64 =
-    (size_of::<ControlBlock>() + size_of::<K2KInboxHeader>()) as u64 + SCRATCH_READBACK;
-/// Scratch bytes read back: message counter, parked outputs, outputs this round, failing flag.
-pub(crate) const SCRATCH_READBACK: u64 = 16;
-/// Where the inbox header starts in a readback record.
-pub(crate) const READBACK_INBOX: usize = size_of::<ControlBlock>();
-/// Where the scratch words start in a readback record.
-pub(crate) const READBACK_SCRATCH: usize = READBACK_INBOX + size_of::<K2KInboxHeader>();
-/// Scratch word: outputs parked because the ring was full (`RK_SCRATCH_PARKED`).
-pub(crate) const SCRATCH_PARKED: usize = 2;
-/// Scratch word: outputs written this round (`RK_SCRATCH_OUTPUTS`); the host zeroes it.
-pub(crate) const SCRATCH_OUTPUTS: usize = 3;
+device_struct! {
+    /// What an actor's dispatch reports to the host, in one place (its scratch area), so that a
+    /// round reads back one range per actor (and its new output slots): the device line of its
+    /// control block, its inbox's ends and its park.
+    #[layout(size = 64, align = 4)]
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct WgpuReport {
+        /// `ControlBlock::has_terminated`.
+        pub has_terminated: u32 => 0,
+        /// `ControlBlock::input_head`.
+        pub input_head: u32 => 4,
+        /// `ControlBlock::output_tail`.
+        pub output_tail: u32 => 8,
+        /// `ControlBlock::messages_processed`.
+        pub messages_processed: u32 => 12,
+        /// `ControlBlock::messages_rejected`.
+        pub messages_rejected: u32 => 16,
+        /// `ControlBlock::error_count`.
+        pub error_count: u32 => 20,
+        /// `ControlBlock::last_error`.
+        pub last_error: u32 => 24,
+        /// `ControlBlock::heartbeat`.
+        pub heartbeat: u32 => 28,
+        /// `ControlBlock::hlc_physical_lo`.
+        pub hlc_physical_lo: u32 => 32,
+        /// `ControlBlock::hlc_physical_hi`.
+        pub hlc_physical_hi: u32 => 36,
+        /// `ControlBlock::hlc_logical`.
+        pub hlc_logical: u32 => 40,
+        /// `ControlBlock::control_ack`.
+        pub control_ack: u32 => 44,
+        /// The K2K inbox's tail (claimed by senders).
+        pub inbox_tail: u32 => 48,
+        /// The K2K inbox's head (the actor's next message).
+        pub inbox_head: u32 => 52,
+        /// Outputs parked because the ring was full.
+        pub parked: u32 => 56,
+        /// Outputs written into the ring this round.
+        pub outputs: u32 => 60,
+    }
+}
+
+/// Bytes read back per dispatched actor before its output slots: its [`WgpuReport`].
+pub(crate) const READBACK_FIXED: u64 = size_of::<WgpuReport>() as u64;
+/// Where the report lives in an actor's scratch area (`RK_SCRATCH_REPORT` words of `actor.wgsl`).
+pub(crate) const SCRATCH_REPORT_BYTES: u64 = 160 * 4;
 
 /// The little-endian word at byte `offset` of `bytes`.
 pub(crate) fn word(bytes: &[u8], offset: usize) -> u32 {
     u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"))
 }
 
-/// The control block's word `field` (a byte offset) in a readback record.
+/// The control block's word `field` (a byte offset) in a copy of a control block.
 pub(crate) fn control_word(record: &[u8], field: usize) -> u32 {
     word(record, field)
 }
 
-/// The inbox header's word `field` (a byte offset) in a readback record.
-pub(crate) fn inbox_word(record: &[u8], field: usize) -> u32 {
-    word(record, READBACK_INBOX + field)
+/// The report at the start of `record`.
+pub(crate) fn report(record: &[u8]) -> WgpuReport {
+    bytemuck::pod_read_unaligned(&record[..size_of::<WgpuReport>()])
 }
 
 /// Whether an inbox header (its bytes) says that messages are waiting.
@@ -176,7 +210,7 @@ pub(crate) fn inbox_pending(header: &[u8]) -> bool {
 
 /// The WGSL declarations of this module's structs (with their `RK_WGPU_*` offset constants).
 pub(crate) fn declarations() -> String {
-    declare_structs(Language::Wgsl, &[WgpuParams::DESC, WgpuHostLine::DESC, WgpuRoute::DESC])
+    declare_structs(Language::Wgsl, &[WgpuParams::DESC, WgpuHostLine::DESC, WgpuRoute::DESC, WgpuReport::DESC])
 }
 
 #[cfg(test)]
@@ -195,11 +229,13 @@ mod tests {
 
     #[test]
     fn a_readback_record_finds_the_words_where_the_layout_puts_them() {
-        let mut record = vec![0u8; READBACK_FIXED as usize];
-        record[offset_of!(ControlBlock, input_head)..][..4].copy_from_slice(&7u32.to_le_bytes());
-        record[READBACK_INBOX + offset_of!(K2KInboxHeader, tail)..][..4].copy_from_slice(&3u32.to_le_bytes());
-        assert_eq!(control_word(&record, offset_of!(ControlBlock, input_head)), 7);
-        assert_eq!(inbox_word(&record, offset_of!(K2KInboxHeader, tail)), 3);
-        assert!(inbox_pending(&record[READBACK_INBOX..]));
+        let mut record = vec![0u8; READBACK_FIXED as usize + 8];
+        record[offset_of!(WgpuReport, input_head)..][..4].copy_from_slice(&7u32.to_le_bytes());
+        record[offset_of!(WgpuReport, parked)..][..4].copy_from_slice(&3u32.to_le_bytes());
+        let report = report(&record);
+        assert_eq!((report.input_head, report.parked), (7, 3));
+        let mut header = vec![0u8; size_of::<K2KInboxHeader>()];
+        header[offset_of!(K2KInboxHeader, tail)..][..4].copy_from_slice(&3u32.to_le_bytes());
+        assert!(inbox_pending(&header));
     }
 }

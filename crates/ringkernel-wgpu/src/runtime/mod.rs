@@ -184,7 +184,7 @@ pub struct ArenaUsage {
 /// Bytes of one route table entry.
 pub(crate) const ROUTE_BYTES: u64 = size_of::<WgpuRoute>() as u64;
 /// `RK_SCRATCH_RESERVED` words of `actor.wgsl`.
-const SCRATCH_RESERVED_BYTES: u64 = 160 * 4;
+const SCRATCH_RESERVED_BYTES: u64 = 176 * 4;
 /// Scratch bytes an actor needs beyond the reserved words for its largest outgoing payload
 /// besides its rings' slots: an error report (its header and a reason of up to 256 bytes).
 const ERROR_REPORT_SCRATCH: u64 = 24 + 256;
@@ -434,6 +434,7 @@ impl WgpuRuntime {
             routes: vec![false; config.max_actors as usize],
             cleared_routes: Vec::new(),
             next_actor: 0,
+            round: 0,
             lost: None,
             upload: None,
             readback: None,

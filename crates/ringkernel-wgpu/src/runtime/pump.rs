@@ -88,6 +88,8 @@ pub(crate) struct PumpState {
     /// Route entries to clear on the device before the next round (actors that ended).
     pub cleared_routes: Vec<u32>,
     pub next_actor: u64,
+    /// Rounds submitted (the device starts each round's output count when it sees a new one).
+    pub round: u32,
     pub lost: Option<String>,
     /// Staging and readback buffers, reused while large enough.
     pub upload: Option<wgpu::Buffer>,

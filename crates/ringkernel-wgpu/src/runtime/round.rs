@@ -21,8 +21,7 @@ use ringkernel_core::hlc::HlcTimestamp;
 use ringkernel_core::layout::{ControlBlock, K2KInboxHeader, terminate_request, termination};
 
 use super::abi::{
-    READBACK_FIXED, READBACK_INBOX, READBACK_SCRATCH, SCRATCH_OUTPUTS, SCRATCH_PARKED, WgpuHostLine, WgpuParams,
-    WgpuRoute, control_word, inbox_pending, inbox_word, word,
+    READBACK_FIXED, SCRATCH_REPORT_BYTES, WgpuHostLine, WgpuParams, WgpuRoute, control_word, inbox_pending, report,
 };
 use super::gpu::{PARAMS_ALIGN, PARAMS_BYTES};
 use super::params_binding_bytes;
@@ -197,6 +196,11 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
         uploads.push(Target::Arena, ROUTE_BYTES * u64::from(route), bytemuck::bytes_of(&WgpuRoute::default()));
     }
     let route_capacity = state.route_high_water();
+    state.round = state.round.wrapping_add(1).max(1);
+    let round = state.round;
+    // Idle actors' inbox headers come back only while some actor can send K2K (otherwise no
+    // inbox fills on the device).
+    let k2k = state.actors.values().any(|actor| actor.sends_k2k);
     let mut planned: Vec<Planned> = Vec::new();
     let mut params_of: Vec<WgpuParams> = Vec::new();
     let mut idle: Vec<(u64, u64)> = Vec::new();
@@ -210,8 +214,10 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
         let Snapshot { sequence, active, terminate, tail, output_head, room, wants } = snapshot;
         if !wants {
             // Not dispatched: only its inbox header comes back (another actor may send to it).
-            idle.push((key, readback_bytes));
-            readback_bytes += size_of::<K2KInboxHeader>() as u64;
+            if k2k {
+                idle.push((key, readback_bytes));
+                readback_bytes += size_of::<K2KInboxHeader>() as u64;
+            }
             continue;
         }
         let block = actor.control.block();
@@ -290,11 +296,10 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
             zero: 0,
             park: (park_at / 4) as u32,
             loop_budget: pump.loop_budget.min(work.max(1)),
+            round,
             ..WgpuParams::default()
         };
         params_of.push(params);
-        // The round's output count starts at zero.
-        uploads.push(Target::Arena, scratch_at + 4 * SCRATCH_OUTPUTS as u64, &0u32.to_le_bytes());
         let readback_at = readback_bytes;
         readback_bytes += READBACK_FIXED + u64::from(out_budget) * output_slot;
         planned.push(Planned {
@@ -350,13 +355,7 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
     let mut ranges: Vec<(u64, u64, u64)> = Vec::new();
     for plan in &planned {
         let actor = &state.actors[&plan.key];
-        ranges.push((actor.base, plan.readback_at, size_of::<ControlBlock>() as u64));
-        ranges.push((
-            actor.base + actor.layout.inbox_offset() as u64,
-            plan.readback_at + READBACK_INBOX as u64,
-            size_of::<K2KInboxHeader>() as u64,
-        ));
-        ranges.push((actor.scratch_at(), plan.readback_at + READBACK_SCRATCH as u64, super::abi::SCRATCH_READBACK));
+        ranges.push((actor.scratch_at() + SCRATCH_REPORT_BYTES, plan.readback_at, READBACK_FIXED));
         output_ranges(actor, plan.output_from, plan.output_slots, plan.readback_at + READBACK_FIXED, &mut ranges);
     }
     for &(key, at) in &idle {
@@ -480,13 +479,13 @@ pub(crate) fn publish(pump: &Pump, state: &mut PumpState, round: Round, readback
     let mut inbox_at: Vec<Option<u64>> = Vec::with_capacity(round.planned.len());
     for plan in &round.planned {
         let actor = &state.actors[&plan.key];
-        let record = &readback[plan.readback_at as usize..(plan.readback_at + READBACK_FIXED) as usize];
-        let mut output_tail = control_word(record, offset_of!(ControlBlock, output_tail));
+        let reported = report(&readback[plan.readback_at as usize..]);
+        let mut output_tail = reported.output_tail;
         if let Some(hook) = &pump.config.faults.extra_outputs {
             output_tail = output_tail.wrapping_add(hook(&actor.id));
         }
         let written = output_tail.wrapping_sub(plan.output_from);
-        let code = control_word(record, offset_of!(ControlBlock, has_terminated));
+        let code = reported.has_terminated;
         let outcome = if written > plan.room {
             Outcome::Stopped {
                 code: termination::FAILED,
@@ -524,14 +523,14 @@ pub(crate) fn publish(pump: &Pump, state: &mut PumpState, round: Round, readback
     // Second pass: publish, in the protocol's order.
     for (i, plan) in round.planned.iter().enumerate() {
         let at = plan.readback_at as usize;
-        let record = &readback[at..at + READBACK_FIXED as usize];
+        let reported = report(&readback[at..]);
         let actor = state.actors.get_mut(&plan.key).expect("a planned actor stays until its round is published");
         let block = actor.control.block();
         let failed_by_host = matches!(&outcomes[i], Outcome::Stopped { reason: Some(_), .. });
         if !failed_by_host {
             let output = actor.layout.output();
             let slot = output.slot_bytes() as usize;
-            let output_tail = control_word(record, offset_of!(ControlBlock, output_tail));
+            let output_tail = reported.output_tail;
             let written = output_tail.wrapping_sub(plan.output_from);
             for n in 0..written {
                 let index = plan.output_from.wrapping_add(n) & (output.capacity() - 1);
@@ -547,33 +546,25 @@ pub(crate) fn publish(pump: &Pump, state: &mut PumpState, round: Round, readback
                 // the consumer does not read it until the tail store below.
                 unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), actor.host_base().add(to), slot) };
             }
-            block
-                .messages_processed
-                .store(control_word(record, offset_of!(ControlBlock, messages_processed)), Ordering::Relaxed);
-            block
-                .messages_rejected
-                .store(control_word(record, offset_of!(ControlBlock, messages_rejected)), Ordering::Relaxed);
-            block.error_count.store(control_word(record, offset_of!(ControlBlock, error_count)), Ordering::Relaxed);
-            block.last_error.store(control_word(record, offset_of!(ControlBlock, last_error)), Ordering::Relaxed);
-            block.heartbeat.store(control_word(record, offset_of!(ControlBlock, heartbeat)), Ordering::Relaxed);
-            let physical = u64::from(control_word(record, offset_of!(ControlBlock, hlc_physical_lo)))
-                | (u64::from(control_word(record, offset_of!(ControlBlock, hlc_physical_hi))) << 32);
-            let logical = control_word(record, offset_of!(ControlBlock, hlc_logical));
+            block.messages_processed.store(reported.messages_processed, Ordering::Relaxed);
+            block.messages_rejected.store(reported.messages_rejected, Ordering::Relaxed);
+            block.error_count.store(reported.error_count, Ordering::Relaxed);
+            block.last_error.store(reported.last_error, Ordering::Relaxed);
+            block.heartbeat.store(reported.heartbeat, Ordering::Relaxed);
+            let physical = u64::from(reported.hlc_physical_lo) | (u64::from(reported.hlc_physical_hi) << 32);
+            let logical = reported.hlc_logical;
             if physical != 0 || logical != 0 {
                 block.store_device_hlc(HlcTimestamp::new(physical, logical, block.node_id));
             }
             block.output_tail.store(output_tail, Ordering::Release);
             actor.device_output_tail = output_tail;
         }
-        let input_head = control_word(record, offset_of!(ControlBlock, input_head));
-        block.input_head.store(input_head, Ordering::Release);
-        actor.device_input_head = input_head;
-        let ack = control_word(record, offset_of!(ControlBlock, control_ack));
-        block.control_ack.store(ack, Ordering::Release);
-        actor.control_ack = ack;
-        actor.inbox_pending = inbox_word(record, offset_of!(K2KInboxHeader, tail))
-            != inbox_word(record, offset_of!(K2KInboxHeader, head));
-        actor.parked = word(record, READBACK_SCRATCH + 4 * SCRATCH_PARKED);
+        block.input_head.store(reported.input_head, Ordering::Release);
+        actor.device_input_head = reported.input_head;
+        block.control_ack.store(reported.control_ack, Ordering::Release);
+        actor.control_ack = reported.control_ack;
+        actor.inbox_pending = reported.inbox_tail != reported.inbox_head;
+        actor.parked = reported.parked;
     }
     for (i, plan) in round.planned.iter().enumerate() {
         if let Outcome::Stopped { code, reason } = &outcomes[i] {

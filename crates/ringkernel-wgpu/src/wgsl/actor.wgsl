@@ -61,7 +61,11 @@ const RK_SCRATCH_FAILING: u32 = 25u;
 const RK_SCRATCH_TURN: u32 = 26u;
 const RK_SCRATCH_REASON: u32 = 32u;
 const RK_SCRATCH_SEND_REASON: u32 = 96u;
-const RK_SCRATCH_RESERVED: u32 = 160u;
+// What a dispatch reports to the host (`WgpuReport`, runtime/abi.rs), read back after the round.
+const RK_SCRATCH_REPORT: u32 = 160u;
+const RK_SCRATCH_RESERVED: u32 = 176u;
+// The round whose outputs `RK_SCRATCH_OUTPUTS` counts.
+const RK_SCRATCH_ROUND: u32 = 27u;
 
 // Header word indices (offsets / 4).
 const RK_H_MAGIC: u32 = 0u;
@@ -837,8 +841,28 @@ fn rk_publish(stop: u32) {
     rk_arena[c + RK_CONTROL_BLOCK_HLC_PHYSICAL_HI_OFFSET / 4u] = rk_clock_physical.y;
     rk_arena[c + RK_CONTROL_BLOCK_HLC_LOGICAL_OFFSET / 4u] = rk_clock_logical;
     let beat = c + RK_CONTROL_BLOCK_HEARTBEAT_OFFSET / 4u;
-    rk_arena[beat] = rk_arena[beat] + 1u;
+    let heartbeat = rk_arena[beat] + 1u;
+    rk_arena[beat] = heartbeat;
     rk_arena[c + RK_CONTROL_BLOCK_HAS_TERMINATED_OFFSET / 4u] = stop;
+    // The same, with the inbox's ends and the park, where the host reads it in one copy.
+    let r = rk_params.scratch + RK_SCRATCH_REPORT;
+    let ib = rk_params.inbox;
+    rk_arena[r + RK_WGPU_REPORT_HAS_TERMINATED_OFFSET / 4u] = stop;
+    rk_arena[r + RK_WGPU_REPORT_INPUT_HEAD_OFFSET / 4u] = rk_in_head;
+    rk_arena[r + RK_WGPU_REPORT_OUTPUT_TAIL_OFFSET / 4u] = rk_out_tail;
+    rk_arena[r + RK_WGPU_REPORT_MESSAGES_PROCESSED_OFFSET / 4u] = rk_processed;
+    rk_arena[r + RK_WGPU_REPORT_MESSAGES_REJECTED_OFFSET / 4u] = rk_rejected;
+    rk_arena[r + RK_WGPU_REPORT_ERROR_COUNT_OFFSET / 4u] = rk_errors;
+    rk_arena[r + RK_WGPU_REPORT_LAST_ERROR_OFFSET / 4u] = rk_last_error;
+    rk_arena[r + RK_WGPU_REPORT_HEARTBEAT_OFFSET / 4u] = heartbeat;
+    rk_arena[r + RK_WGPU_REPORT_HLC_PHYSICAL_LO_OFFSET / 4u] = rk_clock_physical.x;
+    rk_arena[r + RK_WGPU_REPORT_HLC_PHYSICAL_HI_OFFSET / 4u] = rk_clock_physical.y;
+    rk_arena[r + RK_WGPU_REPORT_HLC_LOGICAL_OFFSET / 4u] = rk_clock_logical;
+    rk_arena[r + RK_WGPU_REPORT_CONTROL_ACK_OFFSET / 4u] = rk_arena[c + RK_CONTROL_BLOCK_CONTROL_ACK_OFFSET / 4u];
+    rk_arena[r + RK_WGPU_REPORT_INBOX_TAIL_OFFSET / 4u] = rk_arena[ib + RK_K2K_INBOX_HEADER_TAIL_OFFSET / 4u];
+    rk_arena[r + RK_WGPU_REPORT_INBOX_HEAD_OFFSET / 4u] = rk_arena[ib + RK_K2K_INBOX_HEADER_HEAD_OFFSET / 4u];
+    rk_arena[r + RK_WGPU_REPORT_PARKED_OFFSET / 4u] = rk_parked();
+    rk_arena[r + RK_WGPU_REPORT_OUTPUTS_OFFSET / 4u] = rk_outputs;
 }
 
 @compute @workgroup_size(1)
@@ -870,6 +894,11 @@ fn rk_main(@builtin(workgroup_id) workgroup: vec3<u32>) {
                                   rk_arena[c + RK_CONTROL_BLOCK_HLC_PHYSICAL_HI_OFFSET / 4u]);
     rk_clock_logical = rk_arena[c + RK_CONTROL_BLOCK_HLC_LOGICAL_OFFSET / 4u];
     rk_now = vec2<u32>(rk_params.now_lo, rk_params.now_hi);
+    // The round's first dispatch starts its output count at zero.
+    if (rk_arena[rk_params.scratch + RK_SCRATCH_ROUND] != rk_params.round) {
+        rk_arena[rk_params.scratch + RK_SCRATCH_ROUND] = rk_params.round;
+        rk_arena[rk_params.scratch + RK_SCRATCH_OUTPUTS] = 0u;
+    }
     rk_outputs = rk_arena[rk_params.scratch + RK_SCRATCH_OUTPUTS];
     rk_failed = false;
     rk_detached = terminate == RK_TERMINATE_DRAIN_DETACHED;
