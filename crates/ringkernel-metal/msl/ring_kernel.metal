@@ -590,95 +590,190 @@ uint rk_crc32c(
         if (metal::all(loop_bound == uint2(0u))) { break; }
         loop_bound -= uint2(loop_bound.y == 0u, 1u);
         if (!loop_init) {
-            uint _e65 = w;
-            w = _e65 + 1u;
+            uint _e124 = w;
+            w = _e124 + 2u;
         }
         loop_init = false;
         uint _e8 = w;
-        if (_e8 < words) {
+        if ((_e8 + 2u) <= words) {
         } else {
             break;
         }
         {
-            uint _e11 = w;
-            uint v_2 = rk_arena[word_base_2 + _e11];
-            uint _e16 = crc;
-            uint _e21 = rk_crc_table.inner[(_e16 ^ v_2) & 255u];
-            uint _e22 = crc;
-            crc = _e21 ^ (_e22 >> 8u);
-            uint _e27 = crc;
-            uint _e34 = rk_crc_table.inner[(_e27 ^ (v_2 >> 8u)) & 255u];
-            uint _e35 = crc;
-            crc = _e34 ^ (_e35 >> 8u);
-            uint _e40 = crc;
-            uint _e47 = rk_crc_table.inner[(_e40 ^ (v_2 >> 16u)) & 255u];
-            uint _e48 = crc;
-            crc = _e47 ^ (_e48 >> 8u);
-            uint _e53 = crc;
-            uint _e60 = rk_crc_table.inner[(_e53 ^ (v_2 >> 24u)) & 255u];
-            uint _e61 = crc;
-            crc = _e60 ^ (_e61 >> 8u);
+            uint _e13 = w;
+            uint v_2 = rk_arena[word_base_2 + _e13];
+            uint _e18 = w;
+            uint u = rk_arena[(word_base_2 + _e18) + 1u];
+            uint _e25 = crc;
+            uint _e30 = rk_crc_table.inner[(_e25 ^ v_2) & 255u];
+            uint _e31 = crc;
+            crc = _e30 ^ (_e31 >> 8u);
+            uint _e36 = crc;
+            uint _e43 = rk_crc_table.inner[(_e36 ^ (v_2 >> 8u)) & 255u];
+            uint _e44 = crc;
+            crc = _e43 ^ (_e44 >> 8u);
+            uint _e49 = crc;
+            uint _e56 = rk_crc_table.inner[(_e49 ^ (v_2 >> 16u)) & 255u];
+            uint _e57 = crc;
+            crc = _e56 ^ (_e57 >> 8u);
+            uint _e62 = crc;
+            uint _e69 = rk_crc_table.inner[(_e62 ^ (v_2 >> 24u)) & 255u];
+            uint _e70 = crc;
+            crc = _e69 ^ (_e70 >> 8u);
+            uint _e75 = crc;
+            uint _e80 = rk_crc_table.inner[(_e75 ^ u) & 255u];
+            uint _e81 = crc;
+            crc = _e80 ^ (_e81 >> 8u);
+            uint _e86 = crc;
+            uint _e93 = rk_crc_table.inner[(_e86 ^ (u >> 8u)) & 255u];
+            uint _e94 = crc;
+            crc = _e93 ^ (_e94 >> 8u);
+            uint _e99 = crc;
+            uint _e106 = rk_crc_table.inner[(_e99 ^ (u >> 16u)) & 255u];
+            uint _e107 = crc;
+            crc = _e106 ^ (_e107 >> 8u);
+            uint _e112 = crc;
+            uint _e119 = rk_crc_table.inner[(_e112 ^ (u >> 24u)) & 255u];
+            uint _e120 = crc;
+            crc = _e119 ^ (_e120 >> 8u);
         }
     }
-    i_4 = words * 4u;
     uint2 loop_bound_1 = uint2(4294967295u);
     bool loop_init_1 = true;
     while(true) {
         if (metal::all(loop_bound_1 == uint2(0u))) { break; }
         loop_bound_1 -= uint2(loop_bound_1.y == 0u, 1u);
         if (!loop_init_1) {
-            uint _e86 = i_4;
-            i_4 = _e86 + 1u;
+            uint _e184 = w;
+            w = _e184 + 1u;
         }
         loop_init_1 = false;
-        uint _e71 = i_4;
-        if (_e71 < len) {
+        uint _e127 = w;
+        if (_e127 < words) {
         } else {
             break;
         }
         {
-            uint _e74 = crc;
-            uint _e75 = i_4;
-            uint _e76 = rk_byte_at(word_base_2, _e75, rk_arena, _buffer_sizes);
-            uint _e81 = rk_crc_table.inner[(_e74 ^ _e76) & 255u];
-            uint _e82 = crc;
-            crc = _e81 ^ (_e82 >> 8u);
+            uint _e130 = w;
+            uint v_3 = rk_arena[word_base_2 + _e130];
+            uint _e135 = crc;
+            uint _e140 = rk_crc_table.inner[(_e135 ^ v_3) & 255u];
+            uint _e141 = crc;
+            crc = _e140 ^ (_e141 >> 8u);
+            uint _e146 = crc;
+            uint _e153 = rk_crc_table.inner[(_e146 ^ (v_3 >> 8u)) & 255u];
+            uint _e154 = crc;
+            crc = _e153 ^ (_e154 >> 8u);
+            uint _e159 = crc;
+            uint _e166 = rk_crc_table.inner[(_e159 ^ (v_3 >> 16u)) & 255u];
+            uint _e167 = crc;
+            crc = _e166 ^ (_e167 >> 8u);
+            uint _e172 = crc;
+            uint _e179 = rk_crc_table.inner[(_e172 ^ (v_3 >> 24u)) & 255u];
+            uint _e180 = crc;
+            crc = _e179 ^ (_e180 >> 8u);
         }
     }
-    uint _e89 = crc;
-    return ~(_e89);
-}
-
-void rk_send_reason_clear(
-    device type_10& rk_arena,
-    thread WgpuParams& rk_params,
-    thread uint& rk_send_reason_len,
-    constant _mslBufferSizes& _buffer_sizes
-) {
-    uint i_5 = 0u;
-    rk_send_reason_len = 0u;
+    i_4 = words * 4u;
     uint2 loop_bound_2 = uint2(4294967295u);
     bool loop_init_2 = true;
     while(true) {
         if (metal::all(loop_bound_2 == uint2(0u))) { break; }
         loop_bound_2 -= uint2(loop_bound_2.y == 0u, 1u);
         if (!loop_init_2) {
-            uint _e18 = i_5;
-            i_5 = _e18 + 1u;
+            uint _e205 = i_4;
+            i_4 = _e205 + 1u;
         }
         loop_init_2 = false;
-        uint _e4 = i_5;
-        uint _e6 = rk_n(RK_REASON_WORDS, rk_params);
-        if (_e4 < _e6) {
+        uint _e190 = i_4;
+        if (_e190 < len) {
         } else {
             break;
         }
         {
-            uint _e11 = rk_params.scratch;
-            uint _e14 = i_5;
-            rk_arena[(_e11 + RK_SCRATCH_SEND_REASON) + _e14] = 0u;
+            uint _e193 = crc;
+            uint _e194 = i_4;
+            uint _e195 = rk_byte_at(word_base_2, _e194, rk_arena, _buffer_sizes);
+            uint _e200 = rk_crc_table.inner[(_e193 ^ _e195) & 255u];
+            uint _e201 = crc;
+            crc = _e200 ^ (_e201 >> 8u);
         }
     }
+    uint _e208 = crc;
+    return ~(_e208);
+}
+
+void rk_copy_words(
+    uint dst,
+    uint src,
+    uint n_1,
+    device type_10& rk_arena,
+    constant _mslBufferSizes& _buffer_sizes
+) {
+    uint i_5 = 0u;
+    uint2 loop_bound_3 = uint2(4294967295u);
+    bool loop_init_3 = true;
+    while(true) {
+        if (metal::all(loop_bound_3 == uint2(0u))) { break; }
+        loop_bound_3 -= uint2(loop_bound_3.y == 0u, 1u);
+        if (!loop_init_3) {
+            uint _e57 = i_5;
+            i_5 = _e57 + 4u;
+        }
+        loop_init_3 = false;
+        uint _e5 = i_5;
+        if ((_e5 + 4u) <= n_1) {
+        } else {
+            break;
+        }
+        {
+            uint _e10 = i_5;
+            uint a_4 = rk_arena[src + _e10];
+            uint _e15 = i_5;
+            uint b_6 = rk_arena[(src + _e15) + 1u];
+            uint _e22 = i_5;
+            uint c = rk_arena[(src + _e22) + 2u];
+            uint _e29 = i_5;
+            uint d = rk_arena[(src + _e29) + 3u];
+            uint _e36 = i_5;
+            rk_arena[dst + _e36] = a_4;
+            uint _e40 = i_5;
+            rk_arena[(dst + _e40) + 1u] = b_6;
+            uint _e46 = i_5;
+            rk_arena[(dst + _e46) + 2u] = c;
+            uint _e52 = i_5;
+            rk_arena[(dst + _e52) + 3u] = d;
+        }
+    }
+    uint2 loop_bound_4 = uint2(4294967295u);
+    bool loop_init_4 = true;
+    while(true) {
+        if (metal::all(loop_bound_4 == uint2(0u))) { break; }
+        loop_bound_4 -= uint2(loop_bound_4.y == 0u, 1u);
+        if (!loop_init_4) {
+            uint _e71 = i_5;
+            i_5 = _e71 + 1u;
+        }
+        loop_init_4 = false;
+        uint _e60 = i_5;
+        if (_e60 < n_1) {
+        } else {
+            break;
+        }
+        {
+            uint _e63 = i_5;
+            uint _e67 = i_5;
+            uint _e70 = rk_arena[src + _e67];
+            rk_arena[dst + _e63] = _e70;
+        }
+    }
+    return;
+}
+
+void rk_send_reason_clear(
+    thread uint& rk_send_reason_len
+) {
+    rk_send_reason_len = 0u;
     return;
 }
 
@@ -691,13 +786,17 @@ void rk_send_reason_byte(
 ) {
     uint _e2 = rk_send_reason_len;
     if (_e2 < 256u) {
-        uint _e6 = rk_send_reason_len;
-        uint w_2 = naga_div(_e6, 4u);
-        uint _e12 = rk_params.scratch;
-        uint _e20 = rk_params.scratch;
-        uint _e25 = rk_arena[(_e20 + RK_SCRATCH_SEND_REASON) + w_2];
-        uint _e30 = rk_send_reason_len;
-        rk_arena[(_e12 + RK_SCRATCH_SEND_REASON) + w_2] = _e25 | ((b_5 & 255u) << (8u * naga_mod(_e30, 4u)));
+        uint _e7 = rk_params.scratch;
+        uint _e11 = rk_send_reason_len;
+        uint w_2 = (_e7 + RK_SCRATCH_SEND_REASON) + naga_div(_e11, 4u);
+        uint _e17 = rk_send_reason_len;
+        uint shift_1 = 8u * naga_mod(_e17, 4u);
+        if (shift_1 == 0u) {
+            rk_arena[w_2] = b_5 & 255u;
+        } else {
+            uint _e31 = rk_arena[w_2];
+            rk_arena[w_2] = _e31 | ((b_5 & 255u) << shift_1);
+        }
         uint _e37 = rk_send_reason_len;
         rk_send_reason_len = _e37 + 1u;
         return;
@@ -715,16 +814,16 @@ void rk_send_reason_lit(
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint i_6 = 0u;
-    uint2 loop_bound_3 = uint2(4294967295u);
-    bool loop_init_3 = true;
+    uint2 loop_bound_5 = uint2(4294967295u);
+    bool loop_init_5 = true;
     while(true) {
-        if (metal::all(loop_bound_3 == uint2(0u))) { break; }
-        loop_bound_3 -= uint2(loop_bound_3.y == 0u, 1u);
-        if (!loop_init_3) {
+        if (metal::all(loop_bound_5 == uint2(0u))) { break; }
+        loop_bound_5 -= uint2(loop_bound_5.y == 0u, 1u);
+        if (!loop_init_5) {
             uint _e8 = i_6;
             i_6 = _e8 + 1u;
         }
-        loop_init_3 = false;
+        loop_init_5 = false;
         uint _e3 = i_6;
         uint _e4 = rk_lit_len(lit_3, rk_lits, _buffer_sizes);
         if (_e3 < _e4) {
@@ -748,10 +847,10 @@ void rk_send_reason_u32_(
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint power = 1u;
-    uint2 loop_bound_4 = uint2(4294967295u);
+    uint2 loop_bound_6 = uint2(4294967295u);
     while(true) {
-        if (metal::all(loop_bound_4 == uint2(0u))) { break; }
-        loop_bound_4 -= uint2(loop_bound_4.y == 0u, 1u);
+        if (metal::all(loop_bound_6 == uint2(0u))) { break; }
+        loop_bound_6 -= uint2(loop_bound_6.y == 0u, 1u);
         uint _e3 = power;
         if (naga_div(value, _e3) >= 10u) {
         } else {
@@ -762,10 +861,10 @@ void rk_send_reason_u32_(
             power = _e7 * 10u;
         }
     }
-    uint2 loop_bound_5 = uint2(4294967295u);
+    uint2 loop_bound_7 = uint2(4294967295u);
     while(true) {
-        if (metal::all(loop_bound_5 == uint2(0u))) { break; }
-        loop_bound_5 -= uint2(loop_bound_5.y == 0u, 1u);
+        if (metal::all(loop_bound_7 == uint2(0u))) { break; }
+        loop_bound_7 -= uint2(loop_bound_7.y == 0u, 1u);
         uint _e10 = power;
         if (_e10 > 0u) {
         } else {
@@ -964,16 +1063,16 @@ bool rk_payload_is(
     if (_e2 != _e1) {
         return false;
     }
-    uint2 loop_bound_6 = uint2(4294967295u);
-    bool loop_init_4 = true;
+    uint2 loop_bound_8 = uint2(4294967295u);
+    bool loop_init_6 = true;
     while(true) {
-        if (metal::all(loop_bound_6 == uint2(0u))) { break; }
-        loop_bound_6 -= uint2(loop_bound_6.y == 0u, 1u);
-        if (!loop_init_4) {
+        if (metal::all(loop_bound_8 == uint2(0u))) { break; }
+        loop_bound_8 -= uint2(loop_bound_8.y == 0u, 1u);
+        if (!loop_init_6) {
             uint _e15 = i_9;
             i_9 = _e15 + 1u;
         }
-        loop_init_4 = false;
+        loop_init_6 = false;
         uint _e7 = i_9;
         if (_e7 < _e1) {
         } else {
@@ -1116,34 +1215,12 @@ uint rk_out_payload(
     thread uint& rk_msg,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    uint i_13 = 0u;
     uint _e0 = rk_payload_len(rk_arena, rk_msg, _buffer_sizes);
     uint _e1 = rk_out_capacity_bytes(rk_params);
     uint len_10 = metal::min(_e0, _e1);
-    uint2 loop_bound_7 = uint2(4294967295u);
-    bool loop_init_5 = true;
-    while(true) {
-        if (metal::all(loop_bound_7 == uint2(0u))) { break; }
-        loop_bound_7 -= uint2(loop_bound_7.y == 0u, 1u);
-        if (!loop_init_5) {
-            uint _e25 = i_13;
-            i_13 = _e25 + 1u;
-        }
-        loop_init_5 = false;
-        uint _e5 = i_13;
-        if (_e5 < naga_div(len_10 + 3u, 4u)) {
-        } else {
-            break;
-        }
-        {
-            uint _e12 = rk_out_base(rk_params);
-            uint _e13 = i_13;
-            uint _e18 = rk_msg;
-            uint _e21 = i_13;
-            uint _e24 = rk_arena[(_e18 + RK_HEADER_WORDS) + _e21];
-            rk_arena[_e12 + _e13] = _e24;
-        }
-    }
+    uint _e3 = rk_out_base(rk_params);
+    uint _e5 = rk_msg;
+    rk_copy_words(_e3, _e5 + RK_HEADER_WORDS, naga_div(len_10 + 3u, 4u), rk_arena, _buffer_sizes);
     return len_10;
 }
 
@@ -1154,69 +1231,69 @@ uint rk_out_lit(
     thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
+    uint i_13 = 0u;
     uint i_14 = 0u;
-    uint i_15 = 0u;
     uint _e1 = rk_lit_len(lit_5, rk_lits, _buffer_sizes);
     uint _e2 = rk_out_capacity_bytes(rk_params);
-    uint n_1 = metal::min(_e1, _e2);
-    uint2 loop_bound_8 = uint2(4294967295u);
-    bool loop_init_6 = true;
-    while(true) {
-        if (metal::all(loop_bound_8 == uint2(0u))) { break; }
-        loop_bound_8 -= uint2(loop_bound_8.y == 0u, 1u);
-        if (!loop_init_6) {
-            uint _e18 = i_14;
-            i_14 = _e18 + 1u;
-        }
-        loop_init_6 = false;
-        uint _e6 = i_14;
-        if (_e6 < naga_div(n_1 + 3u, 4u)) {
-        } else {
-            break;
-        }
-        {
-            uint _e13 = rk_out_base(rk_params);
-            uint _e14 = i_14;
-            rk_arena[_e13 + _e14] = 0u;
-        }
-    }
+    uint n_2 = metal::min(_e1, _e2);
     uint2 loop_bound_9 = uint2(4294967295u);
     bool loop_init_7 = true;
     while(true) {
         if (metal::all(loop_bound_9 == uint2(0u))) { break; }
         loop_bound_9 -= uint2(loop_bound_9.y == 0u, 1u);
         if (!loop_init_7) {
-            uint _e29 = i_15;
-            i_15 = _e29 + 1u;
+            uint _e18 = i_13;
+            i_13 = _e18 + 1u;
         }
         loop_init_7 = false;
-        uint _e23 = i_15;
-        if (_e23 < n_1) {
+        uint _e6 = i_13;
+        if (_e6 < naga_div(n_2 + 3u, 4u)) {
+        } else {
+            break;
+        }
+        {
+            uint _e13 = rk_out_base(rk_params);
+            uint _e14 = i_13;
+            rk_arena[_e13 + _e14] = 0u;
+        }
+    }
+    uint2 loop_bound_10 = uint2(4294967295u);
+    bool loop_init_8 = true;
+    while(true) {
+        if (metal::all(loop_bound_10 == uint2(0u))) { break; }
+        loop_bound_10 -= uint2(loop_bound_10.y == 0u, 1u);
+        if (!loop_init_8) {
+            uint _e29 = i_14;
+            i_14 = _e29 + 1u;
+        }
+        loop_init_8 = false;
+        uint _e23 = i_14;
+        if (_e23 < n_2) {
         } else {
             break;
         }
         {
             uint _e25 = rk_out_base(rk_params);
-            uint _e26 = i_15;
-            uint _e27 = i_15;
+            uint _e26 = i_14;
+            uint _e27 = i_14;
             uint _e28 = rk_lit_byte(lit_5, _e27, rk_lits, _buffer_sizes);
             rk_set_byte(_e25, _e26, _e28, rk_arena, _buffer_sizes);
         }
     }
-    return n_1;
+    return n_2;
 }
 
 void rk_out_stamp(
-    uint i_16,
+    uint i_15,
     RkStamp t,
     device type_10& rk_arena,
     thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    rk_out_word(i_16, t.physical.x, rk_arena, rk_params, _buffer_sizes);
-    rk_out_word(i_16 + 1u, t.physical.y, rk_arena, rk_params, _buffer_sizes);
-    rk_out_word(i_16 + 2u, t.logical, rk_arena, rk_params, _buffer_sizes);
-    rk_out_word(i_16 + 3u, t.node, rk_arena, rk_params, _buffer_sizes);
+    rk_out_word(i_15, t.physical.x, rk_arena, rk_params, _buffer_sizes);
+    rk_out_word(i_15 + 1u, t.physical.y, rk_arena, rk_params, _buffer_sizes);
+    rk_out_word(i_15 + 2u, t.logical, rk_arena, rk_params, _buffer_sizes);
+    rk_out_word(i_15 + 3u, t.node, rk_arena, rk_params, _buffer_sizes);
     return;
 }
 
@@ -1296,8 +1373,6 @@ void rk_write_slot(
     thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    uint i_17 = 0u;
-    uint i_18 = 0u;
     uint _e6 = rk_params.scratch;
     uint _e12 = rk_arena[(_e6 + RK_SCRATCH_OH) + RK_H_FLAGS];
     if ((_e12 & RK_FLAG_CHECKSUM) != 0u) {
@@ -1307,52 +1382,10 @@ void rk_write_slot(
     }
     uint _e30 = rk_params.scratch;
     rk_arena[(_e30 + RK_SCRATCH_OH) + RK_H_PAYLOAD] = len_1;
-    uint2 loop_bound_10 = uint2(4294967295u);
-    bool loop_init_8 = true;
-    while(true) {
-        if (metal::all(loop_bound_10 == uint2(0u))) { break; }
-        loop_bound_10 -= uint2(loop_bound_10.y == 0u, 1u);
-        if (!loop_init_8) {
-            uint _e55 = i_17;
-            i_17 = _e55 + 1u;
-        }
-        loop_init_8 = false;
-        uint _e38 = i_17;
-        if (_e38 < naga_div(len_1 + 3u, 4u)) {
-        } else {
-            break;
-        }
-        {
-            uint _e47 = i_17;
-            uint _e51 = i_17;
-            uint _e54 = rk_arena[src_at + _e51];
-            rk_arena[(slot + RK_HEADER_WORDS) + _e47] = _e54;
-        }
-    }
-    uint2 loop_bound_11 = uint2(4294967295u);
-    bool loop_init_9 = true;
-    while(true) {
-        if (metal::all(loop_bound_11 == uint2(0u))) { break; }
-        loop_bound_11 -= uint2(loop_bound_11.y == 0u, 1u);
-        if (!loop_init_9) {
-            uint _e78 = i_18;
-            i_18 = _e78 + 1u;
-        }
-        loop_init_9 = false;
-        uint _e60 = i_18;
-        uint _e62 = rk_n(RK_H_USED_WORDS, rk_params);
-        if (_e60 < _e62) {
-        } else {
-            break;
-        }
-        {
-            uint _e65 = i_18;
-            uint _e71 = rk_params.scratch;
-            uint _e74 = i_18;
-            uint _e77 = rk_arena[(_e71 + RK_SCRATCH_OH) + _e74];
-            rk_arena[slot + _e65] = _e77;
-        }
-    }
+    rk_copy_words(slot + RK_HEADER_WORDS, src_at, naga_div(len_1 + 3u, 4u), rk_arena, _buffer_sizes);
+    uint _e44 = rk_params.scratch;
+    uint _e48 = rk_n(RK_H_USED_WORDS, rk_params);
+    rk_copy_words(slot, _e44 + RK_SCRATCH_OH, _e48, rk_arena, _buffer_sizes);
     return;
 }
 
@@ -1405,7 +1438,7 @@ uint rk_write_output(
     bool local_12 = {};
     uint _e3 = rk_out_slot_words;
     if (len_2 > ((_e3 * 4u) - RK_MESSAGE_HEADER_BYTES)) {
-        rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_clear(rk_send_reason_len);
         rk_send_reason_lit(0u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_u32_(len_2, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
         return RK_ERROR_PAYLOAD_TOO_LARGE;
@@ -1428,7 +1461,7 @@ uint rk_write_output(
         }
         bool _e32 = local_12;
         if (_e32) {
-            rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
+            rk_send_reason_clear(rk_send_reason_len);
             bool _e34 = rk_detached;
             if (_e34) {
                 rk_send_reason_lit(1u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
@@ -1473,15 +1506,13 @@ uint rk_flush_parked(
 ) {
     uint moved = 0u;
     bool local_13 = {};
-    uint i_19 = {};
     uint k = {};
-    uint i_20 = {};
     bool local_14 = {};
     uint _e0 = rk_parked(rk_arena, rk_params, _buffer_sizes);
-    uint2 loop_bound_12 = uint2(4294967295u);
+    uint2 loop_bound_11 = uint2(4294967295u);
     while(true) {
-        if (metal::all(loop_bound_12 == uint2(0u))) { break; }
-        loop_bound_12 -= uint2(loop_bound_12.y == 0u, 1u);
+        if (metal::all(loop_bound_11 == uint2(0u))) { break; }
+        loop_bound_11 -= uint2(loop_bound_11.y == 0u, 1u);
         uint _e3 = moved;
         if (_e3 < _e0) {
             uint _e7 = rk_output_room(rk_out_capacity, rk_out_tail, rk_out_head);
@@ -1504,110 +1535,66 @@ uint rk_flush_parked(
             uint _e29 = moved;
             uint _e31 = rk_out_slot_words;
             uint from_slot = _e28 + (_e29 * _e31);
-            i_19 = 0u;
-            uint2 loop_bound_13 = uint2(4294967295u);
-            bool loop_init_10 = true;
-            while(true) {
-                if (metal::all(loop_bound_13 == uint2(0u))) { break; }
-                loop_bound_13 -= uint2(loop_bound_13.y == 0u, 1u);
-                if (!loop_init_10) {
-                    uint _e49 = i_19;
-                    i_19 = _e49 + 1u;
-                }
-                loop_init_10 = false;
-                uint _e36 = i_19;
-                uint _e38 = rk_out_slot_words;
-                if (_e36 < _e38) {
-                } else {
-                    break;
-                }
-                {
-                    uint _e41 = i_19;
-                    uint _e45 = i_19;
-                    uint _e48 = rk_arena[from_slot + _e45];
-                    rk_arena[slot_4 + _e41] = _e48;
-                }
-            }
-            uint _e53 = rk_out_tail;
-            rk_out_tail = _e53 + 1u;
-            uint _e57 = rk_outputs;
-            rk_outputs = _e57 + 1u;
-            uint _e60 = moved;
-            moved = _e60 + 1u;
+            uint _e35 = rk_out_slot_words;
+            rk_copy_words(slot_4, from_slot, _e35, rk_arena, _buffer_sizes);
+            uint _e37 = rk_out_tail;
+            rk_out_tail = _e37 + 1u;
+            uint _e41 = rk_outputs;
+            rk_outputs = _e41 + 1u;
+            uint _e44 = moved;
+            moved = _e44 + 1u;
         }
     }
-    uint _e63 = moved;
-    k = _e63;
-    uint2 loop_bound_14 = uint2(4294967295u);
-    bool loop_init_11 = true;
+    uint _e47 = moved;
+    k = _e47;
+    uint2 loop_bound_12 = uint2(4294967295u);
+    bool loop_init_9 = true;
     while(true) {
-        if (metal::all(loop_bound_14 == uint2(0u))) { break; }
-        loop_bound_14 -= uint2(loop_bound_14.y == 0u, 1u);
-        if (!loop_init_11) {
-            uint _e103 = k;
-            k = _e103 + 1u;
+        if (metal::all(loop_bound_12 == uint2(0u))) { break; }
+        loop_bound_12 -= uint2(loop_bound_12.y == 0u, 1u);
+        if (!loop_init_9) {
+            uint _e71 = k;
+            k = _e71 + 1u;
         }
-        loop_init_11 = false;
-        uint _e65 = k;
-        if (_e65 < _e0) {
+        loop_init_9 = false;
+        uint _e49 = k;
+        if (_e49 < _e0) {
         } else {
             break;
         }
         {
-            i_20 = 0u;
-            uint2 loop_bound_15 = uint2(4294967295u);
-            bool loop_init_12 = true;
-            while(true) {
-                if (metal::all(loop_bound_15 == uint2(0u))) { break; }
-                loop_bound_15 -= uint2(loop_bound_15.y == 0u, 1u);
-                if (!loop_init_12) {
-                    uint _e100 = i_20;
-                    i_20 = _e100 + 1u;
-                }
-                loop_init_12 = false;
-                uint _e69 = i_20;
-                uint _e71 = rk_out_slot_words;
-                if (_e69 < _e71) {
-                } else {
-                    break;
-                }
-                {
-                    uint _e76 = rk_params.park;
-                    uint _e77 = k;
-                    uint _e78 = moved;
-                    uint _e81 = rk_out_slot_words;
-                    uint _e84 = i_20;
-                    uint _e90 = rk_params.park;
-                    uint _e91 = k;
-                    uint _e93 = rk_out_slot_words;
-                    uint _e96 = i_20;
-                    uint _e99 = rk_arena[(_e90 + (_e91 * _e93)) + _e96];
-                    rk_arena[(_e76 + ((_e77 - _e78) * _e81)) + _e84] = _e99;
-                }
-            }
+            uint _e53 = rk_params.park;
+            uint _e54 = k;
+            uint _e55 = moved;
+            uint _e58 = rk_out_slot_words;
+            uint _e63 = rk_params.park;
+            uint _e64 = k;
+            uint _e66 = rk_out_slot_words;
+            uint _e70 = rk_out_slot_words;
+            rk_copy_words(_e53 + ((_e54 - _e55) * _e58), _e63 + (_e64 * _e66), _e70, rk_arena, _buffer_sizes);
         }
     }
-    uint _e109 = rk_params.scratch;
-    uint _e113 = moved;
-    rk_arena[_e109 + RK_SCRATCH_PARKED] = _e0 - _e113;
-    bool _e116 = rk_detached;
-    if (_e116) {
-        uint _e119 = moved;
-        local_14 = _e0 != _e119;
+    uint _e77 = rk_params.scratch;
+    uint _e81 = moved;
+    rk_arena[_e77 + RK_SCRATCH_PARKED] = _e0 - _e81;
+    bool _e84 = rk_detached;
+    if (_e84) {
+        uint _e87 = moved;
+        local_14 = _e0 != _e87;
     } else {
         local_14 = false;
     }
-    bool _e122 = local_14;
-    if (_e122) {
-        uint _e124 = rk_errors;
-        uint _e125 = moved;
-        rk_errors = _e124 + (_e0 - _e125);
-        uint _e131 = rk_params.scratch;
-        rk_arena[_e131 + RK_SCRATCH_PARKED] = 0u;
+    bool _e90 = local_14;
+    if (_e90) {
+        uint _e92 = rk_errors;
+        uint _e93 = moved;
+        rk_errors = _e92 + (_e0 - _e93);
+        uint _e99 = rk_params.scratch;
+        rk_arena[_e99 + RK_SCRATCH_PARKED] = 0u;
         return 0u;
     }
-    uint _e137 = moved;
-    return _e0 - _e137;
+    uint _e105 = moved;
+    return _e0 - _e105;
 }
 
 uint rk_find_route(
@@ -1618,21 +1605,21 @@ uint rk_find_route(
     thread WgpuParams& rk_params,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    uint i_21 = 0u;
+    uint i_16 = 0u;
     bool local_15 = {};
     bool same = {};
     uint k_1 = {};
-    uint2 loop_bound_16 = uint2(4294967295u);
-    bool loop_init_13 = true;
+    uint2 loop_bound_13 = uint2(4294967295u);
+    bool loop_init_10 = true;
     while(true) {
-        if (metal::all(loop_bound_16 == uint2(0u))) { break; }
-        loop_bound_16 -= uint2(loop_bound_16.y == 0u, 1u);
-        if (!loop_init_13) {
-            uint _e71 = i_21;
-            i_21 = _e71 + 1u;
+        if (metal::all(loop_bound_13 == uint2(0u))) { break; }
+        loop_bound_13 -= uint2(loop_bound_13.y == 0u, 1u);
+        if (!loop_init_10) {
+            uint _e71 = i_16;
+            i_16 = _e71 + 1u;
         }
-        loop_init_13 = false;
-        uint _e4 = i_21;
+        loop_init_10 = false;
+        uint _e4 = i_16;
         uint _e7 = rk_params.route_capacity;
         if (_e4 < _e7) {
         } else {
@@ -1640,7 +1627,7 @@ uint rk_find_route(
         }
         {
             uint _e11 = rk_params.routes;
-            uint _e12 = i_21;
+            uint _e12 = i_16;
             uint r_1 = _e11 + (_e12 * RK_ROUTE_WORDS);
             uint _e20 = rk_arena[r_1 + RK_ROUTE_USED];
             if (_e20 != 1u) {
@@ -1668,16 +1655,16 @@ uint rk_find_route(
             }
             same = true;
             k_1 = 0u;
-            uint2 loop_bound_17 = uint2(4294967295u);
-            bool loop_init_14 = true;
+            uint2 loop_bound_14 = uint2(4294967295u);
+            bool loop_init_11 = true;
             while(true) {
-                if (metal::all(loop_bound_17 == uint2(0u))) { break; }
-                loop_bound_17 -= uint2(loop_bound_17.y == 0u, 1u);
-                if (!loop_init_14) {
+                if (metal::all(loop_bound_14 == uint2(0u))) { break; }
+                loop_bound_14 -= uint2(loop_bound_14.y == 0u, 1u);
+                if (!loop_init_11) {
                     uint _e67 = k_1;
                     k_1 = _e67 + 1u;
                 }
-                loop_init_14 = false;
+                loop_init_11 = false;
                 uint _e54 = k_1;
                 uint _e56 = rk_n(32u, rk_params);
                 if (_e54 < metal::min(_e31, _e56)) {
@@ -1718,7 +1705,7 @@ uint rk_k2k_send(
 ) {
     uint _e4 = rk_find_route(name_lit_2, number_2, rk_arena, rk_lits, rk_params, _buffer_sizes);
     if (_e4 == 4294967295u) {
-        rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_clear(rk_send_reason_len);
         rk_send_reason_lit(3u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(4u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
@@ -1728,7 +1715,7 @@ uint rk_k2k_send(
     uint capacity_2 = rk_arena[ib + 0u];
     uint slot_bytes = rk_arena[ib + 1u];
     if (len_3 > (slot_bytes - RK_MESSAGE_HEADER_BYTES)) {
-        rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_clear(rk_send_reason_len);
         rk_send_reason_lit(5u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_u32_(len_3, rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(6u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
@@ -1743,7 +1730,7 @@ uint rk_k2k_send(
         uint rejections = ib + 3u;
         uint _e55 = rk_arena[rejections];
         rk_arena[rejections] = _e55 + 1u;
-        rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
+        rk_send_reason_clear(rk_send_reason_len);
         rk_send_reason_lit(8u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_kernel(name_lit_2, number_2, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
         rk_send_reason_lit(9u, rk_arena, rk_lits, rk_params, rk_send_reason_len, _buffer_sizes);
@@ -1956,27 +1943,27 @@ void rk_set_outcome(
     thread uint& rk_send_reason_len,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    uint i_22 = 0u;
-    uint i_23 = 0u;
-    uint i_24 = 0u;
-    uint i_25 = 0u;
+    uint i_17 = 0u;
+    uint i_18 = 0u;
+    uint i_19 = 0u;
+    uint i_20 = 0u;
     uint _e3 = rk_outcome;
     if (_e3 != RK_OK) {
         return;
     }
     rk_outcome = outcome;
     rk_reason_len = 0u;
-    uint2 loop_bound_18 = uint2(4294967295u);
-    bool loop_init_15 = true;
+    uint2 loop_bound_15 = uint2(4294967295u);
+    bool loop_init_12 = true;
     while(true) {
-        if (metal::all(loop_bound_18 == uint2(0u))) { break; }
-        loop_bound_18 -= uint2(loop_bound_18.y == 0u, 1u);
-        if (!loop_init_15) {
-            uint _e25 = i_22;
-            i_22 = _e25 + 1u;
+        if (metal::all(loop_bound_15 == uint2(0u))) { break; }
+        loop_bound_15 -= uint2(loop_bound_15.y == 0u, 1u);
+        if (!loop_init_12) {
+            uint _e25 = i_17;
+            i_17 = _e25 + 1u;
         }
-        loop_init_15 = false;
-        uint _e11 = i_22;
+        loop_init_12 = false;
+        uint _e11 = i_17;
         uint _e13 = rk_n(RK_REASON_WORDS, rk_params);
         if (_e11 < _e13) {
         } else {
@@ -1984,56 +1971,56 @@ void rk_set_outcome(
         }
         {
             uint _e18 = rk_params.scratch;
-            uint _e21 = i_22;
+            uint _e21 = i_17;
             rk_arena[(_e18 + RK_SCRATCH_REASON) + _e21] = 0u;
         }
     }
     if (reason != RK_SEND_REASON) {
         uint _e30 = rk_lit_len(reason, rk_lits, _buffer_sizes);
-        uint n_2 = metal::min(_e30, 256u);
-        uint2 loop_bound_19 = uint2(4294967295u);
-        bool loop_init_16 = true;
+        uint n_3 = metal::min(_e30, 256u);
+        uint2 loop_bound_16 = uint2(4294967295u);
+        bool loop_init_13 = true;
         while(true) {
-            if (metal::all(loop_bound_19 == uint2(0u))) { break; }
-            loop_bound_19 -= uint2(loop_bound_19.y == 0u, 1u);
-            if (!loop_init_16) {
-                uint _e69 = i_23;
-                i_23 = _e69 + 1u;
+            if (metal::all(loop_bound_16 == uint2(0u))) { break; }
+            loop_bound_16 -= uint2(loop_bound_16.y == 0u, 1u);
+            if (!loop_init_13) {
+                uint _e69 = i_18;
+                i_18 = _e69 + 1u;
             }
-            loop_init_16 = false;
-            uint _e35 = i_23;
-            if (_e35 < n_2) {
+            loop_init_13 = false;
+            uint _e35 = i_18;
+            if (_e35 < n_3) {
             } else {
                 break;
             }
             {
                 uint _e40 = rk_params.scratch;
-                uint _e43 = i_23;
+                uint _e43 = i_18;
                 uint _e51 = rk_params.scratch;
-                uint _e54 = i_23;
+                uint _e54 = i_18;
                 uint _e59 = rk_arena[(_e51 + RK_SCRATCH_REASON) + naga_div(_e54, 4u)];
-                uint _e60 = i_23;
+                uint _e60 = i_18;
                 uint _e61 = rk_lit_byte(reason, _e60, rk_lits, _buffer_sizes);
-                uint _e63 = i_23;
+                uint _e63 = i_18;
                 rk_arena[(_e40 + RK_SCRATCH_REASON) + naga_div(_e43, 4u)] = _e59 | (_e61 << (8u * naga_mod(_e63, 4u)));
             }
         }
-        rk_reason_len = n_2;
+        rk_reason_len = n_3;
         return;
     } else {
         uint _e74 = rk_send_error;
         if (_e74 != RK_OK) {
-            uint2 loop_bound_20 = uint2(4294967295u);
-            bool loop_init_17 = true;
+            uint2 loop_bound_17 = uint2(4294967295u);
+            bool loop_init_14 = true;
             while(true) {
-                if (metal::all(loop_bound_20 == uint2(0u))) { break; }
-                loop_bound_20 -= uint2(loop_bound_20.y == 0u, 1u);
-                if (!loop_init_17) {
-                    uint _e102 = i_24;
-                    i_24 = _e102 + 1u;
+                if (metal::all(loop_bound_17 == uint2(0u))) { break; }
+                loop_bound_17 -= uint2(loop_bound_17.y == 0u, 1u);
+                if (!loop_init_14) {
+                    uint _e102 = i_19;
+                    i_19 = _e102 + 1u;
                 }
-                loop_init_17 = false;
-                uint _e79 = i_24;
+                loop_init_14 = false;
+                uint _e79 = i_19;
                 uint _e81 = rk_n(RK_REASON_WORDS, rk_params);
                 if (_e79 < _e81) {
                 } else {
@@ -2041,9 +2028,9 @@ void rk_set_outcome(
                 }
                 {
                     uint _e86 = rk_params.scratch;
-                    uint _e89 = i_24;
+                    uint _e89 = i_19;
                     uint _e95 = rk_params.scratch;
-                    uint _e98 = i_24;
+                    uint _e98 = i_19;
                     uint _e101 = rk_arena[(_e95 + RK_SCRATCH_SEND_REASON) + _e98];
                     rk_arena[(_e86 + RK_SCRATCH_REASON) + _e89] = _e101;
                 }
@@ -2053,30 +2040,30 @@ void rk_set_outcome(
             return;
         } else {
             uint _e109 = rk_lit_len(11u, rk_lits, _buffer_sizes);
-            uint2 loop_bound_21 = uint2(4294967295u);
-            bool loop_init_18 = true;
+            uint2 loop_bound_18 = uint2(4294967295u);
+            bool loop_init_15 = true;
             while(true) {
-                if (metal::all(loop_bound_21 == uint2(0u))) { break; }
-                loop_bound_21 -= uint2(loop_bound_21.y == 0u, 1u);
-                if (!loop_init_18) {
-                    uint _e146 = i_25;
-                    i_25 = _e146 + 1u;
+                if (metal::all(loop_bound_18 == uint2(0u))) { break; }
+                loop_bound_18 -= uint2(loop_bound_18.y == 0u, 1u);
+                if (!loop_init_15) {
+                    uint _e146 = i_20;
+                    i_20 = _e146 + 1u;
                 }
-                loop_init_18 = false;
-                uint _e112 = i_25;
+                loop_init_15 = false;
+                uint _e112 = i_20;
                 if (_e112 < _e109) {
                 } else {
                     break;
                 }
                 {
                     uint _e117 = rk_params.scratch;
-                    uint _e120 = i_25;
+                    uint _e120 = i_20;
                     uint _e128 = rk_params.scratch;
-                    uint _e131 = i_25;
+                    uint _e131 = i_20;
                     uint _e136 = rk_arena[(_e128 + RK_SCRATCH_REASON) + naga_div(_e131, 4u)];
-                    uint _e137 = i_25;
+                    uint _e137 = i_20;
                     uint _e138 = rk_lit_byte(11u, _e137, rk_lits, _buffer_sizes);
-                    uint _e140 = i_25;
+                    uint _e140 = i_20;
                     rk_arena[(_e117 + RK_SCRATCH_REASON) + naga_div(_e120, 4u)] = _e136 | (_e138 << (8u * naga_mod(_e140, 4u)));
                 }
             }
@@ -2142,7 +2129,7 @@ void rk_report(
     constant _mslBufferSizes& _buffer_sizes
 ) {
     uint len_9 = RK_ERROR_REPORT_HEADER_SIZE;
-    uint i_26 = 0u;
+    uint i_21 = 0u;
     uint _e6 = rk_msg;
     uint flags_1 = rk_arena[_e6 + RK_H_FLAGS];
     if ((flags_1 & RK_FLAG_ERROR) != 0u) {
@@ -2163,32 +2150,32 @@ void rk_report(
     rk_arena[_e15 + 5u] = v1_.y;
     if (use_reason) {
         uint _e53 = rk_reason_len;
-        uint n_3 = metal::min(_e53, _e16 - RK_ERROR_REPORT_HEADER_SIZE);
-        uint2 loop_bound_22 = uint2(4294967295u);
-        bool loop_init_19 = true;
+        uint n_4 = metal::min(_e53, _e16 - RK_ERROR_REPORT_HEADER_SIZE);
+        uint2 loop_bound_19 = uint2(4294967295u);
+        bool loop_init_16 = true;
         while(true) {
-            if (metal::all(loop_bound_22 == uint2(0u))) { break; }
-            loop_bound_22 -= uint2(loop_bound_22.y == 0u, 1u);
-            if (!loop_init_19) {
-                uint _e81 = i_26;
-                i_26 = _e81 + 1u;
+            if (metal::all(loop_bound_19 == uint2(0u))) { break; }
+            loop_bound_19 -= uint2(loop_bound_19.y == 0u, 1u);
+            if (!loop_init_16) {
+                uint _e81 = i_21;
+                i_21 = _e81 + 1u;
             }
-            loop_init_19 = false;
-            uint _e59 = i_26;
-            if (_e59 < naga_div(n_3 + 3u, 4u)) {
+            loop_init_16 = false;
+            uint _e59 = i_21;
+            if (_e59 < naga_div(n_4 + 3u, 4u)) {
             } else {
                 break;
             }
             {
-                uint _e68 = i_26;
+                uint _e68 = i_21;
                 uint _e74 = rk_params.scratch;
-                uint _e77 = i_26;
+                uint _e77 = i_21;
                 uint _e80 = rk_arena[(_e74 + RK_SCRATCH_REASON) + _e77];
                 rk_arena[(_e15 + 6u) + _e68] = _e80;
             }
         }
         uint _e84 = len_9;
-        len_9 = _e84 + n_3;
+        len_9 = _e84 + n_4;
     }
     uint _e88 = rk_msg;
     uint source = rk_arena[_e88 + RK_H_SOURCE];
@@ -2392,7 +2379,7 @@ void rk_handle_slot(
             rk_received = _e74;
             uint _e76 = rk_processed;
             rk_processed = _e76 + 1u;
-            rk_send_reason_clear(rk_arena, rk_params, rk_send_reason_len, _buffer_sizes);
+            rk_send_reason_clear(rk_send_reason_len);
             rk_handle(rk_arena, rk_lits, rk_crc_table, rk_params, rk_out_capacity, rk_out_slot_words, rk_out_tail, rk_out_head, rk_outputs, rk_errors, rk_clock_physical, rk_clock_logical, rk_now, rk_detached, rk_msg, rk_outcome, rk_reason_len, rk_send_error, rk_send_reason_len, _buffer_sizes);
             uint _e80 = rk_outcome;
             if (_e80 != RK_OK) {
@@ -2466,8 +2453,8 @@ bool rk_handle_next(
     bool local_22 = {};
     uint slot_2 = 0u;
     uint payload_capacity = 0u;
-    uint c = rk_c;
-    uint tail = rk_arena[c + 2u];
+    uint c_1 = rk_c;
+    uint tail = rk_arena[c_1 + 2u];
     uint _e8 = rk_in_head;
     available = tail - _e8;
     uint _e11 = available;
@@ -2577,30 +2564,30 @@ void rk_publish(
     thread uint& rk_clock_logical,
     constant _mslBufferSizes& _buffer_sizes
 ) {
-    uint c_1 = rk_c;
+    uint c_2 = rk_c;
     uint _e8 = rk_processed;
-    rk_arena[c_1 + 19u] = _e8;
+    rk_arena[c_2 + 19u] = _e8;
     uint _e14 = rk_rejected;
-    rk_arena[c_1 + 20u] = _e14;
+    rk_arena[c_2 + 20u] = _e14;
     uint _e20 = rk_errors;
-    rk_arena[c_1 + 21u] = _e20;
+    rk_arena[c_2 + 21u] = _e20;
     uint _e26 = rk_last_error;
-    rk_arena[c_1 + 22u] = _e26;
+    rk_arena[c_2 + 22u] = _e26;
     uint _e32 = rk_in_head;
-    rk_arena[c_1 + 17u] = _e32;
+    rk_arena[c_2 + 17u] = _e32;
     uint _e38 = rk_out_tail;
-    rk_arena[c_1 + 18u] = _e38;
+    rk_arena[c_2 + 18u] = _e38;
     uint _e45 = rk_clock_physical.x;
-    rk_arena[c_1 + 25u] = _e45;
+    rk_arena[c_2 + 25u] = _e45;
     uint _e52 = rk_clock_physical.y;
-    rk_arena[c_1 + 26u] = _e52;
+    rk_arena[c_2 + 26u] = _e52;
     uint _e58 = rk_clock_logical;
-    rk_arena[c_1 + 27u] = _e58;
-    uint beat = c_1 + 23u;
+    rk_arena[c_2 + 27u] = _e58;
+    uint beat = c_2 + 23u;
     uint _e63 = rk_arena[beat];
     uint heartbeat = _e63 + 1u;
     rk_arena[beat] = heartbeat;
-    rk_arena[c_1 + 16u] = stop;
+    rk_arena[c_2 + 16u] = stop;
     uint _e74 = rk_params.scratch;
     uint r_2 = _e74 + RK_SCRATCH_REPORT;
     uint ib_3 = rk_params.inbox;
@@ -2624,7 +2611,7 @@ void rk_publish(
     rk_arena[r_2 + 9u] = _e137;
     uint _e143 = rk_clock_logical;
     rk_arena[r_2 + 10u] = _e143;
-    uint _e152 = rk_arena[c_1 + 28u];
+    uint _e152 = rk_arena[c_2 + 28u];
     rk_arena[r_2 + 11u] = _e152;
     uint _e161 = rk_arena[ib_3 + 2u];
     rk_arena[r_2 + 12u] = _e161;
@@ -2684,43 +2671,43 @@ struct rk_mainInput {
     bool local_6 = {};
     WgpuParams _e5 = rk_dispatch_params[workgroup.x];
     rk_params = _e5;
-    uint c_2 = rk_params.control;
-    rk_c = c_2;
-    uint _e14 = rk_arena[c_2 + 16u];
+    uint c_3 = rk_params.control;
+    rk_c = c_3;
+    uint _e14 = rk_arena[c_3 + 16u];
     if (_e14 != RK_RUNNING) {
         return;
     }
-    uint sequence = rk_arena[c_2 + 10u];
-    uint _e26 = rk_arena[c_2 + 0u];
+    uint sequence = rk_arena[c_3 + 10u];
+    uint _e26 = rk_arena[c_3 + 0u];
     bool is_on = _e26 != 0u;
-    uint terminate = rk_arena[c_2 + 1u];
-    rk_arena[c_2 + 28u] = sequence;
-    uint _e43 = rk_arena[c_2 + 4u];
+    uint terminate = rk_arena[c_3 + 1u];
+    rk_arena[c_3 + 28u] = sequence;
+    uint _e43 = rk_arena[c_3 + 4u];
     rk_in_capacity = _e43;
-    uint _e49 = rk_arena[c_2 + 5u];
+    uint _e49 = rk_arena[c_3 + 5u];
     rk_in_slot_words = naga_div(_e49, 4u);
-    uint _e57 = rk_arena[c_2 + 6u];
+    uint _e57 = rk_arena[c_3 + 6u];
     rk_out_capacity = _e57;
-    uint _e63 = rk_arena[c_2 + 7u];
+    uint _e63 = rk_arena[c_3 + 7u];
     rk_out_slot_words = naga_div(_e63, 4u);
-    uint _e71 = rk_arena[c_2 + 17u];
+    uint _e71 = rk_arena[c_3 + 17u];
     rk_in_head = _e71;
-    uint _e77 = rk_arena[c_2 + 18u];
+    uint _e77 = rk_arena[c_3 + 18u];
     rk_out_tail = _e77;
-    uint _e83 = rk_arena[c_2 + 3u];
+    uint _e83 = rk_arena[c_3 + 3u];
     rk_out_head = _e83;
-    uint _e89 = rk_arena[c_2 + 19u];
+    uint _e89 = rk_arena[c_3 + 19u];
     rk_processed = _e89;
-    uint _e95 = rk_arena[c_2 + 20u];
+    uint _e95 = rk_arena[c_3 + 20u];
     rk_rejected = _e95;
-    uint _e101 = rk_arena[c_2 + 21u];
+    uint _e101 = rk_arena[c_3 + 21u];
     rk_errors = _e101;
-    uint _e107 = rk_arena[c_2 + 22u];
+    uint _e107 = rk_arena[c_3 + 22u];
     rk_last_error = _e107;
-    uint _e113 = rk_arena[c_2 + 25u];
-    uint _e118 = rk_arena[c_2 + 26u];
+    uint _e113 = rk_arena[c_3 + 25u];
+    uint _e118 = rk_arena[c_3 + 26u];
     rk_clock_physical = metal::uint2(_e113, _e118);
-    uint _e125 = rk_arena[c_2 + 27u];
+    uint _e125 = rk_arena[c_3 + 27u];
     rk_clock_logical = _e125;
     uint _e129 = rk_params.now_lo;
     uint _e132 = rk_params.now_hi;
@@ -2740,16 +2727,16 @@ struct rk_mainInput {
     rk_outputs = _e172;
     rk_failed = false;
     rk_detached = terminate == RK_TERMINATE_DRAIN_DETACHED;
-    uint2 loop_bound_23 = uint2(4294967295u);
-    bool loop_init_20 = true;
+    uint2 loop_bound_20 = uint2(4294967295u);
+    bool loop_init_17 = true;
     while(true) {
-        if (metal::all(loop_bound_23 == uint2(0u))) { break; }
-        loop_bound_23 -= uint2(loop_bound_23.y == 0u, 1u);
-        if (!loop_init_20) {
+        if (metal::all(loop_bound_20 == uint2(0u))) { break; }
+        loop_bound_20 -= uint2(loop_bound_20.y == 0u, 1u);
+        if (!loop_init_17) {
             uint _e194 = i;
             i = _e194 + 1u;
         }
-        loop_init_20 = false;
+        loop_init_17 = false;
         uint _e180 = i;
         uint _e182 = rk_n(RK_H_USED_WORDS, rk_params);
         if (_e180 < _e182) {
@@ -2769,10 +2756,10 @@ struct rk_mainInput {
     uint _e203 = rk_params.scratch;
     uint _e207 = rk_arena[_e203 + RK_SCRATCH_FAILING];
     bool failing = _e207 != 0u;
-    uint2 loop_bound_24 = uint2(4294967295u);
+    uint2 loop_bound_21 = uint2(4294967295u);
     while(true) {
-        if (metal::all(loop_bound_24 == uint2(0u))) { break; }
-        loop_bound_24 -= uint2(loop_bound_24.y == 0u, 1u);
+        if (metal::all(loop_bound_21 == uint2(0u))) { break; }
+        loop_bound_21 -= uint2(loop_bound_21.y == 0u, 1u);
         uint _e212 = handled;
         uint _e215 = rk_params.loop_budget;
         if (!((_e212 >= _e215))) {

@@ -178,7 +178,21 @@ fn rk_lit_byte(lit: u32, i: u32) -> u32 {
 fn rk_crc32c(word_base: u32, len: u32) -> u32 {
     var crc = 0xFFFFFFFFu;
     let words = len / 4u;
-    for (var w = 0u; w < words; w += 1u) {
+    var w = 0u;
+    // Two words loaded at once (one wait for memory per eight bytes).
+    for (; w + 2u <= words; w += 2u) {
+        let v = rk_arena[word_base + w];
+        let u = rk_arena[word_base + w + 1u];
+        crc = rk_crc_table[(crc ^ v) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (v >> 8u)) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (v >> 16u)) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (v >> 24u)) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ u) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (u >> 8u)) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (u >> 16u)) & 0xFFu] ^ (crc >> 8u);
+        crc = rk_crc_table[(crc ^ (u >> 24u)) & 0xFFu] ^ (crc >> 8u);
+    }
+    for (; w < words; w += 1u) {
         let v = rk_arena[word_base + w];
         crc = rk_crc_table[(crc ^ v) & 0xFFu] ^ (crc >> 8u);
         crc = rk_crc_table[(crc ^ (v >> 8u)) & 0xFFu] ^ (crc >> 8u);
@@ -191,17 +205,41 @@ fn rk_crc32c(word_base: u32, len: u32) -> u32 {
     return ~crc;
 }
 
+// ---- copies ------------------------------------------------------------------------------------
+// Copies `n` words from `src` to `dst` (dst below src where they overlap), four loads before four
+// stores: one invocation waits for memory once per four words, not once per word.
+fn rk_copy_words(dst: u32, src: u32, n: u32) {
+    var i = 0u;
+    for (; i + 4u <= n; i += 4u) {
+        let a = rk_arena[src + i];
+        let b = rk_arena[src + i + 1u];
+        let c = rk_arena[src + i + 2u];
+        let d = rk_arena[src + i + 3u];
+        rk_arena[dst + i] = a;
+        rk_arena[dst + i + 1u] = b;
+        rk_arena[dst + i + 2u] = c;
+        rk_arena[dst + i + 3u] = d;
+    }
+    for (; i < n; i += 1u) {
+        rk_arena[dst + i] = rk_arena[src + i];
+    }
+}
+
 // ---- reasons ----------------------------------------------------------------------------------
+// The send reason's words are written as its bytes arrive (a new word starts from its first
+// byte), so clearing it is only resetting its length.
 fn rk_send_reason_clear() {
     rk_send_reason_len = 0u;
-    for (var i = 0u; i < rk_n(RK_REASON_WORDS); i += 1u) {
-        rk_arena[rk_params.scratch + RK_SCRATCH_SEND_REASON + i] = 0u;
-    }
 }
 fn rk_send_reason_byte(b: u32) {
     if (rk_send_reason_len < RK_REASON_WORDS * 4u) {
-        let w = rk_send_reason_len / 4u;
-        rk_arena[rk_params.scratch + RK_SCRATCH_SEND_REASON + w] = rk_arena[rk_params.scratch + RK_SCRATCH_SEND_REASON + w] | ((b & 0xFFu) << (8u * (rk_send_reason_len % 4u)));
+        let w = rk_params.scratch + RK_SCRATCH_SEND_REASON + rk_send_reason_len / 4u;
+        let shift = 8u * (rk_send_reason_len % 4u);
+        if (shift == 0u) {
+            rk_arena[w] = b & 0xFFu;
+        } else {
+            rk_arena[w] = rk_arena[w] | ((b & 0xFFu) << shift);
+        }
         rk_send_reason_len += 1u;
     }
 }
@@ -350,9 +388,7 @@ fn rk_out_word(i: u32, v: u32) {
 // Copies the request's payload into the outgoing payload; returns its length.
 fn rk_out_payload() -> u32 {
     let len = min(rk_payload_len(), rk_out_capacity_bytes());
-    for (var i = 0u; i < (len + 3u) / 4u; i += 1u) {
-        rk_arena[rk_out_base() + i] = rk_arena[rk_msg + RK_HEADER_WORDS + i];
-    }
+    rk_copy_words(rk_out_base(), rk_msg + RK_HEADER_WORDS, (len + 3u) / 4u);
     return len;
 }
 // Writes a string literal's bytes into the outgoing payload; returns its length.
@@ -411,12 +447,8 @@ fn rk_write_slot(slot: u32, src_at: u32, len: u32) {
         rk_arena[rk_params.scratch + RK_SCRATCH_OH + RK_H_CHECKSUM] = rk_crc32c(src_at, len);
     }
     rk_arena[rk_params.scratch + RK_SCRATCH_OH + RK_H_PAYLOAD] = len;
-    for (var i = 0u; i < (len + 3u) / 4u; i += 1u) {
-        rk_arena[slot + RK_HEADER_WORDS + i] = rk_arena[src_at + i];
-    }
-    for (var i = 0u; i < rk_n(RK_H_USED_WORDS); i += 1u) {
-        rk_arena[slot + i] = rk_arena[rk_params.scratch + RK_SCRATCH_OH + i];
-    }
+    rk_copy_words(slot + RK_HEADER_WORDS, src_at, (len + 3u) / 4u);
+    rk_copy_words(slot, rk_params.scratch + RK_SCRATCH_OH, rk_n(RK_H_USED_WORDS));
 }
 
 fn rk_output_room() -> u32 {
@@ -473,18 +505,14 @@ fn rk_flush_parked() -> u32 {
     while (moved < parked && rk_output_room() != 0u) {
         let slot = rk_params.output + (rk_out_tail & (rk_out_capacity - 1u)) * rk_out_slot_words;
         let from_slot = rk_params.park + moved * rk_out_slot_words;
-        for (var i = 0u; i < rk_out_slot_words; i += 1u) {
-            rk_arena[slot + i] = rk_arena[from_slot + i];
-        }
+        rk_copy_words(slot, from_slot, rk_out_slot_words);
         rk_out_tail += 1u;
         rk_outputs += 1u;
         moved += 1u;
     }
     // Shift what is left to the front of the park.
     for (var k = moved; k < parked; k += 1u) {
-        for (var i = 0u; i < rk_out_slot_words; i += 1u) {
-            rk_arena[rk_params.park + (k - moved) * rk_out_slot_words + i] = rk_arena[rk_params.park + k * rk_out_slot_words + i];
-        }
+        rk_copy_words(rk_params.park + (k - moved) * rk_out_slot_words, rk_params.park + k * rk_out_slot_words, rk_out_slot_words);
     }
     rk_arena[rk_params.scratch + RK_SCRATCH_PARKED] = parked - moved;
     if (rk_detached && parked != moved) {
