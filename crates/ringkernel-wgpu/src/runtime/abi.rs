@@ -46,7 +46,9 @@ device_struct! {
         pub max_offset_lo: u32 => 52,
         /// ... high word.
         pub max_offset_hi: u32 => 56,
-        /// Messages the actor may handle this round (all its dispatches together).
+        /// Messages the actor may handle this round (`WgpuConfig::messages_per_dispatch`): the
+        /// host keeps to it through `loop_budget` and the dispatches it records; kept for tools
+        /// that read the params.
         pub in_budget: u32 => 60,
         /// Output slots the host reads back after the round: the actor takes no new message once
         /// it wrote this many (a message in hand still writes into the ring while it has room).

@@ -840,7 +840,9 @@ pub async fn shared_device(backends: wgpu::Backends) -> Result<SharedDevice> {
 }
 
 impl WgpuRuntime {
-    /// The runtime's own device, for buffers that live beside its actors.
+    /// The runtime's own device, for buffers that live beside its actors. wgpu reports errors
+    /// per device: a validation error made on it (outside an error scope) fails the runtime's
+    /// actors too, with wgpu's message.
     pub fn shared_device(&self) -> SharedDevice {
         SharedDevice {
             device: self.pump.gpu.device.clone(),
