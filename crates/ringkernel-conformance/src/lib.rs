@@ -25,7 +25,9 @@ pub use kernels::registry;
 /// taking a [`ringkernel_core::kernel::KernelRegistry`] and returning
 /// `Result<Arc<dyn RingKernelRuntime>>`. With `skip_if = f`, each test first calls
 /// `f() -> Option<String>` and, given a reason, prints `SKIPPED <check>: <reason>` and passes (a
-/// backend whose hardware is absent; the backend's CI makes absence a failure instead).
+/// backend whose hardware is absent; the backend's CI makes absence a failure instead). With
+/// `slow_skip_if = g` as well, the checks that use the `slow` kernel (a long loop per message)
+/// ask `g` instead (a backend mode whose driver bounds loop nests cannot run them).
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {
@@ -35,6 +37,13 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!($make, skip_if = __conformance_always_runs);
     };
     ($make:path, skip_if = $skip:path) => {
+        $crate::conformance_tests!($make, skip_if = $skip, slow_skip_if = $skip);
+    };
+    ($make:path, skip_if = $skip:path, slow_skip_if = $slow:path) => {
+        $crate::conformance_tests!(@each $make, $slow;
+            deactivate_stops_handling_before_it_returns,
+            deactivate_takes_effect_before_queued_messages,
+        );
         $crate::conformance_tests!(@each $make, $skip;
             lifecycle,
             unknown_kernel_lists_registered_names,
@@ -56,8 +65,6 @@ macro_rules! conformance_tests {
             runtime_lists_and_totals,
             raw_slots_are_checked_and_never_replay_stale_bytes,
             a_call_returns_its_reply_not_an_earlier_message_with_its_id,
-            deactivate_stops_handling_before_it_returns,
-            deactivate_takes_effect_before_queued_messages,
             looping_callers_leave_room_for_other_tasks,
             launch_options_memory_cannot_hold_are_typed_errors,
             zero_copy_sends_and_receives,

@@ -84,33 +84,5 @@ mod other_dispatch_mode {
     }
 
     use super::no_adapter;
-    ringkernel_conformance::conformance_tests!(@each make, no_adapter;
-        lifecycle,
-        unknown_kernel_lists_registered_names,
-        duplicate_launch_is_refused_and_instances_are_allowed,
-        echo_and_counter_on_random_messages,
-        per_sender_order_is_kept,
-        concurrent_calls_get_their_own_replies,
-        late_reply_of_a_timed_out_call_is_receivable,
-        typed_messages_round_trip,
-        k2k_pipeline_preserves_causality,
-        k2k_fan_in_loses_nothing,
-        full_queue_pushes_back,
-        batches_keep_order_and_push_back,
-        deadline_expiry_is_reported_not_handled,
-        bad_slot_data_is_counted_and_skipped,
-        handler_error_is_returned_and_kernel_continues,
-        handler_panic_is_isolated,
-        terminate_with_messages_in_flight_loses_nothing,
-        runtime_lists_and_totals,
-        raw_slots_are_checked_and_never_replay_stale_bytes,
-        a_call_returns_its_reply_not_an_earlier_message_with_its_id,
-        looping_callers_leave_room_for_other_tasks,
-        launch_options_memory_cannot_hold_are_typed_errors,
-        zero_copy_sends_and_receives,
-    );
-    ringkernel_conformance::conformance_tests!(@each make, skip_slow;
-        deactivate_stops_handling_before_it_returns,
-        deactivate_takes_effect_before_queued_messages,
-    );
+    ringkernel_conformance::conformance_tests!(make, skip_if = no_adapter, slow_skip_if = skip_slow);
 }
