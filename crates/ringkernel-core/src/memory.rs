@@ -128,6 +128,7 @@ impl KernelLayout {
 #[cfg(not(loom))]
 pub struct KernelMemory {
     layout: KernelLayout,
+    region: Arc<dyn Region>,
     control: SharedControl,
     input: Ring,
     output: Ring,
@@ -184,12 +185,22 @@ impl KernelMemory {
             let input = Ring::attach(control.clone(), RingSide::Input, region.clone(), layout.input_offset())?;
             let output = Ring::attach(control.clone(), RingSide::Output, region.clone(), layout.output_offset())?;
             let inbox = match layout.inbox {
-                Some(inbox) => Some(Inbox::init_in_region(region, layout.inbox_offset(), inbox.geometry())?),
+                Some(inbox) => Some(Inbox::init_in_region(region.clone(), layout.inbox_offset(), inbox.geometry())?),
                 None => None,
             };
             (control, input, output, inbox)
         };
-        Ok(Self { layout, control, input, output, inbox })
+        Ok(Self { layout, region, control, input, output, inbox })
+    }
+
+    /// The region the kernel lives in, for a device agent that moves the kernel's memory as
+    /// bytes (the wgpu pump copies published input slots to the GPU and replies back): its
+    /// pointer covers all `layout().bytes()` bytes. Whoever uses it follows the protocols: it
+    /// reads input slots only below the published tail, writes output slots only between the
+    /// published tail and the consumer's head plus capacity, and touches the inbox only while no
+    /// host side does (after the kernel stopped).
+    pub fn region(&self) -> Arc<dyn Region> {
+        self.region.clone()
     }
 
     /// The layout.

@@ -394,3 +394,31 @@ async fn a_launch_past_the_arena_limit_names_the_limit() {
         echo_works(kernel).await;
     }
 }
+
+/// A K2K message written in a round after its receiver's dispatch (the receiver comes first in
+/// the pass) is seen and handled in a later round, with nothing else happening: the receiver's
+/// inbox is read back after the whole pass, not from its own report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k2k_message_sent_after_its_receiver_ran_in_the_same_round_is_handled() {
+    if no_adapter("k2k after the receiver's dispatch") {
+        return;
+    }
+    let runtime = runtime(WgpuConfig::default()).await;
+    // Launch order is dispatch order: the sink runs before the relay in a round.
+    let sink = runtime.launch(SINK, active()).await.unwrap();
+    let relay = runtime.launch(RELAY, active()).await.unwrap();
+    let hold = runtime.launch(HOLD, active()).await.unwrap();
+    // A long round keeps the pump busy while both get their message, so that both are
+    // dispatched in the next round.
+    hold.send(Envelope::new(1, 100u32.to_le_bytes())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    sink.send(Envelope::new(1, *b"from the host")).await.unwrap();
+    relay.call(Envelope::new(2, *b"through the relay"), TIMEOUT).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let message = sink.receive_timeout(Duration::from_secs(10)).await.expect("both messages reach the host");
+        got.push((message.header.message_type, message.payload));
+    }
+    got.sort();
+    assert_eq!(got, vec![(1, b"from the host".to_vec()), (2, b"through the relay".to_vec())]);
+}

@@ -117,6 +117,9 @@ const _: () = {
     assert!(offset_of!(WgpuHostLine, node_id) == offset_of!(ControlBlock, node_id));
     assert!(offset_of!(WgpuHostLine, control_sequence) == offset_of!(ControlBlock, control_sequence));
     assert!(size_of::<WgpuHostLine>() == offset_of!(ControlBlock, has_terminated));
+    // An actor's block starts with its kernel memory, control block first (the params' `control`
+    // is the block's start).
+    assert!(ringkernel_core::memory::KernelLayout::CONTROL_OFFSET == 0);
 };
 
 device_struct! {

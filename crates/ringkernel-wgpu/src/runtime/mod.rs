@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::hlc::{HlcConfig, HybridClock};
 use ringkernel_core::kernel::KernelRegistry;
-use ringkernel_core::layout::{ControlBlock, MESSAGE_HEADER_BYTES};
+use ringkernel_core::layout::MESSAGE_HEADER_BYTES;
 use ringkernel_core::memory::KernelMemory;
 use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
 use ringkernel_host::{Device, Doorbell, HostConfig, HostKernel, KernelParts, KernelTable};
@@ -548,6 +548,7 @@ impl WgpuRuntime {
         let pipeline = self.pipeline(spec.name(), module)?;
         let number = self.kernels.take_number()?;
         let memory = KernelMemory::allocate(layout, number, number)?;
+        let region = memory.region();
         let (host_ends, device_ends) = memory.split();
         drop(device_ends);
         let control = host_ends.control.clone();
@@ -615,10 +616,9 @@ impl WgpuRuntime {
             });
         }
         // The kernel's memory as laid out on the host, its state, a zeroed scratch area.
-        let host_base = control.block() as *const ControlBlock as *const u8;
         // SAFETY: the region is `layout.bytes()` long and nobody else uses it yet.
-        let region = unsafe { std::slice::from_raw_parts(host_base, layout.bytes()) };
-        let mut block = region.to_vec();
+        let bytes = unsafe { std::slice::from_raw_parts(region.as_ptr(), layout.bytes()) };
+        let mut block = bytes.to_vec();
         block.extend_from_slice(state.bytes());
         block.resize(block_bytes as usize, 0);
         let name = id.as_str().as_bytes();
@@ -670,6 +670,7 @@ impl WgpuRuntime {
                 Actor {
                     id: id.to_string(),
                     control,
+                    region,
                     doorbell,
                     pipeline,
                     layout,

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ringkernel_core::control::SharedControl;
-use ringkernel_core::layout::{ControlBlock, termination};
+use ringkernel_core::layout::termination;
 use ringkernel_core::memory::KernelLayout;
+use ringkernel_core::region::Region;
 use ringkernel_core::wake::WakeFlag;
 use ringkernel_host::Doorbell;
 
@@ -25,6 +26,9 @@ pub(crate) struct Actor {
     /// Its kernel id.
     pub id: String,
     pub control: SharedControl,
+    /// The kernel's memory on the host, as bytes (`KernelMemory::region`): the pump reads
+    /// published input slots from it and writes replies and the inbox into it.
+    pub region: Arc<dyn Region>,
     pub doorbell: Arc<Doorbell>,
     /// Index into [`PumpState::pipelines`].
     pub pipeline: usize,
@@ -53,8 +57,9 @@ pub(crate) struct Actor {
 }
 
 impl Actor {
+    /// The start of the kernel's host region (its control block is at offset 0).
     pub(crate) fn host_base(&self) -> *mut u8 {
-        self.control.block() as *const ControlBlock as *mut u8
+        self.region.as_ptr()
     }
 
     /// Byte offset of its scratch area in the arena.

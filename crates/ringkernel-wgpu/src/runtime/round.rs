@@ -83,6 +83,9 @@ pub(crate) struct Planned {
     room: u32,
     readback_at: u64,
     dispatches: u32,
+    /// Where its inbox header comes back, copied after the whole pass (while K2K senders run: one
+    /// dispatched after it may have written to it since its report).
+    inbox_at: Option<u64>,
 }
 
 /// A submitted round.
@@ -302,6 +305,10 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
         params_of.push(params);
         let readback_at = readback_bytes;
         readback_bytes += READBACK_FIXED + u64::from(out_budget) * output_slot;
+        let inbox_at = k2k.then(|| {
+            readback_bytes += size_of::<K2KInboxHeader>() as u64;
+            readback_bytes - size_of::<K2KInboxHeader>() as u64
+        });
         planned.push(Planned {
             key,
             output_from: actor.device_output_tail,
@@ -309,6 +316,7 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
             room,
             readback_at,
             dispatches,
+            inbox_at,
         });
     }
     // Dispatch groups: while no running actor can send K2K, every actor of one kernel runs in one
@@ -356,6 +364,9 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
     for plan in &planned {
         let actor = &state.actors[&plan.key];
         ranges.push((actor.scratch_at() + SCRATCH_REPORT_BYTES, plan.readback_at, READBACK_FIXED));
+        if let Some(at) = plan.inbox_at {
+            ranges.push((actor.base + actor.layout.inbox_offset() as u64, at, size_of::<K2KInboxHeader>() as u64));
+        }
         output_ranges(actor, plan.output_from, plan.output_slots, plan.readback_at + READBACK_FIXED, &mut ranges);
     }
     for &(key, at) in &idle {
@@ -563,7 +574,10 @@ pub(crate) fn publish(pump: &Pump, state: &mut PumpState, round: Round, readback
         actor.device_input_head = reported.input_head;
         block.control_ack.store(reported.control_ack, Ordering::Release);
         actor.control_ack = reported.control_ack;
-        actor.inbox_pending = reported.inbox_tail != reported.inbox_head;
+        actor.inbox_pending = match plan.inbox_at {
+            Some(at) => inbox_pending(&readback[at as usize..]),
+            None => reported.inbox_tail != reported.inbox_head,
+        };
         actor.parked = reported.parked;
     }
     for (i, plan) in round.planned.iter().enumerate() {
