@@ -51,14 +51,14 @@ if want cuda; then
   bench "cuda bench" cuda-h100.json "$here/ringkernel"
   if [ -x "$here/before/ringkernel" ]; then
     step "bench --backend cuda, before: $(cat "$here/before/COMMIT") (same run)"
-    timeout 420 "$here/before/ringkernel" bench --backend cuda --repeats "${REPEATS:-5}" --rounds 20000 \
+    RINGKERNEL_COMMIT="$(cat "$here/before/COMMIT")" timeout 420 "$here/before/ringkernel" bench --backend cuda --repeats "${REPEATS:-5}" --rounds 20000 \
       --messages 2000000 --actors 8 --json "$out/cuda-before.json" || fail "cuda bench before"
   fi
   if [ -n "${PROFILE_RUN:-}" ]; then
     step "bench --backend cuda with the device phase profile (RK_PROFILE; slower, for the breakdown only)"
     RINGKERNEL_PROFILE=1 REPEATS=2 bench "cuda profile" cuda-profile.json "$here/ringkernel"
     if [ -x "$here/before/ringkernel" ]; then
-      RINGKERNEL_PROFILE=1 timeout 300 "$here/before/ringkernel" bench --backend cuda --repeats 2 --rounds 20000 \
+      RINGKERNEL_PROFILE=1 RINGKERNEL_COMMIT="$(cat "$here/before/COMMIT")" timeout 300 "$here/before/ringkernel" bench --backend cuda --repeats 2 --rounds 20000 \
         --messages 500000 --actors 8 --json "$out/cuda-before-profile.json" || fail "cuda profile before"
     fi
   fi
@@ -96,7 +96,7 @@ if want wgpu; then
   for pass in 1 2; do
     if [ -x "$here/before/ringkernel" ]; then
       step "bench --backend wgpu, before ($(cat "$here/before/COMMIT")), pass $pass"
-      timeout 300 "$here/before/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2000}" \
+      RINGKERNEL_COMMIT="$(cat "$here/before/COMMIT")" timeout 300 "$here/before/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2000}" \
         --messages "${MESSAGES:-400000}" --actors "${ACTORS:-8}" --json "$out/wgpu-before-$pass.json" || fail "wgpu bench before"
     fi
     step "bench --backend wgpu, pass $pass"
