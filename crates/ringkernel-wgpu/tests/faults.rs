@@ -422,3 +422,56 @@ async fn a_k2k_message_sent_after_its_receiver_ran_in_the_same_round_is_handled(
     got.sort();
     assert_eq!(got, vec![(1, b"from the host".to_vec()), (2, b"through the relay".to_vec())]);
 }
+
+/// Odd settings a user may try are refused with the field they got wrong, before anything runs;
+/// "as large as it gets" (`u64::MAX`) is one of them, not an overflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_settings_are_refused_by_name() {
+    if no_adapter("odd settings") {
+        return;
+    }
+    let base = WgpuConfig::default;
+    let cases: Vec<(&str, WgpuConfig)> = vec![
+        ("max_actors", WgpuConfig { max_actors: 0, ..base() }),
+        ("messages_per_dispatch", WgpuConfig { messages_per_dispatch: 0, ..base() }),
+        ("outputs_per_dispatch", WgpuConfig { outputs_per_dispatch: 0, ..base() }),
+        ("outputs_per_message", WgpuConfig { outputs_per_message: 0, ..base() }),
+        ("round_timeout", WgpuConfig { round_timeout: Duration::ZERO, ..base() }),
+        ("arena_bytes", WgpuConfig { arena_bytes: 0, ..base() }),
+        ("arena_bytes", WgpuConfig { arena_bytes: (64 << 10) - 1024, ..base() }),
+        ("arena_bytes", WgpuConfig { arena_bytes: u64::MAX, ..base() }),
+        // The route table of u32::MAX actors does not fit any adapter's binding.
+        ("arena_bytes", WgpuConfig { max_actors: u32::MAX, ..base() }),
+        ("arena_limit", WgpuConfig { arena_bytes: 4 << 20, arena_limit: Some(1 << 20), ..base() }),
+        ("arena_limit", WgpuConfig { arena_limit: Some(u64::MAX), ..base() }),
+    ];
+    for (field, config) in cases {
+        match WgpuRuntime::with_config(ringkernel_conformance::registry(), config.clone()).await {
+            Err(RingKernelError::InvalidConfig { field: named, reason }) => {
+                assert_eq!(named, field, "{config:?}: {reason}");
+                assert!(!reason.is_empty());
+            }
+            Err(other) => panic!("{config:?}: expected InvalidConfig {{ {field} }}, got {other}"),
+            Ok(_) => panic!("{config:?} was accepted; expected InvalidConfig {{ {field} }}"),
+        }
+    }
+    // The smallest valid settings run: one actor, one message and one output per round.
+    let tiny = WgpuConfig {
+        max_actors: 1,
+        messages_per_dispatch: 1,
+        outputs_per_dispatch: 1,
+        outputs_per_message: 1,
+        arena_bytes: 64 << 10,
+        ..base()
+    };
+    let runtime = runtime(tiny).await;
+    assert_eq!(runtime.memory().arena_bytes, 64 << 10);
+    let kernel = runtime.launch("echo", active()).await.unwrap();
+    assert!(runtime.memory().arena_bytes > 64 << 10, "the arena grew for the actor: {:?}", runtime.memory());
+    for round in 0..3u8 {
+        let reply = kernel.call(Envelope::new(3, vec![round; 40]), TIMEOUT).await.unwrap();
+        assert_eq!(reply.payload, vec![round; 40]);
+    }
+    let second = runtime.launch("echo#2", active()).await.map(|_| ()).unwrap_err().to_string();
+    assert!(second.contains("max_actors"), "{second}");
+}

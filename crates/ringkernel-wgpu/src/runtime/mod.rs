@@ -81,9 +81,11 @@ pub struct WgpuConfig {
     /// Initial bytes of the arena buffer that holds the route table and every actor's rings,
     /// inbox, state and scratch. The arena doubles as actors launch, up to the adapter's largest
     /// storage binding and buffer (or [`WgpuConfig::arena_limit`]), and shrinks back as they end.
+    /// At least 64 KiB and more than the route table (64 bytes per [`WgpuConfig::max_actors`]); rounded up
+    /// to the arena's alignment.
     pub arena_bytes: u64,
     /// The most bytes the arena may grow to; `None`: the adapter's largest storage binding and
-    /// buffer.
+    /// buffer. At least [`WgpuConfig::arena_bytes`] and at most that adapter limit.
     pub arena_limit: Option<u64>,
     /// Actors that may run at once (route table entries).
     pub max_actors: u32,
@@ -324,7 +326,9 @@ impl WgpuRuntime {
         // Word offsets in the shader are u32: 16 GiB at most.
         let max_binding = max_binding.min(1 << 34) / ARENA_ALIGN * ARENA_ALIGN;
         let route_bytes = ROUTE_BYTES * u64::from(config.max_actors);
-        let config = WgpuConfig { arena_bytes: config.arena_bytes.next_multiple_of(ARENA_ALIGN), ..config };
+        // (u64::MAX, "as large as it gets", is refused below by name rather than overflowing here.)
+        let arena_bytes = config.arena_bytes.checked_next_multiple_of(ARENA_ALIGN).unwrap_or(u64::MAX);
+        let config = WgpuConfig { arena_bytes, ..config };
         let reserved = route_bytes.next_multiple_of(ARENA_ALIGN);
         if config.arena_bytes > max_binding || config.arena_bytes < (1 << 16).max(reserved + ARENA_ALIGN) {
             return Err(RingKernelError::InvalidConfig {
