@@ -11,7 +11,7 @@ use ringkernel_core::error::RingKernelError;
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
 use ringkernel_core::message::Envelope;
 use ringkernel_core::runtime::{KernelHandle, KernelState, LaunchOptions, RingKernelRuntime};
-use ringkernel_wgpu::{WgpuConfig, WgpuRuntime};
+use ringkernel_wgpu::{DispatchLoop, WgpuConfig, WgpuRuntime};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -441,7 +441,7 @@ async fn odd_settings_are_refused_by_name() {
         ("arena_bytes", WgpuConfig { arena_bytes: (64 << 10) - 1024, ..base() }),
         ("arena_bytes", WgpuConfig { arena_bytes: u64::MAX, ..base() }),
         // The route table of u32::MAX actors does not fit any adapter's binding.
-        ("arena_bytes", WgpuConfig { max_actors: u32::MAX, ..base() }),
+        ("max_actors", WgpuConfig { max_actors: u32::MAX, ..base() }),
         ("arena_limit", WgpuConfig { arena_bytes: 4 << 20, arena_limit: Some(1 << 20), ..base() }),
         ("arena_limit", WgpuConfig { arena_limit: Some(u64::MAX), ..base() }),
     ];
@@ -474,4 +474,46 @@ async fn odd_settings_are_refused_by_name() {
     }
     let second = runtime.launch("echo#2", active()).await.map(|_| ()).unwrap_err().to_string();
     assert!(second.contains("max_actors"), "{second}");
+}
+
+/// Settings past what a user means literally: `Duration::MAX` is "no limit" (the pump never
+/// sleeps, a round has no deadline), a budget of a million messages in one-message-per-dispatch
+/// mode dispatches only the work there is (one K2K message is one dispatch, not a million), and a
+/// park too large for any arena is refused naming `outputs_per_message`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_without_limits_mean_no_limit() {
+    if no_adapter("settings without limits") {
+        return;
+    }
+    let config = WgpuConfig {
+        pump_spin: Duration::MAX,
+        round_timeout: Duration::MAX,
+        dispatch_loop: DispatchLoop::OnePerDispatch,
+        messages_per_dispatch: 1_000_000,
+        ..WgpuConfig::default()
+    };
+    let runtime = runtime(config).await;
+    let sink = runtime.launch(SINK, active()).await.unwrap();
+    let relay = runtime.launch(RELAY, active()).await.unwrap();
+    for round in 0..3u8 {
+        let started = Instant::now();
+        relay.call(Envelope::new(2, vec![round; 12]), TIMEOUT).await.unwrap();
+        let message = sink.receive_timeout(Duration::from_secs(20)).await.expect("the K2K message arrives");
+        assert_eq!(message.payload, vec![round; 12]);
+        // A million empty dispatches take minutes on lavapipe; the work there is takes well
+        // under a second.
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+    drop(runtime);
+
+    let park = WgpuConfig { outputs_per_message: 1_000_000, ..WgpuConfig::default() };
+    let parking = self::runtime(park).await;
+    match parking.launch("echo", active()).await.map(|_| ()) {
+        Err(RingKernelError::InvalidConfig { field, reason }) => {
+            assert_eq!(field, "outputs_per_message", "{reason}");
+        }
+        other => panic!("expected InvalidConfig {{ outputs_per_message }}, got {other:?}"),
+    }
+    let usage = parking.memory();
+    assert_eq!(usage.actors, 0, "{usage:?}");
 }

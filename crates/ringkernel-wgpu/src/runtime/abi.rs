@@ -209,8 +209,10 @@ pub(crate) fn report(record: &[u8]) -> WgpuReport {
 }
 
 /// Whether an inbox header (its bytes) says that messages are waiting.
-pub(crate) fn inbox_pending(header: &[u8]) -> bool {
-    word(header, offset_of!(K2KInboxHeader, tail)) != word(header, offset_of!(K2KInboxHeader, head))
+/// K2K messages claimed in an inbox and not yet handled (its ends are free-running counters; a
+/// claim whose message is still being written counts).
+pub(crate) fn inbox_waiting(header: &[u8]) -> u32 {
+    word(header, offset_of!(K2KInboxHeader, tail)).wrapping_sub(word(header, offset_of!(K2KInboxHeader, head)))
 }
 
 /// The WGSL declarations of this module's structs (with their `RK_WGPU_*` offset constants).
@@ -241,6 +243,6 @@ mod tests {
         assert_eq!((report.input_head, report.parked), (7, 3));
         let mut header = vec![0u8; size_of::<K2KInboxHeader>()];
         header[offset_of!(K2KInboxHeader, tail)..][..4].copy_from_slice(&3u32.to_le_bytes());
-        assert!(inbox_pending(&header));
+        assert!(inbox_waiting(&header) > 0);
     }
 }

@@ -279,10 +279,11 @@ impl Gpu {
         done: &Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>,
         index: Option<wgpu::SubmissionIndex>,
     ) -> std::result::Result<(), String> {
-        let deadline = Instant::now() + self.round_timeout;
+        // No deadline when the timeout is longer than the clock can count (`Duration::MAX`).
+        let deadline = Instant::now().checked_add(self.round_timeout);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.device.poll(wgpu::PollType::Wait { submission_index: index.clone(), timeout: Some(left) }) {
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            match self.device.poll(wgpu::PollType::Wait { submission_index: index.clone(), timeout: left }) {
                 Ok(_) => {}
                 Err(wgpu::PollError::Timeout) => {
                     return Err(self.hang(format!(
@@ -296,7 +297,7 @@ impl Gpu {
             if let Some(result) = lock(done).take() {
                 return result.map_err(|e| format!("mapping a buffer: {e}"));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(self.hang(format!("the buffer map did not complete within {:?}", self.round_timeout)));
             }
         }

@@ -103,7 +103,8 @@ pub struct WgpuConfig {
     /// Loop or one message per dispatch.
     pub dispatch_loop: DispatchLoop,
     /// How long one round may take on the GPU. Past it every actor fails with a reason naming this
-    /// setting (a handler that loops without end), instead of hanging its callers.
+    /// setting (a handler that loops without end), instead of hanging its callers. A duration past
+    /// what the clock can count (`Duration::MAX`) means no limit.
     pub round_timeout: Duration,
     /// The host clock's node id.
     pub host_node_id: u32,
@@ -114,6 +115,7 @@ pub struct WgpuConfig {
     pub spin_before_park: Duration,
     /// How long the pump thread spins for the next wake-up after its last round before it
     /// sleeps (a caller's next message often follows its reply within microseconds).
+    /// `Duration::MAX`: it never sleeps (one CPU core kept busy).
     pub pump_spin: Duration,
     /// The host engine's watchdog. Off by default: an idle actor is not dispatched, so its
     /// heartbeat moves only while it has work.
@@ -330,6 +332,16 @@ impl WgpuRuntime {
         let arena_bytes = config.arena_bytes.checked_next_multiple_of(ARENA_ALIGN).unwrap_or(u64::MAX);
         let config = WgpuConfig { arena_bytes, ..config };
         let reserved = route_bytes.next_multiple_of(ARENA_ALIGN);
+        if reserved + ARENA_ALIGN > max_binding {
+            return Err(RingKernelError::InvalidConfig {
+                field: "max_actors",
+                reason: format!(
+                    "{}: the route table of that many actors ({route_bytes} bytes) does not fit the adapter's \
+                     largest storage binding, {max_binding} bytes",
+                    config.max_actors
+                ),
+            });
+        }
         if config.arena_bytes > max_binding || config.arena_bytes < (1 << 16).max(reserved + ARENA_ALIGN) {
             return Err(RingKernelError::InvalidConfig {
                 field: "arena_bytes",
@@ -542,6 +554,18 @@ impl WgpuRuntime {
         let block_bytes = layout.bytes() as u64 + state_bytes.next_multiple_of(16) + scratch_bytes + park_bytes;
         // What no arena of this adapter can hold is refused before any memory is touched.
         let limit = lock(&self.pump.state).arena.limit();
+        if block_bytes > limit && park_bytes > block_bytes - park_bytes {
+            return Err(RingKernelError::InvalidConfig {
+                field: "outputs_per_message",
+                reason: format!(
+                    "`{id}` would need {block_bytes} bytes of GPU memory, {park_bytes} of them to park {} outputs of \
+                     {} bytes per message, more than the arena may hold ({limit} bytes): lower \
+                     WgpuConfig::outputs_per_message",
+                    config.outputs_per_message,
+                    layout.output().slot_bytes()
+                ),
+            });
+        }
         if block_bytes > limit {
             return Err(RingKernelError::AllocationFailed {
                 what: "an actor's block in the wgpu arena (larger than the adapter's largest storage binding or \
@@ -688,7 +712,7 @@ impl WgpuRuntime {
                     device_input_head: 0,
                     device_output_tail: 0,
                     control_ack: 0,
-                    inbox_pending: false,
+                    inbox_waiting: 0,
                     parked: 0,
                     sends_k2k: spec.wgsl_source().is_some_and(|source| source.contains("rk_send_to")),
                     shared,

@@ -47,7 +47,8 @@ pub(crate) struct Actor {
     pub device_input_head: u32,
     pub device_output_tail: u32,
     pub control_ack: u32,
-    pub inbox_pending: bool,
+    /// K2K messages waiting in its inbox (as of the last round).
+    pub inbox_waiting: u32,
     /// Outputs the device parked because the ring was full (as of the last round).
     pub parked: u32,
     /// Whether its handler can send K2K messages (`rk_send_to…`): while any such actor runs,
@@ -187,8 +188,12 @@ impl Pump {
         loop {
             // Spin a while for the next wake-up (a caller's next message usually comes within
             // microseconds of its reply), then sleep.
-            let spin_until = Instant::now() + self.config.pump_spin;
-            self.wakeup.wait(|| Instant::now() < spin_until, || self.shutdown.load(Ordering::Acquire));
+            // (No end when the spin is longer than the clock can count.)
+            let spin_until = Instant::now().checked_add(self.config.pump_spin);
+            self.wakeup.wait(
+                || spin_until.is_none_or(|until| Instant::now() < until),
+                || self.shutdown.load(Ordering::Acquire),
+            );
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }

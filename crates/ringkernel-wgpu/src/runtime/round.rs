@@ -21,7 +21,7 @@ use ringkernel_core::hlc::HlcTimestamp;
 use ringkernel_core::layout::{ControlBlock, K2KInboxHeader, terminate_request, termination};
 
 use super::abi::{
-    READBACK_FIXED, SCRATCH_REPORT_BYTES, WgpuHostLine, WgpuParams, WgpuRoute, control_word, inbox_pending, report,
+    READBACK_FIXED, SCRATCH_REPORT_BYTES, WgpuHostLine, WgpuParams, WgpuRoute, control_word, inbox_waiting, report,
 };
 use super::gpu::{PARAMS_ALIGN, PARAMS_BYTES};
 use super::params_binding_bytes;
@@ -181,7 +181,7 @@ impl Snapshot {
         let wants = sequence != actor.control_ack
             || (terminate != 0 && can_work)
             || (actor.parked != 0 && can_work)
-            || (active != 0 && (tail != actor.device_input_head || actor.inbox_pending) && can_work);
+            || (active != 0 && (tail != actor.device_input_head || actor.inbox_waiting > 0) && can_work);
         Self { sequence, active, terminate, tail, output_head, room, wants }
     }
 }
@@ -264,18 +264,23 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
         // The device takes no new message once it wrote `outputs_per_dispatch` outputs this round;
         // the host reads back as many slots as the ring can take of those.
         let out_budget = config.outputs_per_dispatch.min(room.max(1));
-        // One message per dispatch where loops are bounded: as many dispatches as there is input
-        // (all of the budget when the inbox or the park may hold work; a dispatch with nothing to
-        // do returns at once).
+        // A loop takes up to the whole budget when the inbox or the park may hold work (a K2K
+        // sender dispatched before it in this pass may add to the inbox); one message per
+        // dispatch (where loops are bounded) gets as many dispatches as there is known work:
+        // input, K2K messages waiting, one for the park, within the budget (a dispatch with
+        // nothing to do returns at once).
         let queued = tail.wrapping_sub(actor.device_input_head).min(input.capacity());
-        let work = if active == 0 && terminate == 0 {
+        let inactive = active == 0 && terminate == 0;
+        let work = if inactive {
             1
-        } else if actor.inbox_pending || actor.parked != 0 {
+        } else if actor.inbox_waiting > 0 || actor.parked != 0 {
             config.messages_per_dispatch
         } else {
             queued.max(1)
         };
-        let dispatches = if pump.loop_budget > 1 { 1 } else { work.clamp(1, config.messages_per_dispatch) };
+        let known = queued.saturating_add(actor.inbox_waiting).saturating_add(u32::from(actor.parked != 0));
+        let dispatches =
+            if pump.loop_budget > 1 || inactive { 1 } else { known.clamp(1, config.messages_per_dispatch) };
         let params = WgpuParams {
             control: (actor.base / 4) as u32,
             input: ((actor.base + actor.layout.input_offset() as u64) / 4) as u32,
@@ -479,7 +484,7 @@ enum Outcome {
 pub(crate) fn publish(pump: &Pump, state: &mut PumpState, round: Round, readback: &[u8]) -> Result<bool, String> {
     for &(key, at) in &round.idle {
         if let Some(actor) = state.actors.get_mut(&key) {
-            actor.inbox_pending = inbox_pending(&readback[at as usize..]);
+            actor.inbox_waiting = inbox_waiting(&readback[at as usize..]);
         }
     }
     // First pass: what each actor reported, and what must still be fetched.
@@ -574,9 +579,9 @@ pub(crate) fn publish(pump: &Pump, state: &mut PumpState, round: Round, readback
         actor.device_input_head = reported.input_head;
         block.control_ack.store(reported.control_ack, Ordering::Release);
         actor.control_ack = reported.control_ack;
-        actor.inbox_pending = match plan.inbox_at {
-            Some(at) => inbox_pending(&readback[at as usize..]),
-            None => reported.inbox_tail != reported.inbox_head,
+        actor.inbox_waiting = match plan.inbox_at {
+            Some(at) => inbox_waiting(&readback[at as usize..]),
+            None => reported.inbox_tail.wrapping_sub(reported.inbox_head),
         };
         actor.parked = reported.parked;
     }
