@@ -184,7 +184,15 @@ impl Pump {
         self.wakeup.wake();
     }
 
+    /// The thread's body. A panic anywhere in it (not only in a round) fails every running actor
+    /// with the panic's message and ends the thread (the runtime refuses launches after it).
     pub(crate) fn run(self: Arc<Self>) {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| self.serve())) {
+            self.lose(format!("the wgpu pump thread panicked: {}", panic_message(&panic)));
+        }
+    }
+
+    fn serve(&self) {
         loop {
             // Spin a while for the next wake-up (a caller's next message usually comes within
             // microseconds of its reply), then sleep.
