@@ -282,8 +282,12 @@ impl WgpuRuntime {
     /// A runtime with explicit settings.
     ///
     /// # Errors
-    /// As [`WgpuRuntime::new`]; [`RingKernelError::InvalidConfig`] for settings the adapter
-    /// cannot meet (an arena larger than its largest storage binding, zero budgets).
+    /// As [`WgpuRuntime::new`]; [`RingKernelError::InvalidConfig`] naming the field for settings
+    /// the adapter cannot meet or that mean nothing: zero budgets, a zero `round_timeout`, an
+    /// `arena_bytes` under 64 KiB or over the adapter's largest storage binding, an `arena_limit`
+    /// outside `arena_bytes..=` that binding, more `max_actors` than a binding's route table holds.
+    /// A launch whose block no arena can hold is refused when it launches (naming
+    /// `outputs_per_message` when the park is most of it).
     pub async fn with_config(registry: KernelRegistry, config: WgpuConfig) -> Result<Self> {
         for (field, value) in [
             ("max_actors", config.max_actors),
