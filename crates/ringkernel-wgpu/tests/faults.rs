@@ -479,7 +479,7 @@ async fn odd_settings_are_refused_by_name() {
 /// Settings past what a user means literally: `Duration::MAX` is "no limit" (the pump never
 /// sleeps, a round has no deadline), a budget of a million messages in one-message-per-dispatch
 /// mode dispatches only the work there is (one K2K message is one dispatch, not a million), and a
-/// park too large for any arena is refused naming `outputs_per_message`.
+/// park too large for the arena is refused naming `outputs_per_message`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_without_limits_mean_no_limit() {
     if no_adapter("settings without limits") {
@@ -506,7 +506,9 @@ async fn settings_without_limits_mean_no_limit() {
     }
     drop(runtime);
 
-    let park = WgpuConfig { outputs_per_message: 1_000_000, ..WgpuConfig::default() };
+    // (A million parked outputs are ~0.5 GB: more than lavapipe's largest binding, not more than
+    // an H200's 2 GiB, so the arena is limited to 64 MiB here.)
+    let park = WgpuConfig { outputs_per_message: 1_000_000, arena_limit: Some(64 << 20), ..WgpuConfig::default() };
     let parking = self::runtime(park).await;
     match parking.launch("echo", active()).await.map(|_| ()) {
         Err(RingKernelError::InvalidConfig { field, reason }) => {
