@@ -455,6 +455,15 @@ async fn odd_settings_are_refused_by_name() {
             Ok(_) => panic!("{config:?} was accepted; expected InvalidConfig {{ {field} }}"),
         }
     }
+    // More actors than the dispatch parameters' binding holds (96 bytes each), though their
+    // route table (64 bytes each) would fit: refused naming max_actors, not left to wgpu.
+    let binding = runtime(base()).await.limits().max_storage_buffer_binding_size;
+    let many = u32::try_from(binding / 96 + 1).unwrap_or(u32::MAX);
+    let config = WgpuConfig { max_actors: many, ..base() };
+    match WgpuRuntime::with_config(ringkernel_conformance::registry(), config).await {
+        Err(RingKernelError::InvalidConfig { field, reason }) => assert_eq!(field, "max_actors", "{reason}"),
+        other => panic!("{many} actors: expected InvalidConfig {{ max_actors }}, got {:?}", other.map(|_| ())),
+    }
     // The smallest valid settings run: one actor, one message and one output per round.
     let tiny = WgpuConfig {
         max_actors: 1,

@@ -232,18 +232,24 @@ impl Gpu {
         })
     }
 
-    /// Waits for submission `index`, at most `round_timeout`.
+    /// Waits for submission `index`, at most `round_timeout` (no limit past what the clock can
+    /// count).
     pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> std::result::Result<(), String> {
-        match self
-            .device
-            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(self.round_timeout) })
-        {
-            Ok(_) => Ok(()),
-            Err(wgpu::PollError::Timeout) => Err(self.hang(format!(
-                "the GPU did not finish a submission within {:?} (WgpuConfig::round_timeout)",
-                self.round_timeout
-            ))),
-            Err(e) => Err(format!("waiting for the GPU: {e}")),
+        let deadline = Instant::now().checked_add(self.round_timeout);
+        loop {
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            match self.device.poll(wgpu::PollType::Wait { submission_index: Some(index.clone()), timeout: left }) {
+                Ok(_) => return Ok(()),
+                // Some backends end a wait early (wgpu's GL caps one at ~2 s): wait again.
+                Err(wgpu::PollError::Timeout) if deadline.is_none_or(|deadline| Instant::now() < deadline) => {}
+                Err(wgpu::PollError::Timeout) => {
+                    return Err(self.hang(format!(
+                        "the GPU did not finish a submission within {:?} (WgpuConfig::round_timeout)",
+                        self.round_timeout
+                    )));
+                }
+                Err(e) => return Err(format!("waiting for the GPU: {e}")),
+            }
         }
     }
 
@@ -285,6 +291,8 @@ impl Gpu {
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
             match self.device.poll(wgpu::PollType::Wait { submission_index: index.clone(), timeout: left }) {
                 Ok(_) => {}
+                // Some backends end a wait early (wgpu's GL caps one at ~2 s): wait again.
+                Err(wgpu::PollError::Timeout) if deadline.is_none_or(|deadline| Instant::now() < deadline) => continue,
                 Err(wgpu::PollError::Timeout) => {
                     return Err(self.hang(format!(
                         "the GPU did not finish a round within {:?} (WgpuConfig::round_timeout): a handler may loop \

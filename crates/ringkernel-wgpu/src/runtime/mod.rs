@@ -63,7 +63,8 @@ pub enum DispatchLoop {
     /// would let one message's loops starve the next one's); a loop elsewhere.
     #[default]
     Auto,
-    /// One dispatch per message (`messages_per_dispatch` dispatches per actor per round).
+    /// One dispatch per message: per actor and round, as many dispatches as it has known work
+    /// (input, waiting K2K messages, parked outputs), at most `messages_per_dispatch`.
     OnePerDispatch,
     /// One dispatch per actor per round that loops over up to `messages_per_dispatch` messages.
     Loop,
@@ -104,7 +105,8 @@ pub struct WgpuConfig {
     pub dispatch_loop: DispatchLoop,
     /// How long one round may take on the GPU. Past it every actor fails with a reason naming this
     /// setting (a handler that loops without end), instead of hanging its callers. A duration past
-    /// what the clock can count (`Duration::MAX`) means no limit.
+    /// what the clock can count (`Duration::MAX`) means no limit: then a handler that never ends
+    /// hangs its callers, and dropping the runtime waits for it.
     pub round_timeout: Duration,
     /// The host clock's node id.
     pub host_node_id: u32,
@@ -336,13 +338,20 @@ impl WgpuRuntime {
         let arena_bytes = config.arena_bytes.checked_next_multiple_of(ARENA_ALIGN).unwrap_or(u64::MAX);
         let config = WgpuConfig { arena_bytes, ..config };
         let reserved = route_bytes.next_multiple_of(ARENA_ALIGN);
-        if reserved + ARENA_ALIGN > max_binding {
+        // Each actor has a route entry in the arena and a dispatch's params in the params buffer.
+        let params_buffer = params_buffer_bytes(config.max_actors);
+        let params_binding = params_binding_bytes(config.max_actors);
+        if reserved + ARENA_ALIGN > max_binding
+            || params_buffer > limits.max_buffer_size
+            || params_binding > limits.max_storage_buffer_binding_size
+        {
             return Err(RingKernelError::InvalidConfig {
                 field: "max_actors",
                 reason: format!(
-                    "{}: the route table of that many actors ({route_bytes} bytes) does not fit the adapter's \
-                     largest storage binding, {max_binding} bytes",
-                    config.max_actors
+                    "{}: the route table ({route_bytes} bytes) or the dispatch parameters ({params_buffer} bytes, \
+                     {params_binding} bound) of that many actors do not fit the adapter's largest storage binding \
+                     ({} bytes) or buffer ({} bytes)",
+                    config.max_actors, limits.max_storage_buffer_binding_size, limits.max_buffer_size
                 ),
             });
         }

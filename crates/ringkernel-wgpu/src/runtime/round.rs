@@ -1,7 +1,8 @@
 //! One round of the pump: for every actor with work, upload the input the host published since
 //! the last round and the host's line of its control block; dispatch it (one dispatch that loops
-//! over up to `messages_per_dispatch` messages, or that many dispatches of one message where the
-//! driver bounds loop nests); read back its control block, inbox header and the output slots it
+//! over up to `messages_per_dispatch` messages, or, where the driver bounds loop nests, a dispatch
+//! of one message for each message it is known to have, up to that many); read back its report,
+//! inbox header and the output slots it
 //! may have filled; then copy replies into the host's output ring and publish the device's line
 //! in the protocol's order.
 //!
@@ -268,7 +269,8 @@ pub(crate) fn submit(pump: &Pump, state: &mut PumpState) -> Result<Option<Round>
         // sender dispatched before it in this pass may add to the inbox); one message per
         // dispatch (where loops are bounded) gets as many dispatches as there is known work:
         // input, K2K messages waiting, one for the park, within the budget (a dispatch with
-        // nothing to do returns at once).
+        // nothing to do returns at once; K2K messages sent to it during this pass wait for the
+        // next round, which their inbox header, read back after the pass, asks for).
         let queued = tail.wrapping_sub(actor.device_input_head).min(input.capacity());
         let inactive = active == 0 && terminate == 0;
         let work = if inactive {
