@@ -9,6 +9,8 @@ target="$(cat "$here/TARGET")"
 want() { [[ " $target " == *" all "* || " $target " == *" $1 "* ]]; }
 exec > >(tee "$out/gpu.log") 2>&1
 export RUST_BACKTRACE=1 RINGKERNEL_COMMIT="$(cat "$here/COMMIT")" RINGKERNEL_DATE="$(date -u +%F)"
+# The before binaries (BEFORE= of gpu-bundle.sh) report their own commit.
+before_commit="$(cat "$here/before/COMMIT" 2>/dev/null || echo none)"
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
 done
@@ -51,14 +53,14 @@ if want cuda; then
   bench "cuda bench" cuda-h100.json "$here/ringkernel"
   if [ -x "$here/before/ringkernel" ]; then
     step "bench --backend cuda, before: $(cat "$here/before/COMMIT") (same run)"
-    RINGKERNEL_COMMIT="$(cat "$here/before/COMMIT")" timeout 420 "$here/before/ringkernel" bench --backend cuda --repeats "${REPEATS:-5}" --rounds 20000 \
+    RINGKERNEL_COMMIT="$before_commit" timeout 420 "$here/before/ringkernel" bench --backend cuda --repeats "${REPEATS:-5}" --rounds 20000 \
       --messages 2000000 --actors 8 --json "$out/cuda-before.json" || fail "cuda bench before"
   fi
   if [ -n "${PROFILE_RUN:-}" ]; then
     step "bench --backend cuda with the device phase profile (RK_PROFILE; slower, for the breakdown only)"
     RINGKERNEL_PROFILE=1 REPEATS=2 bench "cuda profile" cuda-profile.json "$here/ringkernel"
     if [ -x "$here/before/ringkernel" ]; then
-      RINGKERNEL_PROFILE=1 RINGKERNEL_COMMIT="$(cat "$here/before/COMMIT")" timeout 300 "$here/before/ringkernel" bench --backend cuda --repeats 2 --rounds 20000 \
+      RINGKERNEL_PROFILE=1 RINGKERNEL_COMMIT="$before_commit" timeout 300 "$here/before/ringkernel" bench --backend cuda --repeats 2 --rounds 20000 \
         --messages 500000 --actors 8 --json "$out/cuda-before-profile.json" || fail "cuda profile before"
     fi
   fi
@@ -96,7 +98,7 @@ if want wgpu; then
   for pass in 1 2; do
     if [ -x "$here/before/ringkernel" ]; then
       step "bench --backend wgpu, before ($(cat "$here/before/COMMIT")), pass $pass"
-      RINGKERNEL_COMMIT="$(cat "$here/before/COMMIT")" timeout 300 "$here/before/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2000}" \
+      RINGKERNEL_COMMIT="$before_commit" timeout 300 "$here/before/ringkernel" bench --backend wgpu --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2000}" \
         --messages "${MESSAGES:-400000}" --actors "${ACTORS:-8}" --json "$out/wgpu-before-$pass.json" || fail "wgpu bench before"
     fi
     step "bench --backend wgpu, pass $pass"

@@ -235,16 +235,33 @@ impl Gpu {
     /// Waits for submission `index`, at most `round_timeout` (no limit past what the clock can
     /// count).
     pub(crate) fn wait_for(&self, index: wgpu::SubmissionIndex) -> std::result::Result<(), String> {
-        let deadline = Instant::now().checked_add(self.round_timeout);
+        self.poll_until(Some(index), self.deadline(), "a submission", "")
+    }
+
+    /// When a wait that starts now gives up: `None` when `round_timeout` is longer than the clock
+    /// can count (`Duration::MAX`: no limit).
+    fn deadline(&self) -> Option<Instant> {
+        Instant::now().checked_add(self.round_timeout)
+    }
+
+    /// Polls the device until submission `index` (or the last one) is done, or `deadline`
+    /// passes: then the GPU counts as hung and the error says it did not finish `what`.
+    fn poll_until(
+        &self,
+        index: Option<wgpu::SubmissionIndex>,
+        deadline: Option<Instant>,
+        what: &str,
+        why: &str,
+    ) -> std::result::Result<(), String> {
         loop {
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            match self.device.poll(wgpu::PollType::Wait { submission_index: Some(index.clone()), timeout: left }) {
+            match self.device.poll(wgpu::PollType::Wait { submission_index: index.clone(), timeout: left }) {
                 Ok(_) => return Ok(()),
                 // Some backends end a wait early (wgpu's GL caps one at ~2 s): wait again.
                 Err(wgpu::PollError::Timeout) if deadline.is_none_or(|deadline| Instant::now() < deadline) => {}
                 Err(wgpu::PollError::Timeout) => {
                     return Err(self.hang(format!(
-                        "the GPU did not finish a submission within {:?} (WgpuConfig::round_timeout)",
+                        "the GPU did not finish {what} within {:?} (WgpuConfig::round_timeout){why}",
                         self.round_timeout
                     )));
                 }
@@ -285,23 +302,9 @@ impl Gpu {
         done: &Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>,
         index: Option<wgpu::SubmissionIndex>,
     ) -> std::result::Result<(), String> {
-        // No deadline when the timeout is longer than the clock can count (`Duration::MAX`).
-        let deadline = Instant::now().checked_add(self.round_timeout);
+        let deadline = self.deadline();
         loop {
-            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            match self.device.poll(wgpu::PollType::Wait { submission_index: index.clone(), timeout: left }) {
-                Ok(_) => {}
-                // Some backends end a wait early (wgpu's GL caps one at ~2 s): wait again.
-                Err(wgpu::PollError::Timeout) if deadline.is_none_or(|deadline| Instant::now() < deadline) => continue,
-                Err(wgpu::PollError::Timeout) => {
-                    return Err(self.hang(format!(
-                        "the GPU did not finish a round within {:?} (WgpuConfig::round_timeout): a handler may loop \
-                         without end",
-                        self.round_timeout
-                    )));
-                }
-                Err(e) => return Err(format!("waiting for the GPU: {e}")),
-            }
+            self.poll_until(index.clone(), deadline, "a round", ": a handler may loop without end")?;
             if let Some(result) = lock(done).take() {
                 return result.map_err(|e| format!("mapping a buffer: {e}"));
             }

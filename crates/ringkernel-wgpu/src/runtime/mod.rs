@@ -82,8 +82,8 @@ pub struct WgpuConfig {
     /// Initial bytes of the arena buffer that holds the route table and every actor's rings,
     /// inbox, state and scratch. The arena doubles as actors launch, up to the adapter's largest
     /// storage binding and buffer (or [`WgpuConfig::arena_limit`]), and shrinks back as they end.
-    /// At least 64 KiB and more than the route table (64 bytes per [`WgpuConfig::max_actors`]); rounded up
-    /// to the arena's alignment.
+    /// At least 64 KiB and more than the route table (64 bytes per [`WgpuConfig::max_actors`]);
+    /// rounded up to the arena's alignment.
     pub arena_bytes: u64,
     /// The most bytes the arena may grow to; `None`: the adapter's largest storage binding and
     /// buffer. At least [`WgpuConfig::arena_bytes`] and at most that adapter limit.
@@ -287,7 +287,8 @@ impl WgpuRuntime {
     /// As [`WgpuRuntime::new`]; [`RingKernelError::InvalidConfig`] naming the field for settings
     /// the adapter cannot meet or that mean nothing: zero budgets, a zero `round_timeout`, an
     /// `arena_bytes` under 64 KiB or over the adapter's largest storage binding, an `arena_limit`
-    /// outside `arena_bytes..=` that binding, more `max_actors` than a binding's route table holds.
+    /// outside `arena_bytes..=` that binding, more `max_actors` than a binding holds the route
+    /// table or the dispatch parameters of.
     /// A launch whose block no arena can hold is refused when it launches (naming
     /// `outputs_per_message` when the park is most of it).
     pub async fn with_config(registry: KernelRegistry, config: WgpuConfig) -> Result<Self> {

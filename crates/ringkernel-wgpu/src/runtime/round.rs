@@ -2,9 +2,8 @@
 //! the last round and the host's line of its control block; dispatch it (one dispatch that loops
 //! over up to `messages_per_dispatch` messages, or, where the driver bounds loop nests, a dispatch
 //! of one message for each message it is known to have, up to that many); read back its report,
-//! inbox header and the output slots it
-//! may have filled; then copy replies into the host's output ring and publish the device's line
-//! in the protocol's order.
+//! inbox header and the output slots it may have filled; then copy replies into the host's output
+//! ring and publish the device's line in the protocol's order.
 //!
 //! A round is three steps, so that the pump's lock is not held while the GPU works:
 //! [`submit`] (under the lock: every upload in one staging write, the dispatches and the readback
