@@ -821,8 +821,16 @@ pub async fn zero_copy_sends_and_receives(runtime: Runtime) {
     let nested = echo.send_with(1, |_, message| {
         assert!(matches!(inner.state(), KernelState::Active));
         let _ = inner.metrics();
-        assert!(matches!(inner.try_receive_with(1, |_| ()), Err(RingKernelError::InvalidState { .. })));
-        assert!(matches!(inner.send_with(1, |_, _| Ok(())), Err(RingKernelError::InvalidState { .. })));
+        let receive = inner.try_receive_with(1, |_| ());
+        assert!(
+            matches!(&receive, Err(RingKernelError::Reentrant { kernel, operation: "receive from", inside: "send_with fill" }) if kernel == "echo"),
+            "{receive:?}"
+        );
+        let send = inner.send_with(1, |_, _| Ok(()));
+        assert!(
+            matches!(&send, Err(RingKernelError::Reentrant { kernel, inside: "send_with fill", .. }) if kernel == "echo"),
+            "{send:?}"
+        );
         message.write_payload(b"fill")?;
         Ok(())
     });
@@ -837,7 +845,12 @@ pub async fn zero_copy_sends_and_receives(runtime: Runtime) {
     let inner = echo.clone();
     let mut nested = None;
     echo.receive_with(1, TIMEOUT, |_| nested = Some(inner.try_receive_with(1, |_| ()))).await.unwrap();
-    assert!(matches!(nested, Some(Err(RingKernelError::InvalidState { .. }))), "{nested:?}");
+    assert!(
+        matches!(&nested, Some(Err(RingKernelError::Reentrant { inside: "receive_with visitor", .. }))),
+        "{nested:?}"
+    );
+    let message = nested.unwrap().unwrap_err().to_string();
+    assert!(message.contains("`echo`") && message.contains("deadlock"), "{message}");
     let second = echo.receive_timeout(TIMEOUT).await.unwrap();
     assert_eq!(second.payload, b"two", "the refused nested receive took nothing");
     assert_eq!(echo.try_receive_with(8, |_| unreachable!("nothing left")).unwrap(), 0);

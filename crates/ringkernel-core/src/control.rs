@@ -121,6 +121,73 @@ impl ControlBlock {
     pub fn report_stopped(&self, code: u32) {
         self.has_terminated.store(code, Ordering::Release);
     }
+
+    /// Device side, typed: [`ControlBlock::report_stopped`] with `stop`'s word.
+    pub fn report_stop(&self, stop: DeviceStop) {
+        self.report_stopped(stop.word());
+    }
+
+    /// Fails the kernel on the device's behalf, for a runtime whose device can no longer report
+    /// for itself (a lost GPU context, a dead pump or actor thread): records `code` in
+    /// `last_error` unless the device recorded an error already, then stores `RK_FAILED` as the
+    /// last word. A kernel that already reported a stop keeps it. Returns whether it failed the
+    /// kernel now.
+    ///
+    /// The caller keeps the host engine's `Device` contract for the device: whatever the device
+    /// consumed is published in the ring heads before this.
+    pub fn fail_for_device(&self, code: u32) -> bool {
+        if self.has_terminated.load(Ordering::Acquire) != termination::RUNNING {
+            return false;
+        }
+        if self.last_error.load(Ordering::Relaxed) == crate::error::codes::NONE {
+            self.last_error.store(code, Ordering::Relaxed);
+        }
+        self.report_stop(DeviceStop::Failed);
+        true
+    }
+}
+
+/// The device's side of the lifecycle: what it reported in the control block's `has_terminated`
+/// word ([`termination`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceStop {
+    /// `RK_RUNNING`: the kernel runs (or has not started).
+    Running,
+    /// `RK_TERMINATED`: it drained everything it had accepted and stopped.
+    Terminated,
+    /// `RK_FAILED`: it stopped on a fault; what it accepted but never handled is still in its
+    /// input ring and inbox, for the host to take back.
+    Failed,
+    /// Any other word: a device that breaks the protocol (nothing is taken back from it).
+    Undefined(u32),
+}
+
+impl DeviceStop {
+    /// The stop a control-block word stands for.
+    pub fn from_word(word: u32) -> Self {
+        match word {
+            termination::RUNNING => Self::Running,
+            termination::TERMINATED => Self::Terminated,
+            termination::FAILED => Self::Failed,
+            other => Self::Undefined(other),
+        }
+    }
+
+    /// The control-block word of this stop.
+    pub fn word(self) -> u32 {
+        match self {
+            Self::Running => termination::RUNNING,
+            Self::Terminated => termination::TERMINATED,
+            Self::Failed => termination::FAILED,
+            Self::Undefined(word) => word,
+        }
+    }
+
+    /// Whether the device reported a stop the protocol defines (terminated or failed): only such a
+    /// device keeps the promise that it never touches the kernel's memory again.
+    pub fn is_defined_stop(self) -> bool {
+        matches!(self, Self::Terminated | Self::Failed)
+    }
 }
 
 /// The host's control flags as the device read them.
@@ -247,17 +314,17 @@ impl SharedControl {
         sequence.wrapping_sub(ack) as i32 <= 0
     }
 
-    /// What the device reported about stopping: `RK_RUNNING`, `RK_TERMINATED`, `RK_FAILED`, or
-    /// any other value a faulty device wrote.
+    /// What the device reported about stopping: running, terminated, failed, or an undefined word
+    /// a faulty device wrote.
     #[inline]
-    pub fn termination(&self) -> u32 {
-        self.block().has_terminated.load(Ordering::Acquire)
+    pub fn stop(&self) -> DeviceStop {
+        DeviceStop::from_word(self.block().has_terminated.load(Ordering::Acquire))
     }
 
     /// Whether the kernel reported that it stopped (terminated or failed).
     #[inline]
     pub fn has_terminated(&self) -> bool {
-        self.termination() != termination::RUNNING
+        self.stop() != DeviceStop::Running
     }
 
     pub(crate) fn index_pair(&self, side: RingSide) -> (&AtomicU32, &AtomicU32) {
@@ -382,10 +449,45 @@ mod tests {
         assert!(!control.has_terminated());
         block.report_stopped(termination::FAILED);
         assert!(control.has_terminated());
-        assert_eq!(control.termination(), termination::FAILED);
+        assert_eq!(control.stop(), DeviceStop::Failed);
         // Acknowledgements compare in wrapping order.
         block.control_ack.store(u32::MAX, Ordering::Relaxed);
         assert!(control.acknowledged(u32::MAX - 3) && !control.acknowledged(1));
+    }
+
+    #[test]
+    fn every_device_stop_round_trips_through_its_word() {
+        for word in [termination::RUNNING, termination::TERMINATED, termination::FAILED, 3, 7, u32::MAX] {
+            let stop = DeviceStop::from_word(word);
+            assert_eq!(stop.word(), word);
+            assert_eq!(DeviceStop::from_word(stop.word()), stop);
+        }
+        for stop in [DeviceStop::Running, DeviceStop::Terminated, DeviceStop::Failed, DeviceStop::Undefined(9)] {
+            assert_eq!(DeviceStop::from_word(stop.word()), stop);
+        }
+        assert_eq!(DeviceStop::from_word(2), DeviceStop::Failed);
+        assert!(DeviceStop::Terminated.is_defined_stop() && DeviceStop::Failed.is_defined_stop());
+        assert!(!DeviceStop::Running.is_defined_stop() && !DeviceStop::Undefined(5).is_defined_stop());
+    }
+
+    #[test]
+    fn failing_for_the_device_keeps_its_own_error_and_its_own_stop() {
+        let control = SharedControl::new(config());
+        assert!(control.block().fail_for_device(crate::error::codes::HANDLER_FAULT));
+        assert_eq!(control.stop(), DeviceStop::Failed);
+        assert_eq!(control.block().last_error.load(Ordering::Relaxed), crate::error::codes::HANDLER_FAULT);
+        assert!(!control.block().fail_for_device(7), "a stopped kernel keeps its stop");
+        assert_eq!(control.block().last_error.load(Ordering::Relaxed), crate::error::codes::HANDLER_FAULT);
+
+        let recorded = SharedControl::new(config());
+        recorded.block().last_error.store(crate::error::codes::OUTPUT_FULL, Ordering::Relaxed);
+        assert!(recorded.block().fail_for_device(crate::error::codes::HANDLER_FAULT));
+        assert_eq!(recorded.block().last_error.load(Ordering::Relaxed), crate::error::codes::OUTPUT_FULL);
+
+        let terminated = SharedControl::new(config());
+        terminated.block().report_stop(DeviceStop::Terminated);
+        assert!(!terminated.block().fail_for_device(crate::error::codes::HANDLER_FAULT));
+        assert_eq!(terminated.stop(), DeviceStop::Terminated);
     }
 
     #[test]

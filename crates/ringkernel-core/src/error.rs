@@ -63,6 +63,33 @@ pub enum RingKernelError {
         state: KernelState,
     },
 
+    /// A kernel was used from inside its own `send_with` fill or `receive_with` visitor, which
+    /// hold one of its locks: the operation would deadlock, so it is refused. Finish the fill or
+    /// visitor first (collect what you need, then act after it returns).
+    #[error("cannot {operation} kernel `{kernel}` from inside its own {inside}: it would deadlock")]
+    Reentrant {
+        /// The kernel concerned.
+        kernel: String,
+        /// What was attempted (`"send to"`, `"receive from"`, `"change the state of"`).
+        operation: &'static str,
+        /// Where it was attempted from (`"send_with fill"` or `"receive_with visitor"`).
+        inside: &'static str,
+    },
+
+    /// Something with a fixed number of places is full: every actor slot of a pool, every route
+    /// entry of a runtime, every kernel number. Nothing was launched; the runtime stays usable.
+    #[error("cannot launch `{kernel}`: {what} (all {limit} in use); {advice}")]
+    CapacityExhausted {
+        /// The kernel that did not get a place.
+        kernel: String,
+        /// What ran out (`"actor slots of the pool"`, `"route entries"`, `"kernel numbers"`).
+        what: &'static str,
+        /// How many there are.
+        limit: u64,
+        /// What to do about it (terminate an actor, or which setting raises the limit).
+        advice: &'static str,
+    },
+
     /// A configuration value is out of range.
     #[error("invalid configuration: `{field}` {reason}")]
     InvalidConfig {

@@ -41,10 +41,6 @@ use crate::directory::Directory;
 
 /// Messages handled from one queue before looking at the other and at the control block.
 pub(crate) const BATCH: u32 = 64;
-/// How long an idle actor goes without refreshing its heartbeat, with no watchdog.
-const HEARTBEAT_PERIOD: Duration = Duration::from_millis(100);
-/// The shortest heartbeat period, whatever the watchdog.
-const MIN_HEARTBEAT_PERIOD: Duration = Duration::from_micros(20);
 /// How long an idle polling actor sleeps between looks (a GPU kernel would `__nanosleep`).
 const POLL_SLEEP: Duration = Duration::from_micros(50);
 /// Longest sleep of an actor waiting for room in its output ring (the host wakes a threaded actor
@@ -52,12 +48,6 @@ const POLL_SLEEP: Duration = Duration::from_micros(50);
 const OUTPUT_FULL_BACKOFF: Duration = Duration::from_micros(500);
 /// Loop passes between heartbeat and clock publications while busy.
 const PUBLISH_EVERY: u32 = 256;
-
-/// The heartbeat period of an idle actor: four beats per watchdog limit at least, so that a
-/// quiet kernel never looks hung (see `CpuConfig::watchdog`).
-pub(crate) fn heartbeat_period(watchdog: Option<Duration>) -> Duration {
-    watchdog.map_or(HEARTBEAT_PERIOD, |limit| (limit / 4).clamp(MIN_HEARTBEAT_PERIOD, HEARTBEAT_PERIOD))
-}
 
 /// How the actor meets the host.
 #[derive(Clone)]
@@ -68,7 +58,7 @@ pub(crate) struct Wakeups {
     /// This actor's thread: how it sleeps (and how others wake it).
     pub(crate) thread: Arc<ActorThread>,
     pub(crate) spin_before_park: Duration,
-    /// Longest time an idle actor leaves its heartbeat unchanged ([`heartbeat_period`]).
+    /// Longest time an idle actor leaves its heartbeat unchanged ([`ringkernel_host::heartbeat_period`]).
     pub(crate) heartbeat_period: Duration,
 }
 
@@ -435,10 +425,7 @@ impl Actor {
             tracing::error!(kernel = %id, "the actor loop panicked outside a handler; the kernel failed");
             directory.remove(number);
             let block = control.block();
-            block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
-            if block.has_terminated.load(Ordering::Acquire) == termination::RUNNING {
-                block.report_stopped(termination::FAILED);
-            }
+            block.fail_for_device(codes::HANDLER_FAULT);
             wakeups.ring();
         }
     }

@@ -45,14 +45,14 @@ pub use halo::CpuHaloExchange;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use ringkernel_core::error::{Result, RingKernelError};
+use ringkernel_core::handler::CpuHandler;
 use ringkernel_core::hlc::{HlcConfig, HybridClock};
 use ringkernel_core::memory::KernelMemory;
 use ringkernel_core::message::SlotBuffer;
-use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
-use ringkernel_core::spec::KernelRegistry;
-use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts, KernelTable};
+use ringkernel_core::runtime::Backend;
+use ringkernel_core::spec::{KernelRegistry, KernelSpec};
+use ringkernel_host::{Allocation, DeviceBackend, Doorbell, HostKernel, Launch, Runtime, StartDevice};
 
 use actor::{Actor, ActorParts, Wakeups};
 use device::ActorThread;
@@ -118,16 +118,14 @@ impl CpuConfig {
 
 /// The CPU backend's runtime.
 ///
-/// Dropping it without [`RingKernelRuntime::shutdown`] stops every kernel whose handles are all
-/// gone (each still handles what it had accepted); kernels with live handles keep running until
-/// those handles terminate them or drop.
+/// Dropping it without [`RingKernelRuntime::shutdown`](ringkernel_core::runtime::RingKernelRuntime::shutdown)
+/// stops every kernel whose handles are all gone (each still handles what it had accepted);
+/// kernels with live handles keep running until those handles terminate them or drop.
 pub struct CpuRuntime {
-    registry: KernelRegistry,
-    config: CpuConfig,
-    kernels: KernelTable,
-    directory: Arc<Directory>,
-    host_clock: Arc<HybridClock>,
+    runtime: Runtime<Cpu>,
 }
+
+ringkernel_host::delegate_runtime!(CpuRuntime => runtime);
 
 impl CpuRuntime {
     /// A runtime that launches the kernels of `registry`, with the default [`CpuConfig`].
@@ -137,15 +135,9 @@ impl CpuRuntime {
 
     /// A runtime with explicit tuning.
     pub fn with_config(registry: KernelRegistry, config: CpuConfig) -> Self {
-        let host_clock =
-            HybridClock::new(HlcConfig::new(config.host_node_id).with_max_offset_ns(config.max_clock_offset_ns));
-        Self {
-            registry,
-            config,
-            kernels: KernelTable::new(),
-            directory: Arc::default(),
-            host_clock: Arc::new(host_clock),
-        }
+        let host = ringkernel_host::host_settings!(config);
+        let polling = config.device_model == DeviceModel::Polling;
+        Self { runtime: Runtime::new(Cpu { polling, directory: Arc::default() }, registry, host) }
     }
 
     /// Whether the CPU backend can run here: always.
@@ -155,101 +147,97 @@ impl CpuRuntime {
 
     /// The kernels this runtime can launch.
     pub fn registry(&self) -> &KernelRegistry {
-        &self.registry
+        self.runtime.registry()
     }
 
-    fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<HostKernel>> {
-        options.validate()?;
-        let spec = self.registry.resolve(&id)?;
-        let handler = spec.cpu_handler().cloned().ok_or_else(|| RingKernelError::InvalidConfig {
-            field: "kernel",
-            reason: format!("`{}` has no cpu handler; give it one with KernelSpec::cpu", spec.name()),
-        })?;
-        let state = spec.launch_state(options.initial_state.as_deref())?;
-        let layout = options.kernel_layout()?;
-        let number = self.kernels.take_number()?;
+    /// Launches `kernel_id` and hands back its host half itself rather than a
+    /// [`KernelHandle`](ringkernel_core::runtime::KernelHandle): its methods are the engine's own,
+    /// called without the dynamic dispatch and boxed future of the handle (what the benchmark of
+    /// that cost compares).
+    ///
+    /// # Errors
+    /// As [`RingKernelRuntime::launch`](ringkernel_core::runtime::RingKernelRuntime::launch).
+    pub async fn launch_host_kernel(
+        &self,
+        kernel_id: &str,
+        options: ringkernel_core::runtime::LaunchOptions,
+    ) -> Result<Arc<HostKernel>> {
+        self.runtime.launch_kernel(kernel_id, &options).await
+    }
+}
+
+/// What the runtime skeleton runs CPU kernels with: an actor thread per kernel.
+struct Cpu {
+    polling: bool,
+    directory: Arc<Directory>,
+}
+
+impl DeviceBackend for Cpu {
+    type Program = Arc<CpuHandler>;
+    type Start = StartActor;
+    const HANDLER: &'static str = "cpu";
+
+    fn kind(&self) -> Backend {
+        Backend::Cpu
+    }
+
+    fn program(&self, spec: &KernelSpec) -> Option<Result<Arc<CpuHandler>>> {
+        spec.cpu_handler().cloned().map(Ok)
+    }
+
+    fn allocate(&self, launch: Launch<'_, Arc<CpuHandler>>) -> Result<Allocation<StartActor>> {
+        let Launch { id, number, program: handler, state, layout, host, .. } = launch;
         // Every allocation comes first, fallibly: memory the machine cannot hold is an error and
         // nothing has started.
         let memory = KernelMemory::allocate(layout, number, number)?;
         let scratch = SlotBuffer::new(layout.input().slot_bytes() as usize)?;
         let (host_ends, mut device_ends) = memory.split();
-        let (inbox_sender, inbox) = device_ends.inbox.take().expect("launch layouts have an inbox");
-
-        let polling = self.config.device_model == DeviceModel::Polling;
+        let (sender, inbox) = device_ends.inbox.take().expect("launch layouts have an inbox");
         let doorbell = Arc::new(Doorbell::new());
-        let thread = Arc::new(ActorThread::new(polling));
-        let kernel = HostKernel::new(KernelParts {
-            id: id.clone(),
-            number,
-            memory: host_ends,
-            device: thread.clone(),
-            doorbell: doorbell.clone(),
-            clock: self.host_clock.clone(),
-            config: HostConfig {
-                spin_before_park: self.config.spin_before_park,
-                watchdog: self.config.watchdog,
-                read_message_ids: self.config.read_message_ids,
-                ..HostConfig::default()
-            },
-            auto_activate: options.auto_activate,
-        })?;
+        let thread = Arc::new(ActorThread::new(self.polling));
         let actor = Actor::new(ActorParts {
             id: id.clone(),
             number,
             ends: device_ends,
             inbox,
             directory: self.directory.clone(),
-            clock: HybridClock::new(HlcConfig::new(number).with_max_offset_ns(self.config.max_clock_offset_ns)),
+            clock: HybridClock::new(HlcConfig::new(number).with_max_offset_ns(host.max_clock_offset_ns)),
             wakeups: Wakeups {
-                doorbell: (!polling).then_some(doorbell),
+                doorbell: (!self.polling).then(|| doorbell.clone()),
                 thread: thread.clone(),
-                spin_before_park: self.config.spin_before_park,
-                heartbeat_period: actor::heartbeat_period(self.config.watchdog),
+                spin_before_park: host.config.spin_before_park,
+                heartbeat_period: ringkernel_host::heartbeat_period(host.config.watchdog),
             },
             state,
             handler,
             scratch,
         });
-        let handle = std::thread::Builder::new()
-            .name(format!("rk-cpu-{id}"))
-            .spawn(move || actor.run_reporting_panics())
-            .map_err(|error| RingKernelError::KernelFault {
-                kernel: id.to_string(),
-                reason: format!("could not start its thread: {error}"),
-            })?;
-        thread.started(handle);
-        self.directory.insert(Route { id, number, sender: inbox_sender, actor: thread });
-        Ok(kernel)
+        let route = Route { id, number, sender, actor: thread.clone() };
+        let start = StartActor { actor, thread: thread.clone(), route, directory: self.directory.clone() };
+        Ok(Allocation { memory: host_ends, device: thread, doorbell, config: host.config.clone(), start })
     }
 }
 
-#[async_trait]
-impl RingKernelRuntime for CpuRuntime {
-    fn backend(&self) -> Backend {
-        Backend::Cpu
-    }
+/// A CPU kernel's actor, made but not running: its thread starts, and it joins the K2K directory.
+struct StartActor {
+    actor: Actor,
+    thread: Arc<ActorThread>,
+    route: Route,
+    directory: Arc<Directory>,
+}
 
-    fn is_backend_available(&self, backend: Backend) -> bool {
-        matches!(backend, Backend::Cpu | Backend::Auto)
-    }
-
-    async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        self.kernels.launch(kernel_id, |id| self.start(id, &options))
-    }
-
-    fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
-        self.kernels.get(kernel_id)
-    }
-
-    fn list_kernels(&self) -> Vec<KernelId> {
-        self.kernels.ids()
-    }
-
-    fn metrics(&self) -> RuntimeMetrics {
-        self.kernels.metrics()
-    }
-
-    async fn shutdown(&self) -> Result<()> {
-        self.kernels.shutdown().await
+impl StartDevice for StartActor {
+    fn start(self, _kernel: &Arc<HostKernel>) -> Result<()> {
+        let StartActor { actor, thread, route, directory } = self;
+        let handle = std::thread::Builder::new()
+            .name(format!("rk-cpu-{}", route.id))
+            .spawn(move || actor.run_reporting_panics())
+            .map_err(|error| RingKernelError::KernelFault {
+                kernel: route.id.to_string(),
+                reason: format!("could not start its thread: {error}"),
+            })?;
+        thread.started(handle);
+        directory.insert(route);
+        Ok(())
     }
 }

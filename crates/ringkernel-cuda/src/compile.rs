@@ -81,7 +81,7 @@ pub fn compile(kernel: &str, source: &str, arch: &'static str) -> Result<Arc<Ptx
     }
     if !nvrtc_available() {
         return Err(RingKernelError::BackendUnavailable(
-            "cuda: NVRTC (libnvrtc.so.13) is not installed or not on the library path; install the CUDA 13 \
+            "NVRTC (libnvrtc.so.13) is not installed or not on the library path; install the CUDA 13 \
              toolkit or `pip install nvidia-cuda-nvrtc==13.0.88` and add its nvidia/cu13/lib to LD_LIBRARY_PATH"
                 .into(),
         ));

@@ -60,7 +60,7 @@ impl std::error::Error for DriverError {}
 
 impl From<DriverError> for RingKernelError {
     fn from(error: DriverError) -> Self {
-        RingKernelError::BackendUnavailable(format!("cuda: {error}"))
+        RingKernelError::BackendUnavailable(error.to_string())
     }
 }
 
@@ -122,7 +122,7 @@ pub fn driver_present() -> bool {
 pub fn probe(ordinal: i32) -> Result<DeviceInfo> {
     if !driver_present() {
         return Err(RingKernelError::BackendUnavailable(
-            "cuda: the NVIDIA driver library (libcuda.so) is not installed on this machine".into(),
+            "the NVIDIA driver library (libcuda.so) is not installed on this machine".into(),
         ));
     }
     static INIT: OnceLock<CUresult> = OnceLock::new();
@@ -150,7 +150,7 @@ pub fn probe(ordinal: i32) -> Result<DeviceInfo> {
         }
         if ordinal < 0 || ordinal >= count {
             return Err(RingKernelError::BackendUnavailable(format!(
-                "cuda: no CUDA device {ordinal} (this machine has {count})"
+                "no CUDA device {ordinal} (this machine has {count})"
             )));
         }
         let mut device = 0;
@@ -172,7 +172,7 @@ pub fn probe(ordinal: i32) -> Result<DeviceInfo> {
         let _ = sys::cuDriverGetVersion(&mut driver_version);
         if attribute(CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY) == 0 {
             return Err(RingKernelError::BackendUnavailable(format!(
-                "cuda: device {ordinal} cannot map host memory, which the rings need"
+                "CUDA device {ordinal} cannot map host memory, which the rings need"
             )));
         }
         Ok(DeviceInfo {
@@ -258,7 +258,7 @@ impl Context {
                          refuses new contexts after one, even once the lost context is destroyed); restart the process",
                     );
                 }
-                return Err(RingKernelError::BackendUnavailable(format!("cuda: {reason}")));
+                return Err(RingKernelError::BackendUnavailable(reason));
             }
         }
         Ok(Arc::new(Self {

@@ -68,7 +68,7 @@ pub struct Floor {
 unsafe impl Send for Floor {}
 
 fn unavailable(reason: String) -> RingKernelError {
-    RingKernelError::BackendUnavailable(format!("cuda: {reason}"))
+    RingKernelError::BackendUnavailable(reason)
 }
 
 /// Launches a probe on `stream` (parameters as `cuLaunchKernel` takes them).

@@ -1,47 +1,65 @@
-//! Launching an actor: its memory (pinned rings and control block for the host engine; state,
-//! inbox and scratch in device memory), its host half, and its hand-over to an idle pool block.
-//! Nothing here waits for the block: `wait_started` awaits its first heartbeat afterwards.
+//! The CUDA backend under the runtime skeleton ([`DeviceBackend`]): an actor's memory (pinned
+//! rings and control block for the host engine; state, inbox and scratch in device memory), and
+//! its hand-over to an idle pool block once the host half exists. Nothing here waits for the
+//! block: [`DeviceBackend::started`] awaits its first heartbeat afterwards.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::memory::KernelMemory;
-use ringkernel_core::runtime::{KernelControl, KernelId, LaunchOptions};
-use ringkernel_host::{Doorbell, HostConfig, HostKernel, KernelParts};
+use ringkernel_core::runtime::{Backend, KernelControl, LaunchOptions};
+use ringkernel_core::spec::KernelSpec;
+use ringkernel_host::{Allocation, DeviceBackend, Doorbell, HostKernel, Launch, StartDevice};
 
 use crate::actor::{ActorShared, CudaActor};
 use crate::driver::DeviceBuffer;
 use crate::layout::{RkArgs, fnv1a, name_words, words};
-use crate::monitor::Track;
-use crate::runtime::{Inner, unavailable};
+use crate::monitor::{Track, Watch};
+use crate::runtime::Cuda;
 
-/// Gives a claimed pool slot back unless the launch got as far as handing it to its block.
-struct SlotClaim<'a> {
-    inner: &'a Inner,
+/// An actor ready for its pool block. Dropped unstarted, it gives its claimed slot and its
+/// pinned region back (its device memory goes with its track).
+pub(crate) struct StartBlock {
+    watch: Arc<Watch>,
     slot: usize,
     reusable: Arc<AtomicBool>,
-    kept: bool,
+    args: RkArgs,
+    track: Option<Track>,
 }
 
-impl Drop for SlotClaim<'_> {
+impl Drop for StartBlock {
     fn drop(&mut self) {
-        if !self.kept {
-            self.inner.watch.pool.release(self.slot);
+        if self.track.is_some() {
+            self.watch.pool.release(self.slot);
             self.reusable.store(true, Ordering::Release);
         }
     }
 }
 
-impl Inner {
-    /// Prepares kernel `id` and hands it to an idle pool block. Everything fallible happens
-    /// before the hand-over; a failure gives back what it took.
-    pub(crate) fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<HostKernel>> {
-        options.validate()?;
-        if let Some(error) = self.context.poisoned() {
-            return Err(unavailable(format!("this runtime's GPU context was lost ({error}); create a new runtime")));
-        }
+impl StartDevice for StartBlock {
+    fn start(mut self, _kernel: &Arc<HostKernel>) -> Result<()> {
+        let track = self.track.take().expect("a block starts once");
+        ringkernel_host::lock(&self.watch.tracks).push(track);
+        self.watch.pool.assign(self.slot, &self.args);
+        Ok(())
+    }
+}
+
+impl DeviceBackend for Cuda {
+    type Program = u32;
+    type Start = StartBlock;
+    const HANDLER: &'static str = "cuda";
+
+    fn kind(&self) -> Backend {
+        Backend::Cuda
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.context.poisoned().map(|error| format!("its GPU context was lost: {error}"))
+    }
+
+    fn check_options(&self, options: &LaunchOptions) -> Result<()> {
         let threads = self.watch.pool.threads();
         if options.block_size != threads {
             return Err(RingKernelError::InvalidConfig {
@@ -52,25 +70,18 @@ impl Inner {
                 ),
             });
         }
-        let spec = self.registry.resolve(&id)?;
-        let kind = match self.kinds.get(spec.name()) {
-            Some(Ok(kind)) => *kind,
-            Some(Err(error)) => return Err(clone_error(error)),
-            None => {
-                return Err(RingKernelError::InvalidConfig {
-                    field: "kernel",
-                    reason: format!("`{}` has no cuda handler; give it one with KernelSpec::cuda", spec.name()),
-                });
-            }
-        };
-        let state = spec.launch_state(options.initial_state.as_deref())?;
-        let layout = options.kernel_layout()?;
-        let inbox_layout = layout.inbox().ok_or_else(|| RingKernelError::InvalidConfig {
-            field: "inbox_capacity",
-            reason: "the cuda backend needs a K2K inbox".into(),
-        })?;
-        let number = self.kernels.take_number()?;
+        Ok(())
+    }
 
+    /// The kernel's handler index in the pool module, or its compile error.
+    fn program(&self, spec: &KernelSpec) -> Option<Result<u32>> {
+        self.kinds.get(spec.name()).map(|kind| kind.as_ref().copied().map_err(clone_error))
+    }
+
+    /// Prepares the kernel's memory and claims an idle pool block. Everything fallible happens
+    /// here; a failure (or a launch failing later) gives back what it took.
+    fn allocate(&self, launch: Launch<'_, u32>) -> Result<Allocation<StartBlock>> {
+        let Launch { id, number, program: kind, state, layout, inbox: inbox_layout, host, .. } = launch;
         // Host memory: the control block, rings and the inbox's mirror, carved by the one layout.
         let reusable = Arc::new(AtomicBool::new(false));
         let region = self.context.pinned(layout.bytes(), reusable.clone())?;
@@ -88,17 +99,13 @@ impl Inner {
         let inbox_mirror = (control.block() as *const _ as *mut u8).wrapping_add(layout.inbox_offset());
         let Some(slot) = self.watch.pool.claim() else {
             reusable.store(true, Ordering::Release);
-            return Err(RingKernelError::InvalidConfig {
-                field: "kernel",
-                reason: format!(
-                    "all {} actor slots of the pool are in use ({} actors run or are ending); terminate one, or \
-                     start the runtime with more CudaConfig::actor_slots",
-                    self.watch.pool.capacity(),
-                    self.watch.running()
-                ),
+            return Err(RingKernelError::CapacityExhausted {
+                kernel: id.to_string(),
+                what: "actor slots of the pool (actors running or ending)",
+                limit: self.watch.pool.capacity() as u64,
+                advice: "terminate one, or start the runtime with more CudaConfig::actor_slots",
             });
         };
-        let mut claim = SlotClaim { inner: self, slot, reusable: reusable.clone(), kept: false };
 
         // Device memory: state, inbox (a copy of the carved one), one message of scratch.
         let scratch_bytes = (layout.input().slot_bytes() as usize).max(inbox_layout.geometry().slot_bytes() as usize);
@@ -114,40 +121,26 @@ impl Inner {
             self.admin.synchronize("preparing the actor's memory")?;
             Ok((state_buffer, inbox, scratch))
         };
-        let (state_buffer, inbox, scratch) = allocate().map_err(|error| {
+        let buffers = allocate().map_err(|error| {
             tracing::warn!(%error, "device memory for an actor");
             RingKernelError::AllocationFailed {
                 what: "an actor's state, inbox and scratch on the GPU",
                 bytes: state.bytes().len() + inbox_layout.stride() + scratch_bytes,
             }
-        })?;
+        });
+        let (state_buffer, inbox, scratch) = match buffers {
+            Ok(buffers) => buffers,
+            Err(error) => {
+                self.watch.pool.release(slot);
+                reusable.store(true, Ordering::Release);
+                return Err(error);
+            }
+        };
 
         let shared = Arc::new(ActorShared::default());
-        let actor = Arc::new(CudaActor { id: id.to_string(), context: self.context.clone(), shared: shared.clone() });
-        let kernel = HostKernel::new(KernelParts {
-            id: id.clone(),
-            number,
-            memory: host_ends,
-            device: actor,
-            doorbell: Arc::new(Doorbell::new()),
-            clock: self.host_clock.clone(),
-            config: HostConfig {
-                spin_before_park: self.config.spin_before_park,
-                watchdog: self.config.watchdog,
-                read_message_ids: self.config.read_message_ids,
-                // The bus warp reads a slot in the same round trip as the tail, and publishes
-                // replies without a system-scope fence.
-                input_slot_checks: true,
-                output_slot_checks: true,
-                ..HostConfig::default()
-            },
-            auto_activate: options.auto_activate,
-        })?;
-
+        let device = Arc::new(CudaActor { id: id.to_string(), context: self.context.clone(), shared: shared.clone() });
         let name = id.as_str().as_bytes();
-        let heartbeat = self.config.watchdog.map_or(Duration::from_millis(100), |limit| {
-            (limit / 4).clamp(Duration::from_micros(20), Duration::from_millis(100))
-        });
+        let heartbeat = ringkernel_host::heartbeat_period(host.config.watchdog);
         let args = RkArgs {
             control: words(base),
             input: words(base + layout.input_offset() as u64),
@@ -157,7 +150,7 @@ impl Inner {
             routes: words(self.watch.routes.address()),
             scratch: words(scratch.address()),
             clock_offset_ns: words(self.clock_offset_ns as u64),
-            max_offset_ns: words(self.config.max_clock_offset_ns.unwrap_or(0)),
+            max_offset_ns: words(host.max_clock_offset_ns.unwrap_or(0)),
             heartbeat_ns: words(heartbeat.as_nanos() as u64),
             state_bytes: state.bytes().len() as u32,
             route_index: slot as u32,
@@ -167,7 +160,7 @@ impl Inner {
             kind,
             name: name_words(name),
         };
-        self.watch.tracks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Track {
+        let track = Track {
             id,
             slot,
             state: state_buffer,
@@ -175,17 +168,23 @@ impl Inner {
             inbox,
             inbox_mirror,
             shared,
-            reusable,
+            reusable: reusable.clone(),
             control,
-        });
-        claim.kept = true;
-        self.watch.pool.assign(slot, &args);
-        Ok(kernel)
+        };
+        let start = StartBlock { watch: self.watch.clone(), slot, reusable, args, track: Some(track) };
+        // The device rings no doorbell: waiters poll.
+        Ok(Allocation {
+            memory: host_ends,
+            device,
+            doorbell: Arc::new(Doorbell::new()),
+            config: host.config.clone(),
+            start,
+        })
     }
 
     /// Waits (without blocking a thread) until the kernel's block has picked it up: its first
     /// heartbeat.
-    pub(crate) async fn wait_started(&self, kernel: &HostKernel) -> Result<()> {
+    async fn started(&self, kernel: &Arc<HostKernel>) -> Result<()> {
         match kernel.wait_until_running(self.config.start_timeout).await {
             Err(RingKernelError::Timeout { .. }) => {
                 kernel.request_terminate();

@@ -4,13 +4,14 @@
 //! it. A hardware error (the context is lost) fails every actor of the runtime.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use ringkernel_core::control::DeviceStop;
 use ringkernel_core::control::SharedControl;
 use ringkernel_core::error::codes;
-use ringkernel_core::layout::termination;
 use ringkernel_core::runtime::KernelId;
+use ringkernel_host::lock;
 
 use crate::actor::ActorShared;
 use crate::driver::{Context, DeviceBuffer, DriverError};
@@ -18,10 +19,6 @@ use crate::pool::Pool;
 
 /// How often the monitor looks.
 const PERIOD: Duration = Duration::from_micros(500);
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A running actor (or one that ended and is not yet tidied up), as the monitor sees it.
 pub(crate) struct Track {
@@ -76,11 +73,6 @@ impl Watch {
         Ok(())
     }
 
-    /// Actors running (or not yet tidied up).
-    pub(crate) fn running(&self) -> usize {
-        lock(&self.tracks).len()
-    }
-
     /// The track of a running actor.
     pub(crate) fn with_track<T>(&self, kernel: &KernelId, f: impl FnOnce(&Track) -> T) -> Option<T> {
         lock(&self.tracks).iter().find(|track| &track.id == kernel).map(f)
@@ -101,7 +93,7 @@ impl Watch {
             tracing::error!(%error, "the CUDA context was lost; every actor of the runtime fails");
             self.context.poison(error);
             for track in tracks.drain(..) {
-                fail(&track.control);
+                track.control.block().fail_for_device(codes::HANDLER_FAULT);
                 // The buffers go with the lost context; freeing them there only returns errors.
                 std::mem::forget((track.state, track.scratch, track.inbox));
             }
@@ -112,7 +104,7 @@ impl Watch {
             let track = &tracks[index];
             if pool_ended {
                 // The pool ended under it (it cannot run any more): it failed.
-                fail(&track.control);
+                track.control.block().fail_for_device(codes::HANDLER_FAULT);
                 self.pool.release(track.slot);
                 tracks.swap_remove(index);
             } else if self.pool.is_idle(track.slot) {
@@ -128,10 +120,12 @@ impl Watch {
     /// was never received; a drained actor left none), free its device memory and its slot, and
     /// report its stop.
     fn finish(&self, track: Track) {
-        let code = self.pool.stop_code(track.slot);
-        let code =
-            if matches!(code, termination::TERMINATED | termination::FAILED) { code } else { termination::FAILED };
-        if code == termination::FAILED {
+        // A block that left with an undefined stop code failed.
+        let stop = match DeviceStop::from_word(self.pool.stop_code(track.slot)) {
+            DeviceStop::Terminated => DeviceStop::Terminated,
+            _ => DeviceStop::Failed,
+        };
+        if stop == DeviceStop::Failed {
             // SAFETY: the mirror is `inbox.bytes()` of pinned memory in the kernel's region, which
             // the engine holds and the pool does not reuse before `reusable`; the actor ended.
             let copied = unsafe { track.inbox.download_to(track.inbox_mirror, track.inbox.bytes()) };
@@ -142,25 +136,16 @@ impl Watch {
         let Track { slot, state, scratch, inbox, reusable, control, .. } = track;
         drop((state, scratch, inbox));
         self.pool.release(slot);
-        let block = control.block();
-        if code == termination::FAILED && block.last_error.load(Ordering::Relaxed) == codes::NONE {
-            block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
-        }
         // The device's stop, on its behalf: its last word, after everything else it wrote.
-        block.report_stopped(code);
+        if stop == DeviceStop::Failed {
+            control.block().fail_for_device(codes::HANDLER_FAULT);
+        } else {
+            control.block().report_stop(stop);
+        }
         reusable.store(true, Ordering::Release);
     }
 }
 
 fn describe_copy(error: DriverError) -> String {
     format!("copying the K2K inbox back failed: {error}")
-}
-
-/// Fails an actor the device can no longer report for.
-fn fail(control: &SharedControl) {
-    if control.termination() == termination::RUNNING {
-        let block = control.block();
-        block.last_error.store(codes::HANDLER_FAULT, Ordering::Relaxed);
-        block.report_stopped(termination::FAILED);
-    }
 }

@@ -2,7 +2,9 @@
 //! resident for its life, and the pinned slots through which actors are handed to its blocks.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use ringkernel_host::lock;
 use std::time::{Duration, Instant};
 
 use cudarc::driver::sys;
@@ -18,10 +20,6 @@ pub(crate) const SERVICE_THREADS: u32 = 64;
 
 /// How long dropping the pool waits for its kernel to end before it leaks the context.
 const END_WAIT: Duration = Duration::from_secs(5);
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The atomic words of a pool slot the host reads or writes.
 #[derive(Clone, Copy)]

@@ -6,13 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use ringkernel_core::error::{Result, RingKernelError};
-use ringkernel_core::hlc::{HlcConfig, HybridClock};
+use ringkernel_core::hlc::HlcConfig;
 use ringkernel_core::region::Region;
-use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
+use ringkernel_core::runtime::KernelId;
 use ringkernel_core::spec::KernelRegistry;
-use ringkernel_host::KernelTable;
+use ringkernel_host::Runtime;
 
 use crate::compile::{arch_name, compile, pool_source};
 use crate::driver::{Context, DeviceBuffer, DeviceInfo, Module, Stream};
@@ -77,13 +76,11 @@ impl Default for CudaConfig {
 /// Each registered kernel's handler index in the pool module, or its compile error.
 pub(crate) type Kinds = HashMap<String, std::result::Result<u32, RingKernelError>>;
 
-/// Everything a runtime holds; launches (`launch.rs`) and the monitor work on it.
-pub(crate) struct Inner {
+/// The CUDA backend under the runtime skeleton: what a runtime holds beside its kernel table;
+/// launches (`launch.rs`) and the monitor work on it.
+pub(crate) struct Cuda {
     pub(crate) context: Arc<Context>,
-    pub(crate) registry: KernelRegistry,
     pub(crate) config: CudaConfig,
-    pub(crate) kernels: KernelTable,
-    pub(crate) host_clock: Arc<HybridClock>,
     /// Each registered kernel's handler index in the pool module, or its compile error.
     pub(crate) kinds: Kinds,
     _module: Module,
@@ -103,17 +100,19 @@ pub(crate) struct Inner {
 /// Dropping it without [`RingKernelRuntime::shutdown`] stops every kernel whose handles are all
 /// gone; the context is destroyed once nothing uses it.
 pub struct CudaRuntime {
-    inner: Arc<Inner>,
+    runtime: Runtime<Cuda>,
 }
+
+ringkernel_host::delegate_runtime!(CudaRuntime => runtime);
 
 impl std::fmt::Debug for CudaRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CudaRuntime").field("device", self.inner.context.info()).finish()
+        f.debug_struct("CudaRuntime").field("device", self.cuda().context.info()).finish()
     }
 }
 
 pub(crate) fn unavailable(reason: String) -> RingKernelError {
-    RingKernelError::BackendUnavailable(format!("cuda: {reason}"))
+    RingKernelError::BackendUnavailable(reason)
 }
 
 /// Compiles every registered CUDA handler into one pool module. A handler that does not compile
@@ -236,28 +235,21 @@ impl CudaRuntime {
         let clock_offset_ns = clock_offset(&context, &probes, &admin)?;
         admin.synchronize("preparing the route table")?;
         let pool = Pool::launch(&context, pool_function, threads, slots)?;
-        let host_clock =
-            HybridClock::new(HlcConfig::new(config.host_node_id).with_max_offset_ns(config.max_clock_offset_ns));
+        // The bus warp reads a slot in the same round trip as the tail, and publishes replies
+        // without a system-scope fence: both sides check slots.
+        let host = ringkernel_host::host_settings!(config, input_slot_checks: true, output_slot_checks: true);
         let alive = Arc::new(());
         let watch = Arc::new(Watch { context: context.clone(), pool, routes, tracks: Default::default() });
         watch
             .spawn(Arc::downgrade(&alive))
             .map_err(|error| unavailable(format!("could not start the monitor thread: {error}")))?;
-        let inner = Arc::new(Inner {
-            context,
-            registry,
-            config,
-            kernels: KernelTable::new(),
-            host_clock: Arc::new(host_clock),
-            kinds,
-            _module: module,
-            watch,
-            probes,
-            clock_offset_ns,
-            admin,
-            _alive: alive,
-        });
-        Ok(Self { inner })
+        let cuda =
+            Cuda { context, config, kinds, _module: module, watch, probes, clock_offset_ns, admin, _alive: alive };
+        Ok(Self { runtime: Runtime::new(cuda, registry, host) })
+    }
+
+    fn cuda(&self) -> &Cuda {
+        self.runtime.backend()
     }
 
     /// Whether the CUDA backend can run here (a driver and a GPU that maps host memory).
@@ -275,17 +267,17 @@ impl CudaRuntime {
 
     /// The GPU this runtime runs on.
     pub fn device(&self) -> &DeviceInfo {
-        self.inner.context.info()
+        self.cuda().context.info()
     }
 
     /// The kernels this runtime can launch.
     pub fn registry(&self) -> &KernelRegistry {
-        &self.inner.registry
+        self.runtime.registry()
     }
 
     /// Actor slots of the pool (how many actors can run at once).
     pub fn actor_slots(&self) -> usize {
-        self.inner.watch.pool.capacity()
+        self.cuda().watch.pool.capacity()
     }
 
     /// With [`CudaConfig::profile`]: the SM cycles a running actor has spent in each phase of its
@@ -298,7 +290,7 @@ impl CudaRuntime {
     /// sends; the count of messages handled, from the host and over K2K.
     /// `None` for an actor not running; without profiling, all zero.
     pub fn profile(&self, kernel: &KernelId) -> Option<[u64; 7]> {
-        let watch = &self.inner.watch;
+        let watch = &self.cuda().watch;
         watch.with_track(kernel, |track| watch.pool.profile(track.slot))
     }
 
@@ -308,7 +300,7 @@ impl CudaRuntime {
     /// a second round trip). Updated whenever the actor goes idle; wrapping counts. `None` for an
     /// actor not running.
     pub fn read_paths(&self, kernel: &KernelId) -> Option<(u32, u32)> {
-        let watch = &self.inner.watch;
+        let watch = &self.cuda().watch;
         watch.with_track(kernel, |track| watch.pool.read_paths(track.slot))
     }
 
@@ -317,13 +309,13 @@ impl CudaRuntime {
     /// # Errors
     /// [`RingKernelError::BackendUnavailable`] when the probes' memory or stream cannot be made.
     pub fn floor(&self) -> Result<Floor> {
-        Floor::new(self.inner.context.clone(), self.inner.probes.clone())
+        Floor::new(self.cuda().context.clone(), self.cuda().probes.clone())
     }
 
     /// The hardware error that lost this runtime's context, if one did; a lost runtime launches
     /// nothing more.
     pub fn lost(&self) -> Option<String> {
-        self.inner.context.poisoned().map(|error| error.to_string())
+        self.cuda().context.poisoned().map(|error| error.to_string())
     }
 }
 
@@ -349,45 +341,10 @@ fn clock_offset(context: &Arc<Context>, probes: &Probes, stream: &Stream) -> Res
     Ok(best.map_or(0, |(_, offset)| offset))
 }
 
-impl Drop for Inner {
+impl Drop for Cuda {
     fn drop(&mut self) {
         // Idle blocks exit; a block still running an actor (whose handle was kept) exits when the
         // actor ends. The pool waits for its kernel when the monitor lets go of it.
         self.watch.pool.shut_down();
-    }
-}
-
-#[async_trait]
-impl RingKernelRuntime for CudaRuntime {
-    fn backend(&self) -> Backend {
-        Backend::Cuda
-    }
-
-    fn is_backend_available(&self, backend: Backend) -> bool {
-        matches!(backend, Backend::Cuda | Backend::Auto) && self.inner.context.poisoned().is_none()
-    }
-
-    async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        // The kernel is handed to a pool block under the table's lock; its start is awaited
-        // after, without holding the lock or a thread.
-        let kernel = self.inner.kernels.launch_kernel(kernel_id, |id| self.inner.start(id, &options))?;
-        self.inner.wait_started(&kernel).await?;
-        Ok(KernelHandle::new(kernel))
-    }
-
-    fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
-        self.inner.kernels.get(kernel_id)
-    }
-
-    fn list_kernels(&self) -> Vec<KernelId> {
-        self.inner.kernels.ids()
-    }
-
-    fn metrics(&self) -> RuntimeMetrics {
-        self.inner.kernels.metrics()
-    }
-
-    async fn shutdown(&self) -> Result<()> {
-        self.inner.kernels.shutdown().await
     }
 }

@@ -193,8 +193,13 @@ async fn actors_beyond_the_pool_or_what_can_be_resident_are_refused_with_the_cou
     for i in 0..8 {
         runtime.launch(&format!("echo#{i}"), options.clone()).await.unwrap();
     }
-    let error = runtime.launch("echo#8", options.clone()).await.map(|_| ()).unwrap_err().to_string();
-    assert!(error.contains("all 8 actor slots"), "{error}");
+    match runtime.launch("echo#8", options.clone()).await.map(|_| ()) {
+        Err(RingKernelError::CapacityExhausted { kernel, what, limit: 8, .. }) => {
+            assert_eq!(kernel, "echo#8");
+            assert!(what.contains("actor slots"), "{what}");
+        }
+        other => panic!("expected CapacityExhausted naming echo#8 and 8 slots, got {other:?}"),
+    }
     let echo = runtime.get_kernel(&"echo#0".into()).unwrap();
     assert_eq!(echo.call(Envelope::new(1, *b"ok"), TIMEOUT).await.unwrap().payload, b"ok", "the others still run");
     // A slot frees when its actor ends.

@@ -3,17 +3,17 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
-use ringkernel_core::control::{SharedControl, WideCounter};
+use ringkernel_core::control::{DeviceStop, SharedControl, WideCounter};
 use ringkernel_core::error::{MessageError, Result, RingKernelError, codes};
 use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
-use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LINES, SLOT_WRITE_LINES, termination};
+use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LINES, SLOT_WRITE_LINES};
 use ringkernel_core::memory::HostEnds;
 use ringkernel_core::message::{
     CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header,
@@ -25,6 +25,8 @@ use ringkernel_core::queue::{IndexViolation, PopError, PushError, SharedSlot};
 use ringkernel_core::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, KernelState, Outgoing, VisitFn};
 
 use crate::device::{Device, Doorbell};
+use crate::lifecycle::{AtomicPhase, HostPhase, kernel_state};
+use crate::lock;
 use crate::wait::{Waiter, cooperate};
 
 /// Writes the words of a sealed host → kernel slot that the engine owns: source (the host),
@@ -189,13 +191,6 @@ struct Widened {
     errors: WideCounter,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // User code runs under two of these locks (a `send_with` fill under the input lock, a
-    // `receive_with` visitor under the output lock); a panic there leaves the data consistent, since
-    // nothing is published or consumed halfway.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 thread_local! {
     /// The kernel whose `receive_with` visitor runs on this thread: its output lock is held.
     static VISITING: Cell<usize> = const { Cell::new(0) };
@@ -221,24 +216,6 @@ impl Drop for InUserCode {
     }
 }
 
-/// Host-side lifecycle values (the device's own report overrides them once it stopped).
-const LAUNCHED: u8 = 0;
-const ACTIVE: u8 = 1;
-const DEACTIVATED: u8 = 2;
-const TERMINATING: u8 = 3;
-/// The engine found the device breaking the protocol.
-const FAULTED: u8 = 4;
-
-fn encode(state: KernelState) -> u8 {
-    match state {
-        KernelState::Launched => LAUNCHED,
-        KernelState::Active => ACTIVE,
-        KernelState::Deactivated => DEACTIVATED,
-        KernelState::Terminating => TERMINATING,
-        KernelState::Terminated | KernelState::Failed => FAULTED,
-    }
-}
-
 /// The host half of one kernel: sends into its input ring, routes what it writes to its output
 /// ring to waiting calls or to `receive`, drives its lifecycle through the control block, keeps
 /// its metrics, and takes back what a stopped device never handled. Implements
@@ -256,7 +233,7 @@ pub struct HostKernel {
     input_capacity_bytes: usize,
     /// Slots of the input ring.
     input_capacity: u32,
-    lifecycle: CachePadded<AtomicU8>,
+    lifecycle: CachePadded<AtomicPhase>,
     input: CachePadded<Mutex<InputSide>>,
     output: CachePadded<Mutex<OutputSide>>,
     stats: CachePadded<Stats>,
@@ -301,9 +278,9 @@ impl HostKernel {
         }
         let initial = if auto_activate {
             control.activate();
-            ACTIVE
+            HostPhase::Active
         } else {
-            LAUNCHED
+            HostPhase::Launched
         };
         Ok(Arc::new(Self {
             id,
@@ -316,7 +293,7 @@ impl HostKernel {
             config,
             input_capacity_bytes,
             input_capacity,
-            lifecycle: CachePadded::new(AtomicU8::new(initial)),
+            lifecycle: CachePadded::new(AtomicPhase::new(initial)),
             input: CachePadded::new(Mutex::new(InputSide { producer: input, inbox_reclaim })),
             output: CachePadded::new(Mutex::new(OutputSide {
                 consumer: output,
@@ -336,6 +313,63 @@ impl HostKernel {
             unprocessed: Mutex::new(Vec::new()),
             released: AtomicBool::new(false),
         }))
+    }
+
+    /// [`KernelControl::call`] called on the engine itself: without the dynamic dispatch and the
+    /// boxed future of a [`KernelHandle`](ringkernel_core::runtime::KernelHandle) (what
+    /// `ringkernel-bench`'s `dispatch_report` compares; see `KernelControl`'s documentation).
+    ///
+    /// # Errors
+    /// As [`KernelControl::call`].
+    pub async fn call_direct(&self, envelope: Envelope, timeout: Duration) -> Result<Envelope> {
+        // Everything before the first await is synchronous and leaves nothing large alive across it:
+        // the boxed future of a call stays small.
+        let (correlation, sent_at) = self.start_call(envelope)?;
+        let mut pending = PendingCall { kernel: self, correlation, answered: false };
+        let mut last_seen = None;
+        let mut watchdog = self.watchdog("the reply");
+        let reply = self
+            .waiter()
+            .wait(Some(timeout), "the reply", || {
+                match self.changed_since(&mut last_seen) {
+                    Ok(true) => {}
+                    Ok(false) => return watchdog.check(self),
+                    Err(error) => return Some(Err(error)),
+                }
+                // Read before draining: a device publishes its last output before it stops.
+                let state = self.raw_state();
+                let mut out = match self.lock_output() {
+                    Ok(out) => out,
+                    Err(error) => return Some(Err(error)),
+                };
+                // Ours from another task's drain, or from this one.
+                let found = match out.pending.get_mut(&correlation).and_then(Option::take) {
+                    Some(reply) => Some(reply),
+                    None => match self.pull(&mut out, Some(correlation), 0, None) {
+                        Ok(pulled) => pulled.reply,
+                        Err(error) => return Some(Err(error)),
+                    },
+                };
+                match found {
+                    Some(reply) => {
+                        out.pending.remove(&correlation);
+                        Some(Ok(reply))
+                    }
+                    None if state.is_final() => {
+                        drop(out);
+                        self.settle();
+                        Some(Err(self.not_running("await a reply from", state)))
+                    }
+                    None => None,
+                }
+            })
+            .await?;
+        pending.answered = true;
+        self.record_latency(sent_at);
+        if let Some(report) = reply.error_report() {
+            return Err(report.into_error(self.id.as_str()));
+        }
+        Ok(*reply)
     }
 
     /// The kernel's number in message headers.
@@ -393,20 +427,7 @@ impl HostKernel {
 
     /// The state without handling a device stop (safe to call under either lock).
     fn raw_state(&self) -> KernelState {
-        let host = self.lifecycle.load(Ordering::Acquire);
-        if host == FAULTED {
-            return KernelState::Failed;
-        }
-        match self.control.termination() {
-            termination::RUNNING => match host {
-                LAUNCHED => KernelState::Launched,
-                ACTIVE => KernelState::Active,
-                DEACTIVATED => KernelState::Deactivated,
-                _ => KernelState::Terminating,
-            },
-            termination::TERMINATED => KernelState::Terminated,
-            _ => KernelState::Failed,
-        }
+        kernel_state(self.lifecycle.load(), self.control.stop())
     }
 
     /// The state, after handling a device stop seen for the first time.
@@ -454,7 +475,7 @@ impl HostKernel {
     /// The kernel fails on the host's side (its memory is not trusted any more): waiters wake,
     /// and the device is asked to stop.
     fn fault(&self) {
-        self.lifecycle.store(FAULTED, Ordering::Release);
+        self.lifecycle.store(HostPhase::Faulted);
         self.control.request_terminate(true);
         self.device.wake();
         self.doorbell.ring();
@@ -474,10 +495,9 @@ impl HostKernel {
         // Only a device that reported a defined stop keeps the `Device` contract; a lying one (a
         // protocol fault, an undefined stop code) or memory that cannot be read back is not
         // trusted, and nothing is taken back from it.
-        let code = self.control.termination();
-        let mut trusted = self.lifecycle.load(Ordering::Acquire) != FAULTED
-            && matches!(code, termination::TERMINATED | termination::FAILED);
-        if !matches!(code, termination::RUNNING | termination::TERMINATED | termination::FAILED) {
+        let stop = self.control.stop();
+        let mut trusted = self.lifecycle.load() != HostPhase::Faulted && stop.is_defined_stop();
+        if let DeviceStop::Undefined(code) = stop {
             self.record_fault(format!(
                 "the device reported stop code {code}, which no protocol version defines; its memory is not trusted"
             ));
@@ -516,7 +536,7 @@ impl HostKernel {
                 }
             }
         }
-        if self.control.termination() == termination::FAILED && lock(&self.fault).is_none() {
+        if self.control.stop() == DeviceStop::Failed && lock(&self.fault).is_none() {
             let reason = self.fault_reason();
             self.record_fault(reason);
         }
@@ -547,13 +567,13 @@ impl HostKernel {
     fn transition(&self, operation: &'static str, next: KernelState) -> Result<u32> {
         let sequence = {
             let _input = self.lock_input()?;
-            let host = self.lifecycle.load(Ordering::Acquire);
+            let host = self.lifecycle.load();
             let current = self.raw_state();
-            if !current.can_become(next) {
+            let Some(phase) = HostPhase::requested(next).filter(|_| current.can_become(next)) else {
                 return Err(self.not_running(operation, current));
-            }
+            };
             // A protocol fault found meanwhile (outside this lock) is final: never overwrite it.
-            if self.lifecycle.compare_exchange(host, encode(next), Ordering::AcqRel, Ordering::Acquire).is_err() {
+            if !self.lifecycle.replace(host, phase) {
                 return Err(self.not_running(operation, self.raw_state()));
             }
             match next {
@@ -593,8 +613,7 @@ impl HostKernel {
         // Host-side state only: reading the device line here would cost a cache-line transfer (or a
         // PCIe read) per send. A device that stopped on its own is noticed on the next wait, a full
         // ring, or `state()`; what lands in its ring meanwhile is taken back (`settle`).
-        let host = self.lifecycle.load(Ordering::Acquire);
-        if matches!(host, LAUNCHED | ACTIVE | DEACTIVATED) && !self.settled.load(Ordering::Acquire) {
+        if self.lifecycle.load().accepts() && !self.settled.load(Ordering::Acquire) {
             return Ok(());
         }
         let state = self.raw_state();
@@ -750,10 +769,10 @@ impl HostKernel {
     /// which is taken after the output lock elsewhere. Either would deadlock; both are errors.
     fn lock_output(&self) -> Result<MutexGuard<'_, OutputSide>> {
         if VISITING.with(Cell::get) == self.address() {
-            return Err(self.reentered("receive (from inside its own receive_with visitor) from"));
+            return Err(self.reentered("receive from", "receive_with visitor"));
         }
         if FILLING.with(Cell::get) == self.address() {
-            return Err(self.reentered("receive (from inside its own send_with fill) from"));
+            return Err(self.reentered("receive from", "send_with fill"));
         }
         Ok(lock(&self.output))
     }
@@ -761,13 +780,13 @@ impl HostKernel {
     /// The input lock, unless a `send_with` fill of this kernel runs on this thread (it holds it).
     fn lock_input(&self) -> Result<MutexGuard<'_, InputSide>> {
         if FILLING.with(Cell::get) == self.address() {
-            return Err(self.reentered("send to or change the state of (from inside its own send_with fill)"));
+            return Err(self.reentered("send to or change the state of", "send_with fill"));
         }
         Ok(lock(&self.input))
     }
 
-    fn reentered(&self, operation: &'static str) -> RingKernelError {
-        RingKernelError::InvalidState { kernel: self.id.to_string(), operation, state: self.raw_state() }
+    fn reentered(&self, operation: &'static str, inside: &'static str) -> RingKernelError {
+        RingKernelError::Reentrant { kernel: self.id.to_string(), operation, inside }
     }
 
     /// Runs a `receive_with` visitor with this kernel marked as being visited on this thread.
@@ -930,14 +949,13 @@ impl HostKernel {
 
     /// What a waiting poll compares to skip a drain that cannot find anything new.
     fn snapshot(&self) -> Snapshot {
-        let block = self.control.block();
-        (
-            block.output_tail.load(Ordering::Acquire),
-            self.drains.load(Ordering::Acquire),
-            block.has_terminated.load(Ordering::Acquire),
-            self.lifecycle.load(Ordering::Acquire),
-            self.settled.load(Ordering::Acquire),
-        )
+        Snapshot {
+            output_tail: self.control.block().output_tail.load(Ordering::Acquire),
+            drains: self.drains.load(Ordering::Acquire),
+            stop: self.control.stop(),
+            phase: self.lifecycle.load(),
+            settled: self.settled.load(Ordering::Acquire),
+        }
     }
 
     /// `try_receive_with`, plus the state read before draining: a device publishes its last output
@@ -1061,8 +1079,20 @@ impl Watchdog {
     }
 }
 
-/// Output tail, drains, stop code, host lifecycle, settled: see [`HostKernel::changed_since`].
-type Snapshot = (u32, u64, u32, u8, bool);
+/// What a waiting poll compares with its last look: see [`HostKernel::changed_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    /// The device's output tail.
+    output_tail: u32,
+    /// Drains that moved a message.
+    drains: u64,
+    /// The device's report of a stop.
+    stop: DeviceStop,
+    /// The host's phase.
+    phase: HostPhase,
+    /// Whether the device's stop was handled.
+    settled: bool,
+}
 
 /// What one pull produced.
 #[derive(Default)]
@@ -1242,54 +1272,7 @@ impl KernelControl for HostKernel {
     }
 
     async fn call(&self, envelope: Envelope, timeout: Duration) -> Result<Envelope> {
-        // Everything before the first await is synchronous and leaves nothing large alive across it:
-        // the boxed future of a call stays small.
-        let (correlation, sent_at) = self.start_call(envelope)?;
-        let mut pending = PendingCall { kernel: self, correlation, answered: false };
-        let mut last_seen = None;
-        let mut watchdog = self.watchdog("the reply");
-        let reply = self
-            .waiter()
-            .wait(Some(timeout), "the reply", || {
-                match self.changed_since(&mut last_seen) {
-                    Ok(true) => {}
-                    Ok(false) => return watchdog.check(self),
-                    Err(error) => return Some(Err(error)),
-                }
-                // Read before draining: a device publishes its last output before it stops.
-                let state = self.raw_state();
-                let mut out = match self.lock_output() {
-                    Ok(out) => out,
-                    Err(error) => return Some(Err(error)),
-                };
-                // Ours from another task's drain, or from this one.
-                let found = match out.pending.get_mut(&correlation).and_then(Option::take) {
-                    Some(reply) => Some(reply),
-                    None => match self.pull(&mut out, Some(correlation), 0, None) {
-                        Ok(pulled) => pulled.reply,
-                        Err(error) => return Some(Err(error)),
-                    },
-                };
-                match found {
-                    Some(reply) => {
-                        out.pending.remove(&correlation);
-                        Some(Ok(reply))
-                    }
-                    None if state.is_final() => {
-                        drop(out);
-                        self.settle();
-                        Some(Err(self.not_running("await a reply from", state)))
-                    }
-                    None => None,
-                }
-            })
-            .await?;
-        pending.answered = true;
-        self.record_latency(sent_at);
-        if let Some(report) = reply.error_report() {
-            return Err(report.into_error(self.id.as_str()));
-        }
-        Ok(*reply)
+        self.call_direct(envelope, timeout).await
     }
 
     fn metrics(&self) -> KernelMetrics {

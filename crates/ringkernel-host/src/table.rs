@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::message::HOST_KERNEL_ID;
@@ -28,43 +28,33 @@ impl KernelTable {
     }
 
     /// A kernel number never handed out before by this table (1, 2, …; never
-    /// [`HOST_KERNEL_ID`], never reused), for a launch to give its kernel.
+    /// [`HOST_KERNEL_ID`], never reused), for the launch of `kernel`.
     ///
     /// # Errors
-    /// [`RingKernelError::InvalidConfig`] once every number is used: create a new runtime.
-    pub fn take_number(&self) -> Result<u32> {
+    /// [`RingKernelError::CapacityExhausted`] naming `kernel` once every number is used.
+    pub fn take_number(&self, kernel: &KernelId) -> Result<u32> {
         self.numbers
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n + 1 < HOST_KERNEL_ID).then_some(n + 1))
             .map(|n| n + 1)
-            .map_err(|_| RingKernelError::InvalidConfig {
-                field: "kernel",
-                reason: "this runtime has used every kernel number; create a new runtime".into(),
+            .map_err(|_| RingKernelError::CapacityExhausted {
+                kernel: kernel.to_string(),
+                what: "kernel numbers of this runtime",
+                limit: u64::from(HOST_KERNEL_ID - 1),
+                advice: "numbers are never reused; create a new runtime",
             })
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<KernelId, Arc<HostKernel>>> {
-        self.kernels.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.kernels)
     }
 
-    /// Launches `kernel_id` with `start` unless a kernel of that id still runs. The table stays
-    /// locked while `start` runs, so two launches of one id cannot both start.
+    /// Launches `kernel_id` with `start` unless a kernel of that id still runs, and hands back its
+    /// host half. The table stays locked while `start` runs, so two launches of one id cannot both
+    /// start.
     ///
     /// # Errors
     /// [`RingKernelError::InvalidConfig`] naming the id when it is taken by a live kernel;
     /// whatever `start` returns.
-    pub fn launch(
-        &self,
-        kernel_id: &str,
-        start: impl FnOnce(KernelId) -> Result<Arc<HostKernel>>,
-    ) -> Result<KernelHandle> {
-        self.launch_kernel(kernel_id, start).map(|kernel| KernelHandle::new(kernel))
-    }
-
-    /// [`KernelTable::launch`], handing back the host half itself (for a backend that still has
-    /// to wait for its device to start, after the table's lock is released).
-    ///
-    /// # Errors
-    /// As [`KernelTable::launch`].
     pub fn launch_kernel(
         &self,
         kernel_id: &str,
@@ -142,12 +132,18 @@ mod tests {
     #[test]
     fn kernel_numbers_start_at_one_and_are_never_reused_or_the_hosts() {
         let table = KernelTable::new();
-        assert_eq!((table.take_number().unwrap(), table.take_number().unwrap()), (1, 2));
+        let id = KernelId::from("echo#7");
+        assert_eq!((table.take_number(&id).unwrap(), table.take_number(&id).unwrap()), (1, 2));
         table.numbers.store(HOST_KERNEL_ID - 2, Ordering::Relaxed);
-        assert_eq!(table.take_number().unwrap(), HOST_KERNEL_ID - 1);
+        assert_eq!(table.take_number(&id).unwrap(), HOST_KERNEL_ID - 1);
         for _ in 0..3 {
-            let error = table.take_number().unwrap_err();
-            assert!(error.to_string().contains("used every kernel number"), "{error}");
+            match table.take_number(&id) {
+                Err(RingKernelError::CapacityExhausted { kernel, what, limit, .. }) => {
+                    assert_eq!((kernel.as_str(), limit), ("echo#7", u64::from(HOST_KERNEL_ID - 1)));
+                    assert!(what.contains("kernel numbers"), "{what}");
+                }
+                other => panic!("expected CapacityExhausted, got {other:?}"),
+            }
         }
     }
 }

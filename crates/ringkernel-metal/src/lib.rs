@@ -30,11 +30,10 @@
 //! }
 //! ```
 
-use async_trait::async_trait;
 use ringkernel_core::error::{Result, RingKernelError};
 use ringkernel_core::halo::{HaloExchange, HaloGrid, Neighbourhood};
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec, builtin};
-use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
+use ringkernel_core::runtime::KernelHandle;
 use ringkernel_wgpu::wgpu;
 use ringkernel_wgpu::{SharedDevice, WgpuConfig, WgpuHaloExchange, WgpuRuntime};
 
@@ -123,7 +122,7 @@ impl MetalRuntime {
     pub async fn with_registry(registry: KernelRegistry) -> Result<Self> {
         let backends = metal_backends()?;
         let config = WgpuConfig { backends, ..WgpuConfig::default() };
-        Ok(Self { inner: WgpuRuntime::with_config(registry, config).await? })
+        Ok(Self { inner: WgpuRuntime::with_config(registry, config).await?.serving_as_metal() })
     }
 
     /// The same runtime on Vulkan: for running this crate's code where Metal is absent (its tests
@@ -133,7 +132,7 @@ impl MetalRuntime {
     /// [`RingKernelError::BackendUnavailable`] without a Vulkan adapter.
     pub async fn over_vulkan(registry: KernelRegistry) -> Result<Self> {
         let config = WgpuConfig { backends: wgpu::Backends::VULKAN, ..WgpuConfig::default() };
-        Ok(Self { inner: WgpuRuntime::with_config(registry, config).await? })
+        Ok(Self { inner: WgpuRuntime::with_config(registry, config).await?.serving_as_metal() })
     }
 
     /// The device this runtime runs on.
@@ -156,36 +155,7 @@ impl MetalRuntime {
     }
 }
 
-#[async_trait]
-impl RingKernelRuntime for MetalRuntime {
-    fn backend(&self) -> Backend {
-        Backend::Metal
-    }
-
-    fn is_backend_available(&self, backend: Backend) -> bool {
-        matches!(backend, Backend::Metal | Backend::Auto) && self.inner.adapter().backend == wgpu::Backend::Metal
-    }
-
-    async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        self.inner.launch(kernel_id, options).await
-    }
-
-    fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
-        self.inner.get_kernel(kernel_id)
-    }
-
-    fn list_kernels(&self) -> Vec<KernelId> {
-        self.inner.list_kernels()
-    }
-
-    fn metrics(&self) -> RuntimeMetrics {
-        self.inner.metrics()
-    }
-
-    async fn shutdown(&self) -> Result<()> {
-        self.inner.shutdown().await
-    }
-}
+ringkernel_host::delegate_runtime!(MetalRuntime => inner);
 
 /// A buffer in GPU memory with host read and write: mapped where memory is unified (Apple
 /// Silicon: no staging copy either way), staged elsewhere. Buffers made with [`MetalBuffer::new`]

@@ -50,14 +50,7 @@ impl WgpuHaloExchange {
     /// when the grid's buffers exceed the adapter's largest storage binding or its tiles its
     /// largest dispatch.
     pub async fn new(grid: HaloGrid, backends: wgpu::Backends) -> Result<Self> {
-        let instance = crate::runtime::instance(backends);
-        let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
+        let adapter = crate::runtime::fastest_adapter(backends).await?;
         let limits = adapter.limits();
         let cell_bytes = grid.padded_len() as u64 * 4 * u64::from(grid.tile_count());
         let inbox_bytes = u64::from(grid.inbox_stride()) * u64::from(grid.tile_count());

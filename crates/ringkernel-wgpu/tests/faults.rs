@@ -324,6 +324,10 @@ async fn a_launch_failing_late_gives_back_its_memory_and_route() {
     echo_works(&a).await;
     echo_works(&b).await;
     let full = runtime.launch("echo#c", active()).await.map(|_| ()).unwrap_err();
+    assert!(
+        matches!(&full, RingKernelError::CapacityExhausted { kernel, limit: 2, .. } if kernel == "echo#c"),
+        "{full:?}"
+    );
     assert!(full.to_string().contains("max_actors"), "{full}");
 }
 

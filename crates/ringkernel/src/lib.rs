@@ -36,6 +36,21 @@
 //! ```
 //!
 //! The built-in kernels `echo` and `counter` ([`kernel::builtin`]) are always registered.
+//!
+//! ## Backends as features
+//!
+//! The CPU backend is always built. The GPU backends are Cargo features, all on by default:
+//! `cuda` (cudarc, loaded at run time), `wgpu` (Vulkan, Metal, DX12) and `metal` (which brings
+//! `wgpu`). A CPU-only build compiles neither cudarc nor wgpu:
+//!
+//! ```toml
+//! ringkernel = { version = "0.1", default-features = false }             # CPU only
+//! ringkernel = { version = "0.1", default-features = false, features = ["cuda"] }
+//! ```
+//!
+//! A backend left out of the build is still named by [`Backend`]: asking for it is
+//! [`RingKernelError::BackendUnavailable`] saying which feature brings it, and `Auto` never
+//! picks it.
 //! Waiting operations wait on the Tokio timer inside a Tokio runtime (`#[tokio::main]` enables
 //! it); under another executor the CPU backend blocks the waiting thread in short sleeps.
 
@@ -48,14 +63,19 @@ pub use ringkernel_core::{
     region, runtime, spec,
 };
 pub use ringkernel_cpu::{CpuConfig, CpuHaloExchange, CpuRuntime, DeviceModel};
+#[cfg(feature = "cuda")]
 pub use ringkernel_cuda::floor::Floor as CudaFloor;
 /// The CUDA halo exchange's helpers: tiles chosen for a device, the launch-per-step baseline.
+#[cfg(feature = "cuda")]
 pub use ringkernel_cuda::halo as cuda_halo;
+#[cfg(feature = "cuda")]
 pub use ringkernel_cuda::{CudaConfig, CudaHaloConfig, CudaHaloExchange, CudaRuntime, DeviceInfo as CudaDeviceInfo};
 pub use ringkernel_derive::RingMessage;
 /// The host engine every backend's kernels run on (for backend authors).
 pub use ringkernel_host as host;
+#[cfg(feature = "metal")]
 pub use ringkernel_metal::{MetalRuntime, is_metal_available};
+#[cfg(feature = "wgpu")]
 pub use ringkernel_wgpu::{UnifiedMemory, WgpuConfig, WgpuHaloExchange, WgpuRuntime};
 
 use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
@@ -73,23 +93,35 @@ pub mod prelude {
     pub use ringkernel_derive::RingMessage;
 }
 
-/// Whether `backend` can run here, and if not, why.
+/// Whether `backend` can run here, and if not, why (a backend left out of this build says which
+/// Cargo feature brings it).
 ///
 /// `Auto` is available whenever any concrete backend is.
 pub fn backend_status(backend: Backend) -> std::result::Result<(), String> {
-    match backend {
-        Backend::Auto | Backend::Cpu => Ok(()),
-        Backend::Cuda => CudaRuntime::probe(0).map(|_| ()).map_err(|error| match error {
-            RingKernelError::BackendUnavailable(reason) => reason.trim_start_matches("cuda: ").to_string(),
-            other => other.to_string(),
-        }),
-        Backend::Wgpu => WgpuRuntime::probe(WgpuConfig::default().backends).map(|_| ()).map_err(|error| match error {
+    // The reason a backend's probe gives, as it gave it.
+    #[allow(dead_code, reason = "unused when every GPU backend is left out of the build")]
+    fn reason(error: RingKernelError) -> String {
+        match error {
             RingKernelError::BackendUnavailable(reason) => reason,
             other => other.to_string(),
-        }),
+        }
+    }
+    match backend {
+        Backend::Auto | Backend::Cpu => Ok(()),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => CudaRuntime::probe(0).map(|_| ()).map_err(reason),
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => WgpuRuntime::probe(WgpuConfig::default().backends).map(|_| ()).map_err(reason),
         Backend::Metal if !cfg!(target_vendor = "apple") => Err("Metal runs only on Apple systems (macOS, iOS)".into()),
+        #[cfg(feature = "metal")]
         Backend::Metal if ringkernel_metal::is_metal_available() => Ok(()),
+        #[cfg(feature = "metal")]
         Backend::Metal => Err("no Metal device was found".into()),
+        #[allow(unreachable_patterns, reason = "reachable only when a GPU backend is left out of the build")]
+        other => Err(format!(
+            "this build of ringkernel leaves the {other} backend out: enable the `{other}` feature of the \
+             ringkernel crate"
+        )),
     }
 }
 
@@ -100,6 +132,7 @@ pub fn best_backend() -> Backend {
     Backend::CONCRETE
         .into_iter()
         .find(|b| match b {
+            #[cfg(feature = "wgpu")]
             Backend::Wgpu => WgpuRuntime::probe(WgpuConfig::default().backends)
                 .is_ok_and(|adapter| adapter.device_type != ringkernel_wgpu::wgpu::DeviceType::Cpu),
             other => backend_status(*other).is_ok(),
@@ -146,7 +179,9 @@ pub struct RingKernelBuilder {
     backend: Backend,
     registry: KernelRegistry,
     cpu_config: CpuConfig,
+    #[cfg(feature = "cuda")]
     cuda_config: CudaConfig,
+    #[cfg(feature = "wgpu")]
     wgpu_config: WgpuConfig,
     error: Option<RingKernelError>,
 }
@@ -157,7 +192,9 @@ impl Default for RingKernelBuilder {
             backend: Backend::Auto,
             registry: KernelRegistry::with_builtins(),
             cpu_config: CpuConfig::default(),
+            #[cfg(feature = "cuda")]
             cuda_config: CudaConfig::default(),
+            #[cfg(feature = "wgpu")]
             wgpu_config: WgpuConfig::default(),
             error: None,
         }
@@ -185,13 +222,15 @@ impl RingKernelBuilder {
         self
     }
 
-    /// Tuning of the CUDA backend.
+    /// Tuning of the CUDA backend (with the `cuda` feature).
+    #[cfg(feature = "cuda")]
     pub fn cuda_config(mut self, config: CudaConfig) -> Self {
         self.cuda_config = config;
         self
     }
 
-    /// Tuning of the wgpu backend.
+    /// Tuning of the wgpu backend (with the `wgpu` feature).
+    #[cfg(feature = "wgpu")]
     pub fn wgpu_config(mut self, config: WgpuConfig) -> Self {
         self.wgpu_config = config;
         self
@@ -214,16 +253,21 @@ impl RingKernelBuilder {
             .map_err(|reason| RingKernelError::BackendUnavailable(format!("{backend}: {reason}")))?;
         let runtime: Arc<dyn RingKernelRuntime> = match backend {
             Backend::Cpu => Arc::new(CpuRuntime::with_config(self.registry, self.cpu_config)),
+            #[cfg(feature = "cuda")]
             Backend::Cuda => Arc::new(CudaRuntime::with_config(self.registry, self.cuda_config)?),
+            #[cfg(feature = "wgpu")]
             Backend::Wgpu => Arc::new(WgpuRuntime::with_config(self.registry, self.wgpu_config).await?),
+            #[cfg(feature = "metal")]
             Backend::Metal => Arc::new(ringkernel_metal::MetalRuntime::with_registry(self.registry).await?),
-            Backend::Auto => unreachable!("Auto was resolved above"),
+            #[allow(unreachable_patterns, reason = "reachable only when a GPU backend is left out of the build")]
+            other => unreachable!("backend_status refused {other} above"),
         };
         Ok(RingKernel { runtime })
     }
 }
 
-/// The README's examples, compiled and run as doctests so that they stay true.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests so that they stay true (they use every
+/// backend, so with every backend built).
+#[cfg(all(doctest, feature = "cuda", feature = "wgpu", feature = "metal"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

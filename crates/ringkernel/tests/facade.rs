@@ -62,3 +62,32 @@ async fn derived_messages_travel_through_a_kernel() {
     assert!(matches!(wrong, Err(RingKernelError::HandlerError { .. })), "{wrong:?}");
     ring.shutdown().await.unwrap();
 }
+
+/// A backend left out of the build (`default-features = false`) is refused by name, saying which
+/// feature brings it; `Auto` never picks it.
+#[tokio::test]
+async fn backends_left_out_of_the_build_say_which_feature_brings_them() {
+    let left_out: Vec<Backend> = [
+        (Backend::Cuda, cfg!(feature = "cuda")),
+        (Backend::Wgpu, cfg!(feature = "wgpu")),
+        (Backend::Metal, cfg!(feature = "metal") || !cfg!(target_vendor = "apple")),
+    ]
+    .into_iter()
+    .filter_map(|(backend, built)| (!built).then_some(backend))
+    .collect();
+    for backend in &left_out {
+        let reason = ringkernel::backend_status(*backend).unwrap_err();
+        assert!(reason.contains(&format!("`{backend}` feature")), "{reason}");
+        let error = RingKernel::builder().backend(*backend).build().await.unwrap_err();
+        assert!(matches!(&error, RingKernelError::BackendUnavailable(text) if text.contains("feature")), "{error}");
+        assert_ne!(ringkernel::best_backend(), *backend);
+    }
+    if left_out.len() == 3 {
+        assert_eq!(ringkernel::best_backend(), Backend::Cpu, "a CPU-only build runs on the CPU");
+        let ring = RingKernel::builder().build().await.unwrap();
+        let echo = ring.launch(builtin::ECHO, LaunchOptions::default().with_auto_activate(true)).await.unwrap();
+        let reply = echo.call(Envelope::new(1, *b"cpu only"), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(reply.payload, b"cpu only");
+        ring.shutdown().await.unwrap();
+    }
+}

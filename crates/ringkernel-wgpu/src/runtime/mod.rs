@@ -21,17 +21,17 @@ mod pump;
 mod round;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use ringkernel_core::error::{Result, RingKernelError};
-use ringkernel_core::hlc::{HlcConfig, HybridClock};
-use ringkernel_core::kernel::KernelRegistry;
+use ringkernel_core::hlc::HlcConfig;
+use ringkernel_core::kernel::{KernelRegistry, KernelSpec};
 use ringkernel_core::layout::MESSAGE_HEADER_BYTES;
 use ringkernel_core::memory::KernelMemory;
-use ringkernel_core::runtime::{Backend, KernelHandle, KernelId, LaunchOptions, RingKernelRuntime, RuntimeMetrics};
-use ringkernel_host::{Device, Doorbell, HostConfig, HostKernel, KernelParts, KernelTable};
+use ringkernel_core::runtime::Backend;
+pub(crate) use ringkernel_host::lock;
+use ringkernel_host::{Allocation, Device, DeviceBackend, Doorbell, HostKernel, Launch, Runtime, StartDevice};
 
 use crate::compile::{self, fnv1a};
 use abi::WgpuRoute;
@@ -195,10 +195,6 @@ const SCRATCH_RESERVED_BYTES: u64 = 176 * 4;
 /// besides its rings' slots: an error report (its header and a reason of up to 256 bytes).
 const ERROR_REPORT_SCRATCH: u64 = 24 + 256;
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn unavailable(reason: impl Into<String>) -> RingKernelError {
     RingKernelError::BackendUnavailable(reason.into())
 }
@@ -238,13 +234,20 @@ unsafe impl Device for WgpuActor {
 /// Its pipeline is built at the kernel's first launch, on the launching thread: running actors
 /// go on meanwhile.
 pub struct WgpuRuntime {
-    registry: KernelRegistry,
+    runtime: Runtime<Wgpu>,
+}
+
+ringkernel_host::delegate_runtime!(WgpuRuntime => runtime);
+
+/// The wgpu backend under the runtime skeleton: the device's agent (the pump) and every WGSL
+/// kernel's module.
+struct Wgpu {
+    /// What the runtime reports as its backend: `Wgpu`, or `Metal` under a `MetalRuntime`.
+    kind: Backend,
     /// Every WGSL kernel's validated module.
     modules: HashMap<String, compile::Assembled>,
-    kernels: KernelTable,
     pump: Arc<Pump>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    clock: Arc<HybridClock>,
     adapter: AdapterSummary,
     limits: wgpu::Limits,
 }
@@ -475,48 +478,54 @@ impl WgpuRuntime {
             .name("rk-wgpu-pump".into())
             .spawn(move || runner.run())
             .map_err(|e| unavailable(format!("could not start the wgpu pump thread: {e}")))?;
-        let clock =
-            HybridClock::new(HlcConfig::new(config.host_node_id).with_max_offset_ns(config.max_clock_offset_ns));
-        Ok(Self {
-            registry,
-            modules,
-            kernels: KernelTable::new(),
-            pump,
-            thread: Mutex::new(Some(thread)),
-            clock: Arc::new(clock),
-            adapter: summary,
-            limits,
-        })
+        let host = ringkernel_host::host_settings!(config);
+        let wgpu =
+            Wgpu { kind: Backend::Wgpu, modules, pump, thread: Mutex::new(Some(thread)), adapter: summary, limits };
+        Ok(Self { runtime: Runtime::new(wgpu, registry, host) })
+    }
+
+    fn wgpu(&self) -> &Wgpu {
+        self.runtime.backend()
+    }
+
+    /// This runtime, reporting itself as the Metal backend (what `MetalRuntime` runs on).
+    #[doc(hidden)]
+    pub fn serving_as_metal(mut self) -> Self {
+        self.runtime.backend_mut().kind = Backend::Metal;
+        self
     }
 
     /// The adapter this runtime runs on.
     pub fn adapter(&self) -> &AdapterSummary {
-        &self.adapter
+        &self.wgpu().adapter
     }
 
     /// The adapter's limits as the device was created with.
     pub fn limits(&self) -> &wgpu::Limits {
-        &self.limits
+        &self.wgpu().limits
     }
 
     /// The kernels this runtime can launch.
     pub fn registry(&self) -> &KernelRegistry {
-        &self.registry
+        self.runtime.registry()
     }
 
     /// How much device memory the actors use, and how far the arena may grow.
     pub fn memory(&self) -> ArenaUsage {
-        let state = lock(&self.pump.state);
+        let pump = &self.wgpu().pump;
+        let state = lock(&pump.state);
         ArenaUsage {
             arena_bytes: state.arena.len(),
             buffer_bytes: state.buffer.size(),
             used_bytes: state.arena.used(),
             limit_bytes: state.arena.limit(),
             actors: state.actors.len(),
-            loop_budget: self.pump.loop_budget,
+            loop_budget: pump.loop_budget,
         }
     }
+}
 
+impl Wgpu {
     /// The pipeline of kernel `name`, built on this thread the first time (without the pump's
     /// lock: a driver's shader compiler can take seconds, lavapipe's LLVM does).
     fn pipeline(&self, name: &str, module: &compile::Assembled) -> Result<usize> {
@@ -542,20 +551,88 @@ impl WgpuRuntime {
         state.built.insert(name.to_string(), index);
         Ok(index)
     }
+}
 
-    fn start(&self, id: KernelId, options: &LaunchOptions) -> Result<Arc<HostKernel>> {
-        options.validate()?;
-        let spec = self.registry.resolve(&id)?;
-        let module = self.modules.get(spec.name()).ok_or_else(|| RingKernelError::InvalidConfig {
-            field: "kernel",
-            reason: format!("`{}` has no wgsl handler; give it one with KernelSpec::wgsl", spec.name()),
-        })?;
-        let state = spec.launch_state(options.initial_state.as_deref())?;
-        let layout = options.kernel_layout()?;
-        let inbox = layout.inbox().ok_or_else(|| RingKernelError::InvalidConfig {
-            field: "inbox_capacity",
-            reason: "the wgpu backend needs a K2K inbox".into(),
-        })?;
+/// A kernel's place on the device (its route entry and arena block), given back unless the
+/// actor was committed.
+struct Reservation {
+    pump: Arc<Pump>,
+    route_index: u32,
+    base: u64,
+    block_bytes: u64,
+    kept: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.kept {
+            let mut state = lock(&self.pump.state);
+            state.arena.release(self.base, self.block_bytes);
+            state.routes[self.route_index as usize] = false;
+        }
+    }
+}
+
+/// An actor ready for the pump: committed, its memory is uploaded in the pump's next round.
+struct CommitActor {
+    reservation: Reservation,
+    actor: Actor,
+}
+
+impl StartDevice for CommitActor {
+    fn start(self, _kernel: &Arc<HostKernel>) -> Result<()> {
+        let CommitActor { mut reservation, actor } = self;
+        let pump = reservation.pump.clone();
+        let mut state = lock(&pump.state);
+        if let Some(reason) = state.lost.clone() {
+            drop(state);
+            return Err(RingKernelError::KernelFault {
+                kernel: actor.id.clone(),
+                reason: format!("the wgpu runtime failed ({reason}); create a new runtime"),
+            });
+        }
+        let key = state.next_actor;
+        state.next_actor += 1;
+        state.actors.insert(key, actor);
+        reservation.kept = true;
+        drop(state);
+        pump.wake();
+        Ok(())
+    }
+}
+
+impl DeviceBackend for Wgpu {
+    /// The kernel's pipeline, by index.
+    type Program = usize;
+    type Start = CommitActor;
+    const HANDLER: &'static str = "wgsl";
+
+    fn kind(&self) -> Backend {
+        self.kind
+    }
+
+    fn serves(&self, backend: Backend) -> bool {
+        let metal = self.adapter.backend == wgpu::Backend::Metal;
+        match backend {
+            Backend::Auto => self.kind == Backend::Wgpu || metal,
+            Backend::Wgpu => self.kind == Backend::Wgpu,
+            Backend::Metal => metal,
+            _ => false,
+        }
+    }
+
+    fn lost(&self) -> Option<String> {
+        lock(&self.pump.state).lost.clone()
+    }
+
+    /// The kernel's pipeline, built on the launching thread the first time (outside the kernel
+    /// table's lock: a driver may take seconds).
+    fn program(&self, spec: &KernelSpec) -> Option<Result<usize>> {
+        self.modules.get(spec.name()).map(|module| self.pipeline(spec.name(), module))
+    }
+
+    fn allocate(&self, launch: Launch<'_, usize>) -> Result<Allocation<CommitActor>> {
+        let Launch { id, number, spec, program: pipeline, state, layout, inbox, host, .. } = launch;
         let config = &self.pump.config;
         let state_bytes = state.bytes().len() as u64;
         let payloads = [
@@ -587,8 +664,6 @@ impl WgpuRuntime {
                 bytes: usize::try_from(block_bytes).unwrap_or(usize::MAX),
             });
         }
-        let pipeline = self.pipeline(spec.name(), module)?;
-        let number = self.kernels.take_number()?;
         let memory = KernelMemory::allocate(layout, number, number)?;
         let region = memory.region();
         let (host_ends, device_ends) = memory.split();
@@ -607,13 +682,11 @@ impl WgpuRuntime {
                 });
             }
             let route_index =
-                state.routes.iter().position(|used| !used).ok_or_else(|| RingKernelError::InvalidConfig {
-                    field: "max_actors",
-                    reason: format!(
-                        "all {} route entries are in use: {} actors run on this runtime (raise WgpuConfig::max_actors)",
-                        state.routes.len(),
-                        state.actors.len()
-                    ),
+                state.routes.iter().position(|used| !used).ok_or_else(|| RingKernelError::CapacityExhausted {
+                    kernel: id.to_string(),
+                    what: "route entries of this runtime (one per running actor)",
+                    limit: state.routes.len() as u64,
+                    advice: "terminate an actor, or raise WgpuConfig::max_actors",
                 })? as u32;
             let base = state.arena.alloc(block_bytes).map_err(|refused| RingKernelError::InvalidConfig {
                 field: "arena_limit",
@@ -643,15 +716,11 @@ impl WgpuRuntime {
             state.routes[route_index as usize] = true;
             (route_index, base)
         };
-        let release = |pump: &Pump| {
-            let mut state = lock(&pump.state);
-            state.arena.release(base, block_bytes);
-            state.routes[route_index as usize] = false;
-        };
+        let reservation = Reservation { pump: self.pump.clone(), route_index, base, block_bytes, kept: false };
         if let Some(fail) = &config.faults.fail_launch
             && fail(id.as_str())
         {
-            release(&self.pump);
+            drop(reservation);
             return Err(RingKernelError::KernelFault {
                 kernel: id.to_string(),
                 reason: "injected launch failure".into(),
@@ -673,68 +742,35 @@ impl WgpuRuntime {
             ..WgpuRoute::default()
         };
         bytemuck::bytes_of_mut(&mut route.name)[..name.len().min(32)].copy_from_slice(&name[..name.len().min(32)]);
-        let kernel = HostKernel::new(KernelParts {
-            id: id.clone(),
-            number,
-            memory: host_ends,
-            device: Arc::new(WgpuActor { pump: self.pump.clone(), shared: shared.clone() }),
+        let actor = Actor {
+            id: id.to_string(),
+            control,
+            region,
             doorbell: doorbell.clone(),
-            clock: self.clock.clone(),
-            config: HostConfig {
-                spin_before_park: config.spin_before_park,
-                watchdog: config.watchdog,
-                read_message_ids: config.read_message_ids,
-                ..HostConfig::default()
-            },
-            auto_activate: options.auto_activate,
-        });
-        let kernel = match kernel {
-            Ok(kernel) => kernel,
-            Err(error) => {
-                release(&self.pump);
-                return Err(error);
-            }
+            pipeline,
+            layout,
+            base,
+            block_bytes,
+            route_index,
+            route,
+            state_bytes: state_bytes as u32,
+            pending: Some(block),
+            uploaded_tail: 0,
+            device_input_head: 0,
+            device_output_tail: 0,
+            control_ack: 0,
+            inbox_waiting: 0,
+            parked: 0,
+            sends_k2k: spec.wgsl_source().is_some_and(|source| source.contains("rk_send_to")),
+            shared: shared.clone(),
         };
-        {
-            let mut state = lock(&self.pump.state);
-            if let Some(reason) = state.lost.clone() {
-                drop(state);
-                release(&self.pump);
-                return Err(RingKernelError::KernelFault {
-                    kernel: id.to_string(),
-                    reason: format!("the wgpu runtime failed ({reason}); create a new runtime"),
-                });
-            }
-            let key = state.next_actor;
-            state.next_actor += 1;
-            state.actors.insert(
-                key,
-                Actor {
-                    id: id.to_string(),
-                    control,
-                    region,
-                    doorbell,
-                    pipeline,
-                    layout,
-                    base,
-                    block_bytes,
-                    route_index,
-                    route,
-                    state_bytes: state_bytes as u32,
-                    pending: Some(block),
-                    uploaded_tail: 0,
-                    device_input_head: 0,
-                    device_output_tail: 0,
-                    control_ack: 0,
-                    inbox_waiting: 0,
-                    parked: 0,
-                    sends_k2k: spec.wgsl_source().is_some_and(|source| source.contains("rk_send_to")),
-                    shared,
-                },
-            );
-        }
-        self.pump.wake();
-        Ok(kernel)
+        Ok(Allocation {
+            memory: host_ends,
+            device: Arc::new(WgpuActor { pump: self.pump.clone(), shared }),
+            doorbell,
+            config: host.config.clone(),
+            start: CommitActor { reservation, actor },
+        })
     }
 }
 
@@ -773,7 +809,7 @@ fn summary(adapter: &wgpu::Adapter, unified: bool) -> AdapterSummary {
     }
 }
 
-impl Drop for WgpuRuntime {
+impl Drop for Wgpu {
     fn drop(&mut self) {
         self.pump.shutdown.store(true, std::sync::atomic::Ordering::Release);
         self.pump.wake();
@@ -783,47 +819,6 @@ impl Drop for WgpuRuntime {
         // Nothing runs the kernels any more: those still running fail (their callers get errors,
         // not hangs; `take_unprocessed` returns what they never handled, K2K inboxes included).
         self.pump.lose("the WgpuRuntime was dropped while the kernel ran".into());
-    }
-}
-
-#[async_trait]
-impl RingKernelRuntime for WgpuRuntime {
-    fn backend(&self) -> Backend {
-        Backend::Wgpu
-    }
-
-    fn is_backend_available(&self, backend: Backend) -> bool {
-        match backend {
-            Backend::Wgpu | Backend::Auto => true,
-            Backend::Metal => self.adapter.backend == wgpu::Backend::Metal,
-            _ => false,
-        }
-    }
-
-    async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        // The pipeline first, outside the kernel table's lock too (a driver may take seconds).
-        if let Ok(spec) = self.registry.resolve(&KernelId::from(kernel_id))
-            && let Some(module) = self.modules.get(spec.name())
-        {
-            self.pipeline(spec.name(), module)?;
-        }
-        self.kernels.launch(kernel_id, |id| self.start(id, &options))
-    }
-
-    fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
-        self.kernels.get(kernel_id)
-    }
-
-    fn list_kernels(&self) -> Vec<KernelId> {
-        self.kernels.ids()
-    }
-
-    fn metrics(&self) -> RuntimeMetrics {
-        self.kernels.metrics()
-    }
-
-    async fn shutdown(&self) -> Result<()> {
-        self.kernels.shutdown().await
     }
 }
 
@@ -850,13 +845,7 @@ pub async fn shared_device(backends: wgpu::Backends) -> Result<SharedDevice> {
     if let Some((_, device)) = lock(&DEVICES).iter().find(|(b, _)| *b == backends) {
         return Ok(device.clone());
     }
-    let adapter = instance(backends)
-        .request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
+    let adapter = fastest_adapter(backends).await?;
     let info = adapter.get_info();
     let mappable = adapter.features().contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
         && matches!(info.device_type, wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu);
@@ -887,12 +876,23 @@ impl WgpuRuntime {
     /// per device: a validation error made on it (outside an error scope) fails the runtime's
     /// actors too, with wgpu's message.
     pub fn shared_device(&self) -> SharedDevice {
-        SharedDevice {
-            device: self.pump.gpu.device.clone(),
-            queue: self.pump.gpu.queue.clone(),
-            mappable: self.pump.gpu.unified,
-        }
+        let gpu = &self.wgpu().pump.gpu;
+        SharedDevice { device: gpu.device.clone(), queue: gpu.queue.clone(), mappable: gpu.unified }
     }
+}
+
+/// The high-performance adapter of `backends`, or why there is none.
+///
+/// # Errors
+/// [`RingKernelError::BackendUnavailable`] naming the backends and wgpu's reason.
+pub(crate) async fn fastest_adapter(backends: wgpu::Backends) -> Result<wgpu::Adapter> {
+    instance(backends)
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))
 }
 
 /// A device and queue on the best adapter of `backends` (for buffers and kernels outside a
@@ -901,13 +901,7 @@ impl WgpuRuntime {
 /// # Errors
 /// [`RingKernelError::BackendUnavailable`] without an adapter or device.
 pub async fn open_device(backends: wgpu::Backends) -> Result<(wgpu::Device, wgpu::Queue)> {
-    let adapter = gpu::instance(backends)
-        .request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
+    let adapter = fastest_adapter(backends).await?;
     adapter
         .request_device(&wgpu::DeviceDescriptor {
             label: Some("ringkernel"),

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ringkernel_core::control::SharedControl;
-use ringkernel_core::layout::termination;
 use ringkernel_core::memory::KernelLayout;
 use ringkernel_core::region::Region;
 use ringkernel_core::wake::WakeFlag;
@@ -285,7 +284,7 @@ impl Pump {
             let block = actor.control.block();
             let input_head = heads.get(&key).copied().unwrap_or(actor.device_input_head);
             block.input_head.store(input_head, Ordering::Release);
-            block.has_terminated.store(termination::FAILED, Ordering::Release);
+            block.fail_for_device(ringkernel_core::error::codes::HANDLER_FAULT);
             actor.doorbell.ring();
         }
     }

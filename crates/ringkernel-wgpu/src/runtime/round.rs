@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use core::mem::offset_of;
 
+use ringkernel_core::control::DeviceStop;
 use ringkernel_core::hlc::HlcTimestamp;
 use ringkernel_core::layout::{ControlBlock, K2KInboxHeader, terminate_request, termination};
 
@@ -610,15 +611,21 @@ fn finish(state: &mut PumpState, key: u64, code: u32, reason: Option<String>, in
     unsafe {
         std::ptr::copy_nonoverlapping(inbox.as_ptr(), actor.host_base().add(actor.layout.inbox_offset()), inbox.len());
     }
+    let failed_by_host = reason.is_some();
     if let Some(reason) = reason {
         tracing::error!("wgpu kernel `{}` stopped: {reason}", actor.id);
         *lock(&actor.shared.fault) = Some(reason);
-        actor.control.block().last_error.store(ringkernel_core::error::codes::HANDLER_FAULT, Ordering::Relaxed);
     }
     state.arena.release(actor.base, actor.block_bytes);
     state.routes[actor.route_index as usize] = false;
     state.cleared_routes.push(actor.route_index);
-    actor.control.block().has_terminated.store(code, Ordering::Release);
+    // The stop as the device reported it (an undefined word stays undefined: the engine then
+    // trusts nothing of it), or a failure on its behalf.
+    if failed_by_host {
+        actor.control.block().fail_for_device(ringkernel_core::error::codes::HANDLER_FAULT);
+    } else {
+        actor.control.block().report_stop(DeviceStop::from_word(code));
+    }
     actor.doorbell.ring();
 }
 
