@@ -6,6 +6,7 @@
 #   scripts/gpu-bundle.sh cuda   # the CUDA backend: NVRTC, GPU tests, conformance, demo, bench
 #   scripts/gpu-bundle.sh wgpu   # the wgpu backend on NVIDIA's Vulkan driver (+ the Vulkan loader)
 #   scripts/gpu-bundle.sh host   # CPU-side figures on the GPU machine's host (queues, engine costs)
+#   scripts/gpu-bundle.sh dispatch # what KernelHandle's dynamic dispatch costs a CPU polling call()
 #   scripts/gpu-bundle.sh stencil # the CUDA halo exchange: its tests, `ringkernel stencil`, bench-stencil
 #   scripts/gpu-bundle.sh all    # all four
 #   bash target/gpu-bundle/run.sh                 # there: runs what the bundle holds; logs to $OUT
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 target="$*"
 for t in $target; do
   case "$t" in
-    cuda | wgpu | host | stencil | all) ;;
+    cuda | wgpu | host | stencil | dispatch | all) ;;
     *)
       echo "usage: scripts/gpu-bundle.sh cuda|wgpu|host|stencil|all ...   (BEFORE=DIR for before/after binaries)" >&2
       exit 2
@@ -51,7 +52,7 @@ for line in sys.stdin:
 }
 
 cargo build --release -p ringkernel-cli -p ringkernel-bench --bins
-for bin in ringkernel queue_report cost_report; do cp "target/release/$bin" "$bundle/" && strip "$bundle/$bin"; done
+for bin in ringkernel queue_report cost_report dispatch_report; do cp "target/release/$bin" "$bundle/" && strip "$bundle/$bin"; done
 if want cuda || want stencil; then copy_tests cuda -p ringkernel-cuda; fi
 if want wgpu || want stencil; then
   copy_tests wgpu -p ringkernel-wgpu -p ringkernel-metal

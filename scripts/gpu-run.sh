@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The run script of a GPU bundle (scripts/gpu-bundle.sh copies it in as run.sh): runs what the
-# bundle holds (its TARGET file: one or more of cuda, wgpu, host, stencil, or all), one step at a time with time limits so
+# bundle holds (its TARGET file: one or more of cuda, wgpu, host, stencil, dispatch, or all), one step at a time with time limits so
 # that a hang names itself, and writes logs and JSON under $OUT. Exits non-zero if any step failed.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -173,6 +173,13 @@ if want host; then
   done
   $pin "$here/cost_report" --repeats 5 --json "$runs/costs.json" || fail cost_report
   tar -C "$runs" -cf "$out/host-results.tar" .
+fi
+if want host || want dispatch; then
+  # KernelControl's async_trait methods: a call through KernelHandle (dynamic dispatch, boxed
+  # future) against the engine's own call, on the CPU polling model, alternating in one process.
+  cpus=$(lscpu -p=CPU,CORE | grep -v '^#' | awk -F, '!seen[$2]++ {print $1}' | sed -n '3p;4p' | paste -sd, -)
+  step "dispatch_report (pinned to CPUs $cpus)"
+  taskset -c "$cpus" "$here/dispatch_report" --repeats "${DISPATCH_REPEATS:-9}" --json "$out/dispatch.json" || fail dispatch_report
 fi
 echo; echo "run.sh ($target): status $status"
 exit $status

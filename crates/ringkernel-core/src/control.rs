@@ -128,22 +128,36 @@ impl ControlBlock {
     }
 
     /// Fails the kernel on the device's behalf, for a runtime whose device can no longer report
-    /// for itself (a lost GPU context, a dead pump or actor thread): records `code` in
-    /// `last_error` unless the device recorded an error already, then stores `RK_FAILED` as the
-    /// last word. A kernel that already reported a stop keeps it. Returns whether it failed the
-    /// kernel now.
+    /// for itself (a lost GPU context, a dead pump or actor thread, a stop the host imposed):
+    /// records `code` in `last_error` (what the device stored there before named an earlier,
+    /// non-fatal problem, not this one), then stores `RK_FAILED` as the last word. A kernel that
+    /// already reported a stop keeps it and its code. Returns whether it failed the kernel now.
     ///
-    /// The caller keeps the host engine's `Device` contract for the device: whatever the device
-    /// consumed is published in the ring heads before this.
+    /// The caller is the only writer of `has_terminated` besides the device, and keeps the host
+    /// engine's `Device` contract for it: whatever the device consumed is published in the ring
+    /// heads before this.
     pub fn fail_for_device(&self, code: u32) -> bool {
         if self.has_terminated.load(Ordering::Acquire) != termination::RUNNING {
             return false;
+        }
+        self.last_error.store(code, Ordering::Relaxed);
+        self.report_stop(DeviceStop::Failed);
+        true
+    }
+
+    /// Relays a stop the device reported somewhere else (a CUDA pool block's own word) as its
+    /// last word, for a runtime that tidies up after the device first: a failure keeps the
+    /// device's own `last_error`, or gets `code` if the device recorded none; any word but
+    /// `RK_TERMINATED` counts as a failure.
+    pub fn relay_stop(&self, stop: DeviceStop, code: u32) {
+        if stop == DeviceStop::Terminated {
+            self.report_stop(stop);
+            return;
         }
         if self.last_error.load(Ordering::Relaxed) == crate::error::codes::NONE {
             self.last_error.store(code, Ordering::Relaxed);
         }
         self.report_stop(DeviceStop::Failed);
-        true
     }
 }
 
@@ -479,10 +493,27 @@ mod tests {
         assert!(!control.block().fail_for_device(7), "a stopped kernel keeps its stop");
         assert_eq!(control.block().last_error.load(Ordering::Relaxed), crate::error::codes::HANDLER_FAULT);
 
+        // An earlier, non-fatal code is not why the kernel failed now.
         let recorded = SharedControl::new(config());
         recorded.block().last_error.store(crate::error::codes::OUTPUT_FULL, Ordering::Relaxed);
         assert!(recorded.block().fail_for_device(crate::error::codes::HANDLER_FAULT));
-        assert_eq!(recorded.block().last_error.load(Ordering::Relaxed), crate::error::codes::OUTPUT_FULL);
+        assert_eq!(recorded.block().last_error.load(Ordering::Relaxed), crate::error::codes::HANDLER_FAULT);
+
+        // Relayed stops: a failure keeps the device's own code, or gets the generic one; an
+        // undefined word is a failure; a clean stop stays clean.
+        let relayed = SharedControl::new(config());
+        relayed.block().last_error.store(crate::error::codes::OUTPUT_FULL, Ordering::Relaxed);
+        relayed.block().relay_stop(DeviceStop::Failed, crate::error::codes::HANDLER_FAULT);
+        assert_eq!(relayed.stop(), DeviceStop::Failed);
+        assert_eq!(relayed.block().last_error.load(Ordering::Relaxed), crate::error::codes::OUTPUT_FULL);
+        let undefined = SharedControl::new(config());
+        undefined.block().relay_stop(DeviceStop::Undefined(9), crate::error::codes::HANDLER_FAULT);
+        assert_eq!(undefined.stop(), DeviceStop::Failed);
+        assert_eq!(undefined.block().last_error.load(Ordering::Relaxed), crate::error::codes::HANDLER_FAULT);
+        let clean = SharedControl::new(config());
+        clean.block().relay_stop(DeviceStop::Terminated, crate::error::codes::HANDLER_FAULT);
+        assert_eq!(clean.stop(), DeviceStop::Terminated);
+        assert_eq!(clean.block().last_error.load(Ordering::Relaxed), crate::error::codes::NONE);
 
         let terminated = SharedControl::new(config());
         terminated.block().report_stop(DeviceStop::Terminated);

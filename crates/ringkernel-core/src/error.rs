@@ -64,25 +64,30 @@ pub enum RingKernelError {
     },
 
     /// A kernel was used from inside its own `send_with` fill or `receive_with` visitor, which
-    /// hold one of its locks: the operation would deadlock, so it is refused. Finish the fill or
-    /// visitor first (collect what you need, then act after it returns).
+    /// hold one of its locks: the operation would deadlock, so it is refused and nothing changed.
+    /// Finish the fill or visitor first (collect what you need, then act after it returns).
+    /// Reading its id, state and metrics from there is fine.
     #[error("cannot {operation} kernel `{kernel}` from inside its own {inside}: it would deadlock")]
     Reentrant {
         /// The kernel concerned.
         kernel: String,
-        /// What was attempted (`"send to"`, `"receive from"`, `"change the state of"`).
+        /// What was attempted: `"receive from"`, or `"send to or change the state of"`.
         operation: &'static str,
         /// Where it was attempted from (`"send_with fill"` or `"receive_with visitor"`).
         inside: &'static str,
     },
 
-    /// Something with a fixed number of places is full: every actor slot of a pool, every route
-    /// entry of a runtime, every kernel number. Nothing was launched; the runtime stays usable.
-    #[error("cannot launch `{kernel}`: {what} (all {limit} in use); {advice}")]
+    /// Something with a fixed number of places is full: the actor slots of a CUDA pool, the route
+    /// entries of a wgpu runtime, a runtime's kernel numbers. Nothing was launched and the kernels
+    /// that run go on; `advice` says what frees a place (terminating an actor, a larger setting,
+    /// or — kernel numbers are never reused — a new runtime).
+    #[error("cannot launch `{kernel}`: all {limit} {what} are in use; {advice}")]
     CapacityExhausted {
         /// The kernel that did not get a place.
         kernel: String,
-        /// What ran out (`"actor slots of the pool"`, `"route entries"`, `"kernel numbers"`).
+        /// What ran out, in the plural (`"actor slots of the pool (actors running or ending)"`,
+        /// `"route entries of this runtime (one per running actor)"`, `"kernel numbers of this
+        /// runtime"`).
         what: &'static str,
         /// How many there are.
         limit: u64,

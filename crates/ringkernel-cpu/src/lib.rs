@@ -86,13 +86,13 @@ pub struct CpuConfig {
     /// How actors meet the host.
     pub device_model: DeviceModel,
     /// If set, waits on a kernel fail once its heartbeat has not moved for this long (see
-    /// [`HostConfig::watchdog`]): a handler that runs longer than this makes the wait fail with
+    /// [`HostConfig::watchdog`](ringkernel_host::HostConfig::watchdog)): a handler that runs longer than this makes the wait fail with
     /// `KernelFault`. Idle actors beat at least four times per limit (every 100 ms without a
     /// watchdog, every 20 µs at most often), so a quiet kernel never looks hung. Off by default:
     /// handlers may run long.
     pub watchdog: Option<Duration>,
     /// Whether received messages carry their `message_id` (one more cache line per message; see
-    /// [`HostConfig::read_message_ids`]). Off by default.
+    /// [`HostConfig::read_message_ids`](ringkernel_host::HostConfig::read_message_ids)). Off by default.
     pub read_message_ids: bool,
 }
 

@@ -67,10 +67,6 @@ pub struct Floor {
 // SAFETY: handles are used with the context bound, by one caller at a time (&mut self).
 unsafe impl Send for Floor {}
 
-fn unavailable(reason: String) -> RingKernelError {
-    RingKernelError::BackendUnavailable(reason)
-}
-
 /// Launches a probe on `stream` (parameters as `cuLaunchKernel` takes them).
 pub(crate) fn launch(
     function: sys::CUfunction,
@@ -173,7 +169,7 @@ impl Floor {
         self.word(0).store(u32::MAX, Ordering::Release);
         self.stream.synchronize("the slot echo probe")?;
         match wrong {
-            Some(reason) => Err(unavailable(reason)),
+            Some(reason) => Err(RingKernelError::BackendUnavailable(reason)),
             None => times,
         }
     }
@@ -193,7 +189,9 @@ impl Floor {
             round(self, i);
             times.push(start.elapsed().as_nanos() as u64);
             if Instant::now() > limit {
-                return Err(unavailable(format!("{probe} is too slow: round {i} of {rounds} after the time limit")));
+                return Err(RingKernelError::BackendUnavailable(format!(
+                    "{probe} is too slow: round {i} of {rounds} after the time limit"
+                )));
             }
         }
         Ok(times)
@@ -336,7 +334,7 @@ impl Floor {
         self.stream.synchronize("the stream floor probe")?;
         drop(region);
         match failure {
-            Some(reason) => Err(unavailable(reason)),
+            Some(reason) => Err(RingKernelError::BackendUnavailable(reason)),
             None => Ok((messages * rings as u64) as f64 / seconds),
         }
     }
@@ -448,7 +446,10 @@ impl Floor {
         // SAFETY: as above.
         let sent = unsafe { std::ptr::read_volatile(host_in.cast::<u32>()) };
         if first != sent.wrapping_add(1) {
-            return Err(unavailable(format!("the offload graph returned {first}, expected {}", sent.wrapping_add(1))));
+            return Err(RingKernelError::BackendUnavailable(format!(
+                "the offload graph returned {first}, expected {}",
+                sent.wrapping_add(1)
+            )));
         }
         Ok(times)
     }

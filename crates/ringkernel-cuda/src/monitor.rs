@@ -120,12 +120,8 @@ impl Watch {
     /// was never received; a drained actor left none), free its device memory and its slot, and
     /// report its stop.
     fn finish(&self, track: Track) {
-        // A block that left with an undefined stop code failed.
-        let stop = match DeviceStop::from_word(self.pool.stop_code(track.slot)) {
-            DeviceStop::Terminated => DeviceStop::Terminated,
-            _ => DeviceStop::Failed,
-        };
-        if stop == DeviceStop::Failed {
+        let stop = DeviceStop::from_word(self.pool.stop_code(track.slot));
+        if stop != DeviceStop::Terminated {
             // SAFETY: the mirror is `inbox.bytes()` of pinned memory in the kernel's region, which
             // the engine holds and the pool does not reuse before `reusable`; the actor ended.
             let copied = unsafe { track.inbox.download_to(track.inbox_mirror, track.inbox.bytes()) };
@@ -136,12 +132,9 @@ impl Watch {
         let Track { slot, state, scratch, inbox, reusable, control, .. } = track;
         drop((state, scratch, inbox));
         self.pool.release(slot);
-        // The device's stop, on its behalf: its last word, after everything else it wrote.
-        if stop == DeviceStop::Failed {
-            control.block().fail_for_device(codes::HANDLER_FAULT);
-        } else {
-            control.block().report_stop(stop);
-        }
+        // The device's stop, relayed: its last word, after everything else it wrote (a block that
+        // left with an undefined stop word failed).
+        control.block().relay_stop(stop, codes::HANDLER_FAULT);
         reusable.store(true, Ordering::Release);
     }
 }

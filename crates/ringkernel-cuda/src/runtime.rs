@@ -97,7 +97,7 @@ pub(crate) struct Cuda {
 
 /// The CUDA backend's runtime: one CUDA context and one resident pool of actor blocks.
 ///
-/// Dropping it without [`RingKernelRuntime::shutdown`] stops every kernel whose handles are all
+/// Dropping it without [`RingKernelRuntime::shutdown`](ringkernel_core::runtime::RingKernelRuntime::shutdown) stops every kernel whose handles are all
 /// gone; the context is destroyed once nothing uses it.
 pub struct CudaRuntime {
     runtime: Runtime<Cuda>,
@@ -109,10 +109,6 @@ impl std::fmt::Debug for CudaRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CudaRuntime").field("device", self.cuda().context.info()).finish()
     }
-}
-
-pub(crate) fn unavailable(reason: String) -> RingKernelError {
-    RingKernelError::BackendUnavailable(reason)
 }
 
 /// Compiles every registered CUDA handler into one pool module. A handler that does not compile
@@ -154,7 +150,10 @@ fn compile_pool(
                         .collect();
                     handles
                         .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| Err(unavailable("NVRTC panicked".into()))))
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|_| Err(RingKernelError::BackendUnavailable("NVRTC panicked".into())))
+                        })
                         .collect()
                 });
                 let before = kernels.len();
@@ -240,9 +239,9 @@ impl CudaRuntime {
         let host = ringkernel_host::host_settings!(config, input_slot_checks: true, output_slot_checks: true);
         let alive = Arc::new(());
         let watch = Arc::new(Watch { context: context.clone(), pool, routes, tracks: Default::default() });
-        watch
-            .spawn(Arc::downgrade(&alive))
-            .map_err(|error| unavailable(format!("could not start the monitor thread: {error}")))?;
+        watch.spawn(Arc::downgrade(&alive)).map_err(|error| {
+            RingKernelError::BackendUnavailable(format!("could not start the monitor thread: {error}"))
+        })?;
         let cuda =
             Cuda { context, config, kinds, _module: module, watch, probes, clock_offset_ns, admin, _alive: alive };
         Ok(Self { runtime: Runtime::new(cuda, registry, host) })

@@ -316,8 +316,9 @@ impl HostKernel {
     }
 
     /// [`KernelControl::call`] called on the engine itself: without the dynamic dispatch and the
-    /// boxed future of a [`KernelHandle`](ringkernel_core::runtime::KernelHandle) (what
-    /// `ringkernel-bench`'s `dispatch_report` compares; see `KernelControl`'s documentation).
+    /// boxed future of a [`KernelHandle`](ringkernel_core::runtime::KernelHandle). What
+    /// `ringkernel-bench`'s `dispatch_report` compares the handle's call with (BENCHMARKS.md has
+    /// the figures).
     ///
     /// # Errors
     /// As [`KernelControl::call`].

@@ -38,7 +38,7 @@ pub use device::{Device, Doorbell};
 pub use engine::{HostConfig, HostKernel, KernelParts, OUTPUT_SLOT_PATIENCE};
 pub use runtime::{
     Allocation, DeviceBackend, HEARTBEAT_PERIOD, HostSettings, Launch, MIN_HEARTBEAT_PERIOD, Runtime, StartDevice,
-    heartbeat_period,
+    heartbeat_period, lost_device,
 };
 pub use table::KernelTable;
 

@@ -17,8 +17,11 @@
 //! 4. outside the lock, the backend may wait for its device to pick the kernel up
 //!    ([`DeviceBackend::started`]).
 //!
-//! A failure at any step gives back what the earlier steps took: an unstarted
-//! [`DeviceBackend::Start`] releases its memory when it drops.
+//! A failure in steps 1–3 gives back what the earlier steps took (an unstarted
+//! [`DeviceBackend::Start`] releases its memory when it drops) and leaves the kernel's id free. A
+//! device that does not pick the kernel up in step 4 fails the launch: the kernel, asked to
+//! terminate, stays listed (holding its id) until its device reports the stop, which gives its
+//! device part back.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +47,15 @@ pub const MIN_HEARTBEAT_PERIOD: Duration = Duration::from_micros(20);
 /// never more often than every [`MIN_HEARTBEAT_PERIOD`]. Every backend's devices follow it.
 pub fn heartbeat_period(watchdog: Option<Duration>) -> Duration {
     watchdog.map_or(HEARTBEAT_PERIOD, |limit| (limit / 4).clamp(MIN_HEARTBEAT_PERIOD, HEARTBEAT_PERIOD))
+}
+
+/// The error of a launch refused because its runtime lost its device (`reason`): what the skeleton
+/// returns before a launch, and what a backend returns when it finds the loss later in the same
+/// launch.
+pub fn lost_device(kernel: &KernelId, reason: &str) -> RingKernelError {
+    RingKernelError::BackendUnavailable(format!(
+        "cannot launch `{kernel}`: this runtime lost its device ({reason}); create a new runtime"
+    ))
 }
 
 /// The host's settings of a runtime: the engine's tuning of every kernel and the host clock's.
@@ -251,9 +263,7 @@ impl<B: DeviceBackend> Runtime<B> {
         self.backend.check_options(options)?;
         let requested = KernelId::from(kernel_id);
         if let Some(reason) = self.backend.lost() {
-            return Err(RingKernelError::BackendUnavailable(format!(
-                "cannot launch `{requested}`: this runtime lost its device ({reason}); create a new runtime"
-            )));
+            return Err(lost_device(&requested, &reason));
         }
         let spec = self.registry.resolve(&requested)?;
         let program = self.backend.program(spec).unwrap_or_else(|| {

@@ -141,7 +141,7 @@ impl MetalRuntime {
         MetalDevice { name: adapter.name.clone(), api: adapter.backend, unified_memory: adapter.unified_memory }
     }
 
-    /// The engine underneath.
+    /// The engine underneath (it reports itself as this runtime does: as the Metal backend).
     pub fn wgpu(&self) -> &WgpuRuntime {
         &self.inner
     }

@@ -15,10 +15,6 @@ pub fn halo_module() -> String {
     format!("{}\n{HALO_WGSL}", generate(Language::Wgsl))
 }
 
-fn unavailable(reason: String) -> RingKernelError {
-    RingKernelError::BackendUnavailable(reason)
-}
-
 /// A tiled grid on one wgpu device.
 pub struct WgpuHaloExchange {
     grid: HaloGrid,
@@ -74,7 +70,7 @@ impl WgpuHaloExchange {
                 ..Default::default()
             })
             .await
-            .map_err(|e| unavailable(format!("the adapter refused a device: {e}")))?;
+            .map_err(|e| RingKernelError::BackendUnavailable(format!("the adapter refused a device: {e}")))?;
         let storage = |label: &str, size: u64, extra: wgpu::BufferUsages| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),

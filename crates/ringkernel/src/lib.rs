@@ -44,13 +44,17 @@
 //! `wgpu`). A CPU-only build compiles neither cudarc nor wgpu:
 //!
 //! ```toml
-//! ringkernel = { version = "0.1", default-features = false }             # CPU only
-//! ringkernel = { version = "0.1", default-features = false, features = ["cuda"] }
+//! [dependencies]
+//! # CPU only:
+//! ringkernel = { version = "0.1", default-features = false }
+//! # or CPU and CUDA:
+//! # ringkernel = { version = "0.1", default-features = false, features = ["cuda"] }
 //! ```
 //!
 //! A backend left out of the build is still named by [`Backend`]: asking for it is
 //! [`RingKernelError::BackendUnavailable`] saying which feature brings it, and `Auto` never
 //! picks it.
+//!
 //! Waiting operations wait on the Tokio timer inside a Tokio runtime (`#[tokio::main]` enables
 //! it); under another executor the CPU backend blocks the waiting thread in short sleeps.
 
@@ -108,21 +112,28 @@ pub fn backend_status(backend: Backend) -> std::result::Result<(), String> {
     }
     match backend {
         Backend::Auto | Backend::Cpu => Ok(()),
+        #[cfg(not(feature = "metal"))]
+        Backend::Metal => Err(left_out(backend)),
         #[cfg(feature = "cuda")]
         Backend::Cuda => CudaRuntime::probe(0).map(|_| ()).map_err(reason),
         #[cfg(feature = "wgpu")]
         Backend::Wgpu => WgpuRuntime::probe(WgpuConfig::default().backends).map(|_| ()).map_err(reason),
+        #[cfg(feature = "metal")]
         Backend::Metal if !cfg!(target_vendor = "apple") => Err("Metal runs only on Apple systems (macOS, iOS)".into()),
         #[cfg(feature = "metal")]
         Backend::Metal if ringkernel_metal::is_metal_available() => Ok(()),
         #[cfg(feature = "metal")]
         Backend::Metal => Err("no Metal device was found".into()),
         #[allow(unreachable_patterns, reason = "reachable only when a GPU backend is left out of the build")]
-        other => Err(format!(
-            "this build of ringkernel leaves the {other} backend out: enable the `{other}` feature of the \
-             ringkernel crate"
-        )),
+        other => Err(left_out(other)),
     }
+}
+
+#[allow(dead_code, reason = "unused when every GPU backend is built")]
+fn left_out(backend: Backend) -> String {
+    format!(
+        "this build of ringkernel leaves the {backend} backend out: enable the `{backend}` feature of the ringkernel crate"
+    )
 }
 
 /// The backend `Auto` picks: the first available of [`Backend::CONCRETE`] (GPU backends first).

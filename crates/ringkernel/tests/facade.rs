@@ -70,7 +70,7 @@ async fn backends_left_out_of_the_build_say_which_feature_brings_them() {
     let left_out: Vec<Backend> = [
         (Backend::Cuda, cfg!(feature = "cuda")),
         (Backend::Wgpu, cfg!(feature = "wgpu")),
-        (Backend::Metal, cfg!(feature = "metal") || !cfg!(target_vendor = "apple")),
+        (Backend::Metal, cfg!(feature = "metal")),
     ]
     .into_iter()
     .filter_map(|(backend, built)| (!built).then_some(backend))

@@ -195,10 +195,6 @@ const SCRATCH_RESERVED_BYTES: u64 = 176 * 4;
 /// besides its rings' slots: an error report (its header and a reason of up to 256 bytes).
 const ERROR_REPORT_SCRATCH: u64 = 24 + 256;
 
-fn unavailable(reason: impl Into<String>) -> RingKernelError {
-    RingKernelError::BackendUnavailable(reason.into())
-}
-
 /// The device side of one kernel: the pump does its work.
 struct WgpuActor {
     pump: Arc<Pump>,
@@ -280,7 +276,7 @@ impl WgpuRuntime {
     pub fn probe(backends: wgpu::Backends) -> Result<AdapterSummary> {
         let instance = instance(backends);
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
+            .map_err(|e| RingKernelError::BackendUnavailable(format!("no wgpu adapter for {backends:?}: {e}")))?;
         Ok(summary(&adapter, false))
     }
 
@@ -318,7 +314,9 @@ impl WgpuRuntime {
                 ..Default::default()
             })
             .await
-            .map_err(|e| unavailable(format!("no wgpu adapter for {:?}: {e}", config.backends)))?;
+            .map_err(|e| {
+                RingKernelError::BackendUnavailable(format!("no wgpu adapter for {:?}: {e}", config.backends))
+            })?;
         let info = adapter.get_info();
         let mappable = adapter.features().contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
         let uma = matches!(info.device_type, wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu);
@@ -327,7 +325,7 @@ impl WgpuRuntime {
             UnifiedMemory::Auto => mappable && uma,
             UnifiedMemory::Require if mappable => true,
             UnifiedMemory::Require => {
-                return Err(unavailable(format!(
+                return Err(RingKernelError::BackendUnavailable(format!(
                     "adapter `{}` cannot map storage buffers (no MAPPABLE_PRIMARY_BUFFERS): unified memory is not available",
                     info.name
                 )));
@@ -392,7 +390,9 @@ impl WgpuRuntime {
                 ..Default::default()
             })
             .await
-            .map_err(|e| unavailable(format!("adapter `{}` refused a device: {e}", info.name)))?;
+            .map_err(|e| {
+                RingKernelError::BackendUnavailable(format!("adapter `{}` refused a device: {e}", info.name))
+            })?;
 
         // Compile every WGSL handler now (naga first, for typed errors with the user's lines).
         let mut modules = HashMap::new();
@@ -447,7 +447,9 @@ impl WgpuRuntime {
         let buffer = round::new_arena_buffer(&gpu, config.arena_bytes);
         let params = gpu.buffer("rk params", params_buffer_bytes(config.max_actors), wgpu::BufferUsages::STORAGE);
         if let Some(error) = scope.pop().await {
-            return Err(unavailable(format!("the adapter refused the runtime's buffers or layouts: {error}")));
+            return Err(RingKernelError::BackendUnavailable(format!(
+                "the adapter refused the runtime's buffers or layouts: {error}"
+            )));
         }
         let summary = summary(&adapter, unified);
         let loop_budget = match config.dispatch_loop {
@@ -477,7 +479,7 @@ impl WgpuRuntime {
         let thread = std::thread::Builder::new()
             .name("rk-wgpu-pump".into())
             .spawn(move || runner.run())
-            .map_err(|e| unavailable(format!("could not start the wgpu pump thread: {e}")))?;
+            .map_err(|e| RingKernelError::BackendUnavailable(format!("could not start the wgpu pump thread: {e}")))?;
         let host = ringkernel_host::host_settings!(config);
         let wgpu =
             Wgpu { kind: Backend::Wgpu, modules, pump, thread: Mutex::new(Some(thread)), adapter: summary, limits };
@@ -488,7 +490,9 @@ impl WgpuRuntime {
         self.runtime.backend()
     }
 
-    /// This runtime, reporting itself as the Metal backend (what `MetalRuntime` runs on).
+    /// This runtime, reporting itself as the Metal backend: `backend()` is `Metal`, and it serves
+    /// `Metal` and `Auto` only on a Metal adapter. What `ringkernel_metal::MetalRuntime` runs on;
+    /// not meant for other use.
     #[doc(hidden)]
     pub fn serving_as_metal(mut self) -> Self {
         self.runtime.backend_mut().kind = Backend::Metal;
@@ -586,10 +590,7 @@ impl StartDevice for CommitActor {
         let mut state = lock(&pump.state);
         if let Some(reason) = state.lost.clone() {
             drop(state);
-            return Err(RingKernelError::KernelFault {
-                kernel: actor.id.clone(),
-                reason: format!("the wgpu runtime failed ({reason}); create a new runtime"),
-            });
+            return Err(ringkernel_host::lost_device(&actor.id.as_str().into(), &reason));
         }
         let key = state.next_actor;
         state.next_actor += 1;
@@ -613,6 +614,9 @@ impl DeviceBackend for Wgpu {
 
     fn serves(&self, backend: Backend) -> bool {
         let metal = self.adapter.backend == wgpu::Backend::Metal;
+        if self.lost().is_some() {
+            return false;
+        }
         match backend {
             Backend::Auto => self.kind == Backend::Wgpu || metal,
             Backend::Wgpu => self.kind == Backend::Wgpu,
@@ -676,10 +680,7 @@ impl DeviceBackend for Wgpu {
         let (route_index, base) = {
             let mut state = lock(&self.pump.state);
             if let Some(reason) = &state.lost {
-                return Err(RingKernelError::KernelFault {
-                    kernel: id.to_string(),
-                    reason: format!("the wgpu runtime failed ({reason}); create a new runtime"),
-                });
+                return Err(ringkernel_host::lost_device(&id, reason));
             }
             let route_index =
                 state.routes.iter().position(|used| !used).ok_or_else(|| RingKernelError::CapacityExhausted {
@@ -861,7 +862,7 @@ pub async fn shared_device(backends: wgpu::Backends) -> Result<SharedDevice> {
             ..Default::default()
         })
         .await
-        .map_err(|e| unavailable(format!("adapter `{}` refused a device: {e}", info.name)))?;
+        .map_err(|e| RingKernelError::BackendUnavailable(format!("adapter `{}` refused a device: {e}", info.name)))?;
     let shared = SharedDevice { device, queue, mappable };
     let mut devices = lock(&DEVICES);
     if let Some((_, device)) = devices.iter().find(|(b, _)| *b == backends) {
@@ -892,7 +893,7 @@ pub(crate) async fn fastest_adapter(backends: wgpu::Backends) -> Result<wgpu::Ad
             ..Default::default()
         })
         .await
-        .map_err(|e| unavailable(format!("no wgpu adapter for {backends:?}: {e}")))
+        .map_err(|e| RingKernelError::BackendUnavailable(format!("no wgpu adapter for {backends:?}: {e}")))
 }
 
 /// A device and queue on the best adapter of `backends` (for buffers and kernels outside a
@@ -909,7 +910,7 @@ pub async fn open_device(backends: wgpu::Backends) -> Result<(wgpu::Device, wgpu
             ..Default::default()
         })
         .await
-        .map_err(|e| unavailable(format!("the adapter refused a device: {e}")))
+        .map_err(|e| RingKernelError::BackendUnavailable(format!("the adapter refused a device: {e}")))
 }
 
 /// Copies `buffer` (which must allow COPY_SRC) into a readback buffer and returns its bytes,
