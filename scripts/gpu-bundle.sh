@@ -14,7 +14,7 @@
 # (With the tool library's device runner: carry ["target/gpu-bundle"], command
 #  "bash target/gpu-bundle/run.sh".)
 #
-# BEFORE=DIR adds the `ringkernel` (and, for host, `queue_report`) binaries of DIR, built at an
+# BEFORE=DIR adds the `ringkernel` (and, for host, `queue_report`; for dispatch, `dispatch_report`) binaries of DIR, built at an
 # earlier commit (DIR/COMMIT names it): the run measures them in the same command, for before and
 # after figures. Knobs of the run script (environment): REPEATS, ACTORS, HOST_THREADS, PROFILE_RUN,
 # ALSO_BLOCK_SIZE, SOAK_SECS (cuda); REPEATS, ROUNDS, MESSAGES, ACTORS (wgpu); REPEATS, STENCIL_CASES,
@@ -70,7 +70,7 @@ echo "$target" > "$bundle/TARGET"
 if [ -d ../shared/bench ]; then cp ../shared/bench/*.cu "$bundle/" 2>/dev/null || true; fi
 if [ -n "${BEFORE:-}" ]; then
   mkdir -p "$bundle/before"
-  for bin in ringkernel queue_report; do
+  for bin in ringkernel queue_report dispatch_report; do
     if [ -f "$BEFORE/$bin" ]; then cp "$BEFORE/$bin" "$bundle/before/" && strip "$bundle/before/$bin"; fi
   done
   cp "$BEFORE/COMMIT" "$bundle/before/COMMIT"

@@ -178,8 +178,17 @@ if want host || want dispatch; then
   # KernelControl's async_trait methods: a call through KernelHandle (dynamic dispatch, boxed
   # future) against the engine's own call, on the CPU polling model, alternating in one process.
   cpus=$(lscpu -p=CPU,CORE | grep -v '^#' | awk -F, '!seen[$2]++ {print $1}' | sed -n '3p;4p' | paste -sd, -)
-  step "dispatch_report (pinned to CPUs $cpus)"
-  taskset -c "$cpus" "$here/dispatch_report" --repeats "${DISPATCH_REPEATS:-9}" --json "$out/dispatch.json" || fail dispatch_report
+  # With a before binary (BEFORE=), the two alternate over three rounds in this one run.
+  for round in 1 2 3; do
+    step "dispatch_report, round $round (pinned to CPUs $cpus)"
+    taskset -c "$cpus" "$here/dispatch_report" --repeats "${DISPATCH_REPEATS:-9}" --json "$out/dispatch-after-$round.json" ||
+      fail dispatch_report
+    if [ -x "$here/before/dispatch_report" ]; then
+      step "dispatch_report before ($before_commit), round $round"
+      RINGKERNEL_COMMIT="$before_commit" taskset -c "$cpus" "$here/before/dispatch_report" \
+        --repeats "${DISPATCH_REPEATS:-9}" --json "$out/dispatch-before-$round.json" || fail "dispatch_report before"
+    fi
+  done
 fi
 echo; echo "run.sh ($target): status $status"
 exit $status

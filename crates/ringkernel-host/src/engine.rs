@@ -1272,8 +1272,18 @@ impl KernelControl for HostKernel {
         Ok(batch)
     }
 
-    async fn call(&self, envelope: Envelope, timeout: Duration) -> Result<Envelope> {
-        self.call_direct(envelope, timeout).await
+    // Written out rather than `async fn`: the engine's own future is boxed as it is, not inside a
+    // second state machine that only awaits it.
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Envelope>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.call_direct(envelope, timeout))
     }
 
     fn metrics(&self) -> KernelMetrics {

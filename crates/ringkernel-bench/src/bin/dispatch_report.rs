@@ -1,6 +1,6 @@
 //! What `KernelControl`'s `async_trait` methods cost on the CPU polling model's `call()`: the same
 //! kernel called through a [`KernelHandle`] (a dynamic dispatch and a boxed future per call) and
-//! through the engine's own `HostKernel::call_direct` (a static call, the future on the stack),
+//! through the engine's own `HostKernel::call_direct` (a static call, the future in the caller's),
 //! alternating in blocks within each repeat so that drift hits both alike. Prints the medians over
 //! repeats of each block's p50 and p99 and the ratio handle / direct, and optionally writes JSON.
 //!
@@ -93,7 +93,7 @@ fn main() {
         .map(|samples| median(&mut samples.clone()));
     let [hp50, hp99, dp50, dp99] = medians;
     println!("CPU polling model, echo call(), {repeats} repeats x {calls} calls, medians, {}", machine_description());
-    println!("through KernelHandle (dyn + boxed future): p50 {hp50:.0} ns, p99 {hp99:.0} ns");
+    println!("through KernelHandle (dyn, boxed future): p50 {hp50:.0} ns, p99 {hp99:.0} ns");
     println!("HostKernel::call_direct (static, unboxed): p50 {dp50:.0} ns, p99 {dp99:.0} ns");
     println!("handle / direct: p50 {:.3}, p99 {:.3}", hp50 / dp50, hp99 / dp99);
     if let Some(path) = json_path {
