@@ -22,6 +22,8 @@
 pub mod aligned;
 pub mod codegen;
 pub mod control;
+#[cfg(not(loom))]
+pub mod engine;
 pub mod error;
 pub mod halo;
 pub mod handler;

@@ -320,6 +320,17 @@ pub type FillFn<'f> = dyn FnMut(usize, &mut Outgoing<'_>) -> Result<()> + Send +
 pub type VisitFn<'f> = dyn FnMut(MessageView<'_>) + Send + 'f;
 
 /// What a backend implements for one launched kernel. Users hold a [`KernelHandle`] instead.
+///
+/// Its waiting methods are `async_trait` methods: each call through `dyn KernelControl` pays a
+/// dynamic dispatch and a boxed future. On the CPU polling model that was 3–4 % of a `call()`
+/// (median 3.5 % at p50, 5.8 % at p99 on the H200 machine's host; BENCHMARKS.md), past the 3 %
+/// a trait's indirection may cost on the message path. Storing the future in place instead of
+/// boxing it was measured slower (the cost is the indirection, not the allocation), so the hot
+/// path goes around the trait: every backend's kernels are the host engine's
+/// ([`HostKernel`](crate::engine::HostKernel)), and a [`KernelHandle`] made by
+/// [`KernelHandle::engine`] calls the engine's `call`, `send`, `receive` and `receive_timeout`
+/// directly. The trait stays for what is not on the message path and for implementations other
+/// than the engine's.
 #[async_trait]
 pub trait KernelControl: Send + Sync {
     /// The kernel's name.
@@ -380,13 +391,30 @@ pub trait KernelControl: Send + Sync {
 #[derive(Clone)]
 pub struct KernelHandle {
     inner: Arc<dyn KernelControl>,
+    /// The same kernel as the host engine's own type, when it is one (every backend of this
+    /// workspace): `call`, `send`, `receive` and `receive_timeout` then call the engine directly.
+    /// Through the trait object they pay a dynamic dispatch and a boxed future, 3–4 % of a CPU
+    /// polling `call()` (BENCHMARKS.md, `dispatch_report`).
+    #[cfg(not(loom))]
+    engine: Option<Arc<crate::engine::HostKernel>>,
 }
 
 impl KernelHandle {
     /// Wraps a backend's kernel.
     #[inline]
     pub fn new(inner: Arc<dyn KernelControl>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            #[cfg(not(loom))]
+            engine: None,
+        }
+    }
+
+    /// Wraps a kernel run by the host engine: its hot calls go to the engine directly.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn engine(kernel: Arc<crate::engine::HostKernel>) -> Self {
+        Self { inner: kernel.clone(), engine: Some(kernel) }
     }
 
     /// The kernel's name.
@@ -418,9 +446,13 @@ impl KernelHandle {
 
     /// Queues a message; [`RingKernelError::QueueFull`] if there is no room.
     pub fn send(&self, envelope: Envelope) -> impl Future<Output = Result<()>> + Send + '_ {
-        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
-        // in another: one state machine less to build and move on every message.
-        self.inner.send(envelope)
+        // The engine's own future, or the backend's through the trait (lazy: nothing happens
+        // until it is polled).
+        #[cfg(not(loom))]
+        if let Some(engine) = &self.engine {
+            return Either::Engine(engine.send_direct(envelope));
+        }
+        Either::through_trait(self.inner.send(envelope))
     }
 
     /// Queues a message, waiting at most `timeout` for room.
@@ -502,16 +534,20 @@ impl KernelHandle {
 
     /// Waits for the next message from the kernel.
     pub fn receive(&self) -> impl Future<Output = Result<Envelope>> + Send + '_ {
-        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
-        // in another: one state machine less to build and move on every message.
-        self.inner.receive()
+        #[cfg(not(loom))]
+        if let Some(engine) = &self.engine {
+            return Either::Engine(engine.receive_direct(None));
+        }
+        Either::through_trait(self.inner.receive())
     }
 
     /// Waits at most `timeout` for the next message.
     pub fn receive_timeout(&self, timeout: Duration) -> impl Future<Output = Result<Envelope>> + Send + '_ {
-        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
-        // in another: one state machine less to build and move on every message.
-        self.inner.receive_timeout(timeout)
+        #[cfg(not(loom))]
+        if let Some(engine) = &self.engine {
+            return Either::Engine(engine.receive_direct(Some(timeout)));
+        }
+        Either::through_trait(self.inner.receive_timeout(timeout))
     }
 
     /// Sends and waits at most `timeout` for the reply with the same correlation id (a message
@@ -520,14 +556,18 @@ impl KernelHandle {
     /// [`RingKernelError::QueueFull`]. If the call ends without its reply (a timeout, an error, the
     /// future dropped), a reply that arrives later is delivered to `receive`.
     pub fn call(&self, envelope: Envelope, timeout: Duration) -> impl Future<Output = Result<Envelope>> + Send + '_ {
-        // The backend's future itself (lazy: nothing happens until it is polled), not wrapped
-        // in another: one state machine less to build and move on every message.
-        self.inner.call(envelope, timeout)
+        // The engine's own future when the kernel is the engine's (static, not boxed), else the
+        // backend's through the trait. Lazy: nothing happens until it is polled.
+        #[cfg(not(loom))]
+        if let Some(engine) = &self.engine {
+            return Either::Engine(engine.call_direct(envelope, timeout));
+        }
+        Either::through_trait(self.inner.call(envelope, timeout))
     }
 
     /// Sends a typed message and waits at most `timeout` for the typed reply `R`.
     pub async fn call_message<M: RingMessage, R: RingMessage>(&self, message: &M, timeout: Duration) -> Result<R> {
-        let reply = self.inner.call(Envelope::from_message(message), timeout).await?;
+        let reply = self.call(Envelope::from_message(message), timeout).await?;
         Ok(reply.to_message::<R>()?)
     }
 
@@ -539,6 +579,47 @@ impl KernelHandle {
     /// Messages accepted but never handled because the kernel failed; each is returned once.
     pub fn take_unprocessed(&self) -> Vec<Envelope> {
         self.inner.take_unprocessed()
+    }
+}
+
+/// The future of a [`KernelHandle`] method: the engine's own, or a backend's through the trait.
+enum Either<E, T> {
+    #[cfg_attr(loom, allow(dead_code))]
+    Engine(E),
+    Trait(T),
+}
+
+#[cfg(not(loom))]
+impl<E, T> Either<E, T> {
+    #[inline]
+    fn through_trait(future: T) -> Self {
+        Either::Trait(future)
+    }
+}
+
+#[cfg(loom)]
+impl<T: Future> Either<std::future::Pending<T::Output>, T> {
+    fn through_trait(future: T) -> Self {
+        Either::Trait(future)
+    }
+}
+
+impl<E, T> Future for Either<E, T>
+where
+    E: Future,
+    T: Future<Output = E::Output>,
+{
+    type Output = E::Output;
+
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        // SAFETY: pin projection to the one variant; neither is moved out of the pinned enum.
+        unsafe {
+            match self.get_unchecked_mut() {
+                Either::Engine(future) => std::pin::Pin::new_unchecked(future).poll(cx),
+                Either::Trait(future) => std::pin::Pin::new_unchecked(future).poll(cx),
+            }
+        }
     }
 }
 

@@ -18,36 +18,23 @@
 //! The CPU backend (`ringkernel-cpu`) runs an actor thread per kernel behind a [`Device`] that
 //! unparks it; its polling device model (a thread that talks to the host only through memory, as a
 //! GPU does) runs the whole conformance suite through this same engine.
-
 //!
-//! Around the engine, [`Runtime`] is the runtime skeleton every backend shares: launching (the
+//! The engine itself is `ringkernel_core::engine`, re-exported here: it lives beside
+//! `KernelHandle` so that a handle calls it directly, without a dynamic dispatch and a boxed
+//! future per call. Around the engine, [`Runtime`] is the runtime skeleton every backend shares: launching (the
 //! same checks, errors and order everywhere), finding, listing, metrics and shutdown, over a
 //! small [`DeviceBackend`] trait; [`delegate_runtime!`] makes a backend's public runtime type
 //! forward to it.
 
-mod device;
-mod engine;
-mod lifecycle;
 mod runtime;
 mod table;
-mod wait;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-pub use device::{Device, Doorbell};
-pub use engine::{HostConfig, HostKernel, KernelParts, OUTPUT_SLOT_PATIENCE};
+pub use ringkernel_core::engine::{Device, Doorbell, HostConfig, HostKernel, KernelParts, OUTPUT_SLOT_PATIENCE, lock};
 pub use runtime::{
     Allocation, DeviceBackend, HEARTBEAT_PERIOD, HostSettings, Launch, MIN_HEARTBEAT_PERIOD, Runtime, StartDevice,
     heartbeat_period, lost_device,
 };
 pub use table::KernelTable;
-
-/// Locks `mutex`, going on past a panic of an earlier holder. Every lock of the runtimes guards
-/// data that stays consistent when a holder panics (nothing is published halfway), so poisoning
-/// carries no information there.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What [`delegate_runtime!`] expands to refers to; not part of the API.
 #[doc(hidden)]

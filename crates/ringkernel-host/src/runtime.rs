@@ -316,7 +316,7 @@ impl<B: DeviceBackend> RingKernelRuntime for Runtime<B> {
     }
 
     async fn launch(&self, kernel_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        self.launch_kernel(kernel_id, &options).await.map(|kernel| KernelHandle::new(kernel))
+        self.launch_kernel(kernel_id, &options).await.map(KernelHandle::engine)
     }
 
     fn get_kernel(&self, kernel_id: &KernelId) -> Option<KernelHandle> {

@@ -81,7 +81,7 @@ impl KernelTable {
 
     /// The kernel of `kernel_id`, if it was launched.
     pub fn get(&self, kernel_id: &KernelId) -> Option<KernelHandle> {
-        self.lock().get(kernel_id).map(|kernel| KernelHandle::new(kernel.clone() as Arc<dyn KernelControl>))
+        self.lock().get(kernel_id).map(|kernel| KernelHandle::engine(kernel.clone()))
     }
 
     /// Every launched kernel's id, sorted.

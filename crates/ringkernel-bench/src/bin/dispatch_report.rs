@@ -1,11 +1,18 @@
-//! What `KernelControl`'s `async_trait` methods cost on the CPU polling model's `call()`: the same
-//! kernel called through a [`KernelHandle`] (a dynamic dispatch and a boxed future per call) and
-//! through the engine's own `HostKernel::call_direct` (a static call, the future in the caller's),
-//! alternating in blocks within each repeat so that drift hits both alike. Prints the medians over
-//! repeats of each block's p50 and p99 and the ratio handle / direct, and optionally writes JSON.
+//! What a call through `KernelControl`'s trait object costs on the CPU polling model's `call()`,
+//! and what a [`KernelHandle`] pays now. Three paths to the same `echo` kernel, alternating in
+//! blocks within each repeat (the order rotates) so that drift hits them alike:
+//!
+//! - **handle**: [`KernelHandle::call`] as the runtime hands it out — the host engine's own call,
+//!   reached without a dynamic dispatch or a boxed future;
+//! - **trait**: a handle made with [`KernelHandle::new`] over `Arc<dyn KernelControl>` — a dynamic
+//!   dispatch and an `async_trait` boxed future per call (every handle before issue 17);
+//! - **direct**: `HostKernel::call_direct` on the engine itself, the floor of the three.
+//!
+//! Prints the medians over repeats of each block's p50 and p99 and the ratios to the direct call,
+//! and optionally writes JSON.
 //!
 //! ```text
-//! cargo run --release -p ringkernel-bench --bin dispatch_report -- [--repeats 7] [--calls 20000] [--json PATH]
+//! cargo run --release -p ringkernel-bench --bin dispatch_report -- [--repeats 9] [--calls 20000] [--json PATH]
 //! ```
 
 use std::sync::Arc;
@@ -13,11 +20,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ringkernel::host::HostKernel;
 use ringkernel::prelude::*;
+use ringkernel::runtime::KernelControl;
 use ringkernel::{CpuConfig, CpuRuntime};
 use ringkernel_bench::{machine_description, median};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+const PATHS: [&str; 3] = ["handle", "trait", "direct"];
 
 /// Per-call latencies (ns) of `calls` calls, each checked.
 async fn time_calls(calls: usize, mut call: impl AsyncFnMut(Envelope) -> Result<Envelope>) -> Vec<f64> {
@@ -37,7 +46,7 @@ fn quantile(samples: &mut [f64], q: f64) -> f64 {
 }
 
 fn main() {
-    let mut repeats = 7usize;
+    let mut repeats = 9usize;
     let mut calls = 20_000usize;
     let mut json_path = None;
     let mut args = std::env::args().skip(1);
@@ -55,47 +64,60 @@ fn main() {
     let options = LaunchOptions::default().with_queue_capacity(64).with_slot_payload_bytes(16).with_auto_activate(true);
     let kernel: Arc<HostKernel> =
         tokio.block_on(runtime.launch_host_kernel(builtin::ECHO, options)).expect("echo launches");
-    let handle = KernelHandle::new(kernel.clone());
-    let through_handle = || time_calls(calls, async |envelope| handle.call(envelope, TIMEOUT).await);
-    let direct = || time_calls(calls, async |envelope| kernel.call_direct(envelope, TIMEOUT).await);
-    // Warm-up of both paths.
-    tokio.block_on(async {
-        through_handle().await;
-        direct().await;
-    });
-    let (mut handle_p50, mut handle_p99, mut direct_p50, mut direct_p99) = (vec![], vec![], vec![], vec![]);
-    for repeat in 0..repeats {
-        // Alternate which path goes first.
-        let (mut a, mut b) = tokio.block_on(async {
-            if repeat % 2 == 0 {
-                let a = through_handle().await;
-                (a, direct().await)
-            } else {
-                let b = direct().await;
-                (through_handle().await, b)
+    let handle = runtime.get_kernel(&builtin::ECHO.into()).expect("the runtime lists it");
+    let through_trait = KernelHandle::new(kernel.clone() as Arc<dyn KernelControl>);
+    let run = |path: usize| {
+        tokio.block_on(async {
+            match path {
+                0 => time_calls(calls, async |envelope| handle.call(envelope, TIMEOUT).await).await,
+                1 => time_calls(calls, async |envelope| through_trait.call(envelope, TIMEOUT).await).await,
+                _ => time_calls(calls, async |envelope| kernel.call_direct(envelope, TIMEOUT).await).await,
             }
-        });
-        handle_p50.push(quantile(&mut a, 0.5));
-        handle_p99.push(quantile(&mut a, 0.99));
-        direct_p50.push(quantile(&mut b, 0.5));
-        direct_p99.push(quantile(&mut b, 0.99));
+        })
+    };
+    for path in 0..PATHS.len() {
+        run(path); // warm-up
+    }
+    let mut p50 = [vec![], vec![], vec![]];
+    let mut p99 = [vec![], vec![], vec![]];
+    for repeat in 0..repeats {
+        for k in 0..PATHS.len() {
+            let path = (repeat + k) % PATHS.len();
+            let mut samples = run(path);
+            p50[path].push(quantile(&mut samples, 0.5));
+            p99[path].push(quantile(&mut samples, 0.99));
+        }
         eprintln!(
-            "repeat {}/{repeats}: handle p50 {:.0} ns p99 {:.0} ns, direct p50 {:.0} ns p99 {:.0} ns",
+            "repeat {}/{repeats}: p50 handle {:.0} trait {:.0} direct {:.0} ns; p99 {:.0} {:.0} {:.0} ns",
             repeat + 1,
-            handle_p50[repeat],
-            handle_p99[repeat],
-            direct_p50[repeat],
-            direct_p99[repeat]
+            p50[0][repeat],
+            p50[1][repeat],
+            p50[2][repeat],
+            p99[0][repeat],
+            p99[1][repeat],
+            p99[2][repeat]
         );
     }
     tokio.block_on(runtime.shutdown()).expect("shutdown");
-    let medians = [&mut handle_p50, &mut handle_p99, &mut direct_p50, &mut direct_p99]
-        .map(|samples| median(&mut samples.clone()));
-    let [hp50, hp99, dp50, dp99] = medians;
+    let m50: Vec<f64> = p50.iter().map(|s| median(&mut s.clone())).collect();
+    let m99: Vec<f64> = p99.iter().map(|s| median(&mut s.clone())).collect();
     println!("CPU polling model, echo call(), {repeats} repeats x {calls} calls, medians, {}", machine_description());
-    println!("through KernelHandle (dyn, boxed future): p50 {hp50:.0} ns, p99 {hp99:.0} ns");
-    println!("HostKernel::call_direct (static, unboxed): p50 {dp50:.0} ns, p99 {dp99:.0} ns");
-    println!("handle / direct: p50 {:.3}, p99 {:.3}", hp50 / dp50, hp99 / dp99);
+    for (i, what) in [
+        "KernelHandle::call (the engine, directly)",
+        "KernelHandle over dyn KernelControl (boxed future)",
+        "HostKernel::call_direct",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "{what:<52} p50 {:>6.0} ns ({:.3}x direct), p99 {:>6.0} ns ({:.3}x direct)",
+            m50[i],
+            m50[i] / m50[2],
+            m99[i],
+            m99[i] / m99[2]
+        );
+    }
     if let Some(path) = json_path {
         let record = json!({
             "benchmark": "kernel_control_dispatch",
@@ -105,12 +127,14 @@ fn main() {
             "commit": std::env::var("RINGKERNEL_COMMIT").unwrap_or_else(|_| "unknown".into()),
             "repeats": repeats,
             "calls_per_block": calls,
-            "handle_p50_ns": hp50, "handle_p99_ns": hp99,
-            "direct_p50_ns": dp50, "direct_p99_ns": dp99,
-            "handle_over_direct_p50": hp50 / dp50, "handle_over_direct_p99": hp99 / dp99,
+            "handle_p50_ns": m50[0], "handle_p99_ns": m99[0],
+            "trait_p50_ns": m50[1], "trait_p99_ns": m99[1],
+            "direct_p50_ns": m50[2], "direct_p99_ns": m99[2],
+            "handle_over_direct_p50": m50[0] / m50[2], "handle_over_direct_p99": m99[0] / m99[2],
+            "trait_over_direct_p50": m50[1] / m50[2], "trait_over_direct_p99": m99[1] / m99[2],
             "samples": {
-                "handle_p50_ns": handle_p50, "handle_p99_ns": handle_p99,
-                "direct_p50_ns": direct_p50, "direct_p99_ns": direct_p99,
+                "handle_p50_ns": p50[0], "trait_p50_ns": p50[1], "direct_p50_ns": p50[2],
+                "handle_p99_ns": p99[0], "trait_p99_ns": p99[1], "direct_p99_ns": p99[2],
             },
         });
         std::fs::write(&path, serde_json::to_string_pretty(&record).expect("serialisable") + "\n")

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ringkernel_core::error::Result;
+use crate::error::Result;
 
 /// The backend's part of one kernel, in the spirit of wgpu-hal under wgpu-core: how to make the
 /// device look at its memory, how to move that memory between host and device views, and how to

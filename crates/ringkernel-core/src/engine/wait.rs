@@ -8,9 +8,9 @@
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use ringkernel_core::error::{Result, RingKernelError};
+use crate::error::{Result, RingKernelError};
 
-use crate::device::Doorbell;
+use super::device::Doorbell;
 
 /// Longest sleep between checks when waiting outside a Tokio runtime.
 const NO_RUNTIME_SLEEP: Duration = Duration::from_micros(200);

@@ -7,27 +7,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use crossbeam_utils::CachePadded;
-use hdrhistogram::Histogram;
-use ringkernel_core::control::{DeviceStop, SharedControl, WideCounter};
-use ringkernel_core::error::{MessageError, Result, RingKernelError, codes};
-use ringkernel_core::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
-use ringkernel_core::layout::{MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LINES, SLOT_WRITE_LINES};
-use ringkernel_core::memory::HostEnds;
-use ringkernel_core::message::{
+use crate::control::{DeviceStop, SharedControl, WideCounter};
+use crate::error::{MessageError, Result, RingKernelError, codes};
+use crate::hlc::{HlcTimestamp, HybridClock, PhysicalClock, SystemClock};
+use crate::layout::{MESSAGE_HEADER_BYTES, MessageHeader, SLOT_READ_LINES, SLOT_WRITE_LINES};
+use crate::memory::HostEnds;
+use crate::message::{
     CorrelationId, Envelope, ErrorReport, HOST_KERNEL_ID, HeaderPart, MessageView, SlotBuffer, check_header,
     whole_slot_check, write_slot, write_slot_check,
 };
-use ringkernel_core::queue::mpsc::InboxReclaim;
-use ringkernel_core::queue::spsc::{Consumer, Producer};
-use ringkernel_core::queue::{IndexViolation, PopError, PushError, SharedSlot};
-use ringkernel_core::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, KernelState, Outgoing, VisitFn};
+use crate::queue::mpsc::InboxReclaim;
+use crate::queue::spsc::{Consumer, Producer};
+use crate::queue::{IndexViolation, PopError, PushError, SharedSlot};
+use crate::runtime::{FillFn, KernelControl, KernelId, KernelMetrics, KernelState, Outgoing, VisitFn};
+use async_trait::async_trait;
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
 
-use crate::device::{Device, Doorbell};
-use crate::lifecycle::{AtomicPhase, HostPhase, kernel_state};
-use crate::lock;
-use crate::wait::{Waiter, cooperate};
+use super::device::{Device, Doorbell};
+use super::lifecycle::{AtomicPhase, HostPhase, kernel_state};
+use super::lock;
+use super::wait::{Waiter, cooperate};
 
 /// Writes the words of a sealed host → kernel slot that the engine owns: source (the host),
 /// destination and send timestamp.
@@ -74,13 +74,13 @@ pub struct HostConfig {
     /// round trip on the developer VM (BENCHMARKS.md). Off by default: received messages then read
     /// `message_id` as 0 (their `dest_kernel` is always the host's).
     pub read_message_ids: bool,
-    /// Whether every input slot carries its slot check ([`slot_check`](mod@ringkernel_core::message::slot_check),
+    /// Whether every input slot carries its slot check ([`slot_check`](mod@crate::message::slot_check),
     /// announced in the control block's `input_slot_checks`), for a device that reads a slot in
     /// the same round trip as the ring's tail (the CUDA backend). Costs the host one hash over the
     /// slot's hot line and first 64 payload bytes per message; off by default.
     pub input_slot_checks: bool,
     /// Whether the host checks every output slot's whole-slot check
-    /// ([`ringkernel_core::message::whole_slot_check`], announced in the control block's
+    /// ([`crate::message::whole_slot_check`], announced in the control block's
     /// `output_slot_checks`) before it reads the slot, for a device that publishes `output_tail`
     /// without a fence (the CUDA backend: a system-scope fence there costs microseconds). A slot
     /// whose check does not match yet is looked at again; one that never matches fails the kernel
@@ -112,7 +112,7 @@ pub struct KernelParts {
     pub id: KernelId,
     /// Its number in message headers.
     pub number: u32,
-    /// The host's ends of its memory (from [`ringkernel_core::memory::KernelMemory::split`]).
+    /// The host's ends of its memory (from [`crate::memory::KernelMemory::split`]).
     pub memory: HostEnds,
     /// The backend's part.
     pub device: Arc<dyn Device>,
@@ -315,10 +315,9 @@ impl HostKernel {
         }))
     }
 
-    /// [`KernelControl::call`] called on the engine itself: without the dynamic dispatch and the
-    /// boxed future of a [`KernelHandle`](ringkernel_core::runtime::KernelHandle). What
-    /// `ringkernel-bench`'s `dispatch_report` compares the handle's call with (BENCHMARKS.md has
-    /// the figures).
+    /// [`KernelControl::call`] called on the engine itself, without a dynamic dispatch or a boxed
+    /// future: what a [`KernelHandle`](crate::runtime::KernelHandle) of an engine kernel runs
+    /// (`ringkernel-bench`'s `dispatch_report` compares the paths; BENCHMARKS.md has the figures).
     ///
     /// # Errors
     /// As [`KernelControl::call`].
@@ -371,6 +370,30 @@ impl HostKernel {
             return Err(report.into_error(self.id.as_str()));
         }
         Ok(*reply)
+    }
+
+    /// [`KernelControl::send`] called on the engine itself (what a
+    /// [`KernelHandle`](crate::runtime::KernelHandle) of an engine kernel runs).
+    ///
+    /// # Errors
+    /// As [`KernelControl::send`].
+    pub async fn send_direct(&self, envelope: Envelope) -> Result<()> {
+        let sent = match self.try_send_envelope(&envelope)? {
+            Some(_) => Ok(()),
+            None => Err(self.refuse(self.full_error())),
+        };
+        cooperate().await;
+        sent
+    }
+
+    /// [`KernelControl::receive`] (`timeout` `None`) or [`KernelControl::receive_timeout`] called
+    /// on the engine itself (what a [`KernelHandle`](crate::runtime::KernelHandle) of an engine
+    /// kernel runs).
+    ///
+    /// # Errors
+    /// As [`KernelControl::receive_timeout`].
+    pub async fn receive_direct(&self, timeout: Option<Duration>) -> Result<Envelope> {
+        self.receive_envelope(timeout).await
     }
 
     /// The kernel's number in message headers.
@@ -1199,12 +1222,7 @@ impl KernelControl for HostKernel {
     }
 
     async fn send(&self, envelope: Envelope) -> Result<()> {
-        let sent = match self.try_send_envelope(&envelope)? {
-            Some(_) => Ok(()),
-            None => Err(self.refuse(self.full_error())),
-        };
-        cooperate().await;
-        sent
+        self.send_direct(envelope).await
     }
 
     async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
