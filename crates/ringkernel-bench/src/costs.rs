@@ -174,7 +174,7 @@ pub fn engine(n: u64) -> (f64, f64, f64) {
         auto_activate: true,
     })
     .expect("fits in memory");
-    let handle = KernelHandle::new(kernel);
+    let handle = KernelHandle::engine(kernel);
     let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a Tokio runtime");
     let timeout = Duration::from_secs(1);
     tokio.block_on(async {

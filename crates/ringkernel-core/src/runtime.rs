@@ -1,8 +1,8 @@
 //! The runtime API every backend implements.
 //!
 //! [`RingKernelRuntime`] launches kernels by registered name and hands back [`KernelHandle`]s;
-//! behind each handle is a [`KernelControl`]: the shared host engine (`ringkernel-host`) for every
-//! backend. Only the facade chooses among backends; this module never names one's internals.
+//! behind each handle is a [`KernelControl`]: the shared host engine ([`crate::engine`],
+//! re-exported by `ringkernel-host`) for every backend, which a handle calls directly. Only the facade chooses among backends; this module never names one's internals.
 //!
 //! Two ways to move messages: [`Envelope`]s (owned header and payload: simple, one allocation per
 //! message), and the zero-copy path — [`KernelHandle::send_with`] writes payloads straight into
@@ -450,7 +450,7 @@ impl KernelHandle {
         // until it is polled).
         #[cfg(not(loom))]
         if let Some(engine) = &self.engine {
-            return Either::Engine(engine.send_direct(envelope));
+            return Either::Engine { future: engine.send_direct(envelope) };
         }
         Either::through_trait(self.inner.send(envelope))
     }
@@ -529,14 +529,14 @@ impl KernelHandle {
 
     /// Queues a typed message.
     pub async fn send_message<M: RingMessage>(&self, message: &M) -> Result<()> {
-        self.inner.send(Envelope::from_message(message)).await
+        self.send(Envelope::from_message(message)).await
     }
 
     /// Waits for the next message from the kernel.
     pub fn receive(&self) -> impl Future<Output = Result<Envelope>> + Send + '_ {
         #[cfg(not(loom))]
         if let Some(engine) = &self.engine {
-            return Either::Engine(engine.receive_direct(None));
+            return Either::Engine { future: engine.receive_direct(None) };
         }
         Either::through_trait(self.inner.receive())
     }
@@ -545,7 +545,7 @@ impl KernelHandle {
     pub fn receive_timeout(&self, timeout: Duration) -> impl Future<Output = Result<Envelope>> + Send + '_ {
         #[cfg(not(loom))]
         if let Some(engine) = &self.engine {
-            return Either::Engine(engine.receive_direct(Some(timeout)));
+            return Either::Engine { future: engine.receive_direct(Some(timeout)) };
         }
         Either::through_trait(self.inner.receive_timeout(timeout))
     }
@@ -560,7 +560,7 @@ impl KernelHandle {
         // backend's through the trait. Lazy: nothing happens until it is polled.
         #[cfg(not(loom))]
         if let Some(engine) = &self.engine {
-            return Either::Engine(engine.call_direct(envelope, timeout));
+            return Either::Engine { future: engine.call_direct(envelope, timeout) };
         }
         Either::through_trait(self.inner.call(envelope, timeout))
     }
@@ -582,25 +582,27 @@ impl KernelHandle {
     }
 }
 
-/// The future of a [`KernelHandle`] method: the engine's own, or a backend's through the trait.
-enum Either<E, T> {
-    #[cfg_attr(loom, allow(dead_code))]
-    Engine(E),
-    Trait(T),
+pin_project_lite::pin_project! {
+    /// The future of a [`KernelHandle`] method: the engine's own, or a backend's through the trait.
+    #[project = EitherProjection]
+    enum Either<E, T> {
+        Engine { #[pin] future: E },
+        Trait { #[pin] future: T },
+    }
 }
 
 #[cfg(not(loom))]
 impl<E, T> Either<E, T> {
     #[inline]
     fn through_trait(future: T) -> Self {
-        Either::Trait(future)
+        Either::Trait { future }
     }
 }
 
 #[cfg(loom)]
 impl<T: Future> Either<std::future::Pending<T::Output>, T> {
     fn through_trait(future: T) -> Self {
-        Either::Trait(future)
+        Either::Trait { future }
     }
 }
 
@@ -613,12 +615,9 @@ where
 
     #[inline]
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        // SAFETY: pin projection to the one variant; neither is moved out of the pinned enum.
-        unsafe {
-            match self.get_unchecked_mut() {
-                Either::Engine(future) => std::pin::Pin::new_unchecked(future).poll(cx),
-                Either::Trait(future) => std::pin::Pin::new_unchecked(future).poll(cx),
-            }
+        match self.project() {
+            EitherProjection::Engine { future } => future.poll(cx),
+            EitherProjection::Trait { future } => future.poll(cx),
         }
     }
 }

@@ -151,9 +151,9 @@ impl CpuRuntime {
     }
 
     /// Launches `kernel_id` and hands back its host half itself rather than a
-    /// [`KernelHandle`](ringkernel_core::runtime::KernelHandle): its methods are the engine's own,
-    /// called without the dynamic dispatch and boxed future of the handle (what the benchmark of
-    /// that cost compares).
+    /// [`KernelHandle`](ringkernel_core::runtime::KernelHandle): the engine's own methods, for
+    /// `ringkernel-bench`'s `dispatch_report`, which compares a handle's call, a call through the
+    /// `KernelControl` trait object and the engine's own.
     ///
     /// # Errors
     /// As [`RingKernelRuntime::launch`](ringkernel_core::runtime::RingKernelRuntime::launch).

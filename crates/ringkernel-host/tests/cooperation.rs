@@ -48,7 +48,7 @@ fn inline_echo() -> KernelHandle {
         auto_activate: true,
     })
     .unwrap();
-    KernelHandle::new(kernel)
+    KernelHandle::engine(kernel)
 }
 
 /// Runs `operation` `ROUNDS` times on one task of a current-thread runtime beside a ticker task;

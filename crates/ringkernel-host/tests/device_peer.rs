@@ -62,7 +62,7 @@ fn kernel_in_region(
         auto_activate: active,
     })
     .unwrap();
-    (KernelHandle::new(kernel.clone()), kernel, device_ends, base)
+    (KernelHandle::engine(kernel.clone()), kernel, device_ends, base)
 }
 
 fn quick() -> HostConfig {

@@ -40,8 +40,8 @@ impl Waiter<'_> {
     ///
     /// The spinning half runs right here, with no state of its own across an await; the sleeping
     /// half is a separate boxed future, made only when spinning did not do. (The future of every
-    /// waiting operation is boxed by the trait; keeping the sleeping machinery out of it keeps that
-    /// box small, and the common case never pays for the rest.)
+    /// waiting operation is held by the caller's, or boxed by the trait; keeping the sleeping
+    /// machinery out of it keeps it small, and the common case never pays for the rest.)
     pub(crate) async fn wait<T>(
         &self,
         timeout: Option<Duration>,
