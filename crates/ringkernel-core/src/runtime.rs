@@ -325,8 +325,8 @@ pub type VisitFn<'f> = dyn FnMut(MessageView<'_>) + Send + 'f;
 /// dynamic dispatch and a boxed future. On the CPU polling model that was 3–4 % of a `call()`
 /// (median 3.5 % at p50, 5.8 % at p99 on the H200 machine's host; BENCHMARKS.md), past the 3 %
 /// a trait's indirection may cost on the message path. Storing the future in place instead of
-/// boxing it was measured slower (the cost is the indirection, not the allocation), so the hot
-/// path goes around the trait: every backend's kernels are the host engine's
+/// boxing it was measured no faster (the allocation is not the cost), so the hot path goes around
+/// the trait: every backend's kernels are the host engine's
 /// ([`HostKernel`](crate::engine::HostKernel)), and a [`KernelHandle`] made by
 /// [`KernelHandle::engine`] calls the engine's `call`, `send`, `receive` and `receive_timeout`
 /// directly. The trait stays for what is not on the message path and for implementations other
